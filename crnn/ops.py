@@ -1,0 +1,353 @@
+"""Functional API: whole-sequence LSTM, GRU and SimpleRNN, forward and backward.
+
+Each function checks its arguments, makes them C-contiguous, and hands them to the
+compiled kernel of its cell family (``crnn/_lstm.pyx``, ``_gru.pyx``, ``_simple_rnn.pyx``),
+which runs the time loop without the GIL. The maths and the weight layout are Keras 3's;
+``crnn.reference`` holds the same maths in plain NumPy.
+
+Example:
+    >>> import numpy as np, crnn
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((8, 20, 3)).astype("float32")     # (batch, timesteps, features)
+    >>> kernel = rng.standard_normal((3, 4 * 16)).astype("float32") * 0.1
+    >>> recurrent_kernel = rng.standard_normal((16, 4 * 16)).astype("float32") * 0.1
+    >>> outputs, (h, c), cache = crnn.ops.lstm(x, kernel, recurrent_kernel, training=True)
+    >>> outputs.shape, h.shape
+    ((8, 20, 16), (8, 16))
+    >>> grads = crnn.ops.lstm_grad(cache, np.ones_like(outputs))
+    >>> grads.dx.shape, grads.d_kernel.shape
+    ((8, 20, 3), (3, 64))
+"""
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from crnn import _gru, _lstm, _simple_rnn
+
+__all__ = [
+    "Gradients",
+    "lstm",
+    "lstm_grad",
+    "gru",
+    "gru_grad",
+    "simple_rnn",
+    "simple_rnn_grad",
+    "ACTIVATIONS",
+]
+
+# Codes shared with crnn/_activations.pxd.
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4}
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Gradients(NamedTuple):
+    """Gradients of a loss with respect to everything a recurrent op consumed.
+
+    ``d_bias`` is None when the forward pass had no bias.
+    """
+
+    dx: np.ndarray
+    d_initial_state: list
+    d_kernel: np.ndarray
+    d_recurrent_kernel: np.ndarray
+    d_bias: Optional[np.ndarray]
+
+
+class RNNCache:
+    """What a training-mode forward pass keeps for its backward pass. Opaque to users."""
+
+    __slots__ = ("cell", "module", "args", "saved", "has_bias", "bias_shape",
+                 "output_shape", "n_states")
+
+    def __init__(self, cell, module, args, saved, has_bias, bias_shape, output_shape, n_states):
+        self.cell = cell
+        self.module = module
+        self.args = args
+        self.saved = saved
+        self.has_bias = has_bias
+        self.bias_shape = bias_shape
+        self.output_shape = output_shape
+        self.n_states = n_states
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _float_array(name, value, dtype=None):
+    """``value`` as a C-contiguous float32/float64 array, checking its dtype."""
+    array = np.asarray(value)
+    if dtype is None:
+        if array.dtype not in _FLOAT_DTYPES:
+            raise TypeError(
+                f"{name} must be a float32 or float64 array, received dtype {array.dtype}; "
+                f"convert it with {name}.astype('float32')"
+            )
+    elif array.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {array.dtype} but x has dtype {dtype}; all arrays of one "
+            f"call must share a dtype (float32 or float64)"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _check_shape(name, array, expected):
+    if array.shape != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, received shape {array.shape}")
+
+
+def _activation_code(name, value, allowed):
+    value = "linear" if value is None else value
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, received {value!r}")
+    return ACTIVATIONS[value]
+
+
+def _prepare(cell, gates, n_states, x, kernel, recurrent_kernel, bias, bias_shape_fn,
+             initial_state, mask):
+    """Validate a call's arrays; return them contiguous, plus (units, has_mask)."""
+    x = _float_array("x", x)
+    if x.ndim != 3:
+        raise ValueError(
+            f"x must be 3-D (batch, timesteps, features), received shape {x.shape}"
+        )
+    if 0 in x.shape:
+        raise ValueError(f"x must have non-zero batch, timesteps and features, received shape {x.shape}")
+    batch, timesteps, features = x.shape
+    dtype = x.dtype
+    recurrent_kernel = _float_array("recurrent_kernel", recurrent_kernel, dtype)
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[0] == 0:
+        raise ValueError(
+            f"recurrent_kernel must be 2-D (units, {gates} * units), received shape "
+            f"{recurrent_kernel.shape}"
+        )
+    units = recurrent_kernel.shape[0]
+    _check_shape("recurrent_kernel", recurrent_kernel, (units, gates * units))
+    kernel = _float_array("kernel", kernel, dtype)
+    _check_shape("kernel", kernel, (features, gates * units))
+    bias_shape = bias_shape_fn(units)
+    has_bias = bias is not None
+    if has_bias:
+        bias = _float_array("bias", bias, dtype)
+        _check_shape("bias", bias, bias_shape)
+    else:
+        bias = np.zeros(bias_shape, dtype)
+    if initial_state is None:
+        states = [np.zeros((batch, units), dtype) for _ in range(n_states)]
+    else:
+        if isinstance(initial_state, np.ndarray) and n_states == 1:
+            initial_state = [initial_state]
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n_states:
+            raise ValueError(
+                f"initial_state for {cell} must be a list of {n_states} array(s) of shape "
+                f"{(batch, units)}, received {type(initial_state).__name__}"
+                + (f" of length {len(initial_state)}" if isinstance(initial_state, (list, tuple)) else "")
+            )
+        states = []
+        for k, state in enumerate(initial_state):
+            state = _float_array(f"initial_state[{k}]", state, dtype)
+            _check_shape(f"initial_state[{k}]", state, (batch, units))
+            states.append(state)
+    has_mask = mask is not None
+    if has_mask:
+        mask = np.asarray(mask)
+        if mask.shape != (batch, timesteps):
+            raise ValueError(
+                f"mask must have shape (batch, timesteps) = {(batch, timesteps)}, "
+                f"received shape {mask.shape}"
+            )
+        if mask.dtype != np.bool_:
+            if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)) \
+                    or not np.isin(mask, (0, 1)).all():
+                raise TypeError(
+                    f"mask must be boolean (or 0/1 values), received dtype {mask.dtype}"
+                )
+        mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    else:
+        mask = np.ones((1, 1), np.uint8)
+    return x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask
+
+
+def _check_grad_inputs(cache, cell, d_outputs, d_final_states):
+    if not isinstance(cache, RNNCache) or cache.cell != cell:
+        raise TypeError(
+            f"cache must be the cache returned by crnn.ops.{cell}(..., training=True), "
+            f"received {type(cache).__name__}"
+            + (f" from crnn.ops.{cache.cell}" if isinstance(cache, RNNCache) else "")
+        )
+    dtype = cache.args[0].dtype
+    d_outputs = _float_array("d_outputs", d_outputs, dtype)
+    _check_shape("d_outputs", d_outputs, cache.output_shape)
+    state_shape = (cache.output_shape[0], cache.output_shape[2])
+    if d_final_states is None:
+        d_final_states = [None] * cache.n_states
+    if isinstance(d_final_states, np.ndarray) and cache.n_states == 1:
+        d_final_states = [d_final_states]
+    if not isinstance(d_final_states, (list, tuple)) or len(d_final_states) != cache.n_states:
+        raise ValueError(
+            f"d_final_states for {cell} must be None or a list of {cache.n_states} array(s) "
+            f"of shape {state_shape}"
+        )
+    states = []
+    for k, d in enumerate(d_final_states):
+        if d is None:
+            states.append(np.zeros(state_shape, dtype))
+            continue
+        d = _float_array(f"d_final_states[{k}]", d, dtype)
+        _check_shape(f"d_final_states[{k}]", d, state_shape)
+        states.append(d)
+    return d_outputs, states
+
+
+def _gradients(cache, dx, d_states, d_kernel, d_recurrent_kernel, d_bias):
+    return Gradients(
+        dx=dx,
+        d_initial_state=list(d_states),
+        d_kernel=d_kernel,
+        d_recurrent_kernel=d_recurrent_kernel,
+        d_bias=d_bias.reshape(cache.bias_shape) if cache.has_bias else None,
+    )
+
+
+# --------------------------------------------------------------------------- LSTM
+
+
+def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwards=False,
+         mask=None, activation="tanh", recurrent_activation="sigmoid", training=False):
+    """Run an LSTM over whole sequences (Keras 3 maths and weight layout).
+
+    Args:
+        x: (batch, timesteps, features) float32 or float64 array.
+        kernel: (features, 4 * units), gates in order i, f, c, o.
+        recurrent_kernel: (units, 4 * units).
+        bias: (4 * units,) or None for no bias.
+        initial_state: ``[h, c]``, each (batch, units), or None for zeros.
+        go_backwards: process the sequence from the last timestep to the first.
+        mask: (batch, timesteps) booleans. A masked step keeps the states and repeats
+            the previous output (zeros before the sample's first unmasked step).
+        activation: "tanh" (default), "relu", "sigmoid", "hard_sigmoid" or "linear".
+        recurrent_activation: "sigmoid" (default) or "hard_sigmoid".
+        training: keep what ``lstm_grad`` needs and return it as ``cache``.
+
+    Returns:
+        ``(outputs, [h, c], cache)``: outputs (batch, timesteps, units) in processing
+        order (reversed with ``go_backwards``, as Keras returns them), the final states,
+        and the cache (None unless ``training``).
+    """
+    x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
+        "lstm", 4, 2, x, kernel, recurrent_kernel, bias, lambda u: (4 * u,), initial_state, mask)
+    act = _activation_code("activation", activation, ACTIVATIONS)
+    ract = _activation_code("recurrent_activation", recurrent_activation,
+                            ("sigmoid", "hard_sigmoid"))
+    args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, ract)
+    outputs, h, c, saved = _lstm.lstm_forward(*args, states[0], states[1], training)
+    cache = None
+    if training:
+        cache = RNNCache("lstm", _lstm, args, saved, has_bias, bias_shape, outputs.shape, 2)
+    return outputs, [h, c], cache
+
+
+def lstm_grad(cache, d_outputs, d_final_states=None):
+    """Backpropagate through an ``lstm`` call made with ``training=True``.
+
+    Args:
+        cache: the third value returned by ``lstm(..., training=True)``.
+        d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``.
+        d_final_states: None, or ``[dh, dc]`` (either may be None), gradients w.r.t. the
+            final states.
+
+    Returns:
+        ``Gradients(dx, d_initial_state=[dh0, dc0], d_kernel, d_recurrent_kernel, d_bias)``.
+    """
+    d_outputs, d_states = _check_grad_inputs(cache, "lstm", d_outputs, d_final_states)
+    dx, dh0, dc0, dk, drk, db = _lstm.lstm_backward(*cache.args, *cache.saved, d_outputs,
+                                                    d_states[0], d_states[1])
+    return _gradients(cache, dx, [dh0, dc0], dk, drk, db)
+
+
+# --------------------------------------------------------------------------- GRU
+
+
+def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwards=False,
+        mask=None, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
+        training=False):
+    """Run a GRU over whole sequences (Keras 3 maths and weight layout).
+
+    Args:
+        x: (batch, timesteps, features) float32 or float64 array.
+        kernel: (features, 3 * units), gates in order z, r, h.
+        recurrent_kernel: (units, 3 * units).
+        bias: with ``reset_after=True`` (the default) shape (2, 3 * units): the input
+            bias row, then the recurrent bias row; with ``reset_after=False`` (3 * units,).
+            None for no bias.
+        initial_state: ``[h]`` with h (batch, units), or None for zeros.
+        go_backwards, mask, activation, recurrent_activation, training: as for ``lstm``.
+        reset_after: apply the reset gate after the recurrent matrix product (Keras 3 and
+            cuDNN convention) rather than before it.
+
+    Returns:
+        ``(outputs, [h], cache)``, as for ``lstm``.
+    """
+    bias_shape_fn = (lambda u: (2, 3 * u)) if reset_after else (lambda u: (3 * u,))
+    x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
+        "gru", 3, 1, x, kernel, recurrent_kernel, bias, bias_shape_fn, initial_state, mask)
+    act = _activation_code("activation", activation, ACTIVATIONS)
+    ract = _activation_code("recurrent_activation", recurrent_activation,
+                            ("sigmoid", "hard_sigmoid"))
+    args = (x, kernel, recurrent_kernel, bias.reshape(-1), mask, has_mask, go_backwards, act,
+            ract, bool(reset_after))
+    outputs, h, saved = _gru.gru_forward(*args, states[0], training)
+    cache = None
+    if training:
+        cache = RNNCache("gru", _gru, args, saved, has_bias, bias_shape, outputs.shape, 1)
+    return outputs, [h], cache
+
+
+def gru_grad(cache, d_outputs, d_final_states=None):
+    """Backpropagate through a ``gru`` call made with ``training=True``.
+
+    Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
+    """
+    d_outputs, d_states = _check_grad_inputs(cache, "gru", d_outputs, d_final_states)
+    dx, dh0, dk, drk, db = _gru.gru_backward(*cache.args, *cache.saved, d_outputs, d_states[0])
+    return _gradients(cache, dx, [dh0], dk, drk, db)
+
+
+# --------------------------------------------------------------------------- SimpleRNN
+
+
+def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
+               go_backwards=False, mask=None, activation="tanh", training=False):
+    """Run a fully connected RNN, ``h = activation(x @ kernel + h @ recurrent_kernel + bias)``.
+
+    Args:
+        x: (batch, timesteps, features) float32 or float64 array.
+        kernel: (features, units). recurrent_kernel: (units, units). bias: (units,) or None.
+        initial_state: ``[h]`` with h (batch, units), or None for zeros.
+        go_backwards, mask, activation, training: as for ``lstm``.
+
+    Returns:
+        ``(outputs, [h], cache)``, as for ``lstm``.
+    """
+    x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
+        "simple_rnn", 1, 1, x, kernel, recurrent_kernel, bias, lambda u: (u,), initial_state,
+        mask)
+    act = _activation_code("activation", activation, ACTIVATIONS)
+    args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act)
+    outputs, h, saved = _simple_rnn.simple_rnn_forward(*args, states[0], training)
+    cache = None
+    if training:
+        cache = RNNCache("simple_rnn", _simple_rnn, args, saved, has_bias, bias_shape,
+                         outputs.shape, 1)
+    return outputs, [h], cache
+
+
+def simple_rnn_grad(cache, d_outputs, d_final_states=None):
+    """Backpropagate through a ``simple_rnn`` call made with ``training=True``.
+
+    Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
+    """
+    d_outputs, d_states = _check_grad_inputs(cache, "simple_rnn", d_outputs, d_final_states)
+    dx, dh0, dk, drk, db = _simple_rnn.simple_rnn_backward(*cache.args, *cache.saved,
+                                                           d_outputs, d_states[0])
+    return _gradients(cache, dx, [dh0], dk, drk, db)

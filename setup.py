@@ -1,0 +1,26 @@
+"""Build the Cython kernels. BLAS comes from scipy.linalg.cython_blas: no link flags.
+
+Set CRNN_DEBUG=1 to build with bounds checking and wraparound checks turned back on.
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("CRNN_DEBUG", "0") == "1"
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(f"crnn.{name}", [f"crnn/{name}.pyx"], extra_compile_args=["-O3"])
+    for name in ("_lstm", "_gru", "_simple_rnn")
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))
