@@ -1,0 +1,286 @@
+# GRU forward and backward (BPTT) kernels, float32 and float64.
+#
+# Notation (Keras 3 layout; B batch, T timesteps, F features, U units, G = 3U, gate
+# blocks z, r, h):
+#   x_t @ W + b_in                                   (B, G) input projection
+#   reset_after=True  (bias (2, G): b_in, b_rec):
+#       inner = h_tm1 @ R + b_rec
+#       z = ract(xz + inner_z); r = ract(xr + inner_r); hh = act(xh + r * inner_h)
+#   reset_after=False (bias (G,) = b_in):
+#       z = ract(xz + h_tm1 @ R_z); r = ract(xr + h_tm1 @ R_r)
+#       hh = act(xh + (r * h_tm1) @ R_h)
+#   h_t = z * h_tm1 + (1 - z) * hh
+# Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
+# outputs[:, s]. A masked (b, t) keeps h and repeats the previous output.
+#
+# gates[b, t, :] holds the input projection, then the activated z, r, hh. Training also
+# keeps h_tm1 and `aux`: inner_h (reset_after=True) or r * h_tm1 (reset_after=False).
+
+import numpy as np
+
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from crnn._blas cimport gemm
+from crnn._common cimport activate, check_blas_size, check_shape, derivative
+
+# Shape of the training-only arrays when they are not needed (their pointers are never
+# read then).
+_UNUSED = (1, 1, 1)
+
+
+cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                   const floating *x, const floating *W, const floating *R,
+                   const floating *bias, const unsigned char *mask, bint has_mask,
+                   bint go_backwards, int act, int ract, bint reset_after,
+                   floating *h, floating *gates, floating *outputs, floating *work,
+                   bint training, floating *h_tm1_all, floating *aux_all) noexcept nogil:
+    cdef Py_ssize_t G = 3 * U
+    cdef Py_ssize_t s, t, b, j
+    cdef floating *z
+    cdef floating *hb
+    cdef floating *wb
+    cdef floating *out
+    cdef const floating *b_rec = bias + G
+    # gates = x @ W, all timesteps at once
+    gemm(False, False, B * T, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    for s in range(T):
+        t = T - 1 - s if go_backwards else s
+        if reset_after:
+            # work = h_tm1 @ R   (B, G); the recurrent bias is added per row below
+            gemm(False, False, B, G, U, 1.0, h, U, R, G, 0.0, work, G)
+        else:
+            # gates[:, t, :2U] += h_tm1 @ R[:, :2U]
+            gemm(False, False, B, 2 * U, U, 1.0, h, U, R, G, 1.0, gates + t * G, T * G)
+        for b in range(B):
+            z = gates + (b * T + t) * G
+            hb = h + b * U
+            if training:
+                memcpy(h_tm1_all + (b * T + t) * U, hb, U * sizeof(floating))
+            for j in range(G):
+                z[j] += bias[j]
+            if reset_after:
+                wb = work + b * G
+                for j in range(G):
+                    wb[j] += b_rec[j]
+                for j in range(2 * U):
+                    z[j] += wb[j]
+                activate(z, 2 * U, ract)                       # z, r
+                for j in range(U):
+                    z[2 * U + j] += z[U + j] * wb[2 * U + j]
+                if training:
+                    memcpy(aux_all + (b * T + t) * U, wb + 2 * U, U * sizeof(floating))
+                activate(z + 2 * U, U, act)                    # hh
+            else:
+                activate(z, 2 * U, ract)                       # z, r
+                wb = work + b * U
+                for j in range(U):
+                    wb[j] = z[U + j] * hb[j]                   # r * h_tm1
+                if training:
+                    memcpy(aux_all + (b * T + t) * U, wb, U * sizeof(floating))
+        if not reset_after:
+            # gates[:, t, 2U:] += (r * h_tm1) @ R[:, 2U:]
+            gemm(False, False, B, U, U, 1.0, work, U, R + 2 * U, G, 1.0,
+                 gates + t * G + 2 * U, T * G)
+            for b in range(B):
+                activate(gates + (b * T + t) * G + 2 * U, U, act)   # hh
+        for b in range(B):
+            z = gates + (b * T + t) * G
+            hb = h + b * U
+            out = outputs + (b * T + s) * U
+            if has_mask and not mask[b * T + t]:
+                if s == 0:
+                    memset(out, 0, U * sizeof(floating))
+                else:
+                    memcpy(out, out - U, U * sizeof(floating))
+                continue
+            for j in range(U):
+                hb[j] = z[j] * hb[j] + (1.0 - z[j]) * z[2 * U + j]
+                out[j] = hb[j]
+
+
+cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                    const floating *x, const floating *W, const floating *R,
+                    const unsigned char *mask, bint has_mask, bint go_backwards,
+                    int act, int ract, bint reset_after, const floating *gates,
+                    const floating *h_tm1_all, const floating *aux_all,
+                    const floating *d_outputs, floating *dh, floating *dgx,
+                    floating *dgi, floating *d_rh, floating *carry, floating *deriv,
+                    floating *dx, floating *dW, floating *dR, floating *db) noexcept nogil:
+    cdef Py_ssize_t G = 3 * U
+    cdef Py_ssize_t s, t, b, j, row
+    cdef const floating *gi
+    cdef const floating *d_out
+    cdef const floating *h_tm1
+    cdef const floating *aux
+    cdef floating *dxb
+    cdef floating *dib
+    cdef floating *cr
+    cdef floating dhv, dhh_pre
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if go_backwards else s
+        for b in range(B):
+            row = b * T + t
+            dxb = dgx + row * G
+            d_out = d_outputs + (b * T + s) * U
+            cr = carry + b * U
+            if has_mask and not mask[row]:
+                # h passes through; this output was a copy of the previous one.
+                for j in range(U):
+                    cr[j] += d_out[j]
+                memset(dxb, 0, G * sizeof(floating))
+                if reset_after:
+                    memset(dgi + row * G, 0, G * sizeof(floating))
+                continue
+            gi = gates + row * G
+            h_tm1 = h_tm1_all + row * U
+            aux = aux_all + row * U
+            derivative(gi, deriv, 2 * U, ract)              # z', r'
+            derivative(gi + 2 * U, deriv + 2 * U, U, act)   # hh'
+            for j in range(U):
+                dhv = dh[b * U + j] + d_out[j] + cr[j]
+                cr[j] = 0.0
+                # h_t = z * h_tm1 + (1 - z) * hh
+                dxb[j] = dhv * (h_tm1[j] - gi[2 * U + j]) * deriv[j]
+                dhh_pre = dhv * (1.0 - gi[j]) * deriv[2 * U + j]
+                dxb[2 * U + j] = dhh_pre
+                dh[b * U + j] = dhv * gi[j]
+                if reset_after:
+                    # hh = act(xh + r * inner_h)
+                    dxb[U + j] = dhh_pre * aux[j] * deriv[U + j]
+            if reset_after:
+                dib = dgi + row * G
+                for j in range(2 * U):
+                    dib[j] = dxb[j]
+                for j in range(U):
+                    dib[2 * U + j] = dxb[2 * U + j] * gi[U + j]
+        if reset_after:
+            # dh_tm1 += d_inner_t @ R^T
+            gemm(False, True, B, U, G, 1.0, dgi + t * G, T * G, R, G, 1.0, dh, U)
+        else:
+            # d(r * h_tm1) = dhh_pre @ R_h^T
+            gemm(False, True, B, U, U, 1.0, dgx + t * G + 2 * U, T * G, R + 2 * U, G,
+                 0.0, d_rh, U)
+            for b in range(B):
+                row = b * T + t
+                if has_mask and not mask[row]:
+                    continue
+                gi = gates + row * G
+                h_tm1 = h_tm1_all + row * U
+                dxb = dgx + row * G
+                derivative(gi + U, deriv + U, U, ract)
+                for j in range(U):
+                    dxb[U + j] = d_rh[b * U + j] * h_tm1[j] * deriv[U + j]
+                    dh[b * U + j] += d_rh[b * U + j] * gi[U + j]
+            # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
+            gemm(False, True, B, U, 2 * U, 1.0, dgx + t * G, T * G, R, G, 1.0, dh, U)
+    # Weight and input gradients as whole-sequence GEMMs.
+    # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
+    gemm(False, True, B * T, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
+    gemm(True, False, F, G, B * T, 1.0, x, F, dgx, G, 0.0, dW, G)
+    memset(db, 0, (2 * G if reset_after else G) * sizeof(floating))
+    for row in range(B * T):
+        for j in range(G):
+            db[j] += dgx[row * G + j]
+    if reset_after:
+        # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
+        gemm(True, False, U, G, B * T, 1.0, h_tm1_all, U, dgi, G, 0.0, dR, G)
+        for row in range(B * T):
+            for j in range(G):
+                db[G + j] += dgi[row * G + j]
+    else:
+        # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
+        gemm(True, False, U, 2 * U, B * T, 1.0, h_tm1_all, U, dgx, G, 0.0, dR, G)
+        gemm(True, False, U, U, B * T, 1.0, aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
+
+
+def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                int activation, int recurrent_activation, bint reset_after,
+                const floating[:, ::1] h0, bint training):
+    """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
+    with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
+    training. Arguments are checked by crnn.ops.gru; here only shapes are re-checked so
+    that nothing out of bounds can happen."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
+    check_shape("bias", (bias.shape[0],), (2 * G if reset_after else G,))
+    check_shape("initial_state[0]", (h0.shape[0], h0.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    h_arr = np.array(h0, dtype=dtype)
+    gates_arr = np.empty((B, T, G), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
+    work_arr = np.empty((B, G), dtype)
+    saved_shape = (B, T, U) if training else _UNUSED
+    h_tm1_arr = np.empty(saved_shape, dtype)
+    aux_arr = np.empty(saved_shape, dtype)
+    cdef floating[:, ::1] h = h_arr
+    cdef floating[:, :, ::1] gates = gates_arr
+    cdef floating[:, :, ::1] outputs = outputs_arr
+    cdef floating[:, ::1] work = work_arr
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] aux_all = aux_arr
+    with nogil:
+        _forward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                 &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                 reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
+                 training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0])
+    saved = (gates_arr, h_tm1_arr, aux_arr) if training else None
+    return outputs_arr, h_arr, saved
+
+
+def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                 int activation, int recurrent_activation, bint reset_after,
+                 const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
+                 const floating[:, :, ::1] aux_all, const floating[:, :, ::1] d_outputs,
+                 const floating[:, ::1] d_h):
+    """BPTT through gru_forward(training=True). Returns (dx, dh0, d_kernel,
+    d_recurrent_kernel, d_bias) with d_bias flat like ``bias``."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
+    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (B, T, G))
+    for name, saved in (("h_tm1", h_tm1_all), ("aux", aux_all), ("d_outputs", d_outputs)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (B, T, U))
+    check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    dh_arr = np.array(d_h, dtype=dtype)
+    dgx_arr = np.empty((B, T, G), dtype)
+    dgi_arr = np.empty((B, T, G) if reset_after else _UNUSED, dtype)
+    d_rh_arr = np.empty((B, U), dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    deriv_arr = np.empty(G, dtype)
+    dx_arr = np.empty((B, T, F), dtype)
+    dW_arr = np.empty((F, G), dtype)
+    dR_arr = np.empty((U, G), dtype)
+    db_arr = np.empty(2 * G if reset_after else G, dtype)
+    cdef floating[:, ::1] dh = dh_arr
+    cdef floating[:, :, ::1] dgx = dgx_arr
+    cdef floating[:, :, ::1] dgi = dgi_arr
+    cdef floating[:, ::1] d_rh = d_rh_arr
+    cdef floating[:, ::1] carry = carry_arr
+    cdef floating[::1] deriv = deriv_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    with nogil:
+        _backward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  reset_after, &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
+                  &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
+                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],
+                  &dR[0, 0], &db[0])
+    return dx_arr, dh_arr, dW_arr, dR_arr, db_arr

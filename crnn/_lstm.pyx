@@ -1,0 +1,235 @@
+# LSTM forward and backward (BPTT) kernels, float32 and float64.
+#
+# Notation (Keras 3 layout; B batch, T timesteps, F features, U units, G = 4U):
+#   z_t   = x_t @ W + h_tm1 @ R + b              (B, G), gate blocks i, f, c, o
+#   i, f, o = recurrent_activation(z_i, z_f, z_o);  g = activation(z_c)
+#   c_t   = f * c_tm1 + i * g;   h_t = o * activation(c_t)
+# Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
+# outputs[:, s]. A masked (b, t) keeps h and c and repeats the previous output.
+#
+# Memory layout: gates[b, t, :] holds z_t for sample b, so the input projection for all
+# timesteps is one GEMM, and step t's rows are a strided view (row stride T*G) that the
+# per-step recurrent GEMM adds into. Training keeps, per (b, t): the activated gates,
+# h_tm1, c_tm1 and activation(c_t).
+
+import numpy as np
+
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from crnn._blas cimport gemm
+from crnn._common cimport (BLAS_INT_MAX, activate, check_blas_size, check_shape,
+                           derivative)
+
+# Shape of the training-only arrays when they are not needed (their pointers are never
+# read then).
+_UNUSED = (1, 1, 1)
+
+
+cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                   const floating *x, const floating *W, const floating *R,
+                   const floating *bias, const unsigned char *mask, bint has_mask,
+                   bint go_backwards, int act, int ract,
+                   floating *h, floating *c, floating *gates, floating *outputs,
+                   floating *act_c_tmp, bint training, floating *h_tm1_all,
+                   floating *c_tm1_all, floating *act_c_all) noexcept nogil:
+    cdef Py_ssize_t G = 4 * U
+    cdef Py_ssize_t s, t, b, j
+    cdef floating *z
+    cdef floating *hb
+    cdef floating *cb
+    cdef floating *out
+    cdef floating *ac
+    # gates = x @ W, all timesteps at once
+    gemm(False, False, B * T, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    for s in range(T):
+        t = T - 1 - s if go_backwards else s
+        # gates[:, t] += h_tm1 @ R
+        gemm(False, False, B, G, U, 1.0, h, U, R, G, 1.0, gates + t * G, T * G)
+        for b in range(B):
+            z = gates + (b * T + t) * G
+            hb = h + b * U
+            cb = c + b * U
+            out = outputs + (b * T + s) * U
+            if training:
+                memcpy(h_tm1_all + (b * T + t) * U, hb, U * sizeof(floating))
+                memcpy(c_tm1_all + (b * T + t) * U, cb, U * sizeof(floating))
+            for j in range(G):
+                z[j] += bias[j]
+            activate(z, 2 * U, ract)          # i, f
+            activate(z + 2 * U, U, act)       # g
+            activate(z + 3 * U, U, ract)      # o
+            if has_mask and not mask[b * T + t]:
+                if s == 0:
+                    memset(out, 0, U * sizeof(floating))
+                else:
+                    memcpy(out, out - U, U * sizeof(floating))
+                continue
+            ac = act_c_all + (b * T + t) * U if training else act_c_tmp
+            for j in range(U):
+                cb[j] = z[U + j] * cb[j] + z[j] * z[2 * U + j]
+                ac[j] = cb[j]
+            activate(ac, U, act)
+            for j in range(U):
+                hb[j] = z[3 * U + j] * ac[j]
+                out[j] = hb[j]
+
+
+cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                    const floating *x, const floating *W, const floating *R,
+                    const unsigned char *mask, bint has_mask, bint go_backwards,
+                    int act, int ract, const floating *gates, const floating *h_tm1_all,
+                    const floating *c_tm1_all, const floating *act_c_all,
+                    const floating *d_outputs, floating *dh, floating *dc,
+                    floating *dz, floating *carry, floating *deriv,
+                    floating *dx, floating *dW, floating *dR, floating *db) noexcept nogil:
+    cdef Py_ssize_t G = 4 * U
+    cdef Py_ssize_t s, t, b, j, row
+    cdef const floating *gi
+    cdef const floating *d_out
+    cdef const floating *ac
+    cdef const floating *c_tm1
+    cdef floating *dzb
+    cdef floating *cr
+    cdef floating dhv, dcv
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if go_backwards else s
+        for b in range(B):
+            row = b * T + t
+            dzb = dz + row * G
+            d_out = d_outputs + (b * T + s) * U
+            cr = carry + b * U
+            if has_mask and not mask[row]:
+                # States pass through; this output was a copy of the previous one.
+                for j in range(U):
+                    cr[j] += d_out[j]
+                memset(dzb, 0, G * sizeof(floating))
+                continue
+            gi = gates + row * G
+            ac = act_c_all + row * U
+            c_tm1 = c_tm1_all + row * U
+            # deriv = [i', f', g', o', act'(c_t)]
+            derivative(gi, deriv, 2 * U, ract)
+            derivative(gi + 2 * U, deriv + 2 * U, U, act)
+            derivative(gi + 3 * U, deriv + 3 * U, U, ract)
+            derivative(ac, deriv + 4 * U, U, act)
+            for j in range(U):
+                dhv = dh[b * U + j] + d_out[j] + cr[j]
+                cr[j] = 0.0
+                # h_t = o * act(c_t)
+                dcv = dc[b * U + j] + dhv * gi[3 * U + j] * deriv[4 * U + j]
+                dzb[3 * U + j] = dhv * ac[j] * deriv[3 * U + j]
+                # c_t = f * c_tm1 + i * g
+                dzb[j] = dcv * gi[2 * U + j] * deriv[j]
+                dzb[U + j] = dcv * c_tm1[j] * deriv[U + j]
+                dzb[2 * U + j] = dcv * gi[j] * deriv[2 * U + j]
+                dc[b * U + j] = dcv * gi[U + j]
+                dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
+        # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
+        gemm(False, True, B, U, G, 1.0, dz + t * G, T * G, R, G, 1.0, dh, U)
+    # Weight and input gradients as whole-sequence GEMMs.
+    # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
+    gemm(False, True, B * T, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
+    gemm(True, False, F, G, B * T, 1.0, x, F, dz, G, 0.0, dW, G)
+    gemm(True, False, U, G, B * T, 1.0, h_tm1_all, U, dz, G, 0.0, dR, G)
+    memset(db, 0, G * sizeof(floating))
+    for row in range(B * T):
+        for j in range(G):
+            db[j] += dz[row * G + j]
+
+
+def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                 int activation, int recurrent_activation,
+                 const floating[:, ::1] h0, const floating[:, ::1] c0, bint training):
+    """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
+    training. Arguments are checked by crnn.ops.lstm; here only shapes are re-checked so
+    that nothing out of bounds can happen."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
+    check_shape("bias", (bias.shape[0],), (G,))
+    check_shape("initial_state[0]", (h0.shape[0], h0.shape[1]), (B, U))
+    check_shape("initial_state[1]", (c0.shape[0], c0.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    h_arr = np.array(h0, dtype=dtype)
+    c_arr = np.array(c0, dtype=dtype)
+    gates_arr = np.empty((B, T, G), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
+    act_c_tmp_arr = np.empty(U, dtype)
+    saved_shape = (B, T, U) if training else _UNUSED
+    h_tm1_arr = np.empty(saved_shape, dtype)
+    c_tm1_arr = np.empty(saved_shape, dtype)
+    act_c_arr = np.empty(saved_shape, dtype)
+    cdef floating[:, ::1] h = h_arr
+    cdef floating[:, ::1] c = c_arr
+    cdef floating[:, :, ::1] gates = gates_arr
+    cdef floating[:, :, ::1] outputs = outputs_arr
+    cdef floating[::1] act_c_tmp = act_c_tmp_arr
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
+    cdef floating[:, :, ::1] act_c_all = act_c_arr
+    with nogil:
+        _forward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                 &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                 &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
+                 training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0])
+    saved = (gates_arr, h_tm1_arr, c_tm1_arr, act_c_arr) if training else None
+    return outputs_arr, h_arr, c_arr, saved
+
+
+def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                  const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                  int activation, int recurrent_activation,
+                  const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
+                  const floating[:, :, ::1] c_tm1_all, const floating[:, :, ::1] act_c_all,
+                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
+                  const floating[:, ::1] d_c):
+    """BPTT through lstm_forward(training=True). Returns (dx, dh0, dc0, d_kernel,
+    d_recurrent_kernel, d_bias)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
+    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (B, T, G))
+    for name, saved in (("h_tm1", h_tm1_all), ("c_tm1", c_tm1_all), ("act_c", act_c_all),
+                        ("d_outputs", d_outputs)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (B, T, U))
+    check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
+    check_shape("d_final_states[1]", (d_c.shape[0], d_c.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    dh_arr = np.array(d_h, dtype=dtype)
+    dc_arr = np.array(d_c, dtype=dtype)
+    dz_arr = np.empty((B, T, G), dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    deriv_arr = np.empty(5 * U, dtype)
+    dx_arr = np.empty((B, T, F), dtype)
+    dW_arr = np.empty((F, G), dtype)
+    dR_arr = np.empty((U, G), dtype)
+    db_arr = np.empty(G, dtype)
+    cdef floating[:, ::1] dh = dh_arr
+    cdef floating[:, ::1] dc = dc_arr
+    cdef floating[:, :, ::1] dz = dz_arr
+    cdef floating[:, ::1] carry = carry_arr
+    cdef floating[::1] deriv = deriv_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    with nogil:
+        _backward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
+                  &act_c_all[0, 0, 0], &d_outputs[0, 0, 0], &dh[0, 0], &dc[0, 0],
+                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],
+                  &dR[0, 0], &db[0])
+    return dx_arr, dh_arr, dc_arr, dW_arr, dR_arr, db_arr
