@@ -57,12 +57,10 @@ class Gradients(NamedTuple):
 class RNNCache:
     """What a training-mode forward pass keeps for its backward pass. Opaque to users."""
 
-    __slots__ = ("cell", "module", "args", "saved", "has_bias", "bias_shape",
-                 "output_shape", "n_states")
+    __slots__ = ("cell", "args", "saved", "has_bias", "bias_shape", "output_shape", "n_states")
 
-    def __init__(self, cell, module, args, saved, has_bias, bias_shape, output_shape, n_states):
+    def __init__(self, cell, args, saved, has_bias, bias_shape, output_shape, n_states):
         self.cell = cell
-        self.module = module
         self.args = args
         self.saved = saved
         self.has_bias = has_bias
@@ -226,7 +224,7 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
         mask: (batch, timesteps) booleans. A masked step keeps the states and repeats
             the previous output (zeros before the sample's first unmasked step).
         activation: "tanh" (default), "relu", "sigmoid", "hard_sigmoid" or "linear".
-        recurrent_activation: "sigmoid" (default) or "hard_sigmoid".
+        recurrent_activation: "sigmoid" (default), "hard_sigmoid", or any of the above.
         training: keep what ``lstm_grad`` needs and return it as ``cache``.
 
     Returns:
@@ -237,13 +235,12 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
     x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
         "lstm", 4, 2, x, kernel, recurrent_kernel, bias, lambda u: (4 * u,), initial_state, mask)
     act = _activation_code("activation", activation, ACTIVATIONS)
-    ract = _activation_code("recurrent_activation", recurrent_activation,
-                            ("sigmoid", "hard_sigmoid"))
+    ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
     args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, ract)
     outputs, h, c, saved = _lstm.lstm_forward(*args, states[0], states[1], training)
     cache = None
     if training:
-        cache = RNNCache("lstm", _lstm, args, saved, has_bias, bias_shape, outputs.shape, 2)
+        cache = RNNCache("lstm", args, saved, has_bias, bias_shape, outputs.shape, 2)
     return outputs, [h, c], cache
 
 
@@ -292,14 +289,13 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwa
     x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
         "gru", 3, 1, x, kernel, recurrent_kernel, bias, bias_shape_fn, initial_state, mask)
     act = _activation_code("activation", activation, ACTIVATIONS)
-    ract = _activation_code("recurrent_activation", recurrent_activation,
-                            ("sigmoid", "hard_sigmoid"))
+    ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
     args = (x, kernel, recurrent_kernel, bias.reshape(-1), mask, has_mask, go_backwards, act,
             ract, bool(reset_after))
     outputs, h, saved = _gru.gru_forward(*args, states[0], training)
     cache = None
     if training:
-        cache = RNNCache("gru", _gru, args, saved, has_bias, bias_shape, outputs.shape, 1)
+        cache = RNNCache("gru", args, saved, has_bias, bias_shape, outputs.shape, 1)
     return outputs, [h], cache
 
 
@@ -337,7 +333,7 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
     outputs, h, saved = _simple_rnn.simple_rnn_forward(*args, states[0], training)
     cache = None
     if training:
-        cache = RNNCache("simple_rnn", _simple_rnn, args, saved, has_bias, bias_shape,
+        cache = RNNCache("simple_rnn", args, saved, has_bias, bias_shape,
                          outputs.shape, 1)
     return outputs, [h], cache
 
