@@ -1,0 +1,42 @@
+"""Keras-style layers.
+
+``Input``/``InputLayer`` declare shapes; ``Dense``, ``Dropout``, ``Activation``,
+``Embedding``, ``Masking`` are feed-forward; ``LSTM``, ``GRU``, ``SimpleRNN`` run the
+compiled kernels of ``crnn.ops``; ``TimeDistributed`` and ``Bidirectional`` wrap them.
+"""
+
+from crnn.layers.base import Input, InputLayer, Layer
+from crnn.layers.core import Activation, Dense, Dropout, Embedding, Masking
+from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from crnn.layers.wrappers import Bidirectional, TimeDistributed
+
+__all__ = [
+    "Layer", "Input", "InputLayer", "Dense", "Dropout", "Activation", "Embedding", "Masking",
+    "LSTM", "GRU", "SimpleRNN", "TimeDistributed", "Bidirectional", "serialize",
+    "deserialize",
+]
+
+_CLASSES = {cls.__name__: cls for cls in (
+    InputLayer, Dense, Dropout, Activation, Embedding, Masking, LSTM, GRU, SimpleRNN,
+    TimeDistributed, Bidirectional)}
+
+
+def serialize(layer):
+    """``{"class_name": ..., "config": ...}`` for a layer."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config):
+    """Rebuild a layer from ``serialize``'s output.
+
+    Example:
+        >>> layer = deserialize(serialize(LSTM(4)))
+    """
+    if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
+        raise ValueError(
+            f"a layer config must be a dict with 'class_name' and 'config', received {config!r}"
+        )
+    name = config["class_name"]
+    if name not in _CLASSES:
+        raise ValueError(f"unknown layer class {name!r}; known: {sorted(_CLASSES)}")
+    return _CLASSES[name].from_config(config["config"])

@@ -1,0 +1,108 @@
+"""Element-wise activations used by ``Dense`` and ``Activation``, with their derivatives.
+
+Each entry maps a Keras activation name to ``(forward, backward)``: ``forward(z)`` gives
+``y``, and ``backward(z, y, dy)`` gives ``dz`` (both are given so that each derivative can
+use whichever is cheaper). The recurrent layers do not use this module: their activations
+run inside the compiled kernels (see ``crnn.ops.ACTIVATIONS``).
+"""
+
+import numpy as np
+
+__all__ = ["get", "serialize", "NAMES"]
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def _sigmoid(z):
+    # Split by sign so that exp never overflows.
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_grad(z, y, dy):
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+def _elu(z):
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+
+
+def _selu(z):
+    return _SELU_SCALE * np.where(z > 0, z, _SELU_ALPHA * np.expm1(np.minimum(z, 0)))
+
+
+def _softplus(z):
+    return np.logaddexp(0, z).astype(z.dtype)
+
+
+def _hard_sigmoid(z):
+    # Keras 3: relu6(x + 3) / 6.
+    return np.clip(z / 6.0 + 0.5, 0.0, 1.0).astype(z.dtype)
+
+
+_TABLE = {
+    "linear": (lambda z: z, lambda z, y, dy: dy),
+    "relu": (lambda z: np.maximum(z, 0).astype(z.dtype), lambda z, y, dy: dy * (z > 0)),
+    "tanh": (np.tanh, lambda z, y, dy: dy * (1 - y * y)),
+    "sigmoid": (_sigmoid, lambda z, y, dy: dy * y * (1 - y)),
+    "hard_sigmoid": (_hard_sigmoid, lambda z, y, dy: dy * ((z > -3) & (z < 3)) / 6.0),
+    "softmax": (_softmax, _softmax_grad),
+    "elu": (_elu, lambda z, y, dy: dy * np.where(z > 0, 1.0, y + 1.0)),
+    "selu": (_selu, lambda z, y, dy: dy * np.where(z > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)),
+    "softplus": (_softplus, lambda z, y, dy: dy * _sigmoid(z)),
+    "softsign": (lambda z: z / (1 + np.abs(z)), lambda z, y, dy: dy / (1 + np.abs(z)) ** 2),
+    "silu": (lambda z: z * _sigmoid(z),
+             lambda z, y, dy: dy * (_sigmoid(z) * (1 + z * (1 - _sigmoid(z))))),
+    "exponential": (np.exp, lambda z, y, dy: dy * y),
+}
+_ALIASES = {None: "linear", "swish": "silu"}
+NAMES = tuple(sorted(_TABLE))
+
+
+def get(identifier):
+    """Resolve an activation name to its canonical name and ``(forward, backward)`` pair.
+
+    Args:
+        identifier: a Keras activation name such as ``"relu"`` or ``"softmax"``, or None
+            for ``"linear"``.
+
+    Returns:
+        ``(name, forward, backward)``.
+
+    Example:
+        >>> name, forward, backward = get("relu")
+        >>> forward(np.array([-1.0, 2.0]))
+        array([0., 2.])
+    """
+    name = _ALIASES.get(identifier, identifier)
+    if not isinstance(name, str) or name not in _TABLE:
+        raise ValueError(
+            f"activation must be one of {list(NAMES)} (or None for linear), "
+            f"received {identifier!r}"
+        )
+    forward, backward = _TABLE[name]
+    return name, forward, backward
+
+
+def apply(name, z):
+    """Run activation ``name`` on ``z``, keeping z's dtype."""
+    return np.asarray(_TABLE[name][0](z), dtype=z.dtype)
+
+
+def gradient(name, z, y, dy):
+    """``d loss / d z`` for activation ``name``, given its input, output and ``dy``."""
+    return np.asarray(_TABLE[name][1](z, y, dy), dtype=z.dtype)
+
+
+def serialize(name):
+    return name

@@ -1,0 +1,332 @@
+"""The ``Layer`` base class and ``InputLayer``/``Input``.
+
+A crnn layer is a small object with weights (plain NumPy arrays, updated in place by the
+optimizers) and two methods that the model drives:
+
+* ``forward(x, training=False, mask=None)`` returns ``(outputs, cache)``;
+* ``backward(cache, d_outputs)`` returns ``(dx, grads)``, ``grads`` aligned with
+  ``layer.trainable_weights``.
+
+Calling a layer on a NumPy array (``layer(x)``) builds it if needed and returns the
+outputs, as in Keras.
+"""
+
+import re
+
+import numpy as np
+
+from crnn import initializers
+
+__all__ = ["Layer", "InputLayer", "Input"]
+
+_NAME_COUNTS = {}
+
+
+def _snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(prefix):
+    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``..."""
+    count = _NAME_COUNTS.get(prefix, 0)
+    _NAME_COUNTS[prefix] = count + 1
+    return prefix if count == 0 else f"{prefix}_{count}"
+
+
+def _shape_tuple(name, value, allow_none_first=True):
+    """Check a user-given shape: a tuple of positive ints (None allowed where noted)."""
+    if isinstance(value, int):
+        value = (value,)
+    try:
+        shape = tuple(None if v is None else int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a tuple of ints, received {value!r}") from None
+    for k, v in enumerate(shape):
+        if v is None and (k == 0 and allow_none_first or k > 0):
+            continue
+        if v is None or v <= 0:
+            raise ValueError(f"{name} must contain positive ints (or None), received {value!r}")
+    return shape
+
+
+def check_rate(name, value):
+    """Validate a dropout-style rate in [0, 1)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a float in [0, 1), received {value!r}")
+    return float(value)
+
+
+class Layer:
+    """Base class of all crnn layers.
+
+    Args:
+        name: the layer's name; defaults to a unique snake_case name from the class.
+        trainable: whether ``fit`` updates the layer's weights.
+        dtype: the layer's float dtype, ``"float32"`` (default) or ``"float64"``.
+        input_shape: the input shape without the batch axis, e.g. ``(timesteps, features)``
+            (only meaningful on the first layer of a ``Sequential`` model).
+        batch_input_shape: the full input shape, ``(batch, timesteps, features)``; the
+            Keras 2 way to declare the batch size that stateful layers need.
+        batch_size: the batch size to go with ``input_shape``.
+        input_dim: the Keras 2 shorthand for ``input_shape=(input_dim,)``.
+    """
+
+    #: Whether the layer passes an incoming mask on unchanged (Dense, Dropout...).
+    supports_masking = False
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
+                 batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) "
+                f"{sorted(kwargs)}; check the spelling against the Keras documentation"
+            )
+        if name is None:
+            name = unique_name(_snake_case(type(self).__name__))
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, received {name!r}")
+        self.name = name
+        self.trainable = bool(trainable)
+        dtype = "float32" if dtype is None else np.dtype(dtype).name
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', received {dtype!r}")
+        self.dtype = dtype
+        self._batch_input_shape = None
+        if input_dim is not None and input_shape is None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None:
+            self._batch_input_shape = _shape_tuple("batch_input_shape", batch_input_shape)
+        elif input_shape is not None:
+            shape = _shape_tuple("input_shape", input_shape, allow_none_first=True)
+            if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+                raise ValueError(f"batch_size must be a positive int, received {batch_size!r}")
+            self._batch_input_shape = (batch_size,) + shape
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._weights = []          # list of (name, array, trainable)
+
+    # ------------------------------------------------------------------ weights
+
+    def add_weight(self, name, shape, initializer="zeros", trainable=True):
+        """Create a weight array and register it on the layer.
+
+        ``initializer`` is anything ``crnn.initializers.get`` accepts, or a ready array.
+        """
+        if isinstance(initializer, np.ndarray):
+            value = initializer
+        else:
+            init = initializers.get(initializer)
+            value = np.asarray(init(tuple(shape), dtype=self.dtype), dtype=self.dtype)
+        if value.shape != tuple(shape):
+            raise ValueError(
+                f"initializer for {self.name}/{name} returned shape {value.shape}, "
+                f"expected {tuple(shape)}"
+            )
+        value = np.array(value, dtype=self.dtype, order="C")
+        self._weights.append((name, value, trainable))
+        return value
+
+    @property
+    def weights(self):
+        """All weight arrays, in Keras's order."""
+        return [w for _, w, _ in self._all_weight_entries()]
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [w for _, w, t in self._all_weight_entries() if t]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [w for _, w, t in self._all_weight_entries() if not t]
+
+    def _all_weight_entries(self):
+        return list(self._weights)
+
+    def get_weights(self):
+        """Copies of the weights, in Keras's order and shapes."""
+        return [np.array(w) for w in self.weights]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (a list in ``get_weights`` order) into the layer, shape-checked."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(
+                f"layer {self.name!r} expects {len(own)} weight arrays "
+                f"(shapes {[w.shape for w in own]}), received {len(weights)}"
+            )
+        values = []
+        for k, (target, value) in enumerate(zip(own, weights)):
+            value = np.asarray(value)
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"weight {k} of layer {self.name!r} must have shape {target.shape}, "
+                    f"received shape {value.shape}"
+                )
+            values.append(value)
+        for target, value in zip(own, values):
+            target[...] = value
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError(
+                f"layer {self.name!r} is not built yet, so its parameters don't exist; "
+                f"call it on data or give the model an input shape first"
+            )
+        return int(sum(w.size for w in self.weights))
+
+    # ------------------------------------------------------------------ building
+
+    def build(self, input_shape):
+        """Create the weights for inputs of ``input_shape`` (batch axis first)."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        """The mask that goes with this layer's outputs."""
+        return mask if self.supports_masking else None
+
+    def _ensure_built(self, x):
+        if not self.built:
+            self.build(tuple(np.shape(x)))
+
+    # ------------------------------------------------------------------ running
+
+    def forward(self, x, training=False, mask=None):
+        """Compute the outputs; return ``(outputs, cache)`` for ``backward``."""
+        raise NotImplementedError
+
+    def backward(self, cache, d_outputs):
+        """Return ``(dx, grads)``: grads aligned with ``self.trainable_weights``."""
+        raise NotImplementedError
+
+    def _grads_for_trainable(self, grads):
+        """Drop the gradients of frozen weights so they match ``trainable_weights``."""
+        if not self.trainable:
+            return []
+        entries = self._all_weight_entries()
+        return [g for (_, _, t), g in zip(entries, grads) if t]
+
+    def __call__(self, inputs, training=False, mask=None, **kwargs):
+        """Run the layer on a NumPy array (building it on first use); return an array."""
+        self._ensure_built(inputs)
+        outputs, _ = self.forward(inputs, training=training, mask=mask, **kwargs)
+        return outputs
+
+    # ------------------------------------------------------------------ states
+
+    def reset_states(self, states=None):
+        """Stateless layers have nothing to reset."""
+
+    def _state_arrays(self):
+        """Current RNN states of stateful layers (for saving); empty otherwise."""
+        return []
+
+    def _set_state_arrays(self, arrays):
+        if arrays:
+            raise ValueError(f"layer {self.name!r} holds no states, received {len(arrays)}")
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "batch_input_shape" in config and config["batch_input_shape"] is not None:
+            config["batch_input_shape"] = tuple(config["batch_input_shape"])
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+class InputLayer(Layer):
+    """Declares a model's input shape; holds no weights and passes data through.
+
+    Args:
+        shape: the input shape without the batch axis, e.g. ``(timesteps, features)``.
+        batch_size: the batch size (needed by stateful layers), or None.
+        batch_shape: the full shape including the batch axis, instead of ``shape`` and
+            ``batch_size``.
+        dtype: the input dtype (``"float32"`` default; ``"int32"``/``"int64"`` for
+            ``Embedding`` inputs).
+        name: the layer name.
+
+    Example:
+        >>> model = crnn.Sequential([crnn.Input(shape=(10, 3), batch_size=4),
+        ...                          crnn.layers.LSTM(8, stateful=True)])
+    """
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
+                 sparse=None, **kwargs):
+        input_shape = kwargs.pop("input_shape", None)
+        if shape is None and input_shape is not None:
+            shape = input_shape
+        if "batch_input_shape" in kwargs and batch_shape is None:
+            batch_shape = kwargs.pop("batch_input_shape")
+        if sparse:
+            raise ValueError("sparse inputs are not supported by crnn; received sparse=True")
+        if batch_shape is None and shape is None:
+            raise ValueError(
+                "Input needs a shape: pass shape=(timesteps, features) (with batch_size=... "
+                "for stateful models) or batch_shape=(batch, timesteps, features)"
+            )
+        if batch_shape is not None and shape is not None:
+            raise ValueError("pass either shape (with batch_size) or batch_shape to Input, not both")
+        self.input_dtype = "float32" if dtype is None else np.dtype(dtype).name
+        super().__init__(name=name, input_shape=shape, batch_input_shape=batch_shape,
+                         batch_size=batch_size, **kwargs)
+        self.batch_shape = self._batch_input_shape
+        self.build(self.batch_shape)
+
+    def forward(self, x, training=False, mask=None):
+        return x, None
+
+    def backward(self, cache, d_outputs):
+        return d_outputs, []
+
+    def get_config(self):
+        return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype,
+                "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
+    """Declare a model input, as ``keras.Input``: put it first in a ``Sequential`` model.
+
+    Args:
+        shape: the input shape without the batch axis, e.g. ``(timesteps, features)``.
+        batch_size: optional fixed batch size (stateful models need one).
+        dtype: input dtype, default ``"float32"``.
+        batch_shape: full shape ``(batch, timesteps, features)`` instead of the two above.
+        name: optional name.
+
+    Returns:
+        An ``InputLayer``.
+
+    Example:
+        >>> model = crnn.Sequential([crnn.Input(batch_shape=(4, 10, 3)),
+        ...                          crnn.layers.LSTM(8, stateful=True)])
+        >>> model.output_shape
+        (4, 8)
+    """
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
+                      name=name, **kwargs)

@@ -1,0 +1,309 @@
+"""Feed-forward layers: ``Dense``, ``Dropout``, ``Activation``, ``Embedding``, ``Masking``."""
+
+import numpy as np
+
+from crnn import initializers, utils
+from crnn.layers import activations
+from crnn.layers.base import Layer, check_rate
+
+__all__ = ["Dense", "Dropout", "Activation", "Embedding", "Masking"]
+
+
+def _as_float(layer, x):
+    x = np.asarray(x)
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    return x.astype(layer.dtype, copy=False)
+
+
+def _check_units(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, received {value!r}")
+    return int(value)
+
+
+def _check_last_axis(layer, x, expected):
+    if x.ndim < 1 or x.shape[-1] != expected:
+        raise ValueError(
+            f"layer {layer.name!r} was built for inputs with last axis {expected}, "
+            f"received input of shape {x.shape}"
+        )
+
+
+class Dense(Layer):
+    """Densely connected layer on the last axis: ``activation(x @ kernel + bias)``.
+
+    Works on inputs of any rank (2-D ``(batch, features)`` or 3-D
+    ``(batch, timesteps, features)``), as in Keras.
+
+    Args:
+        units: output size.
+        activation: activation name (default None: linear).
+        use_bias: whether to add a bias (default True).
+        kernel_initializer: default ``"glorot_uniform"``.
+        bias_initializer: default ``"zeros"``.
+        **kwargs: base ``Layer`` arguments (``name``, ``input_shape``,
+            ``batch_input_shape``, ``dtype``...).
+
+    Example:
+        >>> layer = Dense(3)
+        >>> layer(np.ones((2, 5, 4))).shape
+        (2, 5, 3)
+    """
+
+    supports_masking = True
+
+    def __init__(self, units, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = _check_units("units", units)
+        self.activation, _, _ = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"Dense layer {self.name!r} needs inputs with a known last axis, "
+                f"received input shape {tuple(input_shape)}"
+            )
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units),
+                                      self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight("bias", (self.units,), self.bias_initializer)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, training=False, mask=None):
+        x = _as_float(self, x)
+        _check_last_axis(self, x, self.kernel.shape[0])
+        z = x @ self.kernel
+        if self.use_bias:
+            z = z + self.bias
+        y = activations.apply(self.activation, z)
+        return y, (x, z, y)
+
+    def backward(self, cache, d_outputs):
+        x, z, y = cache
+        dz = activations.gradient(self.activation, z, y, d_outputs)
+        dz2 = dz.reshape(-1, self.units)
+        grads = [x.reshape(-1, x.shape[-1]).T @ dz2]
+        if self.use_bias:
+            grads.append(dz2.sum(axis=0))
+        return dz @ self.kernel.T, self._grads_for_trainable(grads)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
+                      kernel_initializer=initializers.serialize(self.kernel_initializer),
+                      bias_initializer=initializers.serialize(self.bias_initializer))
+        return config
+
+
+class Activation(Layer):
+    """Applies an activation function element-wise.
+
+    Args:
+        activation: activation name, e.g. ``"relu"``, ``"tanh"``, ``"softmax"``.
+
+    Example:
+        >>> Activation("relu")(np.array([[-1.0, 2.0]]))
+        array([[0., 2.]], dtype=float32)
+    """
+
+    supports_masking = True
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation, _, _ = activations.get(activation)
+
+    def forward(self, x, training=False, mask=None):
+        z = _as_float(self, x)
+        y = activations.apply(self.activation, z)
+        return y, (z, y)
+
+    def backward(self, cache, d_outputs):
+        z, y = cache
+        return activations.gradient(self.activation, z, y, d_outputs), []
+
+    def get_config(self):
+        config = super().get_config()
+        config["activation"] = self.activation
+        return config
+
+
+class Dropout(Layer):
+    """Randomly zeroes a fraction ``rate`` of the inputs during training.
+
+    Kept values are scaled by ``1 / (1 - rate)`` so that the expected sum is unchanged;
+    at inference the layer is the identity.
+
+    Args:
+        rate: fraction of the inputs to drop, in [0, 1).
+        noise_shape: shape of the binary mask, broadcast against the input (None entries
+            take the input's size), e.g. ``(batch, 1, features)`` to drop the same
+            features at every timestep.
+        seed: seed of the layer's own random generator (None: drawn from
+            ``crnn.utils``'s global generator).
+
+    Example:
+        >>> Dropout(0.5, seed=1)(np.ones((2, 4)), training=True).shape
+        (2, 4)
+    """
+
+    supports_masking = True
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check_rate("rate", rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = utils.make_rng(seed)
+
+    def forward(self, x, training=False, mask=None):
+        x = _as_float(self, x)
+        if not training or self.rate == 0:
+            return x, None
+        shape = x.shape
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != x.ndim:
+                raise ValueError(
+                    f"noise_shape {self.noise_shape} of layer {self.name!r} must have one "
+                    f"entry per input axis; input shape {x.shape}"
+                )
+            shape = tuple(s if n is None else n for n, s in zip(self.noise_shape, x.shape))
+        keep = (self._rng.random(shape) >= self.rate).astype(x.dtype) / (1 - self.rate)
+        return x * keep, keep
+
+    def backward(self, cache, d_outputs):
+        if cache is None:
+            return d_outputs, []
+        return d_outputs * cache, []
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, noise_shape=None if self.noise_shape is None
+                      else list(self.noise_shape), seed=self.seed)
+        return config
+
+
+class Embedding(Layer):
+    """Turns integer indices into dense vectors: ``embeddings[x]``.
+
+    Args:
+        input_dim: vocabulary size (indices must be in ``[0, input_dim)``).
+        output_dim: size of each vector.
+        embeddings_initializer: default ``"uniform"`` (Keras's ``RandomUniform(-0.05, 0.05)``).
+        mask_zero: treat index 0 as padding and emit a mask, which the recurrent layers
+            downstream use to skip those timesteps. Index 0 then can't be a real token,
+            so ``input_dim`` should be the vocabulary size + 1.
+        input_length: accepted for Keras 2 compatibility (the timesteps).
+
+    Example:
+        >>> layer = Embedding(10, 4, mask_zero=True)
+        >>> layer(np.array([[1, 2, 0]])).shape
+        (1, 3, 4)
+    """
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 mask_zero=False, input_length=None, **kwargs):
+        if input_length is not None and "input_shape" not in kwargs \
+                and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        self.input_dim = _check_units("input_dim", input_dim)
+        self.output_dim = _check_units("output_dim", output_dim)
+        if embeddings_initializer == "uniform":
+            embeddings_initializer = {"class_name": "RandomUniform",
+                                      "config": {"minval": -0.05, "maxval": 0.05}}
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def _indices(self, x):
+        x = np.asarray(x)
+        if x.dtype.kind == "f":
+            if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
+                raise ValueError(f"Embedding {self.name!r} needs integer indices, received "
+                                 f"non-integer values")
+        elif x.dtype.kind not in "iub":
+            raise TypeError(f"Embedding {self.name!r} needs integer indices, received dtype {x.dtype}")
+        x = x.astype(np.int64)
+        if x.size and (x.min() < 0 or x.max() >= self.input_dim):
+            raise ValueError(
+                f"Embedding {self.name!r} has input_dim={self.input_dim}, so indices must be in "
+                f"[0, {self.input_dim - 1}]; received indices from {x.min()} to {x.max()}. "
+                f"Increase input_dim or fix the data"
+            )
+        return x
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return np.asarray(inputs) != 0
+
+    def forward(self, x, training=False, mask=None):
+        idx = self._indices(x)
+        return self.embeddings[idx], idx
+
+    def backward(self, cache, d_outputs):
+        d_embeddings = np.zeros_like(self.embeddings)
+        np.add.at(d_embeddings, cache.reshape(-1), d_outputs.reshape(-1, self.output_dim))
+        # Integer inputs have no gradient; return zeros of the index shape.
+        return np.zeros(cache.shape, self.dtype), self._grads_for_trainable([d_embeddings])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
+                      embeddings_initializer=initializers.serialize(self.embeddings_initializer),
+                      mask_zero=self.mask_zero)
+        return config
+
+
+class Masking(Layer):
+    """Masks timesteps whose features all equal ``mask_value``.
+
+    Downstream recurrent layers skip the masked timesteps (keeping their states); the
+    masked timesteps' features are set to zero, as in Keras.
+
+    Args:
+        mask_value: the padding value (default 0.0).
+
+    Example:
+        >>> x = np.array([[[1.0], [0.0]]])
+        >>> Masking().compute_mask(x)
+        array([[ True, False]])
+    """
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_value = float(mask_value)
+
+    def compute_mask(self, inputs, mask=None):
+        return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
+
+    def forward(self, x, training=False, mask=None):
+        x = _as_float(self, x)
+        keep = self.compute_mask(x)[..., None].astype(x.dtype)
+        return x * keep, keep
+
+    def backward(self, cache, d_outputs):
+        return d_outputs * cache, []
+
+    def get_config(self):
+        config = super().get_config()
+        config["mask_value"] = self.mask_value
+        return config

@@ -1,0 +1,662 @@
+"""Recurrent layers: ``LSTM``, ``GRU`` and ``SimpleRNN``.
+
+Each layer runs the whole sequence through one fused ``crnn.ops`` call (compiled kernel,
+time loop without the GIL) and backpropagates with the matching ``crnn.ops.*_grad``.
+
+``recurrent_dropout`` is the exception. Keras applies its mask to the previous hidden
+state *inside* each step (and, like Keras 3, then draws a separate mask per gate for both
+the inputs and the hidden state), which a fused whole-sequence kernel cannot express.
+During training with ``recurrent_dropout > 0`` the layer therefore runs a per-timestep
+NumPy loop (``_DropoutLoop``) that implements Keras 3's "implementation 1" cell maths
+exactly, with its own backward pass. It is slower; inference never uses it.
+"""
+
+import numpy as np
+
+from crnn import initializers, ops, utils
+from crnn.layers.base import Layer, check_rate
+from crnn.reference import ACTIVATIONS as _REF_ACTIVATIONS
+
+__all__ = ["LSTM", "GRU", "SimpleRNN"]
+
+_UNSUPPORTED = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+                "bias_constraint")
+
+
+def _check_activation(name, value, allowed):
+    value = "linear" if value is None else value
+    if value not in allowed:
+        raise ValueError(
+            f"{name} must be one of {sorted(allowed)} for the recurrent kernels, "
+            f"received {value!r}"
+        )
+    return value
+
+
+class _RNN(Layer):
+    """Shared machinery of the three recurrent layers (see ``LSTM`` for the arguments)."""
+
+    _cell = None        # "lstm" | "gru" | "simple_rnn"
+    _gates = 1
+    _n_states = 1
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
+                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False,
+                 zero_output_for_mask=False, seed=None, **kwargs):
+        for key in _UNSUPPORTED:
+            if kwargs.pop(key, None) is not None:
+                raise NotImplementedError(
+                    f"{key} is not supported by crnn's {type(self).__name__}; pass {key}=None"
+                )
+        # Keras backend switches with no meaning on crnn's single CPU implementation.
+        kwargs.pop("use_cudnn", None)
+        kwargs.pop("implementation", None)
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"units must be a positive int, received {units!r}")
+        self.units = int(units)
+        self.activation = _check_activation("activation", activation, ops.ACTIVATIONS)
+        self.recurrent_activation = _check_activation(
+            "recurrent_activation", recurrent_activation, ("sigmoid", "hard_sigmoid"))
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.dropout = check_rate("dropout", dropout)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be an int or None, received {seed!r}")
+        self.seed = seed
+        self._rng = utils.make_rng(seed)
+        self.supports_masking = True
+        self._states = None
+
+    # ------------------------------------------------------------------ building
+
+    def _bias_shape(self):
+        return (self._gates * self.units,)
+
+    def _bias_value(self):
+        return self.bias_initializer(self._bias_shape(), dtype=self.dtype)
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} layer {self.name!r} expects 3-D input "
+                f"(batch, timesteps, features) with known features, received input shape "
+                f"{input_shape}"
+            )
+        if self.stateful and input_shape[0] is None:
+            raise ValueError(
+                f"{type(self).__name__} layer {self.name!r} has stateful=True, which needs a "
+                f"fixed batch size, but the input shape {input_shape} has none. Declare it on "
+                f"the first layer with batch_input_shape=(batch_size, timesteps, features), or "
+                f"start the model with crnn.Input(shape=(timesteps, features), "
+                f"batch_size=batch_size)"
+            )
+        features = input_shape[-1]
+        width = self._gates * self.units
+        self.kernel = self.add_weight("kernel", (features, width), self.kernel_initializer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
+                                                self.recurrent_initializer)
+        if self.use_bias:
+            bias = np.asarray(self._bias_value(), dtype=self.dtype)
+            self.bias = self.add_weight("bias", self._bias_shape(), bias)
+        super().build(input_shape)
+        if self.stateful:
+            self.reset_states()
+
+    def compute_output_shape(self, input_shape):
+        batch, timesteps = input_shape[0], input_shape[1]
+        if self.return_sequences:
+            out = (batch, timesteps, self.units)
+        else:
+            out = (batch, self.units)
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    # ------------------------------------------------------------------ states
+
+    @property
+    def states(self):
+        """The current states of a stateful layer (``[h, c]`` for LSTM, ``[h]`` otherwise)."""
+        return None if self._states is None else [np.array(s) for s in self._states]
+
+    def _check_states(self, name, states, batch):
+        if isinstance(states, np.ndarray) and self._n_states == 1:
+            states = [states]
+        if not isinstance(states, (list, tuple)) or len(states) != self._n_states:
+            raise ValueError(
+                f"{name} of layer {self.name!r} must be a list of {self._n_states} array(s) of "
+                f"shape {(batch, self.units)}, received {type(states).__name__}"
+                + (f" of length {len(states)}" if isinstance(states, (list, tuple)) else "")
+            )
+        checked = []
+        for k, s in enumerate(states):
+            s = np.asarray(s, dtype=self.dtype)
+            if s.shape != (batch, self.units):
+                raise ValueError(
+                    f"{name}[{k}] of layer {self.name!r} must have shape "
+                    f"{(batch, self.units)} (batch, units), received shape {s.shape}"
+                )
+            checked.append(np.array(s))
+        return checked
+
+    def reset_states(self, states=None):
+        """Reset a stateful layer's states to zeros, or to ``states`` (shape-checked).
+
+        Args:
+            states: None for zeros, or a list of arrays of shape ``(batch, units)`` (one for
+                GRU/SimpleRNN, ``[h, c]`` for LSTM; a single array is accepted for one state).
+        """
+        if not self.stateful:
+            raise AttributeError(
+                f"layer {self.name!r} is not stateful; reset_states() only applies to layers "
+                f"created with stateful=True"
+            )
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
+        batch = self.input_shape[0]
+        if states is None:
+            self._states = [np.zeros((batch, self.units), self.dtype)
+                            for _ in range(self._n_states)]
+        else:
+            self._states = self._check_states("states", states, batch)
+
+    def _state_arrays(self):
+        return [np.array(s) for s in self._states] if self.stateful and self.built else []
+
+    def _set_state_arrays(self, arrays):
+        if not self.stateful:
+            super()._set_state_arrays(arrays)
+        else:
+            self.reset_states(list(arrays))
+
+    # ------------------------------------------------------------------ running
+
+    def _op(self, x, initial_state, mask, training):
+        raise NotImplementedError
+
+    def _op_grad(self, core, d_outputs, d_states):
+        raise NotImplementedError
+
+    def _check_input(self, x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"layer {self.name!r} needs numeric input, received dtype {x.dtype}")
+        x = x.astype(self.dtype, copy=False)
+        expected = self.input_shape
+        if x.ndim != 3 or x.shape[2] != expected[2]:
+            raise ValueError(
+                f"layer {self.name!r} expects input of shape (batch, timesteps, {expected[2]}), "
+                f"received shape {x.shape}"
+            )
+        if self.stateful and x.shape[0] != expected[0]:
+            raise ValueError(
+                f"stateful layer {self.name!r} was declared with batch size {expected[0]}, "
+                f"received a batch of {x.shape[0]} samples; stateful layers keep one state "
+                f"per sample slot, so every call must use exactly {expected[0]} samples "
+                f"(declare a different batch size with batch_input_shape=(batch_size, "
+                f"timesteps, features) to change it)"
+            )
+        return x
+
+    def forward(self, x, training=False, mask=None, initial_state=None):
+        x = self._check_input(x)
+        batch, timesteps, features = x.shape
+        if initial_state is not None:
+            initial_state = self._check_states("initial_state", initial_state, batch)
+        elif self.stateful:
+            initial_state = self._states
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != (batch, timesteps):
+                raise ValueError(
+                    f"mask for layer {self.name!r} must have shape (batch, timesteps) = "
+                    f"{(batch, timesteps)}, received shape {mask.shape}"
+                )
+            mask = mask.astype(bool)
+        training = bool(training)
+        if training and self.recurrent_dropout > 0:
+            loop = _DropoutLoop(self, x, initial_state, mask)
+            outputs, states, core = loop.outputs, loop.states, loop
+            dp = None
+        else:
+            dp = None
+            x_in = x
+            if training and self.dropout > 0:
+                # One mask per sample, shared by all timesteps, as Keras does.
+                dp = _dropout_mask(self._rng, (batch, features), self.dropout, x.dtype)
+                x_in = x * dp[:, None, :]
+            outputs, states, core = self._op(x_in, initial_state, mask, training)
+        out_mask = None
+        if self.zero_output_for_mask and mask is not None:
+            out_mask = (mask[:, ::-1] if self.go_backwards else mask)[..., None].astype(x.dtype)
+            outputs = outputs * out_mask
+        if self.stateful:
+            self._states = [np.array(s) for s in states]
+        result = outputs if self.return_sequences else outputs[:, -1]
+        cache = (core, dp, out_mask, x.shape) if training else None
+        if self.return_state:
+            return [result] + [np.array(s) for s in states], cache
+        return result, cache
+
+    def backward(self, cache, d_outputs, d_states=None):
+        if cache is None:
+            raise ValueError(f"layer {self.name!r}: backward needs a forward(..., training=True)")
+        core, dp, out_mask, (batch, timesteps, _) = cache
+        d_outputs = np.asarray(d_outputs)
+        if self.return_sequences:
+            d_seq = np.array(d_outputs, dtype=self.dtype)
+        else:
+            d_seq = np.zeros((batch, timesteps, self.units), self.dtype)
+            d_seq[:, -1] = d_outputs
+        if out_mask is not None:
+            d_seq *= out_mask
+        if isinstance(core, _DropoutLoop):
+            grads = core.backward(d_seq, d_states)
+        else:
+            grads = self._op_grad(core, d_seq, d_states)
+        dx = grads.dx if dp is None else grads.dx * dp[:, None, :]
+        weight_grads = [grads.d_kernel, grads.d_recurrent_kernel]
+        if self.use_bias:
+            weight_grads.append(grads.d_bias)
+        return dx, self._grads_for_trainable(weight_grads)
+
+    def __call__(self, inputs, training=False, mask=None, initial_state=None):
+        """Run the layer on ``inputs`` (building it on first use).
+
+        Args:
+            inputs: (batch, timesteps, features) array.
+            training: apply dropout.
+            mask: optional (batch, timesteps) booleans; False steps are skipped.
+            initial_state: optional list of initial state arrays (batch, units).
+
+        Returns:
+            The outputs array, or ``[outputs, *states]`` with ``return_state=True``.
+        """
+        self._ensure_built(inputs)
+        outputs, _ = self.forward(inputs, training=training, mask=mask,
+                                  initial_state=initial_state)
+        return outputs
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units, activation=self.activation,
+            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            recurrent_initializer=initializers.serialize(self.recurrent_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
+            return_sequences=self.return_sequences, return_state=self.return_state,
+            go_backwards=self.go_backwards, stateful=self.stateful, unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask, seed=self.seed,
+        )
+        return config
+
+
+def _dropout_mask(rng, shape, rate, dtype):
+    return ((rng.random(shape) >= rate) / (1.0 - rate)).astype(dtype)
+
+
+class LSTM(_RNN):
+    """Long Short-Term Memory layer (Hochreiter & Schmidhuber, 1997), Keras 3 maths.
+
+    Args:
+        units: dimensionality of the output space.
+        activation: default ``"tanh"`` (also ``"relu"``, ``"sigmoid"``, ``"hard_sigmoid"``,
+            ``"linear"``/None).
+        recurrent_activation: gate activation, default ``"sigmoid"`` (or
+            ``"hard_sigmoid"``).
+        use_bias: default True.
+        kernel_initializer: default ``"glorot_uniform"``.
+        recurrent_initializer: default ``"orthogonal"``.
+        bias_initializer: default ``"zeros"``.
+        unit_forget_bias: default True: add 1 to the forget-gate bias at initialization.
+        dropout: fraction of the inputs to drop during training (one mask per sample,
+            shared by all timesteps), default 0.
+        recurrent_dropout: fraction of the previous hidden state to drop during training,
+            default 0 (runs a slower per-step loop while training; see the module notes).
+        return_sequences: return the whole output sequence rather than the last output.
+        return_state: also return the final states: ``[output, h, c]``.
+        go_backwards: process the sequence backwards (and return it reversed).
+        stateful: keep each sample slot's final states as the next batch's initial
+            states. Needs a fixed batch size (``batch_input_shape`` or ``Input(batch_size=)``).
+        unroll: accepted for Keras compatibility; has no effect.
+        zero_output_for_mask: output zeros at masked timesteps instead of repeating the
+            previous output.
+        seed: seed for the dropout masks.
+
+    Call arguments:
+        inputs: (batch, timesteps, features). mask: (batch, timesteps) booleans.
+        training: apply dropout. initial_state: ``[h, c]``.
+
+    Example:
+        >>> layer = LSTM(4, return_sequences=True)
+        >>> layer(np.zeros((2, 10, 3))).shape
+        (2, 10, 4)
+    """
+
+    _cell = "lstm"
+    _gates = 4
+    _n_states = 2
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation=activation,
+                         recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _bias_value(self):
+        if not self.unit_forget_bias:
+            return super()._bias_value()
+        u = self.units
+        return np.concatenate([self.bias_initializer((u,), dtype=self.dtype),
+                               np.ones((u,), self.dtype),
+                               self.bias_initializer((2 * u,), dtype=self.dtype)])
+
+    def _op(self, x, initial_state, mask, training):
+        outputs, states, cache = ops.lstm(
+            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
+            initial_state, go_backwards=self.go_backwards, mask=mask,
+            activation=self.activation, recurrent_activation=self.recurrent_activation,
+            training=training)
+        return outputs, states, cache
+
+    def _op_grad(self, core, d_outputs, d_states):
+        return ops.lstm_grad(core, d_outputs, d_states)
+
+    def get_config(self):
+        config = super().get_config()
+        config["unit_forget_bias"] = self.unit_forget_bias
+        return config
+
+
+class GRU(_RNN):
+    """Gated Recurrent Unit layer (Cho et al., 2014), Keras 3 maths.
+
+    Arguments as for ``LSTM`` (without ``unit_forget_bias``), plus:
+        reset_after: apply the reset gate after the recurrent matrix product (default
+            True, Keras 3's and cuDNN's convention; the bias is then (2, 3 * units):
+            an input row and a recurrent row). False gives the original formulation with
+            a (3 * units,) bias.
+
+    Example:
+        >>> GRU(4)(np.zeros((2, 10, 3))).shape
+        (2, 4)
+    """
+
+    _cell = "gru"
+    _gates = 3
+    _n_states = 1
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 reset_after=True, **kwargs):
+        self.reset_after = bool(reset_after)
+        super().__init__(units, activation=activation,
+                         recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+
+    def _op(self, x, initial_state, mask, training):
+        return ops.gru(
+            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
+            initial_state, go_backwards=self.go_backwards, mask=mask,
+            activation=self.activation, recurrent_activation=self.recurrent_activation,
+            reset_after=self.reset_after, training=training)
+
+    def _op_grad(self, core, d_outputs, d_states):
+        return ops.gru_grad(core, d_outputs, d_states)
+
+    def get_config(self):
+        config = super().get_config()
+        config["reset_after"] = self.reset_after
+        return config
+
+
+class SimpleRNN(_RNN):
+    """Fully connected RNN: ``h_t = activation(x_t @ kernel + h_tm1 @ recurrent_kernel + bias)``.
+
+    Arguments as for ``LSTM``, without ``recurrent_activation`` and ``unit_forget_bias``.
+
+    Example:
+        >>> SimpleRNN(4, return_state=True)(np.zeros((2, 10, 3)))[1].shape
+        (2, 4)
+    """
+
+    _cell = "simple_rnn"
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(units, activation=activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer,
+                         recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
+
+    def _op(self, x, initial_state, mask, training):
+        return ops.simple_rnn(
+            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
+            initial_state, go_backwards=self.go_backwards, mask=mask,
+            activation=self.activation, training=training)
+
+    def _op_grad(self, core, d_outputs, d_states):
+        return ops.simple_rnn_grad(core, d_outputs, d_states)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("recurrent_activation")
+        return config
+
+
+# --------------------------------------------------------------------------- recurrent dropout
+
+
+class _DropoutLoop:
+    """Per-timestep NumPy forward/backward for training with ``recurrent_dropout``.
+
+    Implements Keras 3's "implementation 1" cells, which Keras switches to whenever
+    ``recurrent_dropout > 0``: LSTM and GRU draw a separate input mask and a separate
+    hidden-state mask for each gate (SimpleRNN one of each); the masks are drawn once per
+    batch and shared by all timesteps; the dropped hidden state only feeds the matrix
+    products, never the carried state. Masked timesteps keep states and repeat the
+    previous output, as in the fused kernels.
+    """
+
+    def __init__(self, layer, x, initial_state, mask, input_masks=None, recurrent_masks=None):
+        self.layer = layer
+        self.x = x
+        self.mask = mask
+        batch, timesteps, features = x.shape
+        u = layer.units
+        n_masks = 1 if layer._cell == "simple_rnn" else layer._gates
+        dtype = x.dtype
+        if input_masks is None:
+            input_masks = [
+                _dropout_mask(layer._rng, (batch, features), layer.dropout, dtype)
+                if layer.dropout > 0 else np.ones((batch, features), dtype)
+                for _ in range(n_masks)]
+        if recurrent_masks is None:
+            recurrent_masks = [
+                _dropout_mask(layer._rng, (batch, u), layer.recurrent_dropout, dtype)
+                for _ in range(n_masks)]
+        if n_masks == 1:
+            input_masks = input_masks * layer._gates
+            recurrent_masks = recurrent_masks * layer._gates
+        self.dm, self.rm = input_masks, recurrent_masks
+        self.act, self.dact = _REF_ACTIVATIONS[layer.activation]
+        self.ract, self.dract = _REF_ACTIVATIONS[layer.recurrent_activation]
+        kernel, rk = layer.kernel, layer.recurrent_kernel
+        self.K = [kernel[:, g * u:(g + 1) * u] for g in range(layer._gates)]
+        self.R = [rk[:, g * u:(g + 1) * u] for g in range(layer._gates)]
+        if layer.use_bias:
+            bias = layer.bias
+        else:
+            bias = np.zeros(layer._bias_shape(), dtype)
+        if bias.ndim == 2:
+            self.b = [bias[0, g * u:(g + 1) * u] for g in range(3)]
+            self.rb = [bias[1, g * u:(g + 1) * u] for g in range(3)]
+        else:
+            self.b = [bias[g * u:(g + 1) * u] for g in range(layer._gates)]
+            self.rb = None
+        if initial_state is None:
+            initial_state = [np.zeros((batch, u), dtype) for _ in range(layer._n_states)]
+        self.initial_state = [np.asarray(s, dtype) for s in initial_state]
+        self._run()
+
+    def _steps(self):
+        timesteps = self.x.shape[1]
+        for s in range(timesteps):
+            yield s, (timesteps - 1 - s if self.layer.go_backwards else s)
+
+    def _run(self):
+        x = self.x
+        batch, timesteps, _ = x.shape
+        states = [s.copy() for s in self.initial_state]
+        out_prev = np.zeros_like(states[0])
+        self.outputs = np.zeros((batch, timesteps, self.layer.units), x.dtype)
+        self.tape = []
+        for s, t in self._steps():
+            m = (np.ones((batch, 1), x.dtype) if self.mask is None
+                 else self.mask[:, t, None].astype(x.dtype))
+            xs = [x[:, t] * d for d in self.dm]
+            hs = [states[0] * r for r in self.rm]
+            new_states, saved = getattr(self, "_" + self.layer._cell)(xs, hs, states)
+            self.tape.append((t, m, xs, hs, states, saved))
+            h_new = new_states[0]
+            states = [m * n + (1 - m) * o for n, o in zip(new_states, states)]
+            out_prev = m * h_new + (1 - m) * out_prev
+            self.outputs[:, s] = out_prev
+        self.states = states
+
+    # One step of each cell: returns (new_states, what the backward step needs).
+
+    def _lstm(self, xs, hs, states):
+        z = [xs[g] @ self.K[g] + hs[g] @ self.R[g] + self.b[g] for g in range(4)]
+        i, f, o = self.ract(z[0]), self.ract(z[1]), self.ract(z[3])
+        g = self.act(z[2])
+        c = f * states[1] + i * g
+        act_c = self.act(c)
+        return [o * act_c, c], (i, f, g, o, act_c)
+
+    def _gru(self, xs, hs, states):
+        xp = [xs[g] @ self.K[g] + self.b[g] for g in range(3)]
+        if self.rb is not None:
+            inner = [hs[g] @ self.R[g] + self.rb[g] for g in range(3)]
+        else:
+            inner = [hs[g] @ self.R[g] for g in range(2)]
+        z = self.ract(xp[0] + inner[0])
+        r = self.ract(xp[1] + inner[1])
+        if self.rb is not None:
+            hh = self.act(xp[2] + r * inner[2])
+            saved = (z, r, hh, inner[2])
+        else:
+            hh = self.act(xp[2] + (r * hs[2]) @ self.R[2])
+            saved = (z, r, hh, None)
+        h_tm1 = states[0]
+        return [z * h_tm1 + (1 - z) * hh], saved
+
+    def _simple_rnn(self, xs, hs, states):
+        h = self.act(xs[0] @ self.K[0] + hs[0] @ self.R[0] + self.b[0])
+        return [h], (h,)
+
+    def backward(self, d_outputs, d_states=None):
+        layer = self.layer
+        x = self.x
+        u = layer.units
+        G = layer._gates
+        dK = [np.zeros_like(k) for k in self.K]
+        dR = [np.zeros_like(r) for r in self.R]
+        db = [np.zeros(u, x.dtype) for _ in range(G)]
+        drb = [np.zeros(u, x.dtype) for _ in range(G)]
+        dx = np.zeros_like(x)
+        if d_states is None:
+            d_states = [None] * layer._n_states
+        ds = [np.zeros_like(s) if d is None else np.array(d, x.dtype)
+              for s, d in zip(self.initial_state, d_states)]
+        d_out_carry = np.zeros_like(ds[0])
+        for s in reversed(range(x.shape[1])):
+            t, m, xs, hs, states, saved = self.tape[s]
+            d_out = d_outputs[:, s] + d_out_carry
+            d_out_carry = (1 - m) * d_out
+            d_new = [m * (ds[0] + d_out)] + [m * d for d in ds[1:]]
+            d_prev = [(1 - m) * d for d in ds]
+            # d_x_side[g]: gradient at x_t * dm[g] @ K[g]; d_h_side[g]: at hs[g] @ R[g].
+            d_x_side, d_h_side, d_prev_direct = getattr(self, "_d_" + layer._cell)(
+                d_new, xs, hs, states, saved, dR)
+            for k, d in enumerate(d_prev_direct):
+                d_prev[k] = d_prev[k] + d
+            for g in range(G):
+                if d_x_side[g] is not None:
+                    dK[g] += xs[g].T @ d_x_side[g]
+                    dx[:, t] += (d_x_side[g] @ self.K[g].T) * self.dm[g]
+                    db[g] += d_x_side[g].sum(axis=0)
+                if d_h_side[g] is not None:
+                    dR[g] += hs[g].T @ d_h_side[g]
+                    d_prev[0] = d_prev[0] + (d_h_side[g] @ self.R[g].T) * self.rm[g]
+                    drb[g] += d_h_side[g].sum(axis=0)
+            ds = d_prev
+        if self.rb is not None:
+            d_bias = np.stack([np.concatenate(db), np.concatenate(drb)])
+        else:
+            d_bias = np.concatenate(db)
+        return ops.Gradients(dx=dx, d_initial_state=ds, d_kernel=np.concatenate(dK, axis=1),
+                             d_recurrent_kernel=np.concatenate(dR, axis=1),
+                             d_bias=d_bias if layer.use_bias else None)
+
+    def _d_lstm(self, d_new, xs, hs, states, saved, dR):
+        dh, dc = d_new
+        i, f, g, o, act_c = saved
+        do = dh * act_c
+        dc = dc + dh * o * self.dact(act_c)
+        dz = [dc * g * self.dract(i), dc * states[1] * self.dract(f),
+              dc * i * self.dact(g), do * self.dract(o)]
+        return dz, dz, [np.zeros_like(dh), dc * f]
+
+    def _d_gru(self, d_new, xs, hs, states, saved, dR):
+        (dh,) = d_new
+        z, r, hh, inner_h = saved
+        h_tm1 = states[0]
+        dz = dh * (h_tm1 - hh) * self.dract(z)
+        dhh = dh * (1 - z) * self.dact(hh)
+        if inner_h is not None:
+            dr = dhh * inner_h * self.dract(r)
+            return [dz, dr, dhh], [dz, dr, dhh * r], [dh * z]
+        # reset before: hh = act(x_h + (r * hs[2]) @ R_h)
+        rh = r * hs[2]
+        dR[2] += rh.T @ dhh
+        d_rh = dhh @ self.R[2].T
+        dr = d_rh * hs[2] * self.dract(r)
+        return [dz, dr, dhh], [dz, dr, None], [dh * z + d_rh * r * self.rm[2]]
+
+    def _d_simple_rnn(self, d_new, xs, hs, states, saved, dR):
+        (h,) = saved
+        dz = d_new[0] * self.dact(h)
+        return [dz], [dz], [np.zeros_like(dz)]

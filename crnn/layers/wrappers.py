@@ -1,0 +1,301 @@
+"""Layer wrappers: ``TimeDistributed`` and ``Bidirectional``."""
+
+import numpy as np
+
+from crnn.layers.base import Layer
+
+__all__ = ["TimeDistributed", "Bidirectional"]
+
+
+def _check_layer(name, layer):
+    if not isinstance(layer, Layer):
+        raise TypeError(f"{name} must be a crnn layer instance, received {type(layer).__name__}")
+
+
+class _Wrapper(Layer):
+    def _inner_layers(self):
+        raise NotImplementedError
+
+    def _all_weight_entries(self):
+        return [e for inner in self._inner_layers() for e in inner._all_weight_entries()]
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [w for inner in self._inner_layers() for w in inner.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [w for inner in self._inner_layers() for w in inner.non_trainable_weights]
+
+    def reset_states(self, states=None):
+        inners = [layer for layer in self._inner_layers() if getattr(layer, "stateful", False)]
+        if states is None:
+            for layer in inners:
+                layer.reset_states()
+            return
+        states = list(states)
+        for layer in inners:
+            n = layer._n_states
+            layer.reset_states(states[:n])
+            states = states[n:]
+
+    def _state_arrays(self):
+        return [s for layer in self._inner_layers() for s in layer._state_arrays()]
+
+    def _set_state_arrays(self, arrays):
+        arrays = list(arrays)
+        for layer in self._inner_layers():
+            n = len(layer._state_arrays())
+            layer._set_state_arrays(arrays[:n])
+            arrays = arrays[n:]
+
+
+class TimeDistributed(_Wrapper):
+    """Applies ``layer`` to every timestep (axis 1) of the input independently.
+
+    Args:
+        layer: the layer to apply, e.g. ``Dense(1)``.
+
+    Example:
+        >>> TimeDistributed(Dense(2))(np.zeros((4, 10, 3))).shape
+        (4, 10, 2)
+    """
+
+    supports_masking = True
+
+    def __init__(self, layer, **kwargs):
+        _check_layer("layer", layer)
+        if layer._batch_input_shape is not None and "batch_input_shape" not in kwargs \
+                and "input_shape" not in kwargs:
+            kwargs["batch_input_shape"] = layer._batch_input_shape
+            layer._batch_input_shape = None
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def _inner_layers(self):
+        return [self.layer]
+
+    def build(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(
+                f"TimeDistributed layer {self.name!r} needs input of at least 3 dimensions "
+                f"(batch, timesteps, ...), received input shape {tuple(input_shape)}"
+            )
+        if not self.layer.built:
+            self.layer.build((None,) + tuple(input_shape[2:]))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
+        return (input_shape[0], input_shape[1]) + tuple(inner[1:])
+
+    def forward(self, x, training=False, mask=None):
+        x = np.asarray(x)
+        if x.ndim < 3:
+            raise ValueError(f"TimeDistributed layer {self.name!r} needs input of at least 3 "
+                             f"dimensions, received shape {x.shape}")
+        batch, timesteps = x.shape[:2]
+        y, cache = self.layer.forward(x.reshape((batch * timesteps,) + x.shape[2:]),
+                                      training=training)
+        return y.reshape((batch, timesteps) + y.shape[1:]), (cache, x.shape)
+
+    def backward(self, cache, d_outputs):
+        inner_cache, x_shape = cache
+        batch, timesteps = x_shape[:2]
+        d_flat = d_outputs.reshape((batch * timesteps,) + d_outputs.shape[2:])
+        dx, grads = self.layer.backward(inner_cache, d_flat)
+        return dx.reshape(x_shape), grads if self.trainable else []
+
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = {"class_name": type(self.layer).__name__,
+                           "config": self.layer.get_config()}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from crnn.layers import deserialize
+        config = dict(config)
+        config["layer"] = deserialize(config["layer"])
+        return super().from_config(config)
+
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+class Bidirectional(_Wrapper):
+    """Runs a recurrent layer forwards and a copy of it backwards, and merges the outputs.
+
+    Args:
+        layer: an ``LSTM``, ``GRU`` or ``SimpleRNN`` instance (the forward direction; it
+            is copied from its config, so the instance itself is not used).
+        merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"``, or None to
+            return ``[forward_output, backward_output]``.
+        backward_layer: optional explicit backward layer (must have the opposite
+            ``go_backwards`` and the same ``return_sequences``/``return_state``).
+
+    The weights are the forward layer's followed by the backward layer's. With
+    ``return_sequences=True`` the backward outputs are re-reversed so that both
+    directions line up in time, and masked timesteps output zeros (Keras forces
+    ``zero_output_for_mask`` on both directions).
+
+    Example:
+        >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 5, 3))).shape
+        (2, 5, 8)
+    """
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
+                 **kwargs):
+        from crnn.layers.recurrent import _RNN
+        if not isinstance(layer, _RNN):
+            raise TypeError(
+                f"layer must be an LSTM, GRU or SimpleRNN instance, received "
+                f"{type(layer).__name__}"
+            )
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(
+                f"merge_mode must be one of {list(_MERGE_MODES)}, received {merge_mode!r}"
+            )
+        if layer._batch_input_shape is not None and "batch_input_shape" not in kwargs \
+                and "input_shape" not in kwargs:
+            kwargs["batch_input_shape"] = layer._batch_input_shape
+        super().__init__(**kwargs)
+        config = layer.get_config()
+        config.pop("batch_input_shape", None)
+        config["name"] = "forward_" + layer.name.replace("forward_", "", 1) \
+            if layer.name.startswith("forward_") else "forward_" + layer.name
+        self.forward_layer = type(layer).from_config(config)
+        if backward_layer is None:
+            config = dict(config)
+            config["go_backwards"] = not layer.go_backwards
+            config["name"] = "backward_" + layer.name
+            backward_layer = type(layer).from_config(config)
+        else:
+            if not isinstance(backward_layer, _RNN):
+                raise TypeError(
+                    f"backward_layer must be an LSTM, GRU or SimpleRNN instance, received "
+                    f"{type(backward_layer).__name__}"
+                )
+            for attr in ("return_sequences", "return_state", "stateful"):
+                if getattr(backward_layer, attr) != getattr(layer, attr):
+                    raise ValueError(
+                        f"backward_layer.{attr} must equal layer.{attr}: received "
+                        f"{getattr(backward_layer, attr)} and {getattr(layer, attr)}"
+                    )
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError(
+                    f"backward_layer.go_backwards must be the opposite of layer.go_backwards, "
+                    f"both are {layer.go_backwards}"
+                )
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self.stateful = layer.stateful
+        for inner in (self.forward_layer, self.backward_layer):
+            inner.zero_output_for_mask = self.return_sequences
+        self.supports_masking = True
+        self._initial_weights = weights
+
+    def _inner_layers(self):
+        return [self.forward_layer, self.backward_layer]
+
+    def build(self, input_shape):
+        self.forward_layer.build(input_shape)
+        self.backward_layer.build(input_shape)
+        super().build(input_shape)
+        if self._initial_weights is not None:
+            self.set_weights(self._initial_weights)
+            self._initial_weights = None
+
+    def compute_output_shape(self, input_shape):
+        out = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode == "concat":
+            out = tuple(out[:-1]) + (2 * out[-1],)
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.return_sequences else None
+
+    def forward(self, x, training=False, mask=None, initial_state=None):
+        init_f = init_b = None
+        if initial_state is not None:
+            n = self.forward_layer._n_states
+            initial_state = list(initial_state)
+            if len(initial_state) != 2 * n:
+                raise ValueError(
+                    f"initial_state of Bidirectional layer {self.name!r} must list {n} forward "
+                    f"then {n} backward state arrays, received {len(initial_state)} arrays"
+                )
+            init_f, init_b = initial_state[:n], initial_state[n:]
+        y_f, cache_f = self.forward_layer.forward(x, training, mask, initial_state=init_f)
+        y_b, cache_b = self.backward_layer.forward(x, training, mask, initial_state=init_b)
+        states = []
+        if self.return_state:
+            y_f, states_f = y_f[0], y_f[1:]
+            y_b, states_b = y_b[0], y_b[1:]
+            states = states_f + states_b
+        if self.return_sequences:
+            y_b = y_b[:, ::-1]
+        if self.merge_mode == "concat":
+            y = np.concatenate([y_f, y_b], axis=-1)
+        elif self.merge_mode == "sum":
+            y = y_f + y_b
+        elif self.merge_mode == "mul":
+            y = y_f * y_b
+        elif self.merge_mode == "ave":
+            y = (y_f + y_b) / 2
+        else:
+            y = [y_f, y_b]
+        cache = (cache_f, cache_b, y_f, y_b) if training else None
+        if self.return_state:
+            y = (y if isinstance(y, list) else [y]) + states
+        return y, cache
+
+    def backward(self, cache, d_outputs):
+        cache_f, cache_b, y_f, y_b = cache
+        if self.merge_mode == "concat":
+            units = y_f.shape[-1]
+            d_f, d_b = d_outputs[..., :units], d_outputs[..., units:]
+        elif self.merge_mode == "sum":
+            d_f = d_b = d_outputs
+        elif self.merge_mode == "mul":
+            d_f, d_b = d_outputs * y_b, d_outputs * y_f
+        elif self.merge_mode == "ave":
+            d_f = d_b = d_outputs / 2
+        else:
+            d_f, d_b = d_outputs
+        if self.return_sequences:
+            d_b = d_b[:, ::-1]
+        dx_f, g_f = self.forward_layer.backward(cache_f, np.ascontiguousarray(d_f))
+        dx_b, g_b = self.backward_layer.backward(cache_b, np.ascontiguousarray(d_b))
+        return dx_f + dx_b, (g_f + g_b) if self.trainable else []
+
+    def __call__(self, inputs, training=False, mask=None, initial_state=None):
+        self._ensure_built(inputs)
+        outputs, _ = self.forward(inputs, training=training, mask=mask,
+                                  initial_state=initial_state)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["layer"] = {"class_name": type(self.forward_layer).__name__,
+                           "config": self.forward_layer.get_config()}
+        config["layer"]["config"]["name"] = self.forward_layer.name[len("forward_"):]
+        config["backward_layer"] = {"class_name": type(self.backward_layer).__name__,
+                                    "config": self.backward_layer.get_config()}
+        config["merge_mode"] = self.merge_mode
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from crnn.layers import deserialize
+        config = dict(config)
+        config["layer"] = deserialize(config["layer"])
+        if config.get("backward_layer") is not None:
+            config["backward_layer"] = deserialize(config["backward_layer"])
+        return super().from_config(config)
