@@ -241,7 +241,10 @@ def _machine_lines(doc):
         if "note" in pool:
             lines.append(f"- BLAS: {pool['note']}")
         else:
-            lines.append(f"- BLAS: {pool.get('internal_api')} {pool.get('version')} "
+            owner = next((lib for lib in ("numpy", "scipy", "torch") if f"{lib}." in
+                          str(pool.get("filepath")) or f"/{lib}/" in str(pool.get("filepath"))),
+                         "?")
+            lines.append(f"- BLAS of {owner}: {pool.get('internal_api')} {pool.get('version')} "
                          f"({pool.get('prefix')}, {pool.get('architecture')}, "
                          f"{pool.get('threading_layer')})")
     for w in doc["workers"]:

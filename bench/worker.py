@@ -118,19 +118,31 @@ class CrnnBackend:
         return train_step
 
     def streaming(self, cell, features, units):
-        crnn = self.crnn
-        if not hasattr(crnn, "Sequential") or not hasattr(crnn, "layers"):
-            raise Skip("crnn.Sequential / crnn.layers not available yet (model API not merged)")
+        layers, sequential = self._model_api()
         layer_name = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN"}[cell]
-        layer_cls = getattr(crnn.layers, layer_name, None)
-        if layer_cls is None:
-            raise Skip(f"crnn.layers.{layer_name} not available yet")
-        model = crnn.Sequential([
+        layer_cls = getattr(layers, layer_name, None)
+        if layer_cls is None or not hasattr(layers, "Dense"):
+            raise Skip(f"crnn.layers.{layer_name} or crnn.layers.Dense not available yet")
+        model = sequential([
             layer_cls(units, stateful=True, batch_input_shape=(1, 1, features)),
-            crnn.layers.Dense(1),
+            layers.Dense(1),
         ])
         x = np.random.default_rng(SEED).standard_normal((1, 1, features)).astype(np.float32)
         return lambda: model.predict_on_batch(x)
+
+    def _model_api(self):
+        """(crnn.layers, crnn.Sequential), or Skip while the model API is not there."""
+        try:
+            layers = importlib.import_module("crnn.layers")
+        except ImportError as err:
+            raise Skip(f"crnn.layers does not import yet ({err})") from None
+        sequential = getattr(self.crnn, "Sequential", None)
+        if sequential is None:
+            with contextlib.suppress(ImportError):
+                sequential = getattr(importlib.import_module("crnn.models"), "Sequential", None)
+        if sequential is None:
+            raise Skip("crnn.Sequential not available yet (model API not merged)")
+        return layers, sequential
 
 
 class NumpyReferenceBackend:
