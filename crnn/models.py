@@ -589,7 +589,7 @@ class Sequential:
         cb.on_train_end(dict(logs))
         return history
 
-    def _run_evaluate(self, x, y, batch_size, progbar=None, cb=None):
+    def _run_evaluate(self, x, y, batch_size, cb=None):
         self._reset_trackers()
         n = x.shape[0]
         steps = math.ceil(n / batch_size)
@@ -601,8 +601,6 @@ class Sequential:
             logs = self._logs()
             if cb is not None:
                 cb.on_test_batch_end(step, dict(logs))
-            if progbar is not None:
-                progbar.update(step + 1, list(logs.items()), finalize=step + 1 == steps)
         return self._logs()
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
@@ -622,13 +620,10 @@ class Sequential:
         y = self._check_y(y, x.shape[0])
         batch_size = self._batch_size_for("evaluate", x.shape[0], batch_size)
         n_steps = math.ceil(x.shape[0] / batch_size)
-        names = self.metrics_names
-        progbar = utils.Progbar(n_steps, verbose=verbose, stateful_metrics=names) \
-            if verbose else None
-        cb = callbacks_module.CallbackList(list(callbacks or []), model=self, verbose=verbose,
-                                           steps=n_steps)
+        cb = callbacks_module.CallbackList(list(callbacks or []), add_progbar=verbose != 0,
+                                           model=self, verbose=verbose, epochs=1, steps=n_steps)
         cb.on_test_begin()
-        logs = self._run_evaluate(x, y, batch_size, progbar, cb)
+        logs = self._run_evaluate(x, y, batch_size, cb)
         cb.on_test_end(dict(logs))
         return self._flatten_logs(logs, return_dict)
 
@@ -643,9 +638,8 @@ class Sequential:
         batch_size = self._batch_size_for("predict", x.shape[0], batch_size)
         n = x.shape[0]
         n_steps = math.ceil(n / batch_size)
-        progbar = utils.Progbar(n_steps, verbose=verbose) if verbose else None
-        cb = callbacks_module.CallbackList(list(callbacks or []), model=self, verbose=verbose,
-                                           steps=n_steps)
+        cb = callbacks_module.CallbackList(list(callbacks or []), add_progbar=verbose != 0,
+                                           model=self, verbose=verbose, epochs=1, steps=n_steps)
         cb.on_predict_begin()
         outputs = []
         for step in range(n_steps):
@@ -653,8 +647,6 @@ class Sequential:
             sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
             outputs.append(self._forward(x[sl], training=False)[0])
             cb.on_predict_batch_end(step, {"outputs": outputs[-1]})
-            if progbar is not None:
-                progbar.update(step + 1, finalize=step + 1 == n_steps)
         cb.on_predict_end()
         return np.concatenate(outputs, axis=0)
 
