@@ -220,11 +220,11 @@ class Optimizer:
             dt = np.result_type(*grads).type
             norm = np.sqrt(np.sum(np.stack([np.sum(np.square(g)) for g in grads]).astype(dt)))
             c = dt(self.global_clipnorm)
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
                 scale = c * np.minimum(dt(1) / norm, dt(1) / c)
-            # A non-finite norm makes every gradient NaN, as in Keras, rather than
-            # silently applying an unclipped update.
-            scale = scale + (norm - norm)
+                # A non-finite norm makes every gradient NaN, as in Keras, rather
+                # than silently applying an unclipped update.
+                scale = scale + (norm - norm)
             return [g * scale.astype(g.dtype) for g in grads]
         if self.clipvalue is not None:
             return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
