@@ -60,7 +60,8 @@ def measure(fn, budget):
         t0 = time.perf_counter()
         fn()
         warm_times.append(time.perf_counter() - t0)
-        if len(warm_times) >= 1000:
+        # A slow call is settled after one warm call; more would only stretch the run.
+        if len(warm_times) >= 1000 or warm_times[0] > 0.2:
             break
     per_call = max(min(warm_times), 1e-7)
     number = max(1, int(math.ceil(budget.target_sample_s / per_call)))
