@@ -78,6 +78,70 @@ def finish(doc):
                                    vs=lib, crnn_s=ours["median_s"], other_s=other["median_s"],
                                    ratio=ratio))
     doc["ratios"] = ratios
+    doc["goals"] = goals(doc)
+
+
+# --------------------------------------------------------------------------- goals
+
+# The targets of the benchmark issue: (description, row filter, value of a row, limit, kind).
+def _goal_specs():
+    def ratio(vs):
+        return lambda r: r.get(f"ratio_vs_{vs}")
+
+    def sizes(*names):
+        return lambda r: r["size"] in names
+
+    small, big = sizes("S1", "S2"), sizes("S3", "S4", "S5")
+    seq = ("inference", "training")
+    return [
+        ("LSTM vs torch, S1-S2: ratio <= 0.5",
+         lambda r: r["cell"] == "lstm" and r["mode"] in seq and small(r), ratio("torch"), 0.5,
+         "max"),
+        ("GRU vs torch, S1-S2: ratio <= 0.3",
+         lambda r: r["cell"] == "gru" and r["mode"] in seq and small(r), ratio("torch"), 0.3,
+         "max"),
+        ("all cells vs torch, S3-S5: ratio <= 1.0",
+         lambda r: r["mode"] in seq and big(r), ratio("torch"), 1.0, "max"),
+        ("all cells vs keras, every size: ratio <= 0.2",
+         lambda r: r["mode"] in seq, ratio("keras"), 0.2, "max"),
+        ("training at S4-S5, 1 thread: >= 80% of the sgemm peak",
+         lambda r: r["mode"] == "training" and r["threads"] == 1 and sizes("S4", "S5")(r),
+         lambda r: r.get("peak_fraction"), 0.8, "min"),
+        ("streaming LSTM(64)+Dense(1): <= 5 us per step",
+         lambda r: r["cell"] == "lstm" and r["mode"] == "streaming",
+         lambda r: r["median_s"] * 1e6, 5.0, "max"),
+    ]
+
+
+def goals(doc):
+    """Check crnn's rows against the issue's targets; returns a list of dicts."""
+    crnn_rows = [r for r in doc["results"] if r["lib"] == "crnn" and r["status"] == "ok"]
+    out = []
+    for text, keep, value, limit, kind in _goal_specs():
+        values = [(value(r), r) for r in crnn_rows if keep(r) and value(r) is not None]
+        out.append(_goal_entry(text, values, limit, kind))
+    # Two threads >= 1.6x faster than one, at S3-S5: pairs of crnn rows.
+    by_key = {(r["cell"], r["mode"], r["size"], r["threads"]): r for r in crnn_rows}
+    values = []
+    for (cell, mode, size, threads), r in by_key.items():
+        one = by_key.get((cell, mode, size, 1))
+        if threads == 2 and one and size in ("S3", "S4", "S5") and mode != "streaming":
+            values.append((one["median_s"] / r["median_s"], r))
+    out.append(_goal_entry("crnn 2 threads vs 1, S3-S5: speed-up >= 1.6", values, 1.6, "min"))
+    return out
+
+
+def _goal_entry(text, values, limit, kind):
+    met = [v for v, _ in values if (v <= limit if kind == "max" else v >= limit)]
+    worst = (max if kind == "max" else min)(values, key=lambda p: p[0]) if values else None
+    return {
+        "goal": text,
+        "rows": len(values),
+        "met": len(met),
+        "worst": worst[0] if worst else None,
+        "worst_row": (f"{worst[1]['cell']}/{worst[1]['mode']}/{worst[1]['size']}/"
+                      f"t{worst[1]['threads']}") if worst else None,
+    }
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -210,6 +274,13 @@ def markdown(doc):
                              f"({batch * timesteps},{features})x({features},{g * units})", gin,
                              f"({batch},{units})x({units},{g * units})", gstep])
     out += _table(["cell", "size", "thr", "input GEMM", "GF/s", "step GEMM", "GF/s"], body)
+
+    out += ["", "## crnn against the goals of the benchmark issue", ""]
+    body = []
+    for g in doc.get("goals", []):
+        worst = (f"{g['worst']:.2f} ({g['worst_row']})" if g["worst"] is not None else "—")
+        body.append([g["goal"], f"{g['met']}/{g['rows']}", worst])
+    out += _table(["goal", "rows met", "worst row"], body)
 
     checks = [w["info"].get("checks") for w in doc["workers"]
               if w["lib"] == "crnn" and w.get("info") and w["info"].get("checks")]
