@@ -19,7 +19,8 @@ directives = {
 }
 
 extensions = [
-    Extension(f"crnn.{name}", [f"crnn/{name}.pyx"], extra_compile_args=["-O3"])
+    Extension(f"crnn.{name}", [f"crnn/{name}.pyx"], include_dirs=["crnn"],
+              extra_compile_args=["-O3"])
     for name in ("_lstm", "_gru", "_simple_rnn")
 ]
 

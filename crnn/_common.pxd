@@ -4,7 +4,11 @@
 # Activation codes match crnn.ops.ACTIVATIONS.
 
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+from libc.math cimport exp, tanh
+
+cdef extern from "_fastmath.h" nogil:
+    void crnn_sigmoid_span_f32(float *x, Py_ssize_t n)
+    void crnn_tanh_span_f32(float *x, Py_ssize_t n)
 
 cdef enum:
     LINEAR = 0
@@ -17,19 +21,22 @@ cdef enum:
 
 
 cdef inline void activate(floating *x, Py_ssize_t n, int kind) noexcept nogil:
-    """x[:n] = f(x[:n]) in place. The switch sits outside the loops so they vectorize."""
+    """x[:n] = f(x[:n]) in place. The switch sits outside the loops so they vectorize.
+
+    float32 tanh and sigmoid use _fastmath.h's vectorized versions; float64 keeps libm,
+    the precise path that the finite-difference gradient checks run on."""
     cdef Py_ssize_t j
     if kind == TANH:
-        for j in range(n):
-            if floating is float:
-                x[j] = tanhf(x[j])
-            else:
+        if floating is float:
+            crnn_tanh_span_f32(x, n)        # vectorized, see _fastmath.h
+        else:
+            for j in range(n):
                 x[j] = tanh(x[j])
     elif kind == SIGMOID:
-        for j in range(n):
-            if floating is float:
-                x[j] = 1.0 / (1.0 + expf(-x[j]))
-            else:
+        if floating is float:
+            crnn_sigmoid_span_f32(x, n)
+        else:
+            for j in range(n):
                 x[j] = 1.0 / (1.0 + exp(-x[j]))
     elif kind == HARD_SIGMOID:
         # Keras 3: relu6(x + 3) / 6
@@ -74,3 +81,15 @@ cdef inline int check_blas_size(Py_ssize_t rows, Py_ssize_t cols) except -1:
             f"arrays of {rows} x {cols} elements exceed BLAS's 32-bit index range; "
             f"split the batch or the sequence into smaller calls")
     return 0
+
+
+cdef inline object time_major(a):
+    """(B, T, ...) -> C-contiguous (T, B, ...): the kernels' internal layout."""
+    import numpy
+    return numpy.ascontiguousarray(numpy.swapaxes(numpy.asarray(a), 0, 1))
+
+
+cdef inline object batch_major(a):
+    """(T, B, ...) -> C-contiguous (B, T, ...), the layout users see."""
+    import numpy
+    return numpy.ascontiguousarray(numpy.swapaxes(a, 0, 1))

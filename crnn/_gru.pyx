@@ -13,8 +13,9 @@
 # Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
 # outputs[:, s]. A masked (b, t) keeps h and repeats the previous output.
 #
-# gates[b, t, :] holds the input projection, then the activated z, r, hh. Training also
-# keeps h_tm1 and `aux`: inner_h (reset_after=True) or r * h_tm1 (reset_after=False).
+# Inside the kernels everything is time-major (see _lstm.pyx for why): gates[t, b, :]
+# holds the input projection, then the activated z, r, hh. Training also keeps x (T, B, F),
+# h_tm1 and `aux`: inner_h (reset_after=True) or r * h_tm1 (reset_after=False).
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm
-from crnn._common cimport activate, check_blas_size, check_shape, derivative
+from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
+                           time_major)
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -42,21 +44,21 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
-    # gates = x @ W, all timesteps at once
-    gemm(False, False, B * T, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # gates = x @ W, all timesteps at once (x is time-major here)
+    gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         if reset_after:
             # work = h_tm1 @ R   (B, G); the recurrent bias is added per row below
             gemm(False, False, B, G, U, 1.0, h, U, R, G, 0.0, work, G)
         else:
-            # gates[:, t, :2U] += h_tm1 @ R[:, :2U]
-            gemm(False, False, B, 2 * U, U, 1.0, h, U, R, G, 1.0, gates + t * G, T * G)
+            # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
+            gemm(False, False, B, 2 * U, U, 1.0, h, U, R, G, 1.0, gates + t * B * G, G)
         for b in range(B):
-            z = gates + (b * T + t) * G
+            z = gates + (t * B + b) * G
             hb = h + b * U
             if training:
-                memcpy(h_tm1_all + (b * T + t) * U, hb, U * sizeof(floating))
+                memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
             for j in range(G):
                 z[j] += bias[j]
             if reset_after:
@@ -69,7 +71,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 for j in range(U):
                     z[2 * U + j] += z[U + j] * wb[2 * U + j]
                 if training:
-                    memcpy(aux_all + (b * T + t) * U, wb + 2 * U, U * sizeof(floating))
+                    memcpy(aux_all + (t * B + b) * U, wb + 2 * U, U * sizeof(floating))
                 activate(z + 2 * U, U, act)                    # hh
             else:
                 activate(z, 2 * U, ract)                       # z, r
@@ -77,22 +79,22 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 for j in range(U):
                     wb[j] = z[U + j] * hb[j]                   # r * h_tm1
                 if training:
-                    memcpy(aux_all + (b * T + t) * U, wb, U * sizeof(floating))
+                    memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
         if not reset_after:
-            # gates[:, t, 2U:] += (r * h_tm1) @ R[:, 2U:]
+            # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
             gemm(False, False, B, U, U, 1.0, work, U, R + 2 * U, G, 1.0,
-                 gates + t * G + 2 * U, T * G)
+                 gates + t * B * G + 2 * U, G)
             for b in range(B):
-                activate(gates + (b * T + t) * G + 2 * U, U, act)   # hh
+                activate(gates + (t * B + b) * G + 2 * U, U, act)   # hh
         for b in range(B):
-            z = gates + (b * T + t) * G
+            z = gates + (t * B + b) * G
             hb = h + b * U
-            out = outputs + (b * T + s) * U
+            out = outputs + (s * B + b) * U
             if has_mask and not mask[b * T + t]:
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
-                    memcpy(out, out - U, U * sizeof(floating))
+                    memcpy(out, out - B * U, U * sizeof(floating))
                 continue
             for j in range(U):
                 hb[j] = z[j] * hb[j] + (1.0 - z[j]) * z[2 * U + j]
@@ -120,11 +122,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
-            row = b * T + t
+            row = t * B + b
             dxb = dgx + row * G
-            d_out = d_outputs + (b * T + s) * U
+            d_out = d_outputs + (s * B + b) * U
             cr = carry + b * U
-            if has_mask and not mask[row]:
+            if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
                 for j in range(U):
                     cr[j] += d_out[j]
@@ -156,14 +158,14 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dib[2 * U + j] = dxb[2 * U + j] * gi[U + j]
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
-            gemm(False, True, B, U, G, 1.0, dgi + t * G, T * G, R, G, 1.0, dh, U)
+            gemm(False, True, B, U, G, 1.0, dgi + t * B * G, G, R, G, 1.0, dh, U)
         else:
             # d(r * h_tm1) = dhh_pre @ R_h^T
-            gemm(False, True, B, U, U, 1.0, dgx + t * G + 2 * U, T * G, R + 2 * U, G,
+            gemm(False, True, B, U, U, 1.0, dgx + t * B * G + 2 * U, G, R + 2 * U, G,
                  0.0, d_rh, U)
             for b in range(B):
-                row = b * T + t
-                if has_mask and not mask[row]:
+                row = t * B + b
+                if has_mask and not mask[b * T + t]:
                     continue
                 gi = gates + row * G
                 h_tm1 = h_tm1_all + row * U
@@ -173,25 +175,25 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dxb[U + j] = d_rh[b * U + j] * h_tm1[j] * deriv[U + j]
                     dh[b * U + j] += d_rh[b * U + j] * gi[U + j]
             # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
-            gemm(False, True, B, U, 2 * U, 1.0, dgx + t * G, T * G, R, G, 1.0, dh, U)
+            gemm(False, True, B, U, 2 * U, 1.0, dgx + t * B * G, G, R, G, 1.0, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
-    gemm(False, True, B * T, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
-    gemm(True, False, F, G, B * T, 1.0, x, F, dgx, G, 0.0, dW, G)
+    gemm(False, True, T * B, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
+    gemm(True, False, F, G, T * B, 1.0, x, F, dgx, G, 0.0, dW, G)
     memset(db, 0, (2 * G if reset_after else G) * sizeof(floating))
-    for row in range(B * T):
+    for row in range(T * B):
         for j in range(G):
             db[j] += dgx[row * G + j]
     if reset_after:
         # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
-        gemm(True, False, U, G, B * T, 1.0, h_tm1_all, U, dgi, G, 0.0, dR, G)
-        for row in range(B * T):
+        gemm(True, False, U, G, T * B, 1.0, h_tm1_all, U, dgi, G, 0.0, dR, G)
+        for row in range(T * B):
             for j in range(G):
                 db[G + j] += dgi[row * G + j]
     else:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
-        gemm(True, False, U, 2 * U, B * T, 1.0, h_tm1_all, U, dgx, G, 0.0, dR, G)
-        gemm(True, False, U, U, B * T, 1.0, aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
+        gemm(True, False, U, 2 * U, T * B, 1.0, h_tm1_all, U, dgx, G, 0.0, dR, G)
+        gemm(True, False, U, U, T * B, 1.0, aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
 
 
 def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -213,13 +215,15 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
+    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
-    gates_arr = np.empty((B, T, G), dtype)
-    outputs_arr = np.empty((B, T, U), dtype)
+    gates_arr = np.empty((T, B, G), dtype)
+    outputs_arr = np.empty((T, B, U), dtype)
     work_arr = np.empty((B, G), dtype)
-    saved_shape = (B, T, U) if training else _UNUSED
+    saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     aux_arr = np.empty(saved_shape, dtype)
+    cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
@@ -227,45 +231,51 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     cdef floating[:, :, ::1] aux_all = aux_arr
     with nogil:
-        _forward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
                  training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0])
-    saved = (gates_arr, h_tm1_arr, aux_arr) if training else None
-    return outputs_arr, h_arr, saved
+    saved = (xt_arr, gates_arr, h_tm1_arr, aux_arr) if training else None
+    return batch_major(outputs_arr), h_arr, saved
 
 
 def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation, bint reset_after,
-                 const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
-                 const floating[:, :, ::1] aux_all, const floating[:, :, ::1] d_outputs,
-                 const floating[:, ::1] d_h):
-    """BPTT through gru_forward(training=True). Returns (dx, dh0, d_kernel,
-    d_recurrent_kernel, d_bias) with d_bias flat like ``bias``."""
+                 const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
+                 const floating[:, :, ::1] h_tm1_all, const floating[:, :, ::1] aux_all,
+                 const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h):
+    """BPTT through gru_forward(training=True); ``xt`` ... ``aux_all`` are its saved
+    arrays. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with d_bias flat like
+    ``bias``."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
     check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
-    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (B, T, G))
-    for name, saved in (("h_tm1", h_tm1_all), ("aux", aux_all), ("d_outputs", d_outputs)):
-        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (B, T, U))
+    check_shape("xt", (xt.shape[0], xt.shape[1], xt.shape[2]), (T, B, F))
+    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
+    for name, saved in (("h_tm1", h_tm1_all), ("aux", aux_all)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
+                (B, T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
+    d_out_t_arr = time_major(d_outputs)
     dh_arr = np.array(d_h, dtype=dtype)
-    dgx_arr = np.empty((B, T, G), dtype)
-    dgi_arr = np.empty((B, T, G) if reset_after else _UNUSED, dtype)
+    dgx_arr = np.empty((T, B, G), dtype)
+    dgi_arr = np.empty((T, B, G) if reset_after else _UNUSED, dtype)
     d_rh_arr = np.empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(G, dtype)
-    dx_arr = np.empty((B, T, F), dtype)
+    dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(2 * G if reset_after else G, dtype)
+    cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dgx = dgx_arr
     cdef floating[:, :, ::1] dgi = dgi_arr
@@ -277,10 +287,10 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
-                  &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
+                  &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],
                   &dR[0, 0], &db[0])
-    return dx_arr, dh_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -7,10 +7,12 @@
 # Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
 # outputs[:, s]. A masked (b, t) keeps h and c and repeats the previous output.
 #
-# Memory layout: gates[b, t, :] holds z_t for sample b, so the input projection for all
-# timesteps is one GEMM, and step t's rows are a strided view (row stride T*G) that the
-# per-step recurrent GEMM adds into. Training keeps, per (b, t): the activated gates,
-# h_tm1, c_tm1 and activation(c_t).
+# Memory layout: inside the kernels everything is time-major. gates[t, b, :] holds z_t for
+# sample b, so the input projection for all timesteps is one GEMM over x transposed to
+# (T, B, F), and step t's block is contiguous (B, G) for the per-step recurrent GEMM.
+# (A batch-major block would have rows T*G apart: a multiple of 4 KiB that thrashes cache
+# sets.) Outputs are produced as (T, B, U) and transposed once at the end. Training keeps,
+# per (t, b): the activated gates, h_tm1, c_tm1 and activation(c_t).
 
 import numpy as np
 
@@ -18,8 +20,8 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm
-from crnn._common cimport (BLAS_INT_MAX, activate, check_blas_size, check_shape,
-                           derivative)
+from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
+                           time_major)
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -40,20 +42,20 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *cb
     cdef floating *out
     cdef floating *ac
-    # gates = x @ W, all timesteps at once
-    gemm(False, False, B * T, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # gates = x @ W, all timesteps at once (x is time-major here)
+    gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
-        # gates[:, t] += h_tm1 @ R
-        gemm(False, False, B, G, U, 1.0, h, U, R, G, 1.0, gates + t * G, T * G)
+        # gates[t] += h_tm1 @ R
+        gemm(False, False, B, G, U, 1.0, h, U, R, G, 1.0, gates + t * B * G, G)
         for b in range(B):
-            z = gates + (b * T + t) * G
+            z = gates + (t * B + b) * G
             hb = h + b * U
             cb = c + b * U
-            out = outputs + (b * T + s) * U
+            out = outputs + (s * B + b) * U
             if training:
-                memcpy(h_tm1_all + (b * T + t) * U, hb, U * sizeof(floating))
-                memcpy(c_tm1_all + (b * T + t) * U, cb, U * sizeof(floating))
+                memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+                memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
             for j in range(G):
                 z[j] += bias[j]
             activate(z, 2 * U, ract)          # i, f
@@ -63,9 +65,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
-                    memcpy(out, out - U, U * sizeof(floating))
+                    memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            ac = act_c_all + (b * T + t) * U if training else act_c_tmp
+            ac = act_c_all + (t * B + b) * U if training else act_c_tmp
             for j in range(U):
                 cb[j] = z[U + j] * cb[j] + z[j] * z[2 * U + j]
                 ac[j] = cb[j]
@@ -95,11 +97,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
-            row = b * T + t
+            row = t * B + b
             dzb = dz + row * G
-            d_out = d_outputs + (b * T + s) * U
+            d_out = d_outputs + (s * B + b) * U
             cr = carry + b * U
-            if has_mask and not mask[row]:
+            if has_mask and not mask[b * T + t]:
                 # States pass through; this output was a copy of the previous one.
                 for j in range(U):
                     cr[j] += d_out[j]
@@ -126,12 +128,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 dc[b * U + j] = dcv * gi[U + j]
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
-        gemm(False, True, B, U, G, 1.0, dz + t * G, T * G, R, G, 1.0, dh, U)
+        gemm(False, True, B, U, G, 1.0, dz + t * B * G, G, R, G, 1.0, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm(False, True, B * T, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
-    gemm(True, False, F, G, B * T, 1.0, x, F, dz, G, 0.0, dW, G)
-    gemm(True, False, U, G, B * T, 1.0, h_tm1_all, U, dz, G, 0.0, dR, G)
+    gemm(False, True, T * B, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
+    gemm(True, False, F, G, T * B, 1.0, x, F, dz, G, 0.0, dW, G)
+    gemm(True, False, U, G, T * B, 1.0, h_tm1_all, U, dz, G, 0.0, dR, G)
     memset(db, 0, G * sizeof(floating))
     for row in range(B * T):
         for j in range(G):
@@ -157,15 +159,17 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
+    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     c_arr = np.array(c0, dtype=dtype)
-    gates_arr = np.empty((B, T, G), dtype)
-    outputs_arr = np.empty((B, T, U), dtype)
+    gates_arr = np.empty((T, B, G), dtype)
+    outputs_arr = np.empty((T, B, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
-    saved_shape = (B, T, U) if training else _UNUSED
+    saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     c_tm1_arr = np.empty(saved_shape, dtype)
     act_c_arr = np.empty(saved_shape, dtype)
+    cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, ::1] c = c_arr
     cdef floating[:, :, ::1] gates = gates_arr
@@ -175,47 +179,51 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
     cdef floating[:, :, ::1] act_c_all = act_c_arr
     with nogil:
-        _forward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
                  training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0])
-    saved = (gates_arr, h_tm1_arr, c_tm1_arr, act_c_arr) if training else None
-    return outputs_arr, h_arr, c_arr, saved
+    saved = (xt_arr, gates_arr, h_tm1_arr, c_tm1_arr, act_c_arr) if training else None
+    return batch_major(outputs_arr), h_arr, c_arr, saved
 
 
 def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                   const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                   const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
-                  int activation, int recurrent_activation,
+                  int activation, int recurrent_activation, const floating[:, :, ::1] xt,
                   const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
                   const floating[:, :, ::1] c_tm1_all, const floating[:, :, ::1] act_c_all,
                   const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
                   const floating[:, ::1] d_c):
-    """BPTT through lstm_forward(training=True). Returns (dx, dh0, dc0, d_kernel,
-    d_recurrent_kernel, d_bias)."""
+    """BPTT through lstm_forward(training=True); ``xt`` ... ``act_c_all`` are its saved
+    arrays. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel, d_bias)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
     check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
-    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (B, T, G))
-    for name, saved in (("h_tm1", h_tm1_all), ("c_tm1", c_tm1_all), ("act_c", act_c_all),
-                        ("d_outputs", d_outputs)):
-        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (B, T, U))
+    check_shape("xt", (xt.shape[0], xt.shape[1], xt.shape[2]), (T, B, F))
+    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
+    for name, saved in (("h_tm1", h_tm1_all), ("c_tm1", c_tm1_all), ("act_c", act_c_all)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
+                (B, T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     check_shape("d_final_states[1]", (d_c.shape[0], d_c.shape[1]), (B, U))
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
+    d_out_t_arr = time_major(d_outputs)
     dh_arr = np.array(d_h, dtype=dtype)
     dc_arr = np.array(d_c, dtype=dtype)
-    dz_arr = np.empty((B, T, G), dtype)
+    dz_arr = np.empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(5 * U, dtype)
-    dx_arr = np.empty((B, T, F), dtype)
+    dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(G, dtype)
+    cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, ::1] dc = dc_arr
     cdef floating[:, :, ::1] dz = dz_arr
@@ -226,10 +234,10 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
-                  &act_c_all[0, 0, 0], &d_outputs[0, 0, 0], &dh[0, 0], &dc[0, 0],
+                  &act_c_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
                   &dz[0, 0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],
                   &dR[0, 0], &db[0])
-    return dx_arr, dh_arr, dc_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -5,7 +5,8 @@
 # Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
 # outputs[:, s]. A masked (b, t) keeps h and repeats the previous output.
 #
-# gates[b, t, :] holds the pre-activation, then h_t itself. Training also keeps h_tm1.
+# Inside the kernels everything is time-major (see _lstm.pyx for why): gates[t, b, :]
+# holds the pre-activation, then h_t itself. Training also keeps x (T, B, F) and h_tm1.
 
 import numpy as np
 
@@ -13,7 +14,8 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm
-from crnn._common cimport activate, check_blas_size, check_shape, derivative
+from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
+                           time_major)
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -28,17 +30,17 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *out
-    # gates = x @ W, all timesteps at once
-    gemm(False, False, B * T, U, F, 1.0, x, F, W, U, 0.0, gates, U)
+    # gates = x @ W, all timesteps at once (x is time-major here)
+    gemm(False, False, T * B, U, F, 1.0, x, F, W, U, 0.0, gates, U)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
-        # gates[:, t] += h_tm1 @ R
-        gemm(False, False, B, U, U, 1.0, h, U, R, U, 1.0, gates + t * U, T * U)
+        # gates[t] += h_tm1 @ R
+        gemm(False, False, B, U, U, 1.0, h, U, R, U, 1.0, gates + t * B * U, U)
         for b in range(B):
-            z = gates + (b * T + t) * U
-            out = outputs + (b * T + s) * U
+            z = gates + (t * B + b) * U
+            out = outputs + (s * B + b) * U
             if training:
-                memcpy(h_tm1_all + (b * T + t) * U, h + b * U, U * sizeof(floating))
+                memcpy(h_tm1_all + (t * B + b) * U, h + b * U, U * sizeof(floating))
             for j in range(U):
                 z[j] += bias[j]
             activate(z, U, act)
@@ -46,7 +48,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
-                    memcpy(out, out - U, U * sizeof(floating))
+                    memcpy(out, out - B * U, U * sizeof(floating))
                 continue
             memcpy(h + b * U, z, U * sizeof(floating))
             memcpy(out, z, U * sizeof(floating))
@@ -66,11 +68,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
-            row = b * T + t
+            row = t * B + b
             dzb = dz + row * U
-            d_out = d_outputs + (b * T + s) * U
+            d_out = d_outputs + (s * B + b) * U
             cr = carry + b * U
-            if has_mask and not mask[row]:
+            if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
                 for j in range(U):
                     cr[j] += d_out[j]
@@ -82,13 +84,13 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 cr[j] = 0.0
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T
-        gemm(False, True, B, U, U, 1.0, dz + t * U, T * U, R, U, 1.0, dh, U)
+        gemm(False, True, B, U, U, 1.0, dz + t * B * U, U, R, U, 1.0, dh, U)
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm(False, True, B * T, F, U, 1.0, dz, U, W, U, 0.0, dx, F)
-    gemm(True, False, F, U, B * T, 1.0, x, F, dz, U, 0.0, dW, U)
-    gemm(True, False, U, U, B * T, 1.0, h_tm1_all, U, dz, U, 0.0, dR, U)
+    gemm(False, True, T * B, F, U, 1.0, dz, U, W, U, 0.0, dx, F)
+    gemm(True, False, F, U, T * B, 1.0, x, F, dz, U, 0.0, dW, U)
+    gemm(True, False, U, U, T * B, 1.0, h_tm1_all, U, dz, U, 0.0, dR, U)
     memset(db, 0, U * sizeof(floating))
-    for row in range(B * T):
+    for row in range(T * B):
         for j in range(U):
             db[j] += dz[row * U + j]
 
@@ -110,49 +112,56 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, U))
     dtype = np.float32 if floating is float else np.float64
+    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
-    gates_arr = np.empty((B, T, U), dtype)
-    outputs_arr = np.empty((B, T, U), dtype)
-    h_tm1_arr = np.empty((B, T, U) if training else _UNUSED, dtype)
+    gates_arr = np.empty((T, B, U), dtype)
+    outputs_arr = np.empty((T, B, U), dtype)
+    h_tm1_arr = np.empty((T, B, U) if training else _UNUSED, dtype)
+    cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     with nogil:
-        _forward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, &h[0, 0],
                  &gates[0, 0, 0], &outputs[0, 0, 0], training, &h_tm1_all[0, 0, 0])
-    saved = (gates_arr, h_tm1_arr) if training else None
-    return outputs_arr, h_arr, saved
+    saved = (xt_arr, gates_arr, h_tm1_arr) if training else None
+    return batch_major(outputs_arr), h_arr, saved
 
 
 def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                         const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                         const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
-                        int activation, const floating[:, :, ::1] gates,
-                        const floating[:, :, ::1] h_tm1_all,
+                        int activation, const floating[:, :, ::1] xt,
+                        const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
                         const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h):
-    """BPTT through simple_rnn_forward(training=True). Returns (dx, dh0, d_kernel,
-    d_recurrent_kernel, d_bias)."""
+    """BPTT through simple_rnn_forward(training=True); ``xt``, ``gates`` and ``h_tm1_all``
+    are its saved arrays. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0]
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, U))
     check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, U))
-    for name, saved in (("gates", gates), ("h_tm1", h_tm1_all), ("d_outputs", d_outputs)):
-        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (B, T, U))
+    check_shape("xt", (xt.shape[0], xt.shape[1], xt.shape[2]), (T, B, F))
+    for name, saved in (("gates", gates), ("h_tm1", h_tm1_all)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
+                (B, T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, U))
     dtype = np.float32 if floating is float else np.float64
+    d_out_t_arr = time_major(d_outputs)
     dh_arr = np.array(d_h, dtype=dtype)
-    dz_arr = np.empty((B, T, U), dtype)
+    dz_arr = np.empty((T, B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(U, dtype)
-    dx_arr = np.empty((B, T, F), dtype)
+    dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, U), dtype)
     dR_arr = np.empty((U, U), dtype)
     db_arr = np.empty(U, dtype)
+    cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
@@ -162,8 +171,8 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &x[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
-                  &h_tm1_all[0, 0, 0], &d_outputs[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
+                  &h_tm1_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
                   &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0], &db[0])
-    return dx_arr, dh_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
