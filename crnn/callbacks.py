@@ -404,7 +404,9 @@ class _MonitorCallback(Callback):
         self.monitor_op = None  # np.less or np.greater once known
 
     def _direction_from_model(self, metric_name):
-        for metric in getattr(self.model, "metrics", None) or []:
+        candidates = list(getattr(self.model, "metrics", None) or [])
+        candidates += list(getattr(self.model, "compiled_metrics", None) or [])
+        for metric in candidates:
             if getattr(metric, "name", None) == metric_name and getattr(metric, "direction", None) in ("up", "down"):
                 return metric.direction
         return None

@@ -24,7 +24,7 @@ It then runs the optimizer's update with ``t = iterations + 1`` and increments
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "Adagrad", "get", "serialize", "deserialize"]
+__all__ = ["Optimizer", "IndexedSlices", "SGD", "RMSprop", "Adam", "Adagrad", "get", "serialize", "deserialize"]
 
 
 def _is_number(value):
@@ -59,6 +59,57 @@ def _via_float32(value, dtype):
     # Keras's ops.cast turns a Python float into a float32 tensor before casting
     # it to the variable's dtype; float64 parameters see the rounded value.
     return dtype(np.float32(value))
+
+
+class IndexedSlices:
+    """A sparse gradient: row ``values[k]`` adds to row ``indices[k]`` of the parameter.
+
+    This is the gradient of a row gather, such as an ``Embedding`` lookup, in the
+    form TensorFlow gives it to Keras optimizers. It matters only for clipping:
+    Keras on TensorFlow applies ``clipnorm``, ``clipvalue`` and
+    ``global_clipnorm`` to the rows *before* rows with the same index are summed
+    (so a token seen three times contributes three rows to the norm). Passing a
+    dense gradient instead gives the clipping of Keras's JAX and PyTorch
+    backends, which sum first. Without clipping both are identical.
+
+    Args:
+        values: Array of shape ``(n, *dense_shape[1:])``.
+        indices: Integer array of shape ``(n,)``, row indices into the parameter.
+        dense_shape: Shape of the parameter.
+
+    Example:
+
+    >>> g = IndexedSlices(np.ones((3, 2)), np.array([1, 1, 0]), (4, 2))
+    >>> g.to_dense().tolist()
+    [[1.0, 1.0], [2.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
+    """
+
+    def __init__(self, values, indices, dense_shape):
+        self.values = np.asarray(values)
+        self.indices = np.asarray(indices)
+        self.dense_shape = tuple(int(d) for d in dense_shape)
+        if self.indices.ndim != 1 or self.indices.dtype.kind not in "iu":
+            raise ValueError(
+                f"`indices` must be a 1-D integer array. Received shape {self.indices.shape}, "
+                f"dtype {self.indices.dtype}."
+            )
+        if self.values.shape != (len(self.indices),) + self.dense_shape[1:]:
+            raise ValueError(
+                f"`values` must have shape {(len(self.indices),) + self.dense_shape[1:]} for "
+                f"{len(self.indices)} indices and dense_shape={self.dense_shape}. Received: "
+                f"{self.values.shape}."
+            )
+        if len(self.indices) and (self.indices.min() < 0 or self.indices.max() >= self.dense_shape[0]):
+            raise ValueError(f"`indices` must lie in [0, {self.dense_shape[0]}).")
+
+    def _densify(self, values, dtype):
+        dense = np.zeros(self.dense_shape, dtype=dtype)
+        np.add.at(dense, self.indices, values)
+        return dense
+
+    def to_dense(self, dtype=None):
+        """Returns the dense gradient (repeated indices summed)."""
+        return self._densify(self.values, dtype or self.values.dtype)
 
 
 class Optimizer:
@@ -144,7 +195,8 @@ class Optimizer:
             params: List of floating NumPy arrays, always the same ones in the
                 same order. They are modified in place.
             grads: List of arrays with the same shapes (``None`` entries are
-                skipped, as Keras skips missing gradients).
+                skipped, as Keras skips missing gradients), or ``IndexedSlices``
+                for gathered parameters such as embeddings.
 
         Raises:
             ValueError: If the lists differ in length, a shape differs from the
@@ -177,21 +229,34 @@ class Optimizer:
         for i, (p, g) in enumerate(zip(params, grads)):
             if g is None:
                 continue
+            if isinstance(g, IndexedSlices):
+                if g.dense_shape != p.shape:
+                    raise ValueError(
+                        f"Gradient {i} (IndexedSlices) has dense_shape {g.dense_shape}, but parameter "
+                        f"{i} has shape {p.shape}."
+                    )
+                pairs.append((i, g, g.values.astype(p.dtype, copy=False)))
+                continue
             g = np.asarray(g)
             if g.shape != p.shape:
                 raise ValueError(
                     f"Gradient {i} has shape {g.shape}, but parameter {i} has shape {p.shape}. "
                     "Each gradient must have its parameter's shape."
                 )
-            pairs.append((i, g.astype(p.dtype, copy=False)))
+            pairs.append((i, None, g.astype(p.dtype, copy=False)))
         if not pairs:
             raise ValueError("No gradients provided for any parameter (all entries of `grads` are None).")
-        clipped = self._clip([g for _, g in pairs])
+        # Like Keras on TensorFlow, clipping sees the rows of an IndexedSlices
+        # gradient one by one, before repeated indices are summed.
+        clipped = self._clip([values for _, _, values in pairs])
+        dense = []
+        for (i, slices, _), values in zip(pairs, clipped):
+            dense.append(values if slices is None else slices._densify(values, params[i].dtype))
         step = self.iterations + 1
         # Keras keeps the learning rate in a float32 variable, so float64
         # parameters see its float32-rounded value too.
         lr = float(np.float32(self.learning_rate))
-        for (i, _), g in zip(pairs, clipped):
+        for (i, _, _), g in zip(pairs, dense):
             slots = {name: arrays[i] for name, arrays in self._slots.items()}
             self._update(params[i], g, slots, lr, step)
         self.iterations += 1

@@ -429,3 +429,47 @@ def test_sgd_without_momentum_has_no_slots_and_adagrad_starts_at_initial_value()
 def test_docstring_examples():
     result = doctest.testmod(optimizers, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------- sparse gradients
+def embedding_gradient():
+    # d sum(embedding(x)) for x = [1, 1, 1, 2] in a (5, 2) table: one row of ones per lookup.
+    return optimizers.IndexedSlices(np.ones((4, 2)), np.array([1, 1, 1, 2]), (5, 2))
+
+
+@pytest.mark.parametrize(
+    "kwargs,row1,row2",
+    [
+        # Numbers measured once with Keras 3.15 on TensorFlow (tf.GradientTape
+        # through keras.layers.Embedding, then SGD(learning_rate=1.0, **kwargs)).
+        ({"clipnorm": 1.0}, -1.0606602, -0.35355338),  # norm of the 4 rows: sqrt(8)
+        ({"global_clipnorm": 1.0}, -1.0606602, -0.35355338),
+        ({"clipvalue": 2.0}, -3.0, -1.0),  # rows clipped before they are summed
+        ({}, -3.0, -1.0),
+    ],
+)
+def test_indexed_slices_are_clipped_row_by_row_like_keras_on_tensorflow(kwargs, row1, row2):
+    table = np.zeros((5, 2), dtype=np.float32)
+    optimizers.SGD(learning_rate=1.0, **kwargs).apply([table], [embedding_gradient()])
+    np.testing.assert_allclose(table[1], [row1, row1], rtol=1e-6)
+    np.testing.assert_allclose(table[2], [row2, row2], rtol=1e-6)
+    np.testing.assert_array_equal(table[[0, 3, 4]], 0.0)
+
+
+def test_dense_gradient_of_the_same_lookup_is_clipped_after_summing():
+    table = np.zeros((5, 2))
+    dense = embedding_gradient().to_dense()
+    np.testing.assert_array_equal(dense[1], [3.0, 3.0])
+    optimizers.SGD(learning_rate=1.0, clipnorm=1.0).apply([table], [dense])
+    np.testing.assert_allclose(table[1], -3.0 / np.sqrt(20.0))
+
+
+def test_indexed_slices_validation():
+    with pytest.raises(ValueError, match="`values` must have shape"):
+        optimizers.IndexedSlices(np.ones((3, 2)), np.array([0, 1]), (5, 2))
+    with pytest.raises(ValueError, match="`indices` must lie in"):
+        optimizers.IndexedSlices(np.ones((1, 2)), np.array([5]), (5, 2))
+    with pytest.raises(ValueError, match="1-D integer"):
+        optimizers.IndexedSlices(np.ones((1, 2)), np.array([0.0]), (5, 2))
+    with pytest.raises(ValueError, match=r"dense_shape \(5, 2\)"):
+        optimizers.Adam().apply([np.zeros((4, 2))], [embedding_gradient()])
