@@ -21,3 +21,27 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda,
               &beta, c, &ldc)
+
+
+cdef extern from "_smallgemm.h" nogil:
+    void crnn_small_gemm_f32(int m, int n, int k, const float *a, int lda, const float *b,
+                             int ldb, float *c, int ldc)
+    void crnn_small_gemm_f64(int m, int n, int k, const double *a, int lda,
+                             const double *b, int ldb, double *c, int ldc)
+    # Products of at most this many multiply-adds go to the small kernel (see bench/).
+    long CRNN_SMALL_GEMM_MAX_WORK
+
+
+cdef inline void gemm_acc(int m, int n, int k, const floating *a, int lda,
+                          const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
+    """C[m, n] += A[m, k] @ B[k, n]: the per-timestep recurrent product.
+
+    Small products go to _smallgemm.h, which reads B in place instead of packing it on
+    every call as BLAS does; larger ones go to BLAS (threaded, cache-blocked)."""
+    if <long> m * n * k <= CRNN_SMALL_GEMM_MAX_WORK:
+        if floating is float:
+            crnn_small_gemm_f32(m, n, k, a, lda, b, ldb, c, ldc)
+        else:
+            crnn_small_gemm_f64(m, n, k, a, lda, b, ldb, c, ldc)
+    else:
+        gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)

@@ -2,8 +2,9 @@
  *
  * libm's expf/tanhf are scalar calls, and at the sizes crnn runs they cost more than the
  * GEMMs. These loops use only arithmetic, selects and integer bit operations, so GCC
- * vectorizes them; target_clones builds AVX-512, AVX2 and baseline (SSE2) versions and picks
- * one at load time, so the same binary runs on any x86-64 CPU.
+ * vectorizes them (given -fno-trapping-math, see setup.py); CRNN_MULTIVERSION builds
+ * AVX-512, AVX2 and baseline versions and picks one at run time, so the same binary runs
+ * on any x86-64 CPU.
  *
  * Accuracy (tested in tests/test_fastmath.py against float64 NumPy over [-30, 30]):
  * a few float32 ulps, i.e. relative error below 1e-6.
@@ -19,13 +20,45 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Runtime dispatch: a function's body is written once, as an always_inline function,
+ * and compiled three times into wrappers built for AVX-512+FMA, AVX2+FMA and the x86-64
+ * baseline (SSE2); the first call picks the best one the CPU supports. (GCC's
+ * target_clones cannot express "AVX2 and FMA" as one clone.) */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CRNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+static int crnn_isa_level = -1;
+
+static inline int crnn_isa(void) {
+    if (crnn_isa_level < 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+            crnn_isa_level = 2;
+        } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            crnn_isa_level = 1;
+        } else {
+            crnn_isa_level = 0;
+        }
+    }
+    return crnn_isa_level;
+}
+
+#define CRNN_MULTIVERSION(NAME, PARAMS, ARGS)                                                \
+    __attribute__((target("avx512f,fma"))) static void NAME##_avx512 PARAMS { NAME##_body ARGS; } \
+    __attribute__((target("avx2,fma"))) static void NAME##_avx2 PARAMS { NAME##_body ARGS; }     \
+    static void NAME##_base PARAMS { NAME##_body ARGS; }                                     \
+    static void NAME PARAMS {                                                                \
+        switch (crnn_isa()) {                                                                \
+            case 2: NAME##_avx512 ARGS; return;                                              \
+            case 1: NAME##_avx2 ARGS; return;                                                \
+            default: NAME##_base ARGS; return;                                               \
+        }                                                                                    \
+    }
 #else
-#define CRNN_CLONES
+#define CRNN_MULTIVERSION(NAME, PARAMS, ARGS) static void NAME PARAMS { NAME##_body ARGS; }
 #endif
 
-static inline float crnn_expf(float x) {
+#define CRNN_INLINE static inline __attribute__((always_inline))
+
+CRNN_INLINE float crnn_expf(float x) {
     /* clamp so that 2^n stays a normal float; exp(-87.3) is about the smallest normal */
     x = x > 88.0f ? 88.0f : x;
     x = x < -87.0f ? -87.0f : x;
@@ -47,7 +80,7 @@ static inline float crnn_expf(float x) {
     return p * scale;
 }
 
-static inline float crnn_tanhf(float x) {
+CRNN_INLINE float crnn_tanhf(float x) {
     float a = x < 0.0f ? -x : x;
     /* small |x|: tanh(x) = x + x^3 P(x^2) */
     float z = x * x;
@@ -60,16 +93,18 @@ static inline float crnn_tanhf(float x) {
     return a < 0.625f ? small : large;
 }
 
-CRNN_CLONES static void crnn_sigmoid_span_f32(float *x, Py_ssize_t n) {
+CRNN_INLINE void crnn_sigmoid_span_f32_body(float *x, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++) {
         x[j] = 1.0f / (1.0f + crnn_expf(-x[j]));
     }
 }
+CRNN_MULTIVERSION(crnn_sigmoid_span_f32, (float *x, Py_ssize_t n), (x, n))
 
-CRNN_CLONES static void crnn_tanh_span_f32(float *x, Py_ssize_t n) {
+CRNN_INLINE void crnn_tanh_span_f32_body(float *x, Py_ssize_t n) {
     for (Py_ssize_t j = 0; j < n; j++) {
         x[j] = crnn_tanhf(x[j]);
     }
 }
+CRNN_MULTIVERSION(crnn_tanh_span_f32, (float *x, Py_ssize_t n), (x, n))
 
 #endif

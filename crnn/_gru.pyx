@@ -22,7 +22,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm
+from crnn._blas cimport gemm, gemm_acc
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -49,11 +49,13 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         if reset_after:
-            # work = h_tm1 @ R   (B, G); the recurrent bias is added per row below
-            gemm(False, False, B, G, U, 1.0, h, U, R, G, 0.0, work, G)
+            # work = b_rec + h_tm1 @ R   (B, G)
+            for b in range(B):
+                memcpy(work + b * G, b_rec, G * sizeof(floating))
+            gemm_acc(B, G, U, h, U, R, G, work, G)
         else:
             # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
-            gemm(False, False, B, 2 * U, U, 1.0, h, U, R, G, 1.0, gates + t * B * G, G)
+            gemm_acc(B, 2 * U, U, h, U, R, G, gates + t * B * G, G)
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -63,8 +65,6 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 z[j] += bias[j]
             if reset_after:
                 wb = work + b * G
-                for j in range(G):
-                    wb[j] += b_rec[j]
                 for j in range(2 * U):
                     z[j] += wb[j]
                 activate(z, 2 * U, ract)                       # z, r
@@ -82,8 +82,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
         if not reset_after:
             # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
-            gemm(False, False, B, U, U, 1.0, work, U, R + 2 * U, G, 1.0,
-                 gates + t * B * G + 2 * U, G)
+            gemm_acc(B, U, U, work, U, R + 2 * U, G, gates + t * B * G + 2 * U, G)
             for b in range(B):
                 activate(gates + (t * B + b) * G + 2 * U, U, act)   # hh
         for b in range(B):
@@ -103,8 +102,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *R,
-                    const unsigned char *mask, bint has_mask, bint go_backwards,
-                    int act, int ract, bint reset_after, const floating *gates,
+                    const floating *RT, const unsigned char *mask, bint has_mask,
+                    bint go_backwards, int act, int ract, bint reset_after,
+                    const floating *gates,
                     const floating *h_tm1_all, const floating *aux_all,
                     const floating *d_outputs, floating *dh, floating *dgx,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
@@ -158,11 +158,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dib[2 * U + j] = dxb[2 * U + j] * gi[U + j]
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
-            gemm(False, True, B, U, G, 1.0, dgi + t * B * G, G, R, G, 1.0, dh, U)
+            gemm_acc(B, U, G, dgi + t * B * G, G, RT, U, dh, U)
         else:
             # d(r * h_tm1) = dhh_pre @ R_h^T
-            gemm(False, True, B, U, U, 1.0, dgx + t * B * G + 2 * U, G, R + 2 * U, G,
-                 0.0, d_rh, U)
+            memset(d_rh, 0, B * U * sizeof(floating))
+            gemm_acc(B, U, U, dgx + t * B * G + 2 * U, G, RT + 2 * U * U, U, d_rh, U)
             for b in range(B):
                 row = t * B + b
                 if has_mask and not mask[b * T + t]:
@@ -175,7 +175,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dxb[U + j] = d_rh[b * U + j] * h_tm1[j] * deriv[U + j]
                     dh[b * U + j] += d_rh[b * U + j] * gi[U + j]
             # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
-            gemm(False, True, B, U, 2 * U, 1.0, dgx + t * B * G, G, R, G, 1.0, dh, U)
+            gemm_acc(B, U, 2 * U, dgx + t * B * G, G, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
     gemm(False, True, T * B, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
@@ -276,6 +276,8 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(2 * G if reset_after else G, dtype)
     cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
+    rt_arr = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
+    cdef const floating[:, ::1] rt = rt_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dgx = dgx_arr
     cdef floating[:, :, ::1] dgi = dgi_arr
@@ -288,7 +290,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[::1] db = db_arr
     with nogil:
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
-                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
                   &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],

@@ -19,7 +19,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm
+from crnn._blas cimport gemm, gemm_acc
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -47,7 +47,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         # gates[t] += h_tm1 @ R
-        gemm(False, False, B, G, U, 1.0, h, U, R, G, 1.0, gates + t * B * G, G)
+        gemm_acc(B, G, U, h, U, R, G, gates + t * B * G, G)
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -79,8 +79,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *R,
-                    const unsigned char *mask, bint has_mask, bint go_backwards,
-                    int act, int ract, const floating *gates, const floating *h_tm1_all,
+                    const floating *RT, const unsigned char *mask, bint has_mask,
+                    bint go_backwards, int act, int ract, const floating *gates, const floating *h_tm1_all,
                     const floating *c_tm1_all, const floating *act_c_all,
                     const floating *d_outputs, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv,
@@ -128,7 +128,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 dc[b * U + j] = dcv * gi[U + j]
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
-        gemm(False, True, B, U, G, 1.0, dz + t * B * G, G, R, G, 1.0, dh, U)
+        gemm_acc(B, U, G, dz + t * B * G, G, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     gemm(False, True, T * B, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
@@ -224,6 +224,8 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(G, dtype)
     cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
+    rt_arr = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
+    cdef const floating[:, ::1] rt = rt_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, ::1] dc = dc_arr
     cdef floating[:, :, ::1] dz = dz_arr
@@ -235,7 +237,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[::1] db = db_arr
     with nogil:
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
-                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
                   &act_c_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
                   &dz[0, 0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],

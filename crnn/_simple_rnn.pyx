@@ -13,7 +13,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm
+from crnn._blas cimport gemm, gemm_acc
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -35,7 +35,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         # gates[t] += h_tm1 @ R
-        gemm(False, False, B, U, U, 1.0, h, U, R, U, 1.0, gates + t * B * U, U)
+        gemm_acc(B, U, U, h, U, R, U, gates + t * B * U, U)
         for b in range(B):
             z = gates + (t * B + b) * U
             out = outputs + (s * B + b) * U
@@ -56,7 +56,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *R,
-                    const unsigned char *mask, bint has_mask, bint go_backwards, int act,
+                    const floating *RT, const unsigned char *mask, bint has_mask,
+                    bint go_backwards, int act,
                     const floating *gates, const floating *h_tm1_all,
                     const floating *d_outputs, floating *dh, floating *dz,
                     floating *carry, floating *deriv, floating *dx, floating *dW,
@@ -84,7 +85,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 cr[j] = 0.0
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T
-        gemm(False, True, B, U, U, 1.0, dz + t * B * U, U, R, U, 1.0, dh, U)
+        gemm_acc(B, U, U, dz + t * B * U, U, RT, U, dh, U)
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     gemm(False, True, T * B, F, U, 1.0, dz, U, W, U, 0.0, dx, F)
     gemm(True, False, F, U, T * B, 1.0, x, F, dz, U, 0.0, dW, U)
@@ -162,6 +163,8 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
     dR_arr = np.empty((U, U), dtype)
     db_arr = np.empty(U, dtype)
     cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
+    rt_arr = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
+    cdef const floating[:, ::1] rt = rt_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
@@ -172,7 +175,7 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
     cdef floating[::1] db = db_arr
     with nogil:
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
-                  &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
+                  &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
                   &h_tm1_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
                   &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0], &db[0])
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
