@@ -24,24 +24,38 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
 
 
 cdef extern from "_smallgemm.h" nogil:
-    void crnn_small_gemm_f32(int m, int n, int k, const float *a, int lda, const float *b,
-                             int ldb, float *c, int ldc)
-    void crnn_small_gemm_f64(int m, int n, int k, const double *a, int lda,
-                             const double *b, int ldb, double *c, int ldc)
-    # Products of at most this many multiply-adds go to the small kernel (see bench/).
-    long CRNN_SMALL_GEMM_MAX_WORK
+    void crnn_pack_f32(int k, int n, const float *b, int ldb, float *packed)
+    void crnn_pack_f64(int k, int n, const double *b, int ldb, double *packed)
+    void crnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda,
+                              const float *packed, const float *b, int ldb, float *c, int ldc)
+    void crnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
+                              const double *packed, const double *b, int ldb, double *c,
+                              int ldc)
+
+
+cdef inline void pack_b(int k, int n, const floating *b, int ldb,
+                        floating *packed) noexcept nogil:
+    """Copy B (k, n) into the panel layout that gemm_packed streams (see _smallgemm.h).
+    ``packed`` needs at most k * n elements."""
+    if floating is float:
+        crnn_pack_f32(k, n, b, ldb, packed)
+    else:
+        crnn_pack_f64(k, n, b, ldb, packed)
+
+
+cdef inline void gemm_packed(int m, int n, int k, const floating *a, int lda,
+                             const floating *packed, const floating *b, int ldb,
+                             floating *c, int ldc) noexcept nogil:
+    """C[m, n] += A[m, k] @ B[k, n], with B given packed by pack_b (and in place, for the
+    columns past the last whole panel): the per-timestep recurrent product."""
+    if floating is float:
+        crnn_packed_gemm_f32(m, n, k, a, lda, packed, b, ldb, c, ldc)
+    else:
+        crnn_packed_gemm_f64(m, n, k, a, lda, packed, b, ldb, c, ldc)
 
 
 cdef inline void gemm_acc(int m, int n, int k, const floating *a, int lda,
                           const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
-    """C[m, n] += A[m, k] @ B[k, n]: the per-timestep recurrent product.
-
-    Small products go to _smallgemm.h, which reads B in place instead of packing it on
-    every call as BLAS does; larger ones go to BLAS (threaded, cache-blocked)."""
-    if <long> m * n * k <= CRNN_SMALL_GEMM_MAX_WORK:
-        if floating is float:
-            crnn_small_gemm_f32(m, n, k, a, lda, b, ldb, c, ldc)
-        else:
-            crnn_small_gemm_f64(m, n, k, a, lda, b, ldb, c, ldc)
-    else:
-        gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
+    """C[m, n] += A[m, k] @ B[k, n] through BLAS. For a B that every timestep reuses, pack
+    it once with pack_b and call gemm_packed instead."""
+    gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)

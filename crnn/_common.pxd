@@ -26,6 +26,8 @@ cdef inline void activate(floating *x, Py_ssize_t n, int kind) noexcept nogil:
     float32 tanh and sigmoid use _fastmath.h's vectorized versions; float64 keeps libm,
     the precise path that the finite-difference gradient checks run on."""
     cdef Py_ssize_t j
+    # Typed constants: a bare 1.0 would promote float32 arithmetic to double.
+    cdef floating zero = 0.0, half = 0.5, one = 1.0, sixth = 1.0 / 6.0
     if kind == TANH:
         if floating is float:
             crnn_tanh_span_f32(x, n)        # vectorized, see _fastmath.h
@@ -41,31 +43,32 @@ cdef inline void activate(floating *x, Py_ssize_t n, int kind) noexcept nogil:
     elif kind == HARD_SIGMOID:
         # Keras 3: relu6(x + 3) / 6
         for j in range(n):
-            x[j] = min(max(x[j] / 6.0 + 0.5, 0.0), 1.0)
+            x[j] = min(max(x[j] * sixth + half, zero), one)
     elif kind == RELU:
         for j in range(n):
-            x[j] = max(x[j], 0.0)
+            x[j] = max(x[j], zero)
 
 
 cdef inline void derivative(const floating *y, floating *dy, Py_ssize_t n,
                             int kind) noexcept nogil:
     """dy[:n] = f'(x) for y = f(x), computed from y alone."""
     cdef Py_ssize_t j
+    cdef floating zero = 0.0, one = 1.0, sixth = 1.0 / 6.0
     if kind == TANH:
         for j in range(n):
-            dy[j] = 1.0 - y[j] * y[j]
+            dy[j] = one - y[j] * y[j]
     elif kind == SIGMOID:
         for j in range(n):
-            dy[j] = y[j] * (1.0 - y[j])
+            dy[j] = y[j] * (one - y[j])
     elif kind == HARD_SIGMOID:
         for j in range(n):
-            dy[j] = (1.0 / 6.0) if (y[j] > 0.0 and y[j] < 1.0) else 0.0
+            dy[j] = sixth if (y[j] > zero and y[j] < one) else zero
     elif kind == RELU:
         for j in range(n):
-            dy[j] = 1.0 if y[j] > 0.0 else 0.0
+            dy[j] = one if y[j] > zero else zero
     else:
         for j in range(n):
-            dy[j] = 1.0
+            dy[j] = one
 
 
 cdef inline int check_shape(str name, tuple actual, tuple expected) except -1:

@@ -22,7 +22,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_acc
+from crnn._blas cimport gemm, gemm_packed, pack_b
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -36,7 +36,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, int ract, bint reset_after,
                    floating *h, floating *gates, floating *outputs, floating *work,
-                   bint training, floating *h_tm1_all, floating *aux_all) noexcept nogil:
+                   floating *R_packed, bint training, floating *h_tm1_all, floating *aux_all) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
@@ -44,18 +44,26 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
+    cdef floating one = 1.0   # typed, so float32 maths stays float32
     # gates = x @ W, all timesteps at once (x is time-major here)
     gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
+    cdef floating *Rh_packed = R_packed + 2 * U * U
+    if reset_after:
+        pack_b(U, G, R, G, R_packed)
+    else:
+        pack_b(U, 2 * U, R, G, R_packed)
+        pack_b(U, U, R + 2 * U, G, Rh_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         if reset_after:
             # work = b_rec + h_tm1 @ R   (B, G)
             for b in range(B):
                 memcpy(work + b * G, b_rec, G * sizeof(floating))
-            gemm_acc(B, G, U, h, U, R, G, work, G)
+            gemm_packed(B, G, U, h, U, R_packed, R, G, work, G)
         else:
             # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
-            gemm_acc(B, 2 * U, U, h, U, R, G, gates + t * B * G, G)
+            gemm_packed(B, 2 * U, U, h, U, R_packed, R, G, gates + t * B * G, G)
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -82,7 +90,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
         if not reset_after:
             # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
-            gemm_acc(B, U, U, work, U, R + 2 * U, G, gates + t * B * G + 2 * U, G)
+            gemm_packed(B, U, U, work, U, Rh_packed, R + 2 * U, G, gates + t * B * G + 2 * U, G)
             for b in range(B):
                 activate(gates + (t * B + b) * G + 2 * U, U, act)   # hh
         for b in range(B):
@@ -96,7 +104,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
             for j in range(U):
-                hb[j] = z[j] * hb[j] + (1.0 - z[j]) * z[2 * U + j]
+                hb[j] = z[j] * hb[j] + (one - z[j]) * z[2 * U + j]
                 out[j] = hb[j]
 
 
@@ -108,6 +116,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *h_tm1_all, const floating *aux_all,
                     const floating *d_outputs, floating *dh, floating *dgx,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
+                    floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j, row
@@ -118,7 +127,14 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *dxb
     cdef floating *dib
     cdef floating *cr
-    cdef floating dhv, dhh_pre
+    cdef floating dhv, dhh_pre, one = 1.0
+    # R^T packed: whole, or as rows R^T[:2U] then R^T[2U:]
+    cdef floating *RTh_packed = RT_packed + 2 * U * U
+    if reset_after:
+        pack_b(G, U, RT, U, RT_packed)
+    else:
+        pack_b(2 * U, U, RT, U, RT_packed)
+        pack_b(U, U, RT + 2 * U * U, U, RTh_packed)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
@@ -144,7 +160,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 cr[j] = 0.0
                 # h_t = z * h_tm1 + (1 - z) * hh
                 dxb[j] = dhv * (h_tm1[j] - gi[2 * U + j]) * deriv[j]
-                dhh_pre = dhv * (1.0 - gi[j]) * deriv[2 * U + j]
+                dhh_pre = dhv * (one - gi[j]) * deriv[2 * U + j]
                 dxb[2 * U + j] = dhh_pre
                 dh[b * U + j] = dhv * gi[j]
                 if reset_after:
@@ -158,11 +174,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dib[2 * U + j] = dxb[2 * U + j] * gi[U + j]
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
-            gemm_acc(B, U, G, dgi + t * B * G, G, RT, U, dh, U)
+            gemm_packed(B, U, G, dgi + t * B * G, G, RT_packed, RT, U, dh, U)
         else:
             # d(r * h_tm1) = dhh_pre @ R_h^T
             memset(d_rh, 0, B * U * sizeof(floating))
-            gemm_acc(B, U, U, dgx + t * B * G + 2 * U, G, RT + 2 * U * U, U, d_rh, U)
+            gemm_packed(B, U, U, dgx + t * B * G + 2 * U, G, RTh_packed, RT + 2 * U * U, U,
+                        d_rh, U)
             for b in range(B):
                 row = t * B + b
                 if has_mask and not mask[b * T + t]:
@@ -175,7 +192,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dxb[U + j] = d_rh[b * U + j] * h_tm1[j] * deriv[U + j]
                     dh[b * U + j] += d_rh[b * U + j] * gi[U + j]
             # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
-            gemm_acc(B, U, 2 * U, dgx + t * B * G, G, RT, U, dh, U)
+            gemm_packed(B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
     gemm(False, True, T * B, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
@@ -220,6 +237,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     gates_arr = np.empty((T, B, G), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
     work_arr = np.empty((B, G), dtype)
+    packed_arr = np.empty(U * G, dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     aux_arr = np.empty(saved_shape, dtype)
@@ -228,13 +246,14 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     cdef floating[:, ::1] work = work_arr
+    cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     cdef floating[:, :, ::1] aux_all = aux_arr
     with nogil:
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
-                 training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0])
+                 &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0])
     saved = (xt_arr, gates_arr, h_tm1_arr, aux_arr) if training else None
     return batch_major(outputs_arr), h_arr, saved
 
@@ -271,6 +290,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     d_rh_arr = np.empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(G, dtype)
+    packed_arr = np.empty(G * U, dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
@@ -284,6 +304,7 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] d_rh = d_rh_arr
     cdef floating[:, ::1] carry = carry_arr
     cdef floating[::1] deriv = deriv_arr
+    cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
@@ -293,6 +314,6 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                   &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
                   &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
-                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],
+                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
                   &dR[0, 0], &db[0])
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -19,7 +19,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_acc
+from crnn._blas cimport gemm, gemm_packed, pack_b
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -33,8 +33,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, int ract,
                    floating *h, floating *c, floating *gates, floating *outputs,
-                   floating *act_c_tmp, bint training, floating *h_tm1_all,
-                   floating *c_tm1_all, floating *act_c_all) noexcept nogil:
+                   floating *act_c_tmp, floating *R_packed, bint training,
+                   floating *h_tm1_all, floating *c_tm1_all,
+                   floating *act_c_all) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
@@ -44,10 +45,11 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *ac
     # gates = x @ W, all timesteps at once (x is time-major here)
     gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    pack_b(U, G, R, G, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         # gates[t] += h_tm1 @ R
-        gemm_acc(B, G, U, h, U, R, G, gates + t * B * G, G)
+        gemm_packed(B, G, U, h, U, R_packed, R, G, gates + t * B * G, G)
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -83,7 +85,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     bint go_backwards, int act, int ract, const floating *gates, const floating *h_tm1_all,
                     const floating *c_tm1_all, const floating *act_c_all,
                     const floating *d_outputs, floating *dh, floating *dc,
-                    floating *dz, floating *carry, floating *deriv,
+                    floating *dz, floating *carry, floating *deriv, floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j, row
@@ -94,6 +96,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *dzb
     cdef floating *cr
     cdef floating dhv, dcv
+    pack_b(G, U, RT, U, RT_packed)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
@@ -128,7 +131,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 dc[b * U + j] = dcv * gi[U + j]
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
-        gemm_acc(B, U, G, dz + t * B * G, G, RT, U, dh, U)
+        gemm_packed(B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     gemm(False, True, T * B, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
@@ -165,6 +168,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     gates_arr = np.empty((T, B, G), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
+    packed_arr = np.empty(U * G, dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     c_tm1_arr = np.empty(saved_shape, dtype)
@@ -175,6 +179,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     cdef floating[::1] act_c_tmp = act_c_tmp_arr
+    cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
     cdef floating[:, :, ::1] act_c_all = act_c_arr
@@ -182,7 +187,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
-                 training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0])
+                 &packed[0], training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
+                 &act_c_all[0, 0, 0])
     saved = (xt_arr, gates_arr, h_tm1_arr, c_tm1_arr, act_c_arr) if training else None
     return batch_major(outputs_arr), h_arr, c_arr, saved
 
@@ -219,6 +225,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     dz_arr = np.empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(5 * U, dtype)
+    packed_arr = np.empty(G * U, dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
@@ -231,6 +238,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
     cdef floating[::1] deriv = deriv_arr
+    cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
@@ -240,6 +248,6 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                   &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
                   &act_c_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
-                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0],
+                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
                   &dR[0, 0], &db[0])
     return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -13,7 +13,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_acc
+from crnn._blas cimport gemm, gemm_packed, pack_b
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -26,16 +26,18 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *x, const floating *W, const floating *R,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, floating *h, floating *gates,
-                   floating *outputs, bint training, floating *h_tm1_all) noexcept nogil:
+                   floating *outputs, floating *R_packed, bint training,
+                   floating *h_tm1_all) noexcept nogil:
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *out
     # gates = x @ W, all timesteps at once (x is time-major here)
     gemm(False, False, T * B, U, F, 1.0, x, F, W, U, 0.0, gates, U)
+    pack_b(U, U, R, U, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         # gates[t] += h_tm1 @ R
-        gemm_acc(B, U, U, h, U, R, U, gates + t * B * U, U)
+        gemm_packed(B, U, U, h, U, R_packed, R, U, gates + t * B * U, U)
         for b in range(B):
             z = gates + (t * B + b) * U
             out = outputs + (s * B + b) * U
@@ -60,12 +62,14 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     bint go_backwards, int act,
                     const floating *gates, const floating *h_tm1_all,
                     const floating *d_outputs, floating *dh, floating *dz,
-                    floating *carry, floating *deriv, floating *dx, floating *dW,
+                    floating *carry, floating *deriv, floating *RT_packed, floating *dx,
+                    floating *dW,
                     floating *dR, floating *db) noexcept nogil:
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
     cdef floating *dzb
     cdef floating *cr
+    pack_b(U, U, RT, U, RT_packed)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
@@ -85,7 +89,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 cr[j] = 0.0
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T
-        gemm_acc(B, U, U, dz + t * B * U, U, RT, U, dh, U)
+        gemm_packed(B, U, U, dz + t * B * U, U, RT_packed, RT, U, dh, U)
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     gemm(False, True, T * B, F, U, 1.0, dz, U, W, U, 0.0, dx, F)
     gemm(True, False, F, U, T * B, 1.0, x, F, dz, U, 0.0, dW, U)
@@ -117,16 +121,18 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     h_arr = np.array(h0, dtype=dtype)
     gates_arr = np.empty((T, B, U), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
+    packed_arr = np.empty(U * U, dtype)
     h_tm1_arr = np.empty((T, B, U) if training else _UNUSED, dtype)
     cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
+    cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     with nogil:
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, &h[0, 0],
-                 &gates[0, 0, 0], &outputs[0, 0, 0], training, &h_tm1_all[0, 0, 0])
+                 &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training, &h_tm1_all[0, 0, 0])
     saved = (xt_arr, gates_arr, h_tm1_arr) if training else None
     return batch_major(outputs_arr), h_arr, saved
 
@@ -158,6 +164,7 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
     dz_arr = np.empty((T, B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(U, dtype)
+    packed_arr = np.empty(U * U, dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, U), dtype)
     dR_arr = np.empty((U, U), dtype)
@@ -169,6 +176,7 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
     cdef floating[::1] deriv = deriv_arr
+    cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
@@ -177,5 +185,5 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                   &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
                   &h_tm1_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
-                  &carry[0, 0], &deriv[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0], &db[0])
+                  &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0], &db[0])
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
