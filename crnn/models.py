@@ -273,11 +273,17 @@ class Sequential:
             self._build_shape = (None,) + x.shape[1:]
             self._build()
             declared = self._build_shape
+        # As in Keras, only the axes that size weights are fixed: the last one (features),
+        # or none for Embedding indices. A model declared with 10 timesteps still runs on
+        # 7 or 12, because the recurrent, Dense and TimeDistributed layers don't depend on
+        # the sequence length.
+        from crnn.layers import Embedding
+        fixed = () if isinstance(self._layers[0], Embedding) else (x.ndim - 1,)
         if len(declared) != x.ndim or any(
-                d is not None and d != s for d, s in zip(declared[1:], x.shape[1:])):
+                declared[k] is not None and declared[k] != x.shape[k] for k in fixed if k > 0):
             raise ValueError(
                 f"{name} has shape {x.shape}, but the model expects inputs of shape "
-                f"{declared} (None = any size)"
+                f"{declared} (None = any size; the timesteps may vary)"
             )
         return x
 
@@ -619,7 +625,8 @@ class Sequential:
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
         batch_size = self._batch_size_for("evaluate", x.shape[0], batch_size)
-        n_steps = math.ceil(x.shape[0] / batch_size)
+        n_steps = _limit_steps(steps, math.ceil(x.shape[0] / batch_size))
+        x, y = x[:n_steps * batch_size], y[:n_steps * batch_size]
         cb = callbacks_module.CallbackList(list(callbacks or []), add_progbar=verbose != 0,
                                            model=self, verbose=verbose, epochs=1, steps=n_steps)
         cb.on_test_begin()
@@ -632,12 +639,21 @@ class Sequential:
 
         A stateful model's states advance through the batches and stay advanced, as in
         Keras: two ``predict`` calls in a row differ until ``reset_states()``.
+
+        Args:
+            x: inputs.
+            batch_size: samples per batch (default 32, or a stateful model's batch size);
+                the last batch may be smaller.
+            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
+            steps: run only the first ``steps`` batches (None: all), as Keras does.
+            callbacks: list of ``crnn.callbacks.Callback``.
         """
         verbose = _check_verbose(verbose)
         x = self._check_x(x)
         batch_size = self._batch_size_for("predict", x.shape[0], batch_size)
+        n_steps = _limit_steps(steps, math.ceil(x.shape[0] / batch_size))
+        x = x[:n_steps * batch_size]
         n = x.shape[0]
-        n_steps = math.ceil(n / batch_size)
         cb = callbacks_module.CallbackList(list(callbacks or []), add_progbar=verbose != 0,
                                            model=self, verbose=verbose, epochs=1, steps=n_steps)
         cb.on_predict_begin()
@@ -764,6 +780,15 @@ def _format_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}"
         n /= 1024
+
+
+def _limit_steps(steps, available):
+    """Keras's ``steps`` on arrays: run at most that many batches (None: all of them)."""
+    if steps is None:
+        return available
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+        raise ValueError(f"steps must be a positive int or None, received {steps!r}")
+    return min(int(steps), available)
 
 
 def _check_verbose(verbose):

@@ -7,6 +7,7 @@ run inside the compiled kernels (see ``crnn.ops.ACTIVATIONS``).
 """
 
 import numpy as np
+from scipy import special
 
 __all__ = ["get", "serialize", "NAMES"]
 
@@ -50,6 +51,29 @@ def _hard_sigmoid(z):
     return np.clip(z / 6.0 + 0.5, 0.0, 1.0).astype(z.dtype)
 
 
+def _log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _gelu(z):
+    # Keras's default is the exact form (approximate=False), via erf.
+    return 0.5 * z * (1.0 + special.erf(z / np.sqrt(2.0)))
+
+
+def _gelu_grad(z, y, dy):
+    return dy * (0.5 * (1.0 + special.erf(z / np.sqrt(2.0)))
+                 + z * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi))
+
+
+def _mish_grad(z, y, dy):
+    t = np.tanh(_softplus(z))
+    return dy * (t + z * _sigmoid(z) * (1 - t * t))
+
+
+# Keras's leaky_relu activation (the function, not the layer) uses negative_slope=0.2.
+_LEAKY_SLOPE = 0.2
+
 _TABLE = {
     "linear": (lambda z: z, lambda z, y, dy: dy),
     "relu": (lambda z: np.maximum(z, 0).astype(z.dtype), lambda z, y, dy: dy * (z > 0)),
@@ -64,9 +88,22 @@ _TABLE = {
     "silu": (lambda z: z * _sigmoid(z),
              lambda z, y, dy: dy * (_sigmoid(z) * (1 + z * (1 - _sigmoid(z))))),
     "exponential": (np.exp, lambda z, y, dy: dy * y),
+    "relu6": (lambda z: np.clip(z, 0, 6).astype(z.dtype), lambda z, y, dy: dy * ((z > 0) & (z < 6))),
+    "leaky_relu": (lambda z: np.where(z > 0, z, _LEAKY_SLOPE * z),
+                   lambda z, y, dy: dy * np.where(z > 0, 1.0, _LEAKY_SLOPE)),
+    "gelu": (_gelu, _gelu_grad),
+    "mish": (lambda z: z * np.tanh(_softplus(z)), _mish_grad),
+    "hard_silu": (lambda z: z * _hard_sigmoid(z),
+                  lambda z, y, dy: dy * (_hard_sigmoid(z) + z * ((z > -3) & (z < 3)) / 6.0)),
+    "log_softmax": (_log_softmax,
+                    lambda z, y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)),
 }
-_ALIASES = {None: "linear", "swish": "silu"}
-NAMES = tuple(sorted(_TABLE))
+_ALIASES = {None: "linear", "swish": "silu", "hard_swish": "hard_silu"}
+# Activations that also run compiled in ``crnn.streaming`` (which tests all of NAMES); the
+# Keras extras after them (gelu, mish...) work in Dense/Activation but not in a Streamer.
+_EXTRAS = ("relu6", "leaky_relu", "gelu", "mish", "hard_silu", "log_softmax")
+NAMES = tuple(sorted(set(_TABLE) - set(_EXTRAS)))
+ALL_NAMES = tuple(sorted(_TABLE))
 
 
 def get(identifier):
@@ -87,7 +124,7 @@ def get(identifier):
     name = _ALIASES.get(identifier, identifier)
     if not isinstance(name, str) or name not in _TABLE:
         raise ValueError(
-            f"activation must be one of {list(NAMES)} (or None for linear), "
+            f"activation must be one of {list(ALL_NAMES)} (or None for linear), "
             f"received {identifier!r}"
         )
     forward, backward = _TABLE[name]

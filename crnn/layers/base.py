@@ -114,6 +114,14 @@ class Layer:
 
         ``initializer`` is anything ``crnn.initializers.get`` accepts, or a ready array.
         """
+        if self.built:
+            # A second build() would append a second set of weights and silently change
+            # get_weights()/set_weights(); Keras refuses it too.
+            raise ValueError(
+                f"layer {self.name!r} is already built, so it can't create weight {name!r} "
+                f"again; build() runs once per layer. Create a new layer to use other input "
+                f"shapes"
+            )
         if isinstance(initializer, np.ndarray):
             value = initializer
         else:

@@ -176,6 +176,10 @@ class _RNN(Layer):
         else:
             self._states = self._check_states("states", states, batch)
 
+    def reset_state(self):
+        """Keras 3's name for ``reset_states()``: zero the states of a stateful layer."""
+        self.reset_states()
+
     def _state_arrays(self):
         return [np.array(s) for s in self._states] if self.stateful and self.built else []
 

@@ -43,6 +43,10 @@ class _Wrapper(Layer):
             layer.reset_states(states[:n])
             states = states[n:]
 
+    def reset_state(self):
+        """Keras 3's name for ``reset_states()``."""
+        self.reset_states()
+
     def _state_arrays(self):
         return [s for layer in self._inner_layers() for s in layer._state_arrays()]
 

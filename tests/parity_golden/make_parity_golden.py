@@ -1,0 +1,65 @@
+"""Generate tests/parity_golden/parity_golden.npz from Keras 3 (TensorFlow backend).
+
+Run once by hand (Keras is not a test dependency):
+
+    python tests/parity_golden/make_parity_golden.py
+
+Contents:
+  act_x, act_dy                      inputs and upstream gradient for the activations
+  act_<name>_y, act_<name>_dx        keras.layers.Activation(name) output and d(sum(y*dy))/dx
+  ts_w<k>, ts_x4, ts_y4              LSTM->Dense model declared with Input((6, 3)), its weights,
+                                     and its predictions on 4-timestep inputs
+  emb_w<k>, emb_tok5, emb_y5         Embedding(mask_zero)->GRU declared with Input((8,)),
+                                     predictions on 5-token inputs
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+ACTIVATIONS = ["gelu", "leaky_relu", "relu6", "log_softmax", "mish", "hard_silu"]
+
+
+def main():
+    rng = np.random.default_rng(20240611)
+    out = {}
+    x = (rng.standard_normal((3, 4, 5)) * 3).astype("float32")
+    dy = rng.standard_normal(x.shape).astype("float32")
+    out["act_x"], out["act_dy"] = x, dy
+    for name in ACTIVATIONS:
+        xv = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y = keras.layers.Activation(name)(xv)
+            total = tf.reduce_sum(y * dy)
+        out[f"act_{name}_y"] = y.numpy()
+        out[f"act_{name}_dx"] = tape.gradient(total, xv).numpy()
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((6, 3)), keras.layers.LSTM(4),
+                              keras.layers.Dense(2)])
+    for k, w in enumerate(model.get_weights()):
+        out[f"ts_w{k}"] = w
+    out["ts_x4"] = rng.standard_normal((5, 4, 3)).astype("float32")
+    out["ts_y4"] = model.predict(out["ts_x4"], verbose=0)
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Embedding(7, 3, mask_zero=True),
+                              keras.layers.GRU(4)])
+    for k, w in enumerate(model.get_weights()):
+        out[f"emb_w{k}"] = w
+    tok = rng.integers(1, 7, (4, 5))
+    tok[0, 3:] = 0
+    tok[1, :2] = 0
+    out["emb_tok5"] = tok
+    out["emb_y5"] = model.predict(tok, verbose=0)
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parity_golden.npz")
+    np.savez_compressed(path, **out)
+    print("wrote", path, "with", len(out), "arrays")
+
+
+if __name__ == "__main__":
+    main()
