@@ -130,6 +130,26 @@ class CrnnBackend:
         x = np.random.default_rng(SEED).standard_normal((1, 1, features)).astype(np.float32)
         return lambda: model.predict_on_batch(x)
 
+    def streaming_step(self, cell, features, units):
+        """The same model through crnn.streaming.Streamer, crnn's documented step API.
+
+        Timed as an extra variant of the crnn streaming row (result["variants"]), beside
+        predict_on_batch."""
+        try:
+            streamer_cls = importlib.import_module("crnn.streaming").Streamer
+        except ImportError as err:
+            raise Skip(f"crnn.streaming does not import ({err})") from None
+        layers, sequential = self._model_api()
+        layer_cls = getattr(layers, {"lstm": "LSTM", "gru": "GRU",
+                                     "simple_rnn": "SimpleRNN"}[cell])
+        model = sequential([
+            layer_cls(units, stateful=True, batch_input_shape=(1, 1, features)),
+            layers.Dense(1),
+        ])
+        step = streamer_cls(model).step
+        x = np.random.default_rng(SEED).standard_normal(features).astype(np.float32)
+        return lambda: step(x)
+
     def _model_api(self):
         """(crnn.layers, crnn.Sequential), or Skip while the model API is not there."""
         try:
@@ -422,7 +442,23 @@ def run_task(backend, task, budget, big_budget):
     else:
         fn = backend.sequence(task["cell"], mode, task["shape"])
     with backend.context(mode):
-        return measure(fn, big_budget if task.get("big") else budget)
+        stats = measure(fn, big_budget if task.get("big") else budget)
+    if mode == "streaming" and hasattr(backend, "streaming_step"):
+        # crnn's step API, timed beside predict_on_batch: label "crnn (Streamer)".
+        label = f"{backend.name} (Streamer)"
+        try:
+            step = backend.streaming_step(task["cell"], task["shape"][2], task["shape"][3])
+            with backend.context(mode):
+                variant = dict(status="ok", **measure(step, budget))
+            shown = f"{variant['median_s'] * 1e6:.3g} us"
+        except Skip as err:
+            variant, shown = dict(status="skipped", note=str(err)), f"skipped: {err}"
+        except Exception as err:  # reported, not fatal: the predict_on_batch row stands
+            variant = dict(status="error", note=f"{type(err).__name__}: {err}")
+            shown = f"ERROR {variant['note']}"
+        print(f"[{label}] {task['cell']} streaming: {shown}", file=sys.stderr, flush=True)
+        stats["variants"] = {label: variant}
+    return stats
 
 
 def main(plan_path, out_path):

@@ -26,7 +26,7 @@ import numpy as np
 from cython cimport floating
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release,
                              PyObject_CheckBuffer, PyObject_GetBuffer)
-from libc.math cimport exp, expm1, fabs, log1p
+from libc.math cimport erf, exp, expm1, fabs, log, log1p, sqrt, tanh
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
@@ -127,12 +127,19 @@ cdef enum:
     A_SOFTSIGN = 9
     A_SILU = 10
     A_EXPONENTIAL = 11
+    A_RELU6 = 12
+    A_LEAKY_RELU = 13
+    A_GELU = 14
+    A_MISH = 15
+    A_HARD_SILU = 16
+    A_LOG_SOFTMAX = 17
 
 ACTIVATION_CODES = {
     "linear": LINEAR, "tanh": TANH, "sigmoid": SIGMOID, "hard_sigmoid": HARD_SIGMOID,
     "relu": RELU, "softmax": A_SOFTMAX, "elu": A_ELU, "selu": A_SELU,
     "softplus": A_SOFTPLUS, "softsign": A_SOFTSIGN, "silu": A_SILU,
-    "exponential": A_EXPONENTIAL,
+    "exponential": A_EXPONENTIAL, "relu6": A_RELU6, "leaky_relu": A_LEAKY_RELU,
+    "gelu": A_GELU, "mish": A_MISH, "hard_silu": A_HARD_SILU, "log_softmax": A_LOG_SOFTMAX,
 }
 STAGE_KINDS = {"lstm": S_LSTM, "gru": S_GRU, "simple_rnn": S_SIMPLE_RNN, "dense": S_DENSE,
                "activation": S_ACTIVATION}
@@ -140,6 +147,7 @@ _GATES = {S_LSTM: 4, S_GRU: 3, S_SIMPLE_RNN: 1, S_DENSE: 1, S_ACTIVATION: 1}
 
 cdef double _SELU_ALPHA = 1.6732632423543772
 cdef double _SELU_SCALE = 1.0507009873554805
+cdef double _LEAKY_SLOPE = 0.2      # Keras's leaky_relu activation function default
 
 
 cdef struct Stage:
@@ -198,6 +206,36 @@ cdef void _activate_any(floating *x, Py_ssize_t n, int kind) noexcept nogil:
     elif kind == A_EXPONENTIAL:
         for j in range(n):
             x[j] = exp(x[j])
+    elif kind == A_RELU6:
+        for j in range(n):
+            x[j] = min(max(<double> x[j], 0.0), 6.0)
+    elif kind == A_LEAKY_RELU:
+        for j in range(n):
+            v = x[j]
+            x[j] = v if v > 0 else _LEAKY_SLOPE * v
+    elif kind == A_GELU:
+        # Keras's default, exact form
+        for j in range(n):
+            v = x[j]
+            x[j] = 0.5 * v * (1.0 + erf(v / sqrt(2.0)))
+    elif kind == A_MISH:
+        for j in range(n):
+            v = x[j]
+            x[j] = v * tanh(max(v, 0.0) + log1p(exp(-fabs(v))))
+    elif kind == A_HARD_SILU:
+        for j in range(n):
+            v = x[j]
+            x[j] = v * min(max(v / 6.0 + 0.5, 0.0), 1.0)
+    elif kind == A_LOG_SOFTMAX:
+        m = x[0]
+        for j in range(1, n):
+            m = max(m, <double> x[j])
+        total = 0.0
+        for j in range(n):
+            total += exp(x[j] - m)
+        total = log(total)
+        for j in range(n):
+            x[j] = x[j] - m - total
 
 
 cdef const floating *_run_stage(Stage *s, const floating *x) noexcept nogil:
@@ -210,6 +248,7 @@ cdef const floating *_run_stage(Stage *s, const floating *x) noexcept nogil:
     cdef floating *out = <floating *> s.out
     cdef floating *inner
     cdef floating *tmp
+    cdef floating one = 1.0     # typed: a bare 1.0 would turn float32 maths into double
     cdef const floating *W = <const floating *> s.W
     cdef const floating *R = <const floating *> s.R
     cdef const floating *b = <const floating *> s.b
@@ -254,7 +293,7 @@ cdef const floating *_run_stage(Stage *s, const floating *x) noexcept nogil:
             gemv_acc(U, U, inner, R + 2 * U, G, z + 2 * U)
         activate(z + 2 * U, U, s.act)                   # hh
         for j in range(U):
-            h[j] = z[j] * h[j] + (1.0 - z[j]) * z[2 * U + j]
+            h[j] = z[j] * h[j] + (one - z[j]) * z[2 * U + j]
         return h
     if s.kind == S_SIMPLE_RNN:
         memcpy(z, b, U * sizeof(floating))
@@ -300,8 +339,11 @@ cdef class StreamChain:
     cdef list _rec_stages       # stage index of each recurrent layer
     cdef list _rec_layers       # the recurrent layers, whose ``_states`` we share
     cdef list _rec_states       # the state list adopted from each, for identity checks
+    cdef list _rec_arrays       # the state arrays the pointers refer to, kept alive
+    cdef bint _busy             # a step is running (possibly without the GIL)
     cdef object _xbuf           # (F,) input copy for inputs that need conversion
     cdef object _result         # output, shape as predict_on_batch returns
+    cdef object _copy_result    # its bound .copy, looked up once
     cdef void *_xbuf_ptr
     cdef void *_result_ptr
 
@@ -330,9 +372,9 @@ cdef class StreamChain:
             raise ValueError("a streaming chain needs at least one stage")
         if n_features <= 0:
             raise ValueError(f"n_features must be positive, received {n_features}")
-        free(self._stages)
-        self._stages = NULL
-        self._n_stages = 0
+        if self._stages != NULL:
+            # Pointers may be in use by a step of another thread; a chain is set up once.
+            raise RuntimeError("this chain is already set up; create a new Streamer instead")
         self._double = dtype == np.float64
         self._dtype = dtype
         self._format = b'd' if self._double else b'f'
@@ -341,10 +383,29 @@ cdef class StreamChain:
         self._rec_stages = []
         self._rec_layers = []
         self._rec_states = []
+        self._rec_arrays = []
+        # Filled in a local buffer, published in self._stages only once complete, so a
+        # failed setup leaves a chain that step() refuses to run.
         cdef Stage *st = <Stage *> calloc(len(stages), sizeof(Stage))
         if st == NULL:
             raise MemoryError()
+        try:
+            self._fill(st, n_features, stages, output_shape)
+        except BaseException:
+            free(st)
+            raise
         self._stages = st
+        self._n_stages = len(stages)
+        for i in range(len(self._rec_layers)):
+            try:
+                self._adopt(i)
+            except BaseException:
+                self._n_stages = 0
+                raise
+
+    cdef int _fill(self, Stage *st, int n_features, list stages,
+                   tuple output_shape) except -1:
+        dtype = self._dtype
         cdef int k, F = n_features, U, G
         for k, spec in enumerate(stages):
             kind = STAGE_KINDS[spec["kind"]]
@@ -381,22 +442,22 @@ cdef class StreamChain:
                 self._rec_stages.append(k)
                 self._rec_layers.append(spec["layer"])
                 self._rec_states.append(None)
+                self._rec_arrays.append(None)
             else:
                 st[k].out = self._pointer("", np.zeros(U, dtype), (U,))
             F = U
-            self._n_stages = k + 1
         if int(np.prod(output_shape)) != F:
             raise ValueError(f"output_shape {output_shape} must hold {F} values")
         self._xbuf = np.zeros(n_features, dtype)
         self._xbuf_ptr = self._pointer("", self._xbuf, (n_features,))
         self._result = np.zeros(output_shape, dtype)
+        self._copy_result = self._result.copy
         self._result_ptr = self._pointer("", self._result.reshape(-1), (F,))
-        for i in range(len(self._rec_layers)):
-            self._adopt(i)
+        return 0
 
     cdef void *_pointer(self, str name, a, tuple shape, bint keep=True) except NULL:
         """Check that ``a`` is a C-contiguous array of our dtype and ``shape``; return its
-        data pointer. ``keep``: hold a reference (state arrays are held by _rec_states)."""
+        data pointer. ``keep``: hold a reference (state arrays are held by _rec_arrays)."""
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{name} must be a NumPy array, received {type(a).__name__}")
         if a.dtype != self._dtype:
@@ -412,6 +473,8 @@ cdef class StreamChain:
         """Point recurrent stage i at its layer's current state arrays (in place)."""
         layer = self._rec_layers[i]
         cdef Stage *s = &self._stages[<int> self._rec_stages[i]]
+        cdef void *h
+        cdef void *c = NULL
         n_states = 2 if s.kind == S_LSTM else 1
         states = layer._states
         if states is None:
@@ -422,14 +485,21 @@ cdef class StreamChain:
             and a.flags.c_contiguous and a.flags.writeable for a in states))
         if not usable:
             # Same values in arrays we can write through; the layer keeps using them.
+            if not isinstance(states, (list, tuple)) or len(states) != n_states:
+                raise ValueError(f"layer {layer.name!r} must hold {n_states} state "
+                                 f"array(s), holds {states!r}")
             states = [np.array(a, dtype=self._dtype, order="C") for a in states]
             for a in states:
                 check_shape(f"states of layer {layer.name!r}", a.shape, (1, s.units))
             layer._states = states
-        s.h = self._pointer("", states[0], (1, s.units), False)
+        h = self._pointer("", states[0], (1, s.units), False)
         if n_states == 2:
-            s.c = self._pointer("", states[1], (1, s.units), False)
+            c = self._pointer("", states[1], (1, s.units), False)
+        # Hold the arrays themselves: the list could have its items replaced.
+        self._rec_arrays[i] = tuple(states)
         self._rec_states[i] = states
+        s.h = h
+        s.c = c
         return 0
 
     def step(self, x):
@@ -457,6 +527,10 @@ cdef class StreamChain:
         if self._n_stages == 0:
             raise ValueError("this streamer was not set up; create it with "
                              "crnn.streaming.Streamer(model)")
+        if self._busy:
+            raise RuntimeError("Streamer.step is already running in another thread; a "
+                               "Streamer (like the model's states) serves one stream: "
+                               "use one model and Streamer per thread")
         for i in range(len(self._rec_layers)):
             if (<object> self._rec_layers[i])._states is not self._rec_states[i]:
                 self._adopt(i)
@@ -480,6 +554,7 @@ cdef class StreamChain:
         else:
             self._convert(x)
             xp = self._xbuf_ptr
+        self._busy = True
         try:
             with nogil:
                 if self._double:
@@ -489,9 +564,10 @@ cdef class StreamChain:
                     _run_chain(self._stages, self._n_stages, <const float *> xp,
                                <float *> self._result_ptr)
         finally:
+            self._busy = False
             if fast:
                 PyBuffer_Release(&view)
-        return self._result.copy()
+        return self._copy_result()
 
     cdef int _convert(self, x) except -1:
         """The slow path: check ``x`` and copy it, converted, into the input buffer."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import crnn
 from crnn import layers as L
-from crnn.layers.activations import NAMES as DENSE_ACTIVATIONS
+from crnn.layers import activations
 from crnn.streaming import Streamer
 
 F = 5
@@ -124,7 +124,8 @@ def test_last_recurrent_layer_without_sequences_after_stacked():
     assert streamer.output_shape == (1, 3)
 
 
-@pytest.mark.parametrize("activation", DENSE_ACTIVATIONS)
+# Every activation Dense/Activation accept (ALL_NAMES where the module splits them).
+@pytest.mark.parametrize("activation", getattr(activations, "ALL_NAMES", activations.NAMES))
 def test_dense_activations(activation):
     for dtype in ("float32", "float64"):
         def make():
@@ -294,6 +295,14 @@ def test_unsupported_layer(make_layer, name):
         Streamer(model)
 
 
+def test_unsupported_dense_activation():
+    model = crnn.Sequential([L.LSTM(4, stateful=True, batch_input_shape=(1, 1, F)),
+                             L.Dense(2, name="head")])
+    model.layers[1].activation = "not_compiled"     # a name the compiled chain lacks
+    with pytest.raises(NotImplementedError, match="'head'.*activation 'not_compiled'"):
+        Streamer(model)
+
+
 def test_no_recurrent_layer():
     model = crnn.Sequential([L.Dense(3, batch_input_shape=(1, None, F))])
     with pytest.raises(ValueError, match="no recurrent layer"):
@@ -333,6 +342,11 @@ def test_chain_checks_arrays_itself():
         chain._setup(np.float32, 2, [ok], (1, 4))
     chain._setup(np.float32, 2, [ok], (1, 3))
     assert chain.step(np.ones(2, "float32")).shape == (1, 3)
+    with pytest.raises(RuntimeError, match="already set up"):
+        chain._setup(np.float32, 2, [ok], (1, 3))
+    # A state list whose items are replaced in place: the old arrays stay alive.
+    layer._states[0] = np.zeros((1, 3), "float32")
+    assert np.isfinite(chain.step(np.ones(2, "float32"))).all()
     # A state of the wrong size put on the layer is refused, not read out of bounds.
     layer._states = [np.zeros((1, 2), "float32")]
     with pytest.raises(ValueError, match="shape"):
