@@ -155,3 +155,42 @@ def test_evaluate_steps_limits_the_batches_like_keras():
         model.evaluate(x[:8], y[:8], verbose=0)
     with pytest.raises(ValueError, match="steps must be a positive int"):
         model.evaluate(x, y, steps=-1, verbose=0)
+
+
+# ---------------------------------------------------------------- Keras configs
+
+
+def _keras_configs():
+    import json
+    path = os.path.join(os.path.dirname(__file__), "parity_golden", "keras_configs.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_sequential_from_a_keras_model_config_predicts_like_keras():
+    model = crnn.Sequential.from_config(_keras_configs()["model"])
+    assert [type(layer).__name__ for layer in model.layers] == \
+        ["Masking", "LSTM", "Bidirectional", "Dropout", "Dense"]
+    model.set_weights(_weights("cfg_w"))
+    np.testing.assert_allclose(model.predict(GOLDEN["cfg_x"], verbose=0), GOLDEN["cfg_y"],
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("class_name", ["LSTM", "GRU", "SimpleRNN", "Bidirectional",
+                                        "TimeDistributed", "Embedding", "Masking", "Dropout",
+                                        "Activation"])
+def test_layer_from_a_keras_layer_config(class_name):
+    keras_config = _keras_configs()[class_name]
+    layer = getattr(L, class_name).from_config(keras_config)
+    ours = layer.get_config()
+    for key, value in keras_config.items():
+        if key in ours and not isinstance(value, dict):
+            assert ours[key] == value, key
+    assert ours["dtype"] == "float32"
+
+
+def test_keras_config_with_a_regularizer_is_still_refused():
+    config = dict(_keras_configs()["LSTM"])
+    config["kernel_regularizer"] = {"class_name": "L2", "config": {"l2": 0.01}}
+    with pytest.raises(NotImplementedError, match="kernel_regularizer"):
+        L.LSTM.from_config(config)

@@ -254,7 +254,7 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = _from_keras_config(config)
         if "batch_input_shape" in config and config["batch_input_shape"] is not None:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])
         return cls(**config)
@@ -314,7 +314,43 @@ class InputLayer(Layer):
 
     @classmethod
     def from_config(cls, config):
+        config = _from_keras_config(config)
+        config.pop("ragged", None)
         return cls(**config)
+
+
+# Entries of a Keras 3 layer config that crnn has no use for when they hold their
+# "off" value (None/False/0), so that ``from_config(keras_layer.get_config())`` works.
+_KERAS_ONLY_KEYS = (
+    "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+    "activity_regularizer", "embeddings_regularizer", "kernel_constraint",
+    "recurrent_constraint", "bias_constraint", "embeddings_constraint",
+    "quantization_config", "lora_rank", "lora_alpha", "sparse", "ragged", "optional",
+)
+
+
+def _from_keras_config(config):
+    """A copy of ``config`` with Keras 3's serialization details reduced to crnn's form.
+
+    Keras writes the dtype as a ``DTypePolicy`` dict and lists regularizers, constraints
+    and quantization settings even when unused; crnn drops the unused ones (a used one
+    still reaches the layer, which rejects it with a clear error).
+    """
+    config = dict(config)
+    dtype = config.get("dtype")
+    if isinstance(dtype, dict):
+        config["dtype"] = (dtype.get("config") or {}).get("name", "float32")
+    for key in _KERAS_ONLY_KEYS:
+        if key in config and not config[key]:
+            del config[key]
+    for key, value in config.items():
+        if key.endswith("_initializer") and isinstance(value, dict) and "config" in value:
+            # Keras 3.15's variance-scaling initializers add input_axes/output_axes
+            # (None: the default fan computation, which crnn uses).
+            inner = {k: v for k, v in (value["config"] or {}).items()
+                     if not (k in ("input_axes", "output_axes") and v is None)}
+            config[key] = {"class_name": value["class_name"], "config": inner}
+    return config
 
 
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):

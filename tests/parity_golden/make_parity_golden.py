@@ -11,7 +11,14 @@ Contents:
                                      and its predictions on 4-timestep inputs
   emb_w<k>, emb_tok5, emb_y5         Embedding(mask_zero)->GRU declared with Input((8,)),
                                      predictions on 5-token inputs
+  cfg_w<k>, cfg_x, cfg_y             weights, inputs and predictions of the Sequential model
+                                     whose config is in keras_configs.json ("model")
+
+and tests/parity_golden/keras_configs.json: Keras's get_config() of that model and of
+single layers, as JSON.
 """
+
+import json
 
 import os
 
@@ -55,6 +62,31 @@ def main():
     tok[1, :2] = 0
     out["emb_tok5"] = tok
     out["emb_y5"] = model.predict(tok, verbose=0)
+
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((6, 3)), layers.Masking(0.0),
+        layers.LSTM(4, return_sequences=True, dropout=0.1, unit_forget_bias=False),
+        layers.Bidirectional(layers.GRU(3, reset_after=False), merge_mode="ave"),
+        layers.Dropout(0.2), layers.Dense(2, activation="softmax")])
+    for k, w in enumerate(model.get_weights()):
+        out[f"cfg_w{k}"] = w
+    out["cfg_x"] = rng.standard_normal((5, 6, 3)).astype("float32")
+    out["cfg_x"][0, 4:] = 0.0
+    out["cfg_y"] = model.predict(out["cfg_x"], verbose=0)
+    configs = {"model": model.get_config()}
+    for layer in [layers.LSTM(5, return_sequences=True, go_backwards=True),
+                  layers.GRU(3, reset_after=False, activation="relu"),
+                  layers.SimpleRNN(2, use_bias=False),
+                  layers.Bidirectional(layers.LSTM(3, return_sequences=True),
+                                       merge_mode="mul"),
+                  layers.TimeDistributed(layers.Dense(2, activation="tanh")),
+                  layers.Embedding(9, 4, mask_zero=True), layers.Masking(-1.0),
+                  layers.Dropout(0.3), layers.Activation("gelu")]:
+        configs[type(layer).__name__] = layer.get_config()
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "keras_configs.json"), "w") as f:
+        json.dump(configs, f, indent=1, sort_keys=True)
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parity_golden.npz")
     np.savez_compressed(path, **out)
