@@ -383,3 +383,14 @@ def test_stateful_twins_follow_streamer_with_hard_states():
     for x in _seq(3, "float64") * 100:
         np.testing.assert_allclose(streamer.step(x), twin.predict_on_batch(x[None, None]),
                                    **TOL["float64"])
+
+
+def test_declared_timesteps_other_than_one():
+    """A model declared for 10-step windows streams step by step like a 1-step call."""
+    def make():
+        return [L.GRU(5, stateful=True, batch_input_shape=(1, 10, F)), L.Dense(2)]
+    model, twin = _twins(make)
+    streamer = Streamer(model)
+    for x in _seq(4, "float32"):
+        np.testing.assert_allclose(streamer.step(x), twin.predict_on_batch(x[None, None]),
+                                   **TOL["float32"])
