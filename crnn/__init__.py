@@ -16,6 +16,7 @@ Example:
 import importlib
 
 from crnn import ops, reference
+from crnn.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -30,7 +31,7 @@ _ATTRIBUTES = {
     "load_model": ("crnn.saving", "load_model"),
 }
 
-__all__ = ["ops", "reference", *_SUBMODULES, *_ATTRIBUTES, "__version__"]
+__all__ = ["ops", "reference", "get_num_threads", "set_num_threads", *_SUBMODULES, *_ATTRIBUTES, "__version__"]
 
 
 def __getattr__(name):

@@ -54,6 +54,23 @@ cdef inline void gemm_packed(int m, int n, int k, const floating *a, int lda,
         crnn_packed_gemm_f64(m, n, k, a, lda, packed, b, ldb, c, ldc)
 
 
+cdef enum:
+    # A per-step product this large (multiply-adds) is worth sharing among BLAS threads.
+    PARALLEL_STEP_WORK = 1 << 21
+
+
+cdef inline void gemm_step(bint threaded, int m, int n, int k, const floating *a, int lda,
+                           const floating *packed, const floating *b, int ldb,
+                           floating *c, int ldc) noexcept nogil:
+    """The per-timestep product C[m, n] += A[m, k] @ B[k, n]: crnn's packed kernel, or,
+    when BLAS has several threads (``threaded``) and the product is large enough to share,
+    the threaded BLAS (which then packs B itself)."""
+    if threaded and <long> m * n * k >= PARALLEL_STEP_WORK:
+        gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
+    else:
+        gemm_packed(m, n, k, a, lda, packed, b, ldb, c, ldc)
+
+
 cdef inline void gemm_acc(int m, int n, int k, const floating *a, int lda,
                           const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
     """C[m, n] += A[m, k] @ B[k, n] through BLAS. For a B that every timestep reuses, pack

@@ -22,7 +22,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_packed, pack_b
+from crnn._blas cimport gemm, gemm_step, pack_b
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -36,7 +36,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, int ract, bint reset_after,
                    floating *h, floating *gates, floating *outputs, floating *work,
-                   floating *R_packed, bint training, floating *h_tm1_all, floating *aux_all) noexcept nogil:
+                   floating *R_packed, bint training, floating *h_tm1_all,
+                   floating *aux_all, bint threaded) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
@@ -60,10 +61,10 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             # work = b_rec + h_tm1 @ R   (B, G)
             for b in range(B):
                 memcpy(work + b * G, b_rec, G * sizeof(floating))
-            gemm_packed(B, G, U, h, U, R_packed, R, G, work, G)
+            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, work, G)
         else:
             # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
-            gemm_packed(B, 2 * U, U, h, U, R_packed, R, G, gates + t * B * G, G)
+            gemm_step(threaded, B, 2 * U, U, h, U, R_packed, R, G, gates + t * B * G, G)
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -90,7 +91,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
         if not reset_after:
             # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
-            gemm_packed(B, U, U, work, U, Rh_packed, R + 2 * U, G, gates + t * B * G + 2 * U, G)
+            gemm_step(threaded, B, U, U, work, U, Rh_packed, R + 2 * U, G,
+                      gates + t * B * G + 2 * U, G)
             for b in range(B):
                 activate(gates + (t * B + b) * G + 2 * U, U, act)   # hh
         for b in range(B):
@@ -117,7 +119,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, floating *dh, floating *dgx,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
                     floating *RT_packed,
-                    floating *dx, floating *dW, floating *dR, floating *db) noexcept nogil:
+                    floating *dx, floating *dW, floating *dR, floating *db,
+                    bint threaded) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *gi
@@ -174,12 +177,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dib[2 * U + j] = dxb[2 * U + j] * gi[U + j]
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
-            gemm_packed(B, U, G, dgi + t * B * G, G, RT_packed, RT, U, dh, U)
+            gemm_step(threaded, B, U, G, dgi + t * B * G, G, RT_packed, RT, U, dh, U)
         else:
             # d(r * h_tm1) = dhh_pre @ R_h^T
             memset(d_rh, 0, B * U * sizeof(floating))
-            gemm_packed(B, U, U, dgx + t * B * G + 2 * U, G, RTh_packed, RT + 2 * U * U, U,
-                        d_rh, U)
+            gemm_step(threaded, B, U, U, dgx + t * B * G + 2 * U, G, RTh_packed,
+                      RT + 2 * U * U, U, d_rh, U)
             for b in range(B):
                 row = t * B + b
                 if has_mask and not mask[b * T + t]:
@@ -192,7 +195,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     dxb[U + j] = d_rh[b * U + j] * h_tm1[j] * deriv[U + j]
                     dh[b * U + j] += d_rh[b * U + j] * gi[U + j]
             # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
-            gemm_packed(B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
+            gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
     gemm(False, True, T * B, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
@@ -217,7 +220,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                 int activation, int recurrent_activation, bint reset_after,
-                const floating[:, ::1] h0, bint training):
+                const floating[:, ::1] h0, bint training, bint threaded=False):
     """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
     with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
     training. Arguments are checked by crnn.ops.gru; here only shapes are re-checked so
@@ -253,7 +256,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
-                 &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0])
+                 &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
+                 threaded)
     saved = (xt_arr, gates_arr, h_tm1_arr, aux_arr) if training else None
     return batch_major(outputs_arr), h_arr, saved
 
@@ -264,7 +268,8 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  int activation, int recurrent_activation, bint reset_after,
                  const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
                  const floating[:, :, ::1] h_tm1_all, const floating[:, :, ::1] aux_all,
-                 const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h):
+                 const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
+                 bint threaded=False):
     """BPTT through gru_forward(training=True); ``xt`` ... ``aux_all`` are its saved
     arrays. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with d_bias flat like
     ``bias``."""
@@ -315,5 +320,5 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                   reset_after, &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
                   &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
-                  &dR[0, 0], &db[0])
+                  &dR[0, 0], &db[0], threaded)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -19,7 +19,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_packed, pack_b
+from crnn._blas cimport gemm, gemm_step, pack_b
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -35,7 +35,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    floating *h, floating *c, floating *gates, floating *outputs,
                    floating *act_c_tmp, floating *R_packed, bint training,
                    floating *h_tm1_all, floating *c_tm1_all,
-                   floating *act_c_all) noexcept nogil:
+                   floating *act_c_all, bint threaded) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
@@ -49,7 +49,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         # gates[t] += h_tm1 @ R
-        gemm_packed(B, G, U, h, U, R_packed, R, G, gates + t * B * G, G)
+        gemm_step(threaded, B, G, U, h, U, R_packed, R, G, gates + t * B * G, G)
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -86,7 +86,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *c_tm1_all, const floating *act_c_all,
                     const floating *d_outputs, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv, floating *RT_packed,
-                    floating *dx, floating *dW, floating *dR, floating *db) noexcept nogil:
+                    floating *dx, floating *dW, floating *dR, floating *db,
+                    bint threaded) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *gi
@@ -131,7 +132,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 dc[b * U + j] = dcv * gi[U + j]
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
-        gemm_packed(B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
+        gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     gemm(False, True, T * B, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
@@ -147,7 +148,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation,
-                 const floating[:, ::1] h0, const floating[:, ::1] c0, bint training):
+                 const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
+                 bint threaded=False):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
     training. Arguments are checked by crnn.ops.lstm; here only shapes are re-checked so
     that nothing out of bounds can happen."""
@@ -188,7 +190,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
                  &packed[0], training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
-                 &act_c_all[0, 0, 0])
+                 &act_c_all[0, 0, 0], threaded)
     saved = (xt_arr, gates_arr, h_tm1_arr, c_tm1_arr, act_c_arr) if training else None
     return batch_major(outputs_arr), h_arr, c_arr, saved
 
@@ -200,7 +202,7 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                   const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
                   const floating[:, :, ::1] c_tm1_all, const floating[:, :, ::1] act_c_all,
                   const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                  const floating[:, ::1] d_c):
+                  const floating[:, ::1] d_c, bint threaded=False):
     """BPTT through lstm_forward(training=True); ``xt`` ... ``act_c_all`` are its saved
     arrays. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel, d_bias)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
@@ -249,5 +251,5 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                   &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
                   &act_c_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
                   &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
-                  &dR[0, 0], &db[0])
+                  &dR[0, 0], &db[0], threaded)
     return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -13,7 +13,7 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_packed, pack_b
+from crnn._blas cimport gemm, gemm_step, pack_b
 from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
                            time_major)
 
@@ -27,7 +27,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, floating *h, floating *gates,
                    floating *outputs, floating *R_packed, bint training,
-                   floating *h_tm1_all) noexcept nogil:
+                   floating *h_tm1_all, bint threaded) noexcept nogil:
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *out
@@ -37,7 +37,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         # gates[t] += h_tm1 @ R
-        gemm_packed(B, U, U, h, U, R_packed, R, U, gates + t * B * U, U)
+        gemm_step(threaded, B, U, U, h, U, R_packed, R, U, gates + t * B * U, U)
         for b in range(B):
             z = gates + (t * B + b) * U
             out = outputs + (s * B + b) * U
@@ -64,7 +64,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, floating *dh, floating *dz,
                     floating *carry, floating *deriv, floating *RT_packed, floating *dx,
                     floating *dW,
-                    floating *dR, floating *db) noexcept nogil:
+                    floating *dR, floating *db, bint threaded) noexcept nogil:
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
     cdef floating *dzb
@@ -89,7 +89,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 cr[j] = 0.0
                 dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
         # dh_tm1 += dz_t @ R^T
-        gemm_packed(B, U, U, dz + t * B * U, U, RT_packed, RT, U, dh, U)
+        gemm_step(threaded, B, U, U, dz + t * B * U, U, RT_packed, RT, U, dh, U)
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     gemm(False, True, T * B, F, U, 1.0, dz, U, W, U, 0.0, dx, F)
     gemm(True, False, F, U, T * B, 1.0, x, F, dz, U, 0.0, dW, U)
@@ -103,7 +103,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
 def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                        const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                        const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
-                       int activation, const floating[:, ::1] h0, bint training):
+                       int activation, const floating[:, ::1] h0, bint training,
+                       bint threaded=False):
     """SimpleRNN over whole sequences. Returns (outputs, h, saved); saved is None unless
     training. Arguments are checked by crnn.ops.simple_rnn; here only shapes are
     re-checked so that nothing out of bounds can happen."""
@@ -132,7 +133,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     with nogil:
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, &h[0, 0],
-                 &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training, &h_tm1_all[0, 0, 0])
+                 &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training,
+                 &h_tm1_all[0, 0, 0], threaded)
     saved = (xt_arr, gates_arr, h_tm1_arr) if training else None
     return batch_major(outputs_arr), h_arr, saved
 
@@ -142,7 +144,8 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
                         const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                         int activation, const floating[:, :, ::1] xt,
                         const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
-                        const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h):
+                        const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
+                        bint threaded=False):
     """BPTT through simple_rnn_forward(training=True); ``xt``, ``gates`` and ``h_tm1_all``
     are its saved arrays. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
@@ -185,5 +188,6 @@ def simple_rnn_backward(const floating[:, :, ::1] x, const floating[:, ::1] kern
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                   &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
                   &h_tm1_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
-                  &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0], &db[0])
+                  &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0],
+                  &db[0], threaded)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

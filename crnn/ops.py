@@ -24,6 +24,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from crnn import _gru, _lstm, _simple_rnn
+from crnn.threads import get_num_threads
 
 __all__ = [
     "Gradients",
@@ -237,7 +238,8 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
     act = _activation_code("activation", activation, ACTIVATIONS)
     ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
     args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, ract)
-    outputs, h, c, saved = _lstm.lstm_forward(*args, states[0], states[1], training)
+    outputs, h, c, saved = _lstm.lstm_forward(*args, states[0], states[1], training,
+                                              get_num_threads() > 1)
     cache = None
     if training:
         cache = RNNCache("lstm", args, saved, has_bias, bias_shape, outputs.shape, 2)
@@ -258,7 +260,8 @@ def lstm_grad(cache, d_outputs, d_final_states=None):
     """
     d_outputs, d_states = _check_grad_inputs(cache, "lstm", d_outputs, d_final_states)
     dx, dh0, dc0, dk, drk, db = _lstm.lstm_backward(*cache.args, *cache.saved, d_outputs,
-                                                    d_states[0], d_states[1])
+                                                    d_states[0], d_states[1],
+                                                    get_num_threads() > 1)
     return _gradients(cache, dx, [dh0, dc0], dk, drk, db)
 
 
@@ -292,7 +295,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwa
     ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
     args = (x, kernel, recurrent_kernel, bias.reshape(-1), mask, has_mask, go_backwards, act,
             ract, bool(reset_after))
-    outputs, h, saved = _gru.gru_forward(*args, states[0], training)
+    outputs, h, saved = _gru.gru_forward(*args, states[0], training, get_num_threads() > 1)
     cache = None
     if training:
         cache = RNNCache("gru", args, saved, has_bias, bias_shape, outputs.shape, 1)
@@ -305,7 +308,8 @@ def gru_grad(cache, d_outputs, d_final_states=None):
     Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
     """
     d_outputs, d_states = _check_grad_inputs(cache, "gru", d_outputs, d_final_states)
-    dx, dh0, dk, drk, db = _gru.gru_backward(*cache.args, *cache.saved, d_outputs, d_states[0])
+    dx, dh0, dk, drk, db = _gru.gru_backward(*cache.args, *cache.saved, d_outputs, d_states[0],
+                                             get_num_threads() > 1)
     return _gradients(cache, dx, [dh0], dk, drk, db)
 
 
@@ -330,7 +334,8 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
         mask)
     act = _activation_code("activation", activation, ACTIVATIONS)
     args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act)
-    outputs, h, saved = _simple_rnn.simple_rnn_forward(*args, states[0], training)
+    outputs, h, saved = _simple_rnn.simple_rnn_forward(*args, states[0], training,
+                                                       get_num_threads() > 1)
     cache = None
     if training:
         cache = RNNCache("simple_rnn", args, saved, has_bias, bias_shape,
@@ -345,5 +350,6 @@ def simple_rnn_grad(cache, d_outputs, d_final_states=None):
     """
     d_outputs, d_states = _check_grad_inputs(cache, "simple_rnn", d_outputs, d_final_states)
     dx, dh0, dk, drk, db = _simple_rnn.simple_rnn_backward(*cache.args, *cache.saved,
-                                                           d_outputs, d_states[0])
+                                                           d_outputs, d_states[0],
+                                                           get_num_threads() > 1)
     return _gradients(cache, dx, [dh0], dk, drk, db)

@@ -320,3 +320,47 @@ def test_compiled_entry_points_check_shapes_themselves(cell):
         else:
             _simple_rnn.simple_rnn_forward(x, kernel, recurrent_kernel, np.zeros(G), mask,
                                            False, False, 1, h0, False)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@pytest.fixture
+def restore_threads():
+    import crnn
+    before = crnn.get_num_threads()
+    yield crnn
+    crnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_packed_and_threaded_blas_step_products_agree(cell, restore_threads):
+    """With one BLAS thread each step's product runs in crnn's packed kernel; with more,
+    products above PARALLEL_STEP_WORK go to BLAS. Both must give the reference's numbers."""
+    crnn = restore_threads
+    rng = np.random.default_rng(11)
+    # at least 64 x 192 x 192 multiply-adds per step: above the threshold for every product
+    problem = make_problem(cell, rng, batch=64, timesteps=3, features=5, units=192,
+                           reset_after=False, masked=True, scale=0.1)
+    opts = options(cell, reset_after=False)
+    ref_outputs, ref_states, tape = run_reference(cell, problem, opts)
+    d_outputs = rng.standard_normal(ref_outputs.shape)
+    zeros = [np.zeros_like(s) for s in ref_states]
+    expected = grad_reference(cell, tape, d_outputs, zeros)
+    for threads in (1, 2):
+        crnn.set_num_threads(threads)
+        outputs, states, cache = run_ops(cell, problem, opts)
+        grads = grad_ops(cell, cache, d_outputs, None)
+        _assert_close(outputs, ref_outputs, np.float64, f"outputs, {threads} threads")
+        for name in ("dx", "d_kernel", "d_recurrent_kernel"):
+            _assert_close(getattr(grads, name), expected[name], np.float64,
+                          f"{name}, {threads} threads")
+
+
+def test_set_num_threads_checks_its_argument(restore_threads):
+    crnn = restore_threads
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="n must be a positive int"):
+            crnn.set_num_threads(bad)
+    crnn.set_num_threads(1)
+    assert crnn.get_num_threads() == 1
