@@ -70,9 +70,3 @@ cdef inline void gemm_step(bint threaded, int m, int n, int k, const floating *a
     else:
         gemm_packed(m, n, k, a, lda, packed, b, ldb, c, ldc)
 
-
-cdef inline void gemm_acc(int m, int n, int k, const floating *a, int lda,
-                          const floating *b, int ldb, floating *c, int ldc) noexcept nogil:
-    """C[m, n] += A[m, k] @ B[k, n] through BLAS. For a B that every timestep reuses, pack
-    it once with pack_b and call gemm_packed instead."""
-    gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
