@@ -111,7 +111,8 @@ def _prepare(cell, gates, n_states, x, kernel, recurrent_kernel, bias, bias_shap
             f"x must be 3-D (batch, timesteps, features), received shape {x.shape}"
         )
     if 0 in x.shape:
-        raise ValueError(f"x must have non-zero batch, timesteps and features, received shape {x.shape}")
+        raise ValueError(
+            f"x must have non-zero batch, timesteps and features, received shape {x.shape}")
     batch, timesteps, features = x.shape
     dtype = x.dtype
     recurrent_kernel = _float_array("recurrent_kernel", recurrent_kernel, dtype)
@@ -136,12 +137,12 @@ def _prepare(cell, gates, n_states, x, kernel, recurrent_kernel, bias, bias_shap
     else:
         if isinstance(initial_state, np.ndarray) and n_states == 1:
             initial_state = [initial_state]
-        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n_states:
+        is_list = isinstance(initial_state, (list, tuple))
+        if not is_list or len(initial_state) != n_states:
+            length = f" of length {len(initial_state)}" if is_list else ""
             raise ValueError(
                 f"initial_state for {cell} must be a list of {n_states} array(s) of shape "
-                f"{(batch, units)}, received {type(initial_state).__name__}"
-                + (f" of length {len(initial_state)}" if isinstance(initial_state, (list, tuple)) else "")
-            )
+                f"{(batch, units)}, received {type(initial_state).__name__}{length}")
         states = []
         for k, state in enumerate(initial_state):
             state = _float_array(f"initial_state[{k}]", state, dtype)
@@ -155,12 +156,10 @@ def _prepare(cell, gates, n_states, x, kernel, recurrent_kernel, bias, bias_shap
                 f"mask must have shape (batch, timesteps) = {(batch, timesteps)}, "
                 f"received shape {mask.shape}"
             )
-        if mask.dtype != np.bool_:
-            if not (np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)) \
-                    or not np.isin(mask, (0, 1)).all():
-                raise TypeError(
-                    f"mask must be boolean (or 0/1 values), received dtype {mask.dtype}"
-                )
+        numeric = np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)
+        if mask.dtype != np.bool_ and not (numeric and np.isin(mask, (0, 1)).all()):
+            raise TypeError(
+                f"mask must be boolean (or 0/1 values), received dtype {mask.dtype}")
         mask = np.ascontiguousarray(mask, dtype=np.uint8)
     else:
         mask = np.ones((1, 1), np.uint8)

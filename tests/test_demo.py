@@ -34,6 +34,8 @@ def test_demo_beats_naive_baseline_and_reloads_identically(tmp_path, capsys):
 
 def test_python_dash_m_crnn_runs(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(crnn.__file__)))
+    # cwd=tmp_path: "python -m" puts the working directory first on sys.path, and from a
+    # source checkout that would import the uncompiled crnn/ instead of the tested one.
     proc = subprocess.run([sys.executable, "-m", "crnn", "--verbose", "0", "--epochs", "5"],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
