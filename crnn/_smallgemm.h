@@ -38,6 +38,7 @@ CRNN_INLINE void crnn_packed_gemm_##SUFFIX##_body(int m, int n, int k, const T *
                                                   const T *packed, const T *b, int ldb,      \
                                                   T *c, int ldc) {                           \
     const int pw = crnn_pw_##SUFFIX, w = pw / 2;                                             \
+    const T *packed_all = packed;                                                            \
     int i0 = 0, j0 = 0, i, j, p;                                                             \
     for (j0 = 0; j0 + pw <= n; j0 += pw, packed += (Py_ssize_t)pw * k) {                     \
         for (i0 = 0; i0 + 4 <= m; i0 += 4) {                                                 \
@@ -62,16 +63,48 @@ CRNN_INLINE void crnn_packed_gemm_##SUFFIX##_body(int m, int n, int k, const T *
             CRNN_STORE(cr, c20); CRNN_STORE(cr + w, c21); cr += ldc;                         \
             CRNN_STORE(cr, c30); CRNN_STORE(cr + w, c31);                                    \
         }                                                                                    \
-        for (; i0 < m; i0++) {   /* leftover rows, one at a time */                          \
-            VT c00, c01, b0, b1;                                                             \
-            T *cr = c + (Py_ssize_t)i0 * ldc + j0;                                           \
-            const T *a0 = a + (Py_ssize_t)i0 * lda, *bp = packed;                            \
-            CRNN_LOAD(c00, cr); CRNN_LOAD(c01, cr + w);                                      \
+    }                                                                                        \
+    /* Leftover rows (m % 4; all of a batch of 1), one at a time over 4 panels at once:     \
+     * 8 independent accumulators, so the FMAs do not wait on each other. */                 \
+    const int panels = n / pw, rows4 = m - m % 4;                                            \
+    for (i = rows4; i < m; i++) {                                                            \
+        const T *ai = a + (Py_ssize_t)i * lda;                                               \
+        int q = 0;                                                                           \
+        for (; q + 4 <= panels; q += 4) {                                                    \
+            VT c0, c1, c2, c3, c4, c5, c6, c7, b0;                                           \
+            T *cr = c + (Py_ssize_t)i * ldc + q * pw;                                        \
+            const T *bp = packed_all + (Py_ssize_t)q * pw * k;                               \
+            const Py_ssize_t ps = (Py_ssize_t)pw * k;   /* panel stride */                   \
+            CRNN_LOAD(c0, cr); CRNN_LOAD(c1, cr + w); CRNN_LOAD(c2, cr + pw);                \
+            CRNN_LOAD(c3, cr + pw + w); CRNN_LOAD(c4, cr + 2 * pw);                          \
+            CRNN_LOAD(c5, cr + 2 * pw + w); CRNN_LOAD(c6, cr + 3 * pw);                      \
+            CRNN_LOAD(c7, cr + 3 * pw + w);                                                  \
+            for (p = 0; p < k; p++, bp += pw) {                                              \
+                T av = ai[p];                                                                \
+                CRNN_LOAD(b0, bp); c0 += av * b0;                                            \
+                CRNN_LOAD(b0, bp + w); c1 += av * b0;                                        \
+                CRNN_LOAD(b0, bp + ps); c2 += av * b0;                                       \
+                CRNN_LOAD(b0, bp + ps + w); c3 += av * b0;                                   \
+                CRNN_LOAD(b0, bp + 2 * ps); c4 += av * b0;                                   \
+                CRNN_LOAD(b0, bp + 2 * ps + w); c5 += av * b0;                               \
+                CRNN_LOAD(b0, bp + 3 * ps); c6 += av * b0;                                   \
+                CRNN_LOAD(b0, bp + 3 * ps + w); c7 += av * b0;                               \
+            }                                                                                \
+            CRNN_STORE(cr, c0); CRNN_STORE(cr + w, c1); CRNN_STORE(cr + pw, c2);             \
+            CRNN_STORE(cr + pw + w, c3); CRNN_STORE(cr + 2 * pw, c4);                        \
+            CRNN_STORE(cr + 2 * pw + w, c5); CRNN_STORE(cr + 3 * pw, c6);                    \
+            CRNN_STORE(cr + 3 * pw + w, c7);                                                 \
+        }                                                                                    \
+        for (; q < panels; q++) {                                                            \
+            VT c0, c1, b0, b1;                                                               \
+            T *cr = c + (Py_ssize_t)i * ldc + q * pw;                                        \
+            const T *bp = packed_all + (Py_ssize_t)q * pw * k;                               \
+            CRNN_LOAD(c0, cr); CRNN_LOAD(c1, cr + w);                                        \
             for (p = 0; p < k; p++, bp += pw) {                                              \
                 CRNN_LOAD(b0, bp); CRNN_LOAD(b1, bp + w);                                    \
-                c00 += a0[p] * b0; c01 += a0[p] * b1;                                        \
+                c0 += ai[p] * b0; c1 += ai[p] * b1;                                          \
             }                                                                                \
-            CRNN_STORE(cr, c00); CRNN_STORE(cr + w, c01);                                    \
+            CRNN_STORE(cr, c0); CRNN_STORE(cr + w, c1);                                      \
         }                                                                                    \
     }                                                                                        \
     for (i = 0; i < m && j0 < n; i++) {   /* leftover columns, from B itself */              \
