@@ -21,7 +21,7 @@ from crnn import metrics as metrics_module
 from crnn import optimizers as optimizers_module
 from crnn import utils
 from crnn.layers import InputLayer, Layer, deserialize, serialize
-from crnn.layers.base import unique_name
+from crnn.layers.base import assign_weights, unique_name
 
 __all__ = ["Sequential"]
 
@@ -200,24 +200,7 @@ class Sequential:
     def set_weights(self, weights):
         """Set all weights from a list in ``get_weights`` order (all checked before any copy)."""
         self._require_built("set_weights")
-        own = self.weights
-        weights = list(weights)
-        if len(weights) != len(own):
-            raise ValueError(
-                f"model {self.name!r} has {len(own)} weight arrays, received {len(weights)}; "
-                f"expected shapes {[w.shape for w in own]}"
-            )
-        values = []
-        for k, (target, value) in enumerate(zip(own, weights)):
-            value = np.asarray(value)
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"weight {k} of model {self.name!r} must have shape {target.shape}, "
-                    f"received shape {value.shape}"
-                )
-            values.append(value)
-        for target, value in zip(own, values):
-            target[...] = value
+        assign_weights(f"model {self.name!r}", self.weights, weights)
 
     def count_params(self):
         self._require_built("count_params")

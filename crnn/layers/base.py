@@ -57,6 +57,29 @@ def check_rate(name, value):
     return float(value)
 
 
+
+def assign_weights(owner, targets, weights):
+    """Copy ``weights`` into the arrays ``targets`` in place, for ``set_weights``.
+
+    The count and every shape are checked before anything is copied, so a bad list leaves
+    the weights untouched. ``owner`` names the layer or model in the error messages.
+    """
+    weights = list(weights)
+    if len(weights) != len(targets):
+        raise ValueError(
+            f"{owner} has {len(targets)} weight arrays, received {len(weights)}; "
+            f"expected shapes {[w.shape for w in targets]}"
+        )
+    values = [np.asarray(value) for value in weights]
+    for k, (target, value) in enumerate(zip(targets, values)):
+        if value.shape != target.shape:
+            raise ValueError(
+                f"weight {k} of {owner} must have shape {target.shape}, "
+                f"received shape {value.shape}"
+            )
+    for target, value in zip(targets, values):
+        target[...] = value
+
 class Layer:
     """Base class of all crnn layers.
 
@@ -162,24 +185,7 @@ class Layer:
 
     def set_weights(self, weights):
         """Copy ``weights`` (a list in ``get_weights`` order) into the layer, shape-checked."""
-        own = self.weights
-        weights = list(weights)
-        if len(weights) != len(own):
-            raise ValueError(
-                f"layer {self.name!r} expects {len(own)} weight arrays "
-                f"(shapes {[w.shape for w in own]}), received {len(weights)}"
-            )
-        values = []
-        for k, (target, value) in enumerate(zip(own, weights)):
-            value = np.asarray(value)
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"weight {k} of layer {self.name!r} must have shape {target.shape}, "
-                    f"received shape {value.shape}"
-                )
-            values.append(value)
-        for target, value in zip(own, values):
-            target[...] = value
+        assign_weights(f"layer {self.name!r}", self.weights, weights)
 
     def count_params(self):
         if not self.built:
