@@ -1,4 +1,4 @@
-"""Demo: a stateful LSTM forecaster of monthly airline passengers (``python -m crnn``).
+"""Demo: a stateful LSTM forecaster of monthly airline passengers (``crnn-demo``).
 
 The data ships with the package (``crnn/data/airline_passengers.csv``: 144 monthly totals,
 1949-1960). The model reads the series one month after another and predicts next month's
@@ -10,8 +10,8 @@ The last 24 months are held out. They are forecast one month ahead, feeding the 
 months as they arrive, and compared with the naive forecast "next month = this month".
 Finally the model is saved, reloaded, and checked to give bit-identical forecasts.
 
-Run:
-    python -m crnn            # or: python -m crnn.demo
+Run (after ``pip install .``):
+    crnn-demo                 # or, outside the source checkout: python -m crnn
 """
 
 import argparse
@@ -144,13 +144,14 @@ def run(epochs=150, seed=0, verbose=1, save_path=None):
         print(f"  mean absolute error {model_mae:6.1f}  stateful LSTM")
         print(f"                      {naive_mae:6.1f}  naive (next month = this month)")
         print(f"  improvement         {100 * results['improvement']:.0f}% lower error than naive")
-        print(f"  save + reload       {'bit-identical forecasts and states' if identical else 'MISMATCH'}"
+        reload = "bit-identical forecasts and states" if identical else "MISMATCH"
+        print(f"  save + reload       {reload}"
               f" ({size / 1024:.0f} KiB, one file)")
     return results
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m crnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="crnn-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
