@@ -55,7 +55,7 @@ def test_installed_crnn_demo_script_runs_from_the_source_root():
         pytest.skip("crnn is not pip-installed here (a source build): no crnn-demo script; "
                     ".ci/run installs it and runs this test")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([script, "--verbose", "0", "--epochs", "5"], capture_output=True,
+    proc = subprocess.run([script, "--verbose", "2", "--epochs", "5"], capture_output=True,
                           text=True, timeout=120, cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "Summary" in proc.stdout
