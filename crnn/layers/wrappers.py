@@ -37,11 +37,24 @@ class _Wrapper(Layer):
             for layer in inners:
                 layer.reset_states()
             return
-        states = list(states)
+        states = [states] if isinstance(states, np.ndarray) else list(states)
+        expected = sum(layer._n_states for layer in inners)
+        if len(states) != expected:
+            raise ValueError(
+                f"states of layer {self.name!r} must list {expected} array(s) (the inner "
+                f"layers' states in order: {[layer.name for layer in inners]}), received "
+                f"{len(states)}"
+            )
+        # All checked before any is set, so a bad last array leaves every state unchanged.
+        checked = []
         for layer in inners:
+            if not layer.built:
+                raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
             n = layer._n_states
-            layer.reset_states(states[:n])
+            checked.append(layer._check_states("states", states[:n], layer.input_shape[0]))
             states = states[n:]
+        for layer, values in zip(inners, checked):
+            layer._states = values
 
     def reset_state(self):
         """Keras 3's name for ``reset_states()``."""
@@ -52,10 +65,8 @@ class _Wrapper(Layer):
 
     def _set_state_arrays(self, arrays):
         arrays = list(arrays)
-        for layer in self._inner_layers():
-            n = len(layer._state_arrays())
-            layer._set_state_arrays(arrays[:n])
-            arrays = arrays[n:]
+        if arrays or any(getattr(layer, "stateful", False) for layer in self._inner_layers()):
+            self.reset_states(arrays)
 
 
 class TimeDistributed(_Wrapper):
