@@ -214,6 +214,24 @@ class Layer:
         if not self.built:
             self.build(tuple(np.shape(x)))
 
+    def _fixed_input_axes(self, ndim):
+        """The axes of an ``ndim``-d input whose sizes the weights fix (the features axis).
+
+        A model checks these against its declared input shape; other axes (the batch, the
+        timesteps) may vary from call to call.
+        """
+        return (ndim - 1,)
+
+    @property
+    def _single_output(self):
+        """Whether ``forward`` returns one array (what a ``Sequential`` layer must do)."""
+        return True
+
+    @property
+    def _has_states(self):
+        """Whether the layer carries states from batch to batch (a stateful RNN)."""
+        return False
+
     # ------------------------------------------------------------------ running
 
     def forward(self, x, training=False, mask=None):

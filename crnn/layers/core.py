@@ -231,6 +231,10 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
+    def _fixed_input_axes(self, ndim):
+        # Indices: no input axis sizes a weight (the vocabulary sizes the table).
+        return ()
+
     def _indices(self, x):
         x = np.asarray(x)
         if x.dtype.kind == "f":

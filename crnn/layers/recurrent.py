@@ -131,6 +131,14 @@ class _RNN(Layer):
     # ------------------------------------------------------------------ states
 
     @property
+    def _single_output(self):
+        return not self.return_state
+
+    @property
+    def _has_states(self):
+        return self.stateful
+
+    @property
     def states(self):
         """The current states of a stateful layer (``[h, c]`` for LSTM, ``[h]`` otherwise)."""
         return None if self._states is None else [np.array(s) for s in self._states]

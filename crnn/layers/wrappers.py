@@ -31,6 +31,10 @@ class _Wrapper(Layer):
             return self.weights
         return [w for inner in self._inner_layers() for w in inner.non_trainable_weights]
 
+    @property
+    def _has_states(self):
+        return any(inner._has_states for inner in self._inner_layers())
+
     def reset_states(self, states=None):
         inners = [layer for layer in self._inner_layers() if getattr(layer, "stateful", False)]
         if states is None:
@@ -207,6 +211,10 @@ class Bidirectional(_Wrapper):
 
     def _inner_layers(self):
         return [self.forward_layer, self.backward_layer]
+
+    @property
+    def _single_output(self):
+        return not self.return_state and self.merge_mode is not None
 
     def build(self, input_shape):
         self.forward_layer.build(input_shape)
