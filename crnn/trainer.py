@@ -32,6 +32,7 @@ from crnn import losses as losses_module
 from crnn import metrics as metrics_module
 from crnn import optimizers as optimizers_module
 from crnn import utils
+from crnn._validation import check_positive_int, is_int
 
 __all__ = ["Trainer"]
 
@@ -141,10 +142,7 @@ class Trainer:
         if stateful is None:
             if batch_size is None:
                 return DEFAULT_BATCH_SIZE
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                    or batch_size <= 0:
-                raise ValueError(f"batch_size must be a positive int, received {batch_size!r}")
-            return int(batch_size)
+            return check_positive_int("batch_size", batch_size)
         if batch_size is not None and batch_size != stateful:
             raise ValueError(
                 f"batch_size={batch_size} was passed to {what}, but this stateful model was "
@@ -316,10 +314,9 @@ class Trainer:
         _no_weights(sample_weight, class_weight)
         self._require_compiled("fit")
         verbose = _check_verbose(verbose)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        if not is_int(epochs, minimum=0):
             raise ValueError(f"epochs must be a non-negative int, received {epochs!r}")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
-                or initial_epoch < 0:
+        if not is_int(initial_epoch, minimum=0):
             raise ValueError(f"initial_epoch must be a non-negative int, received "
                              f"{initial_epoch!r}")
         x = self._check_x(x)
@@ -479,7 +476,7 @@ def _limit_steps(steps, available):
     """Keras's ``steps`` on arrays: run at most that many batches (None: all of them)."""
     if steps is None:
         return available
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+    if not is_int(steps, minimum=1):
         raise ValueError(f"steps must be a positive int or None, received {steps!r}")
     return min(int(steps), available)
 

@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from crnn import initializers
+from crnn._validation import check_positive_int
 
 __all__ = ["Layer", "InputLayer", "Input"]
 
@@ -122,8 +123,8 @@ class Layer:
             self._batch_input_shape = _shape_tuple("batch_input_shape", batch_input_shape)
         elif input_shape is not None:
             shape = _shape_tuple("input_shape", input_shape, allow_none_first=True)
-            if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
-                raise ValueError(f"batch_size must be a positive int, received {batch_size!r}")
+            if batch_size is not None:
+                batch_size = check_positive_int("batch_size", batch_size)
             self._batch_input_shape = (batch_size,) + shape
         self.built = False
         self.input_shape = None
