@@ -167,8 +167,15 @@ class Trainer:
             metrics: list of metric names or instances, e.g. ``["mae"]`` or
                 ``["accuracy"]``.
         """
-        for key in ("loss_weights", "weighted_metrics", "run_eagerly", "jit_compile",
-                    "steps_per_execution", "auto_scale_loss"):
+        for key in ("loss_weights", "weighted_metrics"):
+            value = kwargs.pop(key, None)
+            if value is not None and not (isinstance(value, (list, tuple, dict)) and not value):
+                raise NotImplementedError(
+                    f"compile(): {key} is not supported by crnn yet (a single-output model "
+                    f"has one loss); pass {key}=None or leave it out"
+                )
+        # Keras switches with no meaning for crnn's one eager NumPy/Cython engine.
+        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
             kwargs.pop(key, None)
         if kwargs:
             raise TypeError(f"compile() got unexpected keyword argument(s) {sorted(kwargs)}")
@@ -391,7 +398,9 @@ class Trainer:
                     break
             epoch_logs = dict(logs)
             if val is not None:
-                val_logs = self._run_evaluate(val[0], val[1], batch_size)
+                cb.on_test_begin()
+                val_logs = self._run_evaluate(val[0], val[1], batch_size, cb)
+                cb.on_test_end(dict(val_logs))
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             cb.on_epoch_end(epoch, epoch_logs)
             logs = epoch_logs
