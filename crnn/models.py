@@ -26,9 +26,12 @@ class Sequential(Trainer):
         trainable: whether ``fit`` updates the weights.
 
     Example:
+        >>> from crnn.layers import LSTM, Dense
+        >>> x = np.random.default_rng(0).normal(size=(16, 10, 1)).astype("float32")
+        >>> y = x.mean(axis=1)                                  # (16, 1)
         >>> model = Sequential([LSTM(8, input_shape=(10, 1)), Dense(1)])
         >>> model.compile(optimizer="adam", loss="mse")
-        >>> history = model.fit(x, y, epochs=2, verbose=0)        # x: (n, 10, 1), y: (n, 1)
+        >>> history = model.fit(x, y, epochs=2, verbose=0)
         >>> model.predict(x[:3], verbose=0).shape
         (3, 1)
 
@@ -36,6 +39,8 @@ class Sequential(Trainer):
 
         >>> model = Sequential([LSTM(8, stateful=True, batch_input_shape=(4, 10, 1)),
         ...                     Dense(1)])
+        >>> model.predict(x[:8], verbose=0).shape               # two batches of 4
+        (8, 1)
     """
 
     def __init__(self, layers=None, name=None, trainable=True):

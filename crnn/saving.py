@@ -14,8 +14,15 @@ The file is written to a temporary file in the same directory and moved into pla
 ``os.replace``, so a crash mid-save leaves any earlier file intact.
 
 Example:
-    >>> model.save("forecaster.crnn")
-    >>> same = crnn.load_model("forecaster.crnn")
+    >>> import os, tempfile
+    >>> import crnn
+    >>> model = crnn.Sequential([crnn.layers.GRU(4, input_shape=(5, 2)), crnn.layers.Dense(1)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "forecaster.crnn")
+    >>> model.save(path)
+    >>> same = crnn.load_model(path)
+    >>> x = np.ones((3, 5, 2), dtype="float32")
+    >>> bool(np.array_equal(same.predict(x, verbose=0), model.predict(x, verbose=0)))
+    True
 """
 
 import importlib

@@ -301,6 +301,7 @@ class InputLayer(Layer):
         name: the layer name.
 
     Example:
+        >>> import crnn
         >>> model = crnn.Sequential([crnn.Input(shape=(10, 3), batch_size=4),
         ...                          crnn.layers.LSTM(8, stateful=True)])
     """
@@ -392,6 +393,7 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
         An ``InputLayer``.
 
     Example:
+        >>> import crnn
         >>> model = crnn.Sequential([crnn.Input(batch_shape=(4, 10, 3)),
         ...                          crnn.layers.LSTM(8, stateful=True)])
         >>> model.output_shape

@@ -69,6 +69,7 @@ class TimeDistributed(_Wrapper):
         layer: the layer to apply, e.g. ``Dense(1)``.
 
     Example:
+        >>> from crnn.layers import Dense
         >>> TimeDistributed(Dense(2))(np.zeros((4, 10, 3))).shape
         (4, 10, 2)
     """
@@ -152,6 +153,7 @@ class Bidirectional(_Wrapper):
     ``zero_output_for_mask`` on both directions).
 
     Example:
+        >>> from crnn.layers import LSTM
         >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 5, 3))).shape
         (2, 5, 8)
     """
