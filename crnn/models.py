@@ -6,7 +6,13 @@ are in ``crnn.trainer.Trainer``, which ``Sequential`` inherits, as ``keras.Model
 inherits Keras's ``Trainer``.
 """
 
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from crnn import saving
 from crnn.layers import InputLayer, Layer, deserialize, serialize
@@ -43,7 +49,8 @@ class Sequential(Trainer):
         (8, 1)
     """
 
-    def __init__(self, layers=None, name=None, trainable=True):
+    def __init__(self, layers: Sequence[Layer] | None = None, name: str | None = None,
+                 trainable: bool = True):
         self.name = name if name is not None else unique_name("sequential")
         self.trainable = bool(trainable)
         self._layers = []
@@ -56,11 +63,26 @@ class Sequential(Trainer):
 
     # ------------------------------------------------------------------ structure
 
-    def add(self, layer):
+    def add(self, layer: Layer) -> None:
         """Append a layer (or set the input with an ``Input``/``InputLayer``).
+
+        The model builds as soon as its input shape is known.
 
         Args:
             layer: a crnn layer instance.
+
+        Raises:
+            TypeError: if ``layer`` is not a crnn layer.
+            ValueError: if the layer returns several arrays (``return_state=True``,
+                ``merge_mode=None``), its name is taken, or an ``Input`` comes after a layer.
+
+        Example:
+            >>> from crnn.layers import GRU, Dense
+            >>> model = Sequential()
+            >>> model.add(GRU(4, input_shape=(6, 2)))
+            >>> model.add(Dense(1))
+            >>> model.output_shape
+            (None, 1)
         """
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
@@ -90,19 +112,35 @@ class Sequential(Trainer):
         self._layers.append(layer)
         self._build()
 
-    def pop(self):
-        """Remove the last layer."""
+    def pop(self) -> None:
+        """Remove the last layer.
+
+        Raises:
+            ValueError: if the model has no layer.
+        """
         if not self._layers:
             raise ValueError("there is no layer to pop: the model is empty")
         self._layers.pop()
 
     @property
-    def layers(self):
-        """The model's layers (without the input layer, as in Keras)."""
+    def layers(self) -> list[Layer]:
+        """The model's layers (without the input layer, as in Keras); a new list."""
         return list(self._layers)
 
-    def get_layer(self, name=None, index=None):
-        """A layer by name or index."""
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by name or by index (``index`` wins when both are given).
+
+        Args:
+            name: the layer's name.
+            index: its position in ``layers``.
+
+        Returns:
+            The layer.
+
+        Raises:
+            ValueError: if no layer has that name.
+            IndexError: if ``index`` is out of range.
+        """
         if index is not None:
             return self._layers[index]
         for layer in self._layers:
@@ -125,8 +163,16 @@ class Sequential(Trainer):
             shape = layer.compute_output_shape(shape)
         self.built = bool(self._layers)
 
-    def build(self, input_shape=None):
-        """Create the weights for inputs of ``input_shape`` (batch axis first, may be None)."""
+    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
+        """Create the weights for inputs of ``input_shape``.
+
+        Args:
+            input_shape: the input shape with the batch axis first (which may be None),
+                e.g. ``(None, 10, 3)``. Ignored when the model already has an input shape.
+
+        Raises:
+            ValueError: if neither ``input_shape`` nor a declared input shape is known.
+        """
         if input_shape is not None and self._input_batch_shape() is None:
             self._build_shape = tuple(input_shape)
         if self._input_batch_shape() is None:
@@ -137,11 +183,17 @@ class Sequential(Trainer):
         self._build()
 
     @property
-    def input_shape(self):
+    def input_shape(self) -> tuple | None:
+        """The input shape, batch axis first (None until it is declared or seen)."""
         return self._input_batch_shape()
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> tuple:
+        """The output shape, batch axis first.
+
+        Raises:
+            ValueError: if the input shape isn't known yet or the model has no layer.
+        """
         shape = self._input_batch_shape()
         if shape is None or not self._layers:
             raise ValueError("the model has no known input shape yet, so no output shape")
@@ -152,31 +204,54 @@ class Sequential(Trainer):
     # ------------------------------------------------------------------ weights
 
     @property
-    def weights(self):
+    def weights(self) -> list[np.ndarray]:
+        """All weight arrays (the live arrays, not copies), in Keras's order."""
         return [w for layer in self._layers for w in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The weight arrays that ``fit`` updates (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """The weight arrays that ``fit`` leaves alone."""
         if not self.trainable:
             return self.weights
         return [w for layer in self._layers for w in layer.non_trainable_weights]
 
-    def get_weights(self):
-        """Copies of all weights, layer by layer, in Keras's order."""
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all weights, layer by layer, in Keras's order.
+
+        Returns:
+            A list of arrays, which ``set_weights`` (here or on a Keras model of the same
+            architecture) accepts.
+        """
         return [np.array(w) for w in self.weights]
 
-    def set_weights(self, weights):
-        """Set all weights from a list in ``get_weights`` order (all checked before any copy)."""
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Set all weights from a list in ``get_weights`` order.
+
+        Every array is checked (count, shapes) before any is copied, so a failed call
+        changes nothing.
+
+        Args:
+            weights: arrays in ``get_weights`` order, e.g. a Keras model's ``get_weights()``.
+
+        Raises:
+            ValueError: if the model isn't built, or the count or a shape differs.
+        """
         self._require_built("set_weights")
         assign_weights(f"model {self.name!r}", self.weights, weights)
 
-    def count_params(self):
+    def count_params(self) -> int:
+        """The number of weights (scalars) in the model.
+
+        Raises:
+            ValueError: if the model isn't built.
+        """
         self._require_built("count_params")
         return int(sum(w.size for w in self.weights))
 
@@ -201,8 +276,8 @@ class Sequential(Trainer):
     def _declared_by(self):
         return f"the model's input shape {self._input_batch_shape()}"
 
-    def reset_states(self):
-        """Reset the states of every stateful layer to zeros."""
+    def reset_states(self) -> None:
+        """Reset the states of every stateful layer to zeros (stateless models: no-op)."""
         for layer in self._stateful_layers():
             layer.reset_states()
 
@@ -226,8 +301,20 @@ class Sequential(Trainer):
         return [g for layer_grads in reversed(grads) for g in layer_grads] \
             if self.trainable else []
 
-    def __call__(self, x, training=False):
-        """Run the model on ``x`` and return the outputs array."""
+    def __call__(self, x: ArrayLike, training: bool = False) -> np.ndarray:
+        """Run the model on ``x`` in one batch and return the outputs array.
+
+        Args:
+            x: inputs, e.g. ``(samples, timesteps, features)``.
+            training: run in training mode (dropout on).
+
+        Returns:
+            The last layer's outputs.
+
+        Raises:
+            ValueError: if ``x`` doesn't fit the declared input shape, or a stateful model
+                gets another batch size than the declared one.
+        """
         x = self._check_x(x)
         self._check_direct_batch(x, "the input")
         y, _ = self._forward(x, training=bool(training))
@@ -235,8 +322,12 @@ class Sequential(Trainer):
 
     # ------------------------------------------------------------------ config
 
-    def get_config(self):
-        """``{"name", "trainable", "layers": [...], "build_input_shape"}``, JSON-friendly."""
+    def get_config(self) -> dict:
+        """The model's architecture as a JSON-friendly dict (no weights).
+
+        Returns:
+            ``{"name", "trainable", "layers": [...], "build_input_shape"}``.
+        """
         layers = []
         if self._input_layer is not None:
             layers.append(serialize(self._input_layer))
@@ -250,8 +341,26 @@ class Sequential(Trainer):
                 "build_input_shape": None if shape is None else list(shape)}
 
     @classmethod
-    def from_config(cls, config):
-        """Rebuild a model (new weights) from ``get_config``'s output."""
+    def from_config(cls, config: dict) -> Sequential:
+        """Rebuild a model (with new weights) from ``get_config``'s output.
+
+        Keras 3's ``Sequential.get_config()`` output works too.
+
+        Args:
+            config: the dict.
+
+        Returns:
+            A new model.
+
+        Raises:
+            ValueError: if ``config`` is not a Sequential config.
+
+        Example:
+            >>> from crnn.layers import LSTM
+            >>> model = Sequential([LSTM(3, input_shape=(5, 2))])
+            >>> Sequential.from_config(model.get_config()).count_params() == model.count_params()
+            True
+        """
         if not isinstance(config, dict) or "layers" not in config:
             raise ValueError("a Sequential config must be a dict with a 'layers' list")
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
@@ -264,8 +373,16 @@ class Sequential(Trainer):
 
     # ------------------------------------------------------------------ summary
 
-    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs):
-        """Print a table of the layers, their output shapes and parameter counts."""
+    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
+                print_fn: Callable[[str], object] | None = None, **kwargs) -> None:
+        """Print a table of the layers, their output shapes and parameter counts, as Keras.
+
+        Args:
+            line_length: accepted for Keras compatibility (the table sizes itself).
+            positions: accepted for Keras compatibility.
+            print_fn: called with each line (default ``print``).
+            **kwargs: Keras's other options (``expand_nested``...), ignored.
+        """
         print_fn = print_fn or print
         rows = []
         shape = self._input_batch_shape()
@@ -314,20 +431,48 @@ class Sequential(Trainer):
 
     # ------------------------------------------------------------------ saving
 
-    def save(self, filepath, overwrite=True, include_optimizer=True):
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True,
+             include_optimizer: bool = True) -> None:
         """Save config, weights, optimizer state and stateful layers' states to one file.
 
-        See ``crnn.saving.save_model``.
+        Args:
+            filepath: destination (``.crnn`` is customary); written atomically.
+            overwrite: replace an existing file.
+            include_optimizer: also save the optimizer state, so training resumes exactly.
+
+        Raises:
+            ValueError: if the model isn't built.
+            FileExistsError: if the file exists and ``overwrite`` is False.
+
+        See ``crnn.saving`` for the format and ``crnn.load_model`` to read it back.
         """
         saving.save_model(self, filepath, overwrite=overwrite,
                           include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath, overwrite=True):
-        """Save only the weights (``load_weights`` restores them into a same-shaped model)."""
+    def save_weights(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+        """Save only the weights (``load_weights`` restores them into a same-shaped model).
+
+        Args:
+            filepath: destination; written atomically.
+            overwrite: replace an existing file.
+
+        Raises:
+            ValueError: if the model isn't built.
+            FileExistsError: if the file exists and ``overwrite`` is False.
+        """
         saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath):
-        """Load weights saved by ``save_weights`` (or ``save``) into this model."""
+    def load_weights(self, filepath: str | os.PathLike) -> None:
+        """Load weights saved by ``save_weights`` (or ``save``) into this model.
+
+        Args:
+            filepath: the file.
+
+        Raises:
+            FileNotFoundError: if there is no such file.
+            ValueError: if the file is damaged or its weights don't fit this model (checked
+                before any weight changes).
+        """
         saving.load_weights(self, filepath)
 
     def __repr__(self):

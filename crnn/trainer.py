@@ -22,10 +22,14 @@ What the trainer needs from the model it is mixed into: ``_layers`` (the layer l
 ``_stateful_batch_size()`` and ``_declared_by()``.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from crnn import callbacks as callbacks_module
 from crnn import losses as losses_module
@@ -156,16 +160,34 @@ class Trainer:
 
     # ------------------------------------------------------------------ compile
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+    def compile(self, optimizer: str | optimizers_module.Optimizer = "rmsprop",
+                loss: str | losses_module.Loss | None = None,
+                metrics: Sequence[str | metrics_module.Metric] | None = None,
+                **kwargs) -> None:
         """Configure training.
 
         Args:
             optimizer: name (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adagrad"``) or a
                 ``crnn.optimizers`` instance. Default ``"rmsprop"``, as in Keras.
             loss: name (``"mse"``, ``"mae"``, ``"binary_crossentropy"``, ...) or a
-                ``crnn.losses`` instance.
+                ``crnn.losses`` instance. Required.
             metrics: list of metric names or instances, e.g. ``["mae"]`` or
-                ``["accuracy"]``.
+                ``["accuracy"]``. Default None (the loss only).
+            **kwargs: Keras's ``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and
+                ``auto_scale_loss`` are accepted and ignored (they mean nothing here);
+                ``loss_weights`` and ``weighted_metrics`` must be None (or empty).
+
+        Raises:
+            ValueError: if ``loss`` is missing or a name is unknown.
+            TypeError: if ``metrics`` is not a list, or for an unknown keyword.
+            NotImplementedError: for ``loss_weights`` or ``weighted_metrics``.
+
+        Example:
+            >>> import crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(3,))])
+            >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+            >>> model.metrics_names
+            ['loss', 'mae']
         """
         for key in ("loss_weights", "weighted_metrics"):
             value = kwargs.pop(key, None)
@@ -203,7 +225,8 @@ class Trainer:
             )
 
     @property
-    def metrics_names(self):
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of ``evaluate``'s list result."""
         return ["loss"] + [m.name for m in self.compiled_metrics]
 
     # ------------------------------------------------------------------ steps
@@ -253,13 +276,25 @@ class Trainer:
 
     # ------------------------------------------------------------------ one batch
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
-                       return_dict=False):
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: None = None,
+                       class_weight: None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """One gradient step on one batch.
+
+        Args:
+            x: the batch's inputs (a stateful model: exactly its declared batch size).
+            y: the batch's targets.
+            sample_weight: not supported yet; must be None.
+            class_weight: not supported yet; must be None.
+            return_dict: return ``{"loss": ..., metric: ...}``.
 
         Returns:
             The batch loss, ``[loss, *metrics]`` when metrics were compiled, or a dict
             with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: if ``x`` or ``y`` doesn't fit the model.
         """
         _no_weights(sample_weight, class_weight)
         self._require_compiled("train_on_batch")
@@ -270,8 +305,23 @@ class Trainer:
         self._train_step(x, y)
         return self._flatten_logs(self._logs(), return_dict)
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """Loss (and metrics) on one batch, without updating weights."""
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: None = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss (and metrics) on one batch, without updating weights.
+
+        Args:
+            x: the batch's inputs (a stateful model: exactly its declared batch size).
+            y: the batch's targets.
+            sample_weight: not supported yet; must be None.
+            return_dict: return ``{"loss": ..., metric: ...}``.
+
+        Returns:
+            As ``train_on_batch``.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: if ``x`` or ``y`` doesn't fit the model.
+        """
         _no_weights(sample_weight, None)
         self._require_compiled("test_on_batch")
         x = self._check_x(x)
@@ -281,17 +331,31 @@ class Trainer:
         self._test_step(x, y)
         return self._flatten_logs(self._logs(), return_dict)
 
-    def predict_on_batch(self, x):
-        """The outputs for one batch (stateful models: exactly the declared batch size)."""
+    def predict_on_batch(self, x: ArrayLike) -> np.ndarray:
+        """The outputs for one batch (stateful models: exactly the declared batch size).
+
+        Args:
+            x: the batch's inputs.
+
+        Returns:
+            The outputs array.
+
+        Raises:
+            ValueError: if ``x`` doesn't fit the model.
+        """
         x = self._check_x(x)
         self._check_direct_batch(x, "the batch passed to predict_on_batch")
         return self._predict_step(x)
 
     # ------------------------------------------------------------------ loops
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=None, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, **kwargs):
+    def fit(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
+            epochs: int = 1, verbose: int | str = "auto",
+            callbacks: Sequence[callbacks_module.Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool | None = None, class_weight: None = None, sample_weight: None = None,
+            initial_epoch: int = 0, steps_per_epoch: None = None,
+            **kwargs) -> callbacks_module.History:
         """Train the model for ``epochs`` passes over ``(x, y)``.
 
         Args:
@@ -309,10 +373,29 @@ class Trainer:
                 False for stateful ones, whose samples continue each other from batch to
                 batch; ``shuffle=True`` on a stateful model is allowed but warns.
             initial_epoch: epoch to start from (to resume training).
+            class_weight: not supported yet; must be None.
+            sample_weight: not supported yet; must be None.
+            steps_per_epoch: not supported (arrays only); must be None.
 
         Returns:
             A ``History`` whose ``history`` dict maps ``"loss"``, metrics and ``"val_*"``
             to per-epoch lists.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: for data that doesn't fit the model, a bad argument, or a stateful
+                model's sample count that is not a multiple of its batch size (all checked
+                before the first step).
+
+        Example:
+            >>> import crnn
+            >>> model = crnn.Sequential([crnn.layers.SimpleRNN(4, input_shape=(5, 1)),
+            ...                          crnn.layers.Dense(1)])
+            >>> model.compile(optimizer="sgd", loss="mse")
+            >>> x = np.zeros((10, 5, 1), dtype="float32"); y = np.ones((10, 1), "float32")
+            >>> history = model.fit(x, y, epochs=3, validation_split=0.2, verbose=0)
+            >>> sorted(history.history), len(history.history["loss"])
+            (['loss', 'val_loss'], 3)
         """
         if kwargs:
             raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(kwargs)}")
@@ -420,13 +503,31 @@ class Trainer:
                 cb.on_test_batch_end(step, dict(logs))
         return self._logs()
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False, **kwargs):
+    def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
+                 verbose: int | str = "auto", sample_weight: None = None,
+                 steps: int | None = None,
+                 callbacks: Sequence[callbacks_module.Callback] | None = None,
+                 return_dict: bool = False,
+                 **kwargs) -> float | list[float] | dict[str, float]:
         """Loss and metrics on ``(x, y)``, batch by batch (no weight updates).
+
+        Args:
+            x: inputs.
+            y: targets.
+            batch_size: samples per batch (default 32, or a stateful model's batch size).
+            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
+            sample_weight: not supported yet; must be None.
+            steps: run only the first ``steps`` batches (None: all), as Keras does.
+            callbacks: list of ``crnn.callbacks.Callback`` (``on_test_*`` hooks fire).
+            return_dict: return ``{"loss": ..., metric: ...}``.
 
         Returns:
             The loss, ``[loss, *metrics]`` when metrics were compiled, or a dict with
             ``return_dict=True``.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: for data that doesn't fit the model or a bad argument.
         """
         if kwargs:
             raise TypeError(f"evaluate() got unexpected keyword argument(s) {sorted(kwargs)}")
@@ -445,7 +546,9 @@ class Trainer:
         cb.on_test_end(dict(logs))
         return self._flatten_logs(logs, return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: int | str = "auto",
+                steps: int | None = None,
+                callbacks: Sequence[callbacks_module.Callback] | None = None) -> np.ndarray:
         """Outputs for ``x``, computed batch by batch.
 
         A stateful model's states advance through the batches and stay advanced, as in
@@ -458,6 +561,12 @@ class Trainer:
             verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
             steps: run only the first ``steps`` batches (None: all), as Keras does.
             callbacks: list of ``crnn.callbacks.Callback``.
+
+        Returns:
+            The outputs of all batches, concatenated along the batch axis.
+
+        Raises:
+            ValueError: for data that doesn't fit the model or a bad argument.
         """
         verbose = _check_verbose(verbose)
         x = self._check_x(x)
