@@ -36,12 +36,20 @@ Guarantees:
   naming the file (a missing file raises ``FileNotFoundError``).
 
 Example:
-    >>> model.save("forecaster.crnn")
-    >>> same = crnn.load_model("forecaster.crnn")
+    >>> import os, tempfile
+    >>> import crnn
+    >>> model = crnn.Sequential([crnn.layers.GRU(4, input_shape=(5, 2)), crnn.layers.Dense(1)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "forecaster.crnn")
+    >>> model.save(path)
+    >>> same = crnn.load_model(path)
+    >>> x = np.ones((3, 5, 2), dtype="float32")
+    >>> bool(np.array_equal(same.predict(x, verbose=0), model.predict(x, verbose=0)))
+    True
 """
 
 import ast
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -74,6 +82,34 @@ _CHUNK = 2**20                  # bytes read at a time (the only copy beyond the
 # Temporary files of interrupted saves (see "Atomic" above).
 _STALE_IDLE_S = 60
 _STALE_AGE_S = 3600
+
+
+# The model classes ``load_model`` can rebuild, by the class name a file records. Model
+# modules import this one (never the reverse) and register their classes; the built-in
+# ones are also named here as "module:attribute", imported on first use, so that
+# ``load_model`` works in a process that has not imported ``crnn.models`` yet.
+_MODEL_CLASSES = {"Sequential": "crnn.models:Sequential"}
+
+
+def register_model_class(cls):
+    """Let ``load_model`` rebuild models of class ``cls`` (by its ``__name__``).
+
+    Args:
+        cls: a model class with ``from_config``, ``set_weights`` and ``compile``.
+
+    Returns:
+        ``cls``, so that this works as a class decorator.
+    """
+    _MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _model_class(name):
+    entry = _MODEL_CLASSES.get(name) if isinstance(name, str) else None
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        entry = _MODEL_CLASSES[name] = getattr(importlib.import_module(module), attr)
+    return entry
 
 
 def _name(prefix, k):
@@ -588,20 +624,19 @@ def _plain_value_errors():
 
 
 def _rebuild(archive, compile):
-    from crnn.models import Sequential
-
     path, header = archive.path, archive.header
     if archive.kind != "model":
         raise _FileError(f"{path!r} holds only weights (written by save_weights); build the "
                          f"model and call model.load_weights({path!r}) instead")
     config = header.get("config")
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential" \
-            or not isinstance(config.get("config"), dict) \
-            or not isinstance(config["config"].get("layers"), list):
+    model_class = _model_class(config.get("class_name")) if isinstance(config, dict) else None
+    if model_class is None or not isinstance(config.get("config"), dict):
         raise _FileError(f"{path!r} has a damaged header: no Sequential model config")
-    if len(config["config"]["layers"]) > _MAX_LAYERS:
-        raise _FileError(f"{path!r} declares {len(config['config']['layers'])} layers, more "
-                         f"than the {_MAX_LAYERS} crnn loads")
+    layers = config["config"].get("layers")
+    if isinstance(layers, list) and len(layers) > _MAX_LAYERS:
+        # Rebuilding costs time quadratic in the layer count (unique names).
+        raise _FileError(f"{path!r} declares {len(layers)} layers, more than the "
+                         f"{_MAX_LAYERS} crnn loads")
 
     provided = []
 
@@ -621,7 +656,7 @@ def _rebuild(archive, compile):
 
     try:
         with weights_from(provide):
-            model = Sequential.from_config(config["config"])
+            model = model_class.from_config(config["config"])
     except _FileError:
         raise
     except Exception as error:  # noqa: BLE001 (whatever the config makes the layers raise)

@@ -18,6 +18,7 @@ import threading
 import numpy as np
 
 from crnn import initializers
+from crnn._validation import check_positive_int, is_int
 
 __all__ = ["Layer", "InputLayer", "Input"]
 
@@ -36,18 +37,13 @@ def unique_name(prefix):
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
-def _is_size(value):
-    """Whether ``value`` is an int usable as a size (Python or NumPy, not bool, not float)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def _shape_tuple(name, value, allow_none_first=True):
     """Check a user-given shape: a tuple of positive ints (None allowed where noted).
 
     Floats are refused, even integral ones (``2.0``), as Keras refuses them: a size of 2.5
     must not be truncated silently to 2.
     """
-    if _is_size(value):
+    if is_int(value):
         value = (value,)
     try:
         entries = tuple(value)
@@ -56,7 +52,7 @@ def _shape_tuple(name, value, allow_none_first=True):
     for k, v in enumerate(entries):
         if v is None and (k == 0 and allow_none_first or k > 0):
             continue
-        if not _is_size(v) or v <= 0:
+        if not is_int(v) or v <= 0:
             raise ValueError(
                 f"{name} must contain positive ints (or None), received {value!r}: entry {k} "
                 f"is {v!r} of type {type(v).__name__}"
@@ -213,9 +209,9 @@ class Layer:
             self._batch_input_shape = _shape_tuple("batch_input_shape", batch_input_shape)
         elif input_shape is not None:
             shape = _shape_tuple("input_shape", input_shape, allow_none_first=True)
-            if batch_size is not None and (not _is_size(batch_size) or batch_size <= 0):
-                raise ValueError(f"batch_size must be a positive int, received {batch_size!r}")
-            self._batch_input_shape = (None if batch_size is None else int(batch_size),) + shape
+            if batch_size is not None:
+                batch_size = check_positive_int("batch_size", batch_size)
+            self._batch_input_shape = (batch_size,) + shape
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -310,6 +306,24 @@ class Layer:
         if not self.built:
             self.build(tuple(np.shape(x)))
 
+    def _fixed_input_axes(self, ndim):
+        """The axes of an ``ndim``-d input whose sizes the weights fix (the features axis).
+
+        A model checks these against its declared input shape; other axes (the batch, the
+        timesteps) may vary from call to call.
+        """
+        return (ndim - 1,)
+
+    @property
+    def _single_output(self):
+        """Whether ``forward`` returns one array (what a ``Sequential`` layer must do)."""
+        return True
+
+    @property
+    def _has_states(self):
+        """Whether the layer carries states from batch to batch (a stateful RNN)."""
+        return False
+
     # ------------------------------------------------------------------ running
 
     def forward(self, x, training=False, mask=None):
@@ -378,6 +392,7 @@ class InputLayer(Layer):
         name: the layer name.
 
     Example:
+        >>> import crnn
         >>> model = crnn.Sequential([crnn.Input(shape=(10, 3), batch_size=4),
         ...                          crnn.layers.LSTM(8, stateful=True)])
     """
@@ -469,6 +484,7 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
         An ``InputLayer``.
 
     Example:
+        >>> import crnn
         >>> model = crnn.Sequential([crnn.Input(batch_shape=(4, 10, 3)),
         ...                          crnn.layers.LSTM(8, stateful=True)])
         >>> model.output_shape
