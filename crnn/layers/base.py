@@ -131,6 +131,12 @@ def assign_weights(owner, targets, weights):
         target[...] = value
 
 
+# Held while a layer or model builds on its first call, so that concurrent first calls
+# build once (re-entrant: a model's build builds its layers, a wrapper's its inner layers).
+# One lock for all: builds are rare and short, and a lock per object would not survive
+# copy.deepcopy.
+BUILD_LOCK = threading.RLock()
+
 # While a file is being loaded, ``add_weight`` takes each weight from the file instead of
 # running the initializer (see ``weights_from``); per thread, so that other threads build
 # their layers as usual.
@@ -304,7 +310,9 @@ class Layer:
 
     def _ensure_built(self, x):
         if not self.built:
-            self.build(tuple(np.shape(x)))
+            with BUILD_LOCK:        # one build even when threads make the first call at once
+                if not self.built:
+                    self.build(tuple(np.shape(x)))
 
     def _fixed_input_axes(self, ndim):
         """The axes of an ``ndim``-d input whose sizes the weights fix (the features axis).
