@@ -277,6 +277,10 @@ def test_layers_and_models_check_broadcast_views_before_converting():
     dense.build((None, 4))
     with pytest.raises(ValueError, match="last axis 4"):
         dense(_view(HUGE + (7,), "int64"))
+    wrapped = L.TimeDistributed(L.Dense(2))
+    wrapped.build((None, 5, 4))
+    with pytest.raises(ValueError, match="expects input of shape"):
+        wrapped(_view(HUGE + (7,)))
     model = crnn.Sequential([L.LSTM(3, input_shape=(5, 2)), L.Dense(1)])
     model.compile("sgd", "mse")
     with pytest.raises(ValueError, match="expects inputs of shape"):

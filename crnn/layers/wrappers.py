@@ -118,6 +118,13 @@ class TimeDistributed(_Wrapper):
         if x.ndim < 3:
             raise ValueError(f"TimeDistributed layer {self.name!r} needs input of at least 3 "
                              f"dimensions, received shape {x.shape}")
+        inner = self.layer.input_shape
+        if inner is not None and (len(inner) != x.ndim - 1 or any(
+                d is not None and d != v for d, v in zip(inner[1:], x.shape[2:]))):
+            # Checked before the reshape, which copies a non-contiguous (e.g. broadcast) view.
+            raise ValueError(
+                f"TimeDistributed layer {self.name!r} expects input of shape (batch, "
+                f"timesteps) + {tuple(inner[1:])}, received shape {x.shape}")
         batch, timesteps = x.shape[:2]
         y, cache = self.layer.forward(x.reshape((batch * timesteps,) + x.shape[2:]),
                                       training=training)
