@@ -128,8 +128,22 @@ _CHILD = textwrap.dedent("""
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import numpy as np
     import crnn
+    def memory():
+        values = {}
+        for line in open("/proc/self/status"):
+            if line.startswith(("VmHWM", "VmRSS")):
+                values[line[:5]] = int(line.split()[1]) * 1024
+        return values
+    def reset_peak():
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return memory()["VmRSS"]
+        except OSError:
+            return None
     results = []
     for path, how in json.loads(sys.stdin.read()):
+        start = reset_peak()
         try:
             if how == "weights":
                 model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
@@ -141,6 +155,7 @@ _CHILD = textwrap.dedent("""
             results.append({"type": type(error).__name__,
                             "value_error": isinstance(error, ValueError),
                             "message": str(error)[:300]})
+        results[-1]["growth"] = None if start is None else memory()["VmHWM"] - start
     print(json.dumps(results))
 """)
 
@@ -272,6 +287,8 @@ def test_hostile_file_raises_value_error_within_bounds(hostile_results, case):
     assert result["type"] is not None, f"{case}: the hostile file loaded"
     assert result["value_error"], f"{case}: {result['type']}: {result['message']}"
     assert result["type"] == "ValueError"
+    # Every hostile file here is under 3 MB: refusing it must cost about nothing.
+    assert result["growth"] is None or result["growth"] < 32 * 2**20, result
 
 
 @pytest.mark.parametrize("case, match", [
