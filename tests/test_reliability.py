@@ -443,7 +443,7 @@ def _run(model, what, args, kwargs):
         getattr(model, what)(*args, **kwargs)
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(call=_calls())
 def test_any_failed_call_leaves_weights_optimizer_and_states_bit_identical(call):
