@@ -9,7 +9,8 @@ inherits Keras's ``Trainer``.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -331,7 +332,7 @@ class Sequential(Trainer):
         layers = []
         if self._input_layer is not None:
             layers.append(serialize(self._input_layer))
-        for k, layer in enumerate(self._layers):
+        for layer in self._layers:
             entry = serialize(layer)
             if self._input_layer is not None:
                 entry["config"].pop("batch_input_shape", None)

@@ -322,7 +322,7 @@ def main():
         meta[spec["name"]] = torch_meta(spec)
         for key, value in data.items():
             arrays[f"{spec['name']}/{key}"] = value
-    for name, m in meta.items():
+    for m in meta.values():
         if m["cell"] == "simple_rnn":
             m["recurrent_activation"] = None
         if m["cell"] != "gru":

@@ -19,7 +19,6 @@ single layers, as JSON.
 """
 
 import json
-
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
