@@ -12,7 +12,7 @@ from crnn import ops
 from crnn.layers.recurrent import _DropoutLoop
 from layer_test_utils import check_gradients, run_layer_test
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "layers_golden", "keras_models.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "layers_golden", "layers_golden.npz")
 
 
 def _sigmoid(z):
@@ -77,7 +77,7 @@ def _make_from_spec(class_name, kwargs):
 
 
 _golden = np.load(GOLDEN, allow_pickle=False)
-_golden_cases = json.loads(str(_golden["cases"]))
+_golden_cases = json.loads(str(_golden["__meta__"]))["cases"]
 
 
 @pytest.mark.parametrize("case", _golden_cases, ids=[c[0] for c in _golden_cases])

@@ -2,7 +2,7 @@
 
 Run once, by hand, from the repository root (needs keras>=3 with TensorFlow, and torch):
 
-    python tests/golden/generate_ops_golden.py
+    python tests/golden/make_ops_golden.py
 
 The test suite only reads the .npz it writes (tests/test_golden_ops.py); it never imports
 keras, tensorflow or torch.
