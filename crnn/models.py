@@ -23,7 +23,7 @@ from crnn import utils
 from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, unique_name
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "from_bytes"]
 
 
 def _divisors(n):
@@ -482,6 +482,69 @@ class Sequential:
             A ``History`` whose ``history`` dict maps ``"loss"``, metrics and ``"val_*"``
             to per-epoch lists.
         """
+        # Data-parallel training (crnn.distributed): the optimizer carries the collective
+        # calls; every rank's checks are compared before the first step, so a failure or a
+        # mismatch on one rank raises on all of them instead of leaving them waiting.
+        sync = getattr(self.optimizer, "distributed", None)
+        try:
+            x, y, val, batch_size, shuffle, verbose = self._prepare_fit(
+                x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
+                class_weight, sample_weight, initial_epoch, steps_per_epoch, kwargs)
+        except Exception as error:
+            if sync is not None:
+                sync.fit_failed(error)
+            raise
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        cb_list = list(callbacks or [])
+        if sync is not None:
+            cb_list, verbose = sync.start_fit(self, x, y, batch_size, steps, epochs,
+                                              initial_epoch, val, cb_list, verbose)
+        history = callbacks_module.History()
+        cb = callbacks_module.CallbackList(
+            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
+            verbose=verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        self.history = history
+        cb.on_train_begin()
+        logs = {}
+        rng = utils.get_rng()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_trackers()
+            cb.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            for step in range(steps):
+                sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
+                idx = order[sl] if order is not None else sl
+                cb.on_train_batch_begin(step)
+                self._train_step(x[idx], y[idx])
+                logs = self._logs() if sync is None else sync.average_logs(self._logs())
+                cb.on_train_batch_end(step, dict(logs))
+                if self._stopping(sync):
+                    break
+            epoch_logs = dict(logs)
+            if val is not None:
+                val_logs = self._run_evaluate(val[0], val[1], batch_size)
+                if sync is not None:
+                    val_logs = sync.average_logs(val_logs)
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            cb.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self._stopping(sync):
+                break
+        cb.on_train_end(dict(logs))
+        return history
+
+    def _stopping(self, sync):
+        """Whether to stop training; with ``sync``, true on every rank if on any."""
+        if sync is not None:
+            self.stop_training = sync.any(self.stop_training)
+        return self.stop_training
+
+    def _prepare_fit(self, x, y, batch_size, epochs, verbose, validation_split,
+                     validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                     steps_per_epoch, kwargs):
+        """``fit``'s argument checks: (x, y, validation, batch_size, shuffle, verbose)."""
         if kwargs:
             raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(kwargs)}")
         if steps_per_epoch is not None:
@@ -540,43 +603,10 @@ class Sequential:
                 "batch's samples slot by slot, and shuffling breaks that sample-to-sample "
                 "continuation. Pass shuffle=False (the default for stateful models) unless the "
                 "samples are independent.",
-                UserWarning, stacklevel=2,
+                UserWarning, stacklevel=3,
             )
 
-        steps = math.ceil(n / batch_size)
-        history = callbacks_module.History()
-        cb_list = list(callbacks or [])
-        cb = callbacks_module.CallbackList(
-            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
-            verbose=verbose, epochs=epochs, steps=steps)
-        self.stop_training = False
-        self.history = history
-        cb.on_train_begin()
-        logs = {}
-        rng = utils.get_rng()
-        for epoch in range(initial_epoch, epochs):
-            self._reset_trackers()
-            cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else None
-            for step in range(steps):
-                sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
-                idx = order[sl] if order is not None else sl
-                cb.on_train_batch_begin(step)
-                self._train_step(x[idx], y[idx])
-                logs = self._logs()
-                cb.on_train_batch_end(step, dict(logs))
-                if self.stop_training:
-                    break
-            epoch_logs = dict(logs)
-            if val is not None:
-                val_logs = self._run_evaluate(val[0], val[1], batch_size)
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            cb.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if self.stop_training:
-                break
-        cb.on_train_end(dict(logs))
-        return history
+        return x, y, val, batch_size, shuffle, verbose
 
     def _run_evaluate(self, x, y, batch_size, cb=None):
         self._reset_trackers()
@@ -749,8 +779,29 @@ class Sequential:
         from crnn import saving
         saving.load_weights(self, filepath)
 
+    def to_bytes(self, include_optimizer=True):
+        """The model in crnn's pickle-free file format, as bytes (``from_bytes`` reads them).
+
+        See ``crnn.saving.to_bytes``; used to send models to Dask workers.
+        """
+        from crnn import saving
+        return saving.to_bytes(self, include_optimizer=include_optimizer)
+
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"
+
+
+def from_bytes(data, compile=True):
+    """Rebuild a model from ``model.to_bytes()`` (see ``crnn.saving.from_bytes``).
+
+    Example:
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> crnn.models.from_bytes(model.to_bytes()).count_params()
+        8
+    """
+    from crnn import saving
+    return saving.from_bytes(data, compile=compile)
 
 
 def _serialize_object(obj):
