@@ -625,9 +625,9 @@ def fit_many(build_fn: Callable[[], Any], datasets: Mapping[Any, tuple] | Sequen
         >>> result.errors                                                # doctest: +SKIP
         {}
     """
-    if not callable(build_fn):
-        raise TypeError(f"build_fn must be a function returning a compiled model, received "
-                        f"{type(build_fn).__name__}")
+    if not callable(build_fn) or hasattr(build_fn, "fit"):
+        raise TypeError(f"build_fn must be a function returning a compiled model (a new one "
+                        f"per data set), received {type(build_fn).__name__}")
     items = _datasets_items(datasets)
     fit_kwargs.setdefault("verbose", 0)
     models, histories, errors = {}, {}, {}
