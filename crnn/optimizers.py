@@ -24,13 +24,11 @@ It then runs the optimizer's update with ``t = iterations + 1`` and increments
 
 import numpy as np
 
+from crnn._validation import is_number as _is_number
+
 __all__ = ["Optimizer", "IndexedSlices", "SGD", "RMSprop", "Adam", "Adagrad", "get", "serialize", "deserialize"]
 
 
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
 
 
 def _check_positive(name, value, allow_none=False):
