@@ -103,6 +103,9 @@ def measure(sizes, reps, out_path):
         buffer = np.zeros(sum(w.size for w in model.trainable_weights), dtype=np.float32)
         row["params"] = int(buffer.size)
         row["bytes"] = int(buffer.nbytes)
+        grads = [np.ones_like(w) for w in model.trainable_weights]
+        row["fuse_split_s"] = _timed(      # DistributedOptimizer's copies in and out
+            comm, lambda g=grads: cd._split(cd._fuse(g, np.float32), g), max(reps, 20))
         row["allreduce_s"] = _timed(
             comm, lambda b=buffer: comm.Allreduce(MPI.IN_PLACE, b, op=MPI.SUM), max(reps, 20))
         row["batch"] = batch
@@ -122,11 +125,13 @@ def allreduce_model_s(nbytes, ranks, gbit_per_s, alpha_us):
 
 
 def step_line(one):
-    """(t0, k) of ``t_step(b) = t0 + k b`` through the two measured batch sizes."""
+    """(t0, k) of ``t_step(b) = t0 + k b`` through the two measured batch sizes (t0 >= 0:
+    on a busy machine the line through two noisy points can cross zero)."""
     b1, b2 = max(1, one["batch"] // 4), one["batch"]
     t1, t2 = one["step_quarter_distributed_s"], one["step_batch_distributed_s"]
     k = (t2 - t1) / (b2 - b1) if b2 > b1 else t2 / b2
-    return t2 - k * b2, k
+    t0 = max(0.0, t2 - k * b2)
+    return t0, (t2 - t0) / b2
 
 
 def break_even_batch(one, t_ar):
@@ -138,18 +143,22 @@ def break_even_batch(one, t_ar):
 
 
 def report(one, two, sizes):
-    lines = [(f"Measured on {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, one BLAS thread per rank; {time.strftime('%Y-%m-%d')}."),
+    load = one.get("load", [float("nan")])[0]
+    lines = [(f"Measured on {_cpu_name()}, {os.cpu_count()} cores (load average {load:.1f} "
+              f"when it started), one BLAS thread per rank, float32; "
+              f"{time.strftime('%Y-%m-%d')}. 2 ranks share this machine's memory."),
              "",
-             ("| size | params (float32 bytes) | step, 1 rank (plain / distributed) | "
-              "Allreduce, 1 rank | step, 2 ranks | Allreduce, 2 ranks | step at batch/4 |"),
-             "|---|---|---|---|---|---|---|"]
+             ("| size | params (bytes) | step, 1 rank (plain / distributed) | "
+              "fused-buffer copies | Allreduce, 1 rank | step, 2 ranks | Allreduce, 2 ranks | "
+              "step at batch/4 |"),
+             "|---|---|---|---|---|---|---|---|"]
     for name in sizes:
         a, b = one["sizes"][name], two["sizes"][name]
         lines.append(
             f"| {name} b={a['batch']} | {a['params']:,} ({a['bytes'] / 1e6:.2f} MB) | "
             f"{a['step_batch_plain_s'] * 1e3:.2f} / {a['step_batch_distributed_s'] * 1e3:.2f} ms"
-            f" | {a['allreduce_s'] * 1e6:.0f} us | {b['step_batch_distributed_s'] * 1e3:.2f} ms"
+            f" | {a['fuse_split_s'] * 1e3:.2f} ms | {a['allreduce_s'] * 1e6:.1f} us"
+            f" | {b['step_batch_distributed_s'] * 1e3:.2f} ms"
             f" | {b['allreduce_s'] * 1e6:.0f} us | "
             f"{a['step_quarter_distributed_s'] * 1e3:.2f} ms |")
     lines += ["",
@@ -189,6 +198,17 @@ def report(one, two, sizes):
     return "\n".join(lines)
 
 
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_ranks(n, sizes, reps, out_path, timeout):
     env = dict(os.environ)
     env.pop("OPENBLAS_CORETYPE", None)          # benchmark processes: OpenBLAS's own choice
@@ -199,8 +219,9 @@ def run_ranks(n, sizes, reps, out_path, timeout):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     command = ["mpiexec", "-n", str(n), "--oversubscribe", sys.executable, __file__,
                "--measure", out_path, "--sizes", ",".join(sizes), "--reps", str(reps)]
+    load = os.getloadavg()
     subprocess.run(command, env=env, check=True, timeout=timeout)
-    return json.loads(Path(out_path).read_text())
+    return dict(json.loads(Path(out_path).read_text()), load=list(load))
 
 
 def main(argv=None):
