@@ -23,6 +23,8 @@ import warnings
 
 import numpy as np
 
+from crnn._validation import is_int
+from crnn._validation import is_number as _is_number
 from crnn.utils import Progbar
 
 __all__ = [
@@ -379,10 +381,6 @@ class ProgbarLogger(Callback):
         self._finalize(None)
 
 
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-
-
 class _MonitorCallback(Callback):
     """Shared logic of EarlyStopping and ModelCheckpoint: which way is better.
 
@@ -488,13 +486,9 @@ class EarlyStopping(_MonitorCallback):
         start_from_epoch=0,
     ):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
+        if not is_int(patience, minimum=0):
             raise ValueError(f"Argument `patience` must be an int >= 0. Received: patience={patience!r}.")
-        if (
-            isinstance(start_from_epoch, bool)
-            or not isinstance(start_from_epoch, (int, np.integer))
-            or start_from_epoch < 0
-        ):
+        if not is_int(start_from_epoch, minimum=0):
             raise ValueError(
                 f"Argument `start_from_epoch` must be an int >= 0. Received: start_from_epoch={start_from_epoch!r}."
             )
@@ -606,9 +600,7 @@ class ModelCheckpoint(_MonitorCallback):
         filepath = os.fspath(filepath)
         if not isinstance(filepath, str) or not filepath:
             raise ValueError(f"Argument `filepath` must be a non-empty path. Received: filepath={filepath!r}.")
-        if save_freq != "epoch" and (
-            isinstance(save_freq, bool) or not isinstance(save_freq, (int, np.integer)) or save_freq < 1
-        ):
+        if save_freq != "epoch" and not is_int(save_freq, minimum=1):
             raise ValueError(
                 f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch' or a positive integer "
                 "(a number of training batches)."
@@ -809,11 +801,7 @@ class ResetStatesCallback(Callback):
 
     def __init__(self, every_n_batches=None, at_epoch_end=True):
         super().__init__()
-        if every_n_batches is not None and (
-            isinstance(every_n_batches, bool)
-            or not isinstance(every_n_batches, (int, np.integer))
-            or every_n_batches < 1
-        ):
+        if every_n_batches is not None and not is_int(every_n_batches, minimum=1):
             raise ValueError(
                 "Argument `every_n_batches` must be a positive int or None. Received: "
                 f"every_n_batches={every_n_batches!r}."

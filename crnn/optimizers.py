@@ -35,6 +35,8 @@ import types
 
 import numpy as np
 
+from crnn._validation import is_number as _is_number
+
 __all__ = [
     "Optimizer", "IndexedSlices", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adamax", "Nadam",
     "LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay", "PiecewiseConstantDecay",
@@ -42,10 +44,6 @@ __all__ = [
 ]
 
 
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    )
 
 
 def _check_positive(name, value, allow_none=False):

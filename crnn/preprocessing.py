@@ -14,15 +14,12 @@ from collections import namedtuple
 
 import numpy as np
 
+from crnn._validation import is_int as _is_int
+
 __all__ = [
     "to_categorical", "pad_sequences", "timeseries_dataset_from_array", "TimeseriesBatches",
     "stateful_batches", "check_stateful_order", "StatefulOrderReport",
 ]
-
-
-def _is_int(value, minimum=None):
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    return ok and (minimum is None or value >= minimum)
 
 
 def _check_int(name, value, minimum):

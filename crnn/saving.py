@@ -14,10 +14,18 @@ The file is written to a temporary file in the same directory and moved into pla
 ``os.replace``, so a crash mid-save leaves any earlier file intact.
 
 Example:
-    >>> model.save("forecaster.crnn")
-    >>> same = crnn.load_model("forecaster.crnn")
+    >>> import os, tempfile
+    >>> import crnn
+    >>> model = crnn.Sequential([crnn.layers.GRU(4, input_shape=(5, 2)), crnn.layers.Dense(1)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "forecaster.crnn")
+    >>> model.save(path)
+    >>> same = crnn.load_model(path)
+    >>> x = np.ones((3, 5, 2), dtype="float32")
+    >>> bool(np.array_equal(same.predict(x, verbose=0), model.predict(x, verbose=0)))
+    True
 """
 
+import importlib
 import json
 import os
 import tempfile
@@ -30,6 +38,34 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights"]
 FORMAT = "crnn"
 VERSION = 1
 _HEADER = "crnn_header"
+
+
+# The model classes ``load_model`` can rebuild, by the class name a file records. Model
+# modules import this one (never the reverse) and register their classes; the built-in
+# ones are also named here as "module:attribute", imported on first use, so that
+# ``load_model`` works in a process that has not imported ``crnn.models`` yet.
+_MODEL_CLASSES = {"Sequential": "crnn.models:Sequential"}
+
+
+def register_model_class(cls):
+    """Let ``load_model`` rebuild models of class ``cls`` (by its ``__name__``).
+
+    Args:
+        cls: a model class with ``from_config``, ``set_weights`` and ``compile``.
+
+    Returns:
+        ``cls``, so that this works as a class decorator.
+    """
+    _MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def _model_class(name):
+    entry = _MODEL_CLASSES.get(name) if isinstance(name, str) else None
+    if isinstance(entry, str):
+        module, attr = entry.split(":")
+        entry = _MODEL_CLASSES[name] = getattr(importlib.import_module(module), attr)
+    return entry
 
 
 def _name(prefix, k):
@@ -219,8 +255,6 @@ def load_model(filepath, compile=True):
     Raises:
         ValueError: if the file is damaged, truncated, or not a crnn model file.
     """
-    from crnn.models import Sequential
-
     archive = _Archive(filepath)
     path = archive.path
     try:
@@ -242,10 +276,11 @@ def load_model(filepath, compile=True):
     finally:
         archive.close()
     config = header.get("config")
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+    model_class = _model_class(config.get("class_name")) if isinstance(config, dict) else None
+    if model_class is None:
         raise ValueError(f"{path!r} has a damaged header: no Sequential model config")
     try:
-        model = Sequential.from_config(config["config"])
+        model = model_class.from_config(config["config"])
     except (TypeError, ValueError, KeyError) as error:
         raise ValueError(f"{path!r} holds a model config crnn can't rebuild: {error}") from error
     if not model.built:

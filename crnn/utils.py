@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from crnn._validation import is_int
+
 __all__ = ["set_random_seed", "get_rng", "make_rng", "Progbar"]
 
 _GLOBAL_RNG = np.random.default_rng()
@@ -26,7 +28,7 @@ _GLOBAL_RNG = np.random.default_rng()
 
 def _check_seed(seed, name="seed"):
     # bool is an int subclass, but `seed=True` is almost certainly a mistake.
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+    if not is_int(seed):
         raise ValueError(
             f"Expected `{name}` to be a non-negative integer. Received: "
             f"{name}={seed!r} (type {type(seed).__name__}). "
@@ -170,13 +172,11 @@ class Progbar:
         interval=0.05,
         stateless_metrics=None,
     ):
-        if target is not None and (
-            isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target < 0
-        ):
+        if target is not None and not is_int(target, minimum=0):
             raise ValueError(
                 f"Expected `target` to be a non-negative int or None. Received: target={target!r}."
             )
-        if not isinstance(width, (int, np.integer)) or width < 1:
+        if not is_int(width, minimum=1):
             raise ValueError(f"Expected `width` to be a positive int. Received: width={width!r}.")
         if verbose not in (0, 1, 2):
             raise ValueError(f"Expected `verbose` to be 0, 1 or 2. Received: verbose={verbose!r}.")

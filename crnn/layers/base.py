@@ -16,6 +16,7 @@ import re
 import numpy as np
 
 from crnn import initializers
+from crnn._validation import check_positive_int
 
 __all__ = ["Layer", "InputLayer", "Input"]
 
@@ -122,8 +123,8 @@ class Layer:
             self._batch_input_shape = _shape_tuple("batch_input_shape", batch_input_shape)
         elif input_shape is not None:
             shape = _shape_tuple("input_shape", input_shape, allow_none_first=True)
-            if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
-                raise ValueError(f"batch_size must be a positive int, received {batch_size!r}")
+            if batch_size is not None:
+                batch_size = check_positive_int("batch_size", batch_size)
             self._batch_input_shape = (batch_size,) + shape
         self.built = False
         self.input_shape = None
@@ -214,6 +215,24 @@ class Layer:
         if not self.built:
             self.build(tuple(np.shape(x)))
 
+    def _fixed_input_axes(self, ndim):
+        """The axes of an ``ndim``-d input whose sizes the weights fix (the features axis).
+
+        A model checks these against its declared input shape; other axes (the batch, the
+        timesteps) may vary from call to call.
+        """
+        return (ndim - 1,)
+
+    @property
+    def _single_output(self):
+        """Whether ``forward`` returns one array (what a ``Sequential`` layer must do)."""
+        return True
+
+    @property
+    def _has_states(self):
+        """Whether the layer carries states from batch to batch (a stateful RNN)."""
+        return False
+
     # ------------------------------------------------------------------ running
 
     def forward(self, x, training=False, mask=None):
@@ -282,6 +301,7 @@ class InputLayer(Layer):
         name: the layer name.
 
     Example:
+        >>> import crnn
         >>> model = crnn.Sequential([crnn.Input(shape=(10, 3), batch_size=4),
         ...                          crnn.layers.LSTM(8, stateful=True)])
     """
@@ -373,6 +393,7 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
         An ``InputLayer``.
 
     Example:
+        >>> import crnn
         >>> model = crnn.Sequential([crnn.Input(batch_shape=(4, 10, 3)),
         ...                          crnn.layers.LSTM(8, stateful=True)])
         >>> model.output_shape

@@ -3,6 +3,7 @@
 import numpy as np
 
 from crnn import initializers, utils
+from crnn._validation import check_positive_int
 from crnn.layers import activations
 from crnn.layers.base import Layer, check_rate
 
@@ -14,12 +15,6 @@ def _as_float(layer, x):
     if x.dtype.kind not in "fiub":
         raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
     return x.astype(layer.dtype, copy=False)
-
-
-def _check_units(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, received {value!r}")
-    return int(value)
 
 
 def _check_last_axis(layer, x, expected):
@@ -56,7 +51,7 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.units = _check_units("units", units)
+        self.units = check_positive_int("units", units)
         self.activation, _, _ = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -214,8 +209,8 @@ class Embedding(Layer):
                 and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
-        self.input_dim = _check_units("input_dim", input_dim)
-        self.output_dim = _check_units("output_dim", output_dim)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.output_dim = check_positive_int("output_dim", output_dim)
         if embeddings_initializer == "uniform":
             embeddings_initializer = {"class_name": "RandomUniform",
                                       "config": {"minval": -0.05, "maxval": 0.05}}
@@ -230,6 +225,10 @@ class Embedding(Layer):
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
+
+    def _fixed_input_axes(self, ndim):
+        # Indices: no input axis sizes a weight (the vocabulary sizes the table).
+        return ()
 
     def _indices(self, x):
         x = np.asarray(x)

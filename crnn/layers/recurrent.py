@@ -14,6 +14,7 @@ exactly, with its own backward pass. It is slower; inference never uses it.
 import numpy as np
 
 from crnn import initializers, ops, utils
+from crnn._validation import check_positive_int, is_int
 from crnn.layers.base import Layer, check_rate
 from crnn.reference import ACTIVATIONS as _REF_ACTIVATIONS
 
@@ -56,9 +57,7 @@ class _RNN(Layer):
         kwargs.pop("use_cudnn", None)
         kwargs.pop("implementation", None)
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"units must be a positive int, received {units!r}")
-        self.units = int(units)
+        self.units = check_positive_int("units", units)
         self.activation = _check_activation("activation", activation, ops.ACTIVATIONS)
         self.recurrent_activation = _check_activation(
             "recurrent_activation", recurrent_activation, ("sigmoid", "hard_sigmoid"))
@@ -74,7 +73,7 @@ class _RNN(Layer):
         self.stateful = bool(stateful)
         self.unroll = bool(unroll)
         self.zero_output_for_mask = bool(zero_output_for_mask)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        if seed is not None and not is_int(seed):
             raise ValueError(f"seed must be an int or None, received {seed!r}")
         self.seed = seed
         self._rng = utils.make_rng(seed)
@@ -129,6 +128,14 @@ class _RNN(Layer):
         return mask if self.return_sequences else None
 
     # ------------------------------------------------------------------ states
+
+    @property
+    def _single_output(self):
+        return not self.return_state
+
+    @property
+    def _has_states(self):
+        return self.stateful
 
     @property
     def states(self):

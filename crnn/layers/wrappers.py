@@ -31,6 +31,10 @@ class _Wrapper(Layer):
             return self.weights
         return [w for inner in self._inner_layers() for w in inner.non_trainable_weights]
 
+    @property
+    def _has_states(self):
+        return any(inner._has_states for inner in self._inner_layers())
+
     def reset_states(self, states=None):
         inners = [layer for layer in self._inner_layers() if getattr(layer, "stateful", False)]
         if states is None:
@@ -65,6 +69,7 @@ class TimeDistributed(_Wrapper):
         layer: the layer to apply, e.g. ``Dense(1)``.
 
     Example:
+        >>> from crnn.layers import Dense
         >>> TimeDistributed(Dense(2))(np.zeros((4, 10, 3))).shape
         (4, 10, 2)
     """
@@ -148,6 +153,7 @@ class Bidirectional(_Wrapper):
     ``zero_output_for_mask`` on both directions).
 
     Example:
+        >>> from crnn.layers import LSTM
         >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 5, 3))).shape
         (2, 5, 8)
     """
@@ -207,6 +213,10 @@ class Bidirectional(_Wrapper):
 
     def _inner_layers(self):
         return [self.forward_layer, self.backward_layer]
+
+    @property
+    def _single_output(self):
+        return not self.return_state and self.merge_mode is not None
 
     def build(self, input_shape):
         self.forward_layer.build(input_shape)

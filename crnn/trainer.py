@@ -1,0 +1,614 @@
+"""``Trainer``: the training and inference loops that ``Sequential`` inherits.
+
+Keras 3 keeps a model's structure apart from its loops (``keras.Model`` inherits
+``keras.src.trainers.Trainer``); crnn does the same. ``crnn.models.Sequential`` holds the
+layers, weights, config and summary; this module holds everything that runs them on data:
+``compile``, ``fit``, ``evaluate``, ``predict``, the ``*_on_batch`` methods, batching, the
+data checks, callbacks and progress. A new training feature (sample weights, generators,
+distributed steps) lands here, in one place.
+
+Training runs forward through the layers (keeping each layer's cache), takes the loss and
+its gradient from ``crnn.losses``, runs the layers' ``backward`` in reverse, and hands the
+gradients to a ``crnn.optimizers`` optimizer, which updates the weight arrays in place.
+
+Stateful models (any stateful recurrent layer) follow Keras's rules, checked before any
+work so that weights and states are untouched when a check fails: a fixed batch size
+(declared with the input shape), sample counts divisible by it, and no shuffling unless
+asked for.
+
+What the trainer needs from the model it is mixed into: ``_layers`` (the layer list),
+``_input_batch_shape()``, ``_build()`` and ``_build_shape`` (to build on first use),
+``_forward(x, training)`` and ``_backward(caches, d_outputs)``, ``trainable_weights``,
+``_stateful_batch_size()`` and ``_declared_by()``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from crnn import callbacks as callbacks_module
+from crnn import losses as losses_module
+from crnn import metrics as metrics_module
+from crnn import optimizers as optimizers_module
+from crnn import utils
+from crnn._validation import check_positive_int, is_int
+
+__all__ = ["Trainer"]
+
+#: The batch size Keras uses when none is given.
+DEFAULT_BATCH_SIZE = 32
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _stateful_count_error(what, n, batch, declared_by):
+    lower = (n // batch) * batch
+    options = [c for c in (lower, lower + batch) if c > 0]
+    divisors = _divisors(n)
+    return ValueError(
+        f"{what} has {n} samples, which is not divisible by the stateful batch size {batch} "
+        f"(declared by {declared_by}). A stateful model carries one state per sample slot "
+        f"from batch to batch, so the number of samples must be a multiple of {batch}: use "
+        f"{' or '.join(str(c) for c in options)} samples (trim or pad the data), or declare a "
+        f"batch size that divides {n}, one of {divisors}"
+    )
+
+
+def _batches(n, batch_size, order=None):
+    """``(step, index)`` for each batch of ``n`` samples; the last batch may be smaller.
+
+    ``index`` is a slice, or the matching part of ``order`` (a permutation) when given.
+    """
+    for step in range(math.ceil(n / batch_size)):
+        sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
+        yield step, (sl if order is None else order[sl])
+
+
+class Trainer:
+    """The training and inference API of a crnn model (Keras's ``Trainer``).
+
+    Not used on its own: ``crnn.Sequential`` inherits it. See the module notes for what it
+    needs from the model.
+    """
+
+    def __init__(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled_metrics = []
+        self._compile_config = None
+        self.stop_training = False
+        self.history = None
+
+    # ------------------------------------------------------------------ data checks
+
+    def _to_array(self, x, name="x"):
+        if isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype == object:
+            raise TypeError(f"{name} must be a numeric array, received an object array")
+        return x
+
+    def _check_x(self, x, name="x"):
+        """Build on first use and check the data shape against the declared one."""
+        x = self._to_array(x, name)
+        if not self._layers:
+            raise ValueError("the model has no layers; add some with model.add(...)")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"{name} must hold at least one sample, received shape {x.shape}")
+        declared = self._input_batch_shape()
+        if declared is None:
+            self._build_shape = (None,) + x.shape[1:]
+            self._build()
+            declared = self._build_shape
+        # As in Keras, only the axes that size weights are fixed: the last one (features),
+        # or none for Embedding indices. A model declared with 10 timesteps still runs on
+        # 7 or 12, because the recurrent, Dense and TimeDistributed layers don't depend on
+        # the sequence length.
+        fixed = self._layers[0]._fixed_input_axes(x.ndim)
+        if len(declared) != x.ndim or any(
+                declared[k] is not None and declared[k] != x.shape[k] for k in fixed if k > 0):
+            raise ValueError(
+                f"{name} has shape {x.shape}, but the model expects inputs of shape "
+                f"{declared} (None = any size; the timesteps may vary)"
+            )
+        return x
+
+    def _check_y(self, y, n, name="y"):
+        y = self._to_array(y, name)
+        if y.ndim == 0 or y.shape[0] != n:
+            raise ValueError(
+                f"{name} must have one target per sample: x has {n} samples, {name} has shape "
+                f"{y.shape}"
+            )
+        return y
+
+    def _check_direct_batch(self, x, what):
+        batch = self._stateful_batch_size()
+        if batch is not None and x.shape[0] != batch:
+            raise ValueError(
+                f"{what} has {x.shape[0]} samples, but this stateful model was declared with "
+                f"batch size {batch} ({self._declared_by()}); call it with exactly {batch} "
+                f"samples, or use predict(x), which splits x into batches of {batch}"
+            )
+
+    def _batch_size_for(self, what, n, batch_size):
+        """Resolve the batch size; for stateful models check it and the sample count."""
+        stateful = self._stateful_batch_size()
+        if stateful is None:
+            if batch_size is None:
+                return DEFAULT_BATCH_SIZE
+            return check_positive_int("batch_size", batch_size)
+        if batch_size is not None and batch_size != stateful:
+            raise ValueError(
+                f"batch_size={batch_size} was passed to {what}, but this stateful model was "
+                f"declared with batch size {stateful} ({self._declared_by()}); a stateful model "
+                f"must always be fed batches of exactly {stateful} samples: pass "
+                f"batch_size={stateful} or leave batch_size out"
+            )
+        if n % stateful:
+            raise _stateful_count_error(f"x passed to {what}", n, stateful, self._declared_by())
+        return stateful
+
+    # ------------------------------------------------------------------ compile
+
+    def compile(self, optimizer: str | optimizers_module.Optimizer = "rmsprop",
+                loss: str | losses_module.Loss | None = None,
+                metrics: Sequence[str | metrics_module.Metric] | None = None,
+                **kwargs) -> None:
+        """Configure training.
+
+        Args:
+            optimizer: name (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adagrad"``) or a
+                ``crnn.optimizers`` instance. Default ``"rmsprop"``, as in Keras.
+            loss: name (``"mse"``, ``"mae"``, ``"binary_crossentropy"``, ...) or a
+                ``crnn.losses`` instance. Required.
+            metrics: list of metric names or instances, e.g. ``["mae"]`` or
+                ``["accuracy"]``. Default None (the loss only).
+            **kwargs: Keras's ``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and
+                ``auto_scale_loss`` are accepted and ignored (they mean nothing here);
+                ``loss_weights`` and ``weighted_metrics`` must be None (or empty).
+
+        Raises:
+            ValueError: if ``loss`` is missing or a name is unknown.
+            TypeError: if ``metrics`` is not a list, or for an unknown keyword.
+            NotImplementedError: for ``loss_weights`` or ``weighted_metrics``.
+
+        Example:
+            >>> import crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(3,))])
+            >>> model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+            >>> model.metrics_names
+            ['loss', 'mae']
+        """
+        for key in ("loss_weights", "weighted_metrics"):
+            value = kwargs.pop(key, None)
+            if value is not None and not (isinstance(value, (list, tuple, dict)) and not value):
+                raise NotImplementedError(
+                    f"compile(): {key} is not supported by crnn yet (a single-output model "
+                    f"has one loss); pass {key}=None or leave it out"
+                )
+        # Keras switches with no meaning for crnn's one eager NumPy/Cython engine.
+        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(f"compile() got unexpected keyword argument(s) {sorted(kwargs)}")
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='mse'")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        if metrics is None:
+            metrics = []
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list, received {type(metrics).__name__}")
+        self.compiled_metrics = [metrics_module.get(m, loss=self.loss) for m in metrics]
+        self._compile_config = {
+            "optimizer": optimizers_module.serialize(self.optimizer),
+            "loss": _serialize_object(self.loss),
+            "metrics": [m if isinstance(m, str) else getattr(m, "name", None)
+                        for m in metrics],
+        }
+
+    def _require_compiled(self, what):
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError(
+                f"the model must be compiled before {what}; call "
+                f"model.compile(optimizer=..., loss=...)"
+            )
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``["loss", *metric names]``: the order of ``evaluate``'s list result."""
+        return ["loss"] + [m.name for m in self.compiled_metrics]
+
+    # ------------------------------------------------------------------ steps
+
+    def _reset_trackers(self):
+        self._loss_total = 0.0
+        self._loss_count = 0
+        for metric in self.compiled_metrics:
+            metric.reset_state()
+
+    def _logs(self):
+        logs = {"loss": self._loss_total / max(self._loss_count, 1)}
+        for metric in self.compiled_metrics:
+            logs[metric.name] = float(metric.result())
+        return logs
+
+    def _track(self, loss, y, y_pred):
+        n = y_pred.shape[0]
+        self._loss_total += float(loss) * n
+        self._loss_count += n
+        for metric in self.compiled_metrics:
+            metric.update_state(y, y_pred)
+
+    def _train_step(self, x, y):
+        y_pred, caches = self._forward(x, training=True)
+        loss, d_pred = self.loss.value_and_grad(y, y_pred)
+        grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
+        params = self.trainable_weights
+        grads = [np.asarray(g, dtype=p.dtype) for p, g in zip(params, grads)]
+        if params:
+            self.optimizer.apply(params, grads)
+        self._track(loss, y, y_pred)
+
+    def _test_step(self, x, y):
+        y_pred, _ = self._forward(x, training=False)
+        self._track(self.loss(y, y_pred), y, y_pred)
+
+    def _predict_step(self, x):
+        return self._forward(x, training=False)[0]
+
+    def _flatten_logs(self, logs, return_dict):
+        if return_dict:
+            return logs
+        if not self.compiled_metrics:
+            return logs["loss"]
+        return [logs[name] for name in self.metrics_names]
+
+    # ------------------------------------------------------------------ one batch
+
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: None = None,
+                       class_weight: None = None,
+                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """One gradient step on one batch.
+
+        Args:
+            x: the batch's inputs (a stateful model: exactly its declared batch size).
+            y: the batch's targets.
+            sample_weight: not supported yet; must be None.
+            class_weight: not supported yet; must be None.
+            return_dict: return ``{"loss": ..., metric: ...}``.
+
+        Returns:
+            The batch loss, ``[loss, *metrics]`` when metrics were compiled, or a dict
+            with ``return_dict=True``.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: if ``x`` or ``y`` doesn't fit the model.
+        """
+        _no_weights(sample_weight, class_weight)
+        self._require_compiled("train_on_batch")
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        self._check_direct_batch(x, "the batch passed to train_on_batch")
+        self._reset_trackers()
+        self._train_step(x, y)
+        return self._flatten_logs(self._logs(), return_dict)
+
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: None = None,
+                      return_dict: bool = False) -> float | list[float] | dict[str, float]:
+        """Loss (and metrics) on one batch, without updating weights.
+
+        Args:
+            x: the batch's inputs (a stateful model: exactly its declared batch size).
+            y: the batch's targets.
+            sample_weight: not supported yet; must be None.
+            return_dict: return ``{"loss": ..., metric: ...}``.
+
+        Returns:
+            As ``train_on_batch``.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: if ``x`` or ``y`` doesn't fit the model.
+        """
+        _no_weights(sample_weight, None)
+        self._require_compiled("test_on_batch")
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        self._check_direct_batch(x, "the batch passed to test_on_batch")
+        self._reset_trackers()
+        self._test_step(x, y)
+        return self._flatten_logs(self._logs(), return_dict)
+
+    def predict_on_batch(self, x: ArrayLike) -> np.ndarray:
+        """The outputs for one batch (stateful models: exactly the declared batch size).
+
+        Args:
+            x: the batch's inputs.
+
+        Returns:
+            The outputs array.
+
+        Raises:
+            ValueError: if ``x`` doesn't fit the model.
+        """
+        x = self._check_x(x)
+        self._check_direct_batch(x, "the batch passed to predict_on_batch")
+        return self._predict_step(x)
+
+    # ------------------------------------------------------------------ loops
+
+    def fit(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
+            epochs: int = 1, verbose: int | str = "auto",
+            callbacks: Sequence[callbacks_module.Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool | None = None, class_weight: None = None, sample_weight: None = None,
+            initial_epoch: int = 0, steps_per_epoch: None = None,
+            **kwargs) -> callbacks_module.History:
+        """Train the model for ``epochs`` passes over ``(x, y)``.
+
+        Args:
+            x: inputs, e.g. (samples, timesteps, features).
+            y: targets.
+            batch_size: samples per gradient step; default 32, or the declared batch size
+                of a stateful model (any other value is an error there).
+            epochs: index of the last epoch (training runs from ``initial_epoch``).
+            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line per epoch.
+            callbacks: list of ``crnn.callbacks.Callback``.
+            validation_split: fraction of the data, taken from the end before any
+                shuffling, to evaluate on after each epoch.
+            validation_data: ``(x_val, y_val)`` to evaluate on after each epoch.
+            shuffle: shuffle the samples each epoch. Default: True for stateless models,
+                False for stateful ones, whose samples continue each other from batch to
+                batch; ``shuffle=True`` on a stateful model is allowed but warns.
+            initial_epoch: epoch to start from (to resume training).
+            class_weight: not supported yet; must be None.
+            sample_weight: not supported yet; must be None.
+            steps_per_epoch: not supported (arrays only); must be None.
+
+        Returns:
+            A ``History`` whose ``history`` dict maps ``"loss"``, metrics and ``"val_*"``
+            to per-epoch lists.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: for data that doesn't fit the model, a bad argument, or a stateful
+                model's sample count that is not a multiple of its batch size (all checked
+                before the first step).
+
+        Example:
+            >>> import crnn
+            >>> model = crnn.Sequential([crnn.layers.SimpleRNN(4, input_shape=(5, 1)),
+            ...                          crnn.layers.Dense(1)])
+            >>> model.compile(optimizer="sgd", loss="mse")
+            >>> x = np.zeros((10, 5, 1), dtype="float32"); y = np.ones((10, 1), "float32")
+            >>> history = model.fit(x, y, epochs=3, validation_split=0.2, verbose=0)
+            >>> sorted(history.history), len(history.history["loss"])
+            (['loss', 'val_loss'], 3)
+        """
+        if kwargs:
+            raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(kwargs)}")
+        if steps_per_epoch is not None:
+            raise NotImplementedError("steps_per_epoch is not supported; pass all of x")
+        _no_weights(sample_weight, class_weight)
+        self._require_compiled("fit")
+        verbose = _check_verbose(verbose)
+        if not is_int(epochs, minimum=0):
+            raise ValueError(f"epochs must be a non-negative int, received {epochs!r}")
+        if not is_int(initial_epoch, minimum=0):
+            raise ValueError(f"initial_epoch must be a non-negative int, received "
+                             f"{initial_epoch!r}")
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+            raise ValueError(
+                f"validation_split must be a float in [0, 1), received {validation_split!r}"
+            )
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val), received "
+                    f"{type(validation_data).__name__}"
+                    + (f" of length {len(validation_data)}"
+                       if isinstance(validation_data, (tuple, list)) else "")
+                )
+            vx = self._check_x(validation_data[0], "validation_data x")
+            val = (vx, self._check_y(validation_data[1], vx.shape[0], "validation_data y"))
+        elif validation_split:
+            split_at = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            if split_at == 0 or split_at == x.shape[0]:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves "
+                    f"{'no training' if split_at == 0 else 'no validation'} samples out of "
+                    f"{x.shape[0]}; use a split that keeps both non-empty"
+                )
+            val = (x[split_at:], y[split_at:])
+            x, y = x[:split_at], y[:split_at]
+        n = x.shape[0]
+        batch_size = self._batch_size_for("fit", n, batch_size)
+        stateful = self._stateful_batch_size() is not None
+        if val is not None and stateful and val[0].shape[0] % batch_size:
+            what = "validation_data" if validation_data is not None else \
+                f"the validation split ({validation_split})"
+            raise _stateful_count_error(what, val[0].shape[0], batch_size, self._declared_by())
+        if stateful and n % batch_size:
+            raise _stateful_count_error("x passed to fit (after the validation split)", n,
+                                        batch_size, self._declared_by())
+        if shuffle is None:
+            shuffle = not stateful
+        elif shuffle and stateful:
+            warnings.warn(
+                "shuffle=True on a stateful model: each batch's states continue the previous "
+                "batch's samples slot by slot, and shuffling breaks that sample-to-sample "
+                "continuation. Pass shuffle=False (the default for stateful models) unless the "
+                "samples are independent.",
+                UserWarning, stacklevel=2,
+            )
+
+        steps = math.ceil(n / batch_size)
+        history = callbacks_module.History()
+        cb_list = list(callbacks or [])
+        cb = callbacks_module.CallbackList(
+            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
+            verbose=verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        self.history = history
+        cb.on_train_begin()
+        logs = {}
+        rng = utils.get_rng()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_trackers()
+            cb.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            for step, idx in _batches(n, batch_size, order):
+                cb.on_train_batch_begin(step)
+                self._train_step(x[idx], y[idx])
+                logs = self._logs()
+                cb.on_train_batch_end(step, dict(logs))
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if val is not None:
+                cb.on_test_begin()
+                val_logs = self._run_evaluate(val[0], val[1], batch_size, cb)
+                cb.on_test_end(dict(val_logs))
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            cb.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self.stop_training:
+                break
+        cb.on_train_end(dict(logs))
+        return history
+
+    def _run_evaluate(self, x, y, batch_size, cb=None):
+        self._reset_trackers()
+        for step, idx in _batches(x.shape[0], batch_size):
+            if cb is not None:
+                cb.on_test_batch_begin(step)
+            self._test_step(x[idx], y[idx])
+            logs = self._logs()
+            if cb is not None:
+                cb.on_test_batch_end(step, dict(logs))
+        return self._logs()
+
+    def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
+                 verbose: int | str = "auto", sample_weight: None = None,
+                 steps: int | None = None,
+                 callbacks: Sequence[callbacks_module.Callback] | None = None,
+                 return_dict: bool = False,
+                 **kwargs) -> float | list[float] | dict[str, float]:
+        """Loss and metrics on ``(x, y)``, batch by batch (no weight updates).
+
+        Args:
+            x: inputs.
+            y: targets.
+            batch_size: samples per batch (default 32, or a stateful model's batch size).
+            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
+            sample_weight: not supported yet; must be None.
+            steps: run only the first ``steps`` batches (None: all), as Keras does.
+            callbacks: list of ``crnn.callbacks.Callback`` (``on_test_*`` hooks fire).
+            return_dict: return ``{"loss": ..., metric: ...}``.
+
+        Returns:
+            The loss, ``[loss, *metrics]`` when metrics were compiled, or a dict with
+            ``return_dict=True``.
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: for data that doesn't fit the model or a bad argument.
+        """
+        if kwargs:
+            raise TypeError(f"evaluate() got unexpected keyword argument(s) {sorted(kwargs)}")
+        _no_weights(sample_weight, None)
+        self._require_compiled("evaluate")
+        verbose = _check_verbose(verbose)
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        batch_size = self._batch_size_for("evaluate", x.shape[0], batch_size)
+        n_steps = _limit_steps(steps, math.ceil(x.shape[0] / batch_size))
+        x, y = x[:n_steps * batch_size], y[:n_steps * batch_size]
+        cb = callbacks_module.CallbackList(list(callbacks or []), add_progbar=verbose != 0,
+                                           model=self, verbose=verbose, epochs=1, steps=n_steps)
+        cb.on_test_begin()
+        logs = self._run_evaluate(x, y, batch_size, cb)
+        cb.on_test_end(dict(logs))
+        return self._flatten_logs(logs, return_dict)
+
+    def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: int | str = "auto",
+                steps: int | None = None,
+                callbacks: Sequence[callbacks_module.Callback] | None = None) -> np.ndarray:
+        """Outputs for ``x``, computed batch by batch.
+
+        A stateful model's states advance through the batches and stay advanced, as in
+        Keras: two ``predict`` calls in a row differ until ``reset_states()``.
+
+        Args:
+            x: inputs.
+            batch_size: samples per batch (default 32, or a stateful model's batch size);
+                the last batch may be smaller.
+            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
+            steps: run only the first ``steps`` batches (None: all), as Keras does.
+            callbacks: list of ``crnn.callbacks.Callback``.
+
+        Returns:
+            The outputs of all batches, concatenated along the batch axis.
+
+        Raises:
+            ValueError: for data that doesn't fit the model or a bad argument.
+        """
+        verbose = _check_verbose(verbose)
+        x = self._check_x(x)
+        batch_size = self._batch_size_for("predict", x.shape[0], batch_size)
+        n_steps = _limit_steps(steps, math.ceil(x.shape[0] / batch_size))
+        x = x[:n_steps * batch_size]
+        cb = callbacks_module.CallbackList(list(callbacks or []), add_progbar=verbose != 0,
+                                           model=self, verbose=verbose, epochs=1, steps=n_steps)
+        cb.on_predict_begin()
+        outputs = []
+        for step, idx in _batches(x.shape[0], batch_size):
+            cb.on_predict_batch_begin(step)
+            outputs.append(self._predict_step(x[idx]))
+            cb.on_predict_batch_end(step, {"outputs": outputs[-1]})
+        cb.on_predict_end()
+        return np.concatenate(outputs, axis=0)
+
+
+def _serialize_object(obj):
+    config = obj.get_config() if hasattr(obj, "get_config") else None
+    return {"class_name": type(obj).__name__, "config": config}
+
+
+def _limit_steps(steps, available):
+    """Keras's ``steps`` on arrays: run at most that many batches (None: all of them)."""
+    if steps is None:
+        return available
+    if not is_int(steps, minimum=1):
+        raise ValueError(f"steps must be a positive int or None, received {steps!r}")
+    return min(int(steps), available)
+
+
+def _check_verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', received {verbose!r}")
+    return int(verbose)
+
+
+def _no_weights(sample_weight, class_weight):
+    if sample_weight is not None:
+        raise NotImplementedError("sample_weight is not supported by crnn yet; pass None")
+    if class_weight is not None:
+        raise NotImplementedError("class_weight is not supported by crnn yet; pass None")
