@@ -48,6 +48,8 @@ def check_gradients(layer, x, mask=None, n_entries=6, seed=0, check_input=True):
     if check_input:
         pairs.append((x, dx))
     for target, grad in pairs:
+        if hasattr(grad, "to_dense"):  # Embedding's sparse rows (crnn.optimizers.IndexedSlices)
+            grad = grad.to_dense()
         assert grad.shape == target.shape
         flat = target.reshape(-1)
         for index in rng.choice(flat.size, size=min(n_entries, flat.size), replace=False):
