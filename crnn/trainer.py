@@ -287,7 +287,9 @@ class Trainer:
         loss, d_pred = self.loss.value_and_grad(y, y_pred)
         grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
         params = self.trainable_weights
-        grads = [np.asarray(g, dtype=p.dtype) for p, g in zip(params, grads)]
+        # Sparse rows (Embedding's IndexedSlices) go to the optimizer as they are.
+        grads = [g if isinstance(g, optimizers_module.IndexedSlices) else np.asarray(g, dtype=p.dtype)
+                 for p, g in zip(params, grads)]
         if params:
             self.optimizer.apply(params, grads)
         self._track(loss, y, y_pred)

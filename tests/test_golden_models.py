@@ -121,8 +121,12 @@ ARCHITECTURES = {
                                         L.Dense(3, activation="softmax")],
     "train_lstm_binary": lambda: [L.Input(shape=(4, 2)), L.LSTM(3),
                                   L.Dense(1, activation="sigmoid")],
+    # The golden training cases use Keras's dense Embedding gradient (see the generator):
+    # crnn's sparse_gradient=False option; tests/test_keras_users_embedding.py covers the
+    # default (TensorFlow's per-row IndexedSlices).
     "train_embedding_lstm_binary": lambda: [L.Input(shape=(6,), dtype="int64"),
-                                            L.Embedding(7, 3, mask_zero=True), L.LSTM(3),
+                                            L.Embedding(7, 3, mask_zero=True,
+                                                        sparse_gradient=False), L.LSTM(3),
                                             L.Dense(1, activation="sigmoid")],
     "train_bidir_gru_mse": lambda: [L.Input(shape=(4, 2)),
                                     L.Bidirectional(L.GRU(2), merge_mode="concat"),
