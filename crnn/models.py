@@ -9,7 +9,8 @@ inherits Keras's ``Trainer``.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,7 +20,7 @@ from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, unique_name
 from crnn.trainer import Trainer
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "from_bytes"]
 
 
 @saving.register_model_class
@@ -331,7 +332,7 @@ class Sequential(Trainer):
         layers = []
         if self._input_layer is not None:
             layers.append(serialize(self._input_layer))
-        for k, layer in enumerate(self._layers):
+        for layer in self._layers:
             entry = serialize(layer)
             if self._input_layer is not None:
                 entry["config"].pop("batch_input_shape", None)
@@ -475,8 +476,48 @@ class Sequential(Trainer):
         """
         saving.load_weights(self, filepath)
 
+    def to_bytes(self, include_optimizer: bool = True) -> bytes:
+        """The model in crnn's pickle-free file format, as bytes.
+
+        What ``save`` would write, for sending a model to another process (Dask workers,
+        MPI ranks); ``crnn.models.from_bytes`` reads it back.
+
+        Args:
+            include_optimizer: also include the optimizer state.
+
+        Returns:
+            The bytes of a ``.crnn`` file.
+
+        Raises:
+            ValueError: if the model isn't built.
+        """
+        return saving.to_bytes(self, include_optimizer=include_optimizer)
+
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"
+
+
+def from_bytes(data: bytes, compile: bool = True) -> Sequential:
+    """Rebuild a model from ``model.to_bytes()`` (or a saved file's bytes).
+
+    Args:
+        data: the bytes.
+        compile: recompile with the saved optimizer state, loss and metrics.
+
+    Returns:
+        The model, as ``crnn.load_model`` returns it.
+
+    Raises:
+        TypeError: if ``data`` is not bytes-like.
+        ValueError: if ``data`` is not a crnn model.
+
+    Example:
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> crnn.models.from_bytes(model.to_bytes()).count_params()
+        8
+    """
+    return saving.from_bytes(data, compile=compile)
 
 
 def _format_bytes(n):

@@ -764,3 +764,64 @@ def _restore_training(archive, model, compile_config):
         model.optimizer.set_state(state)
     except (TypeError, ValueError) as error:
         raise _FileError(f"{path!r} is damaged: {error}") from None
+
+
+# ------------------------------------------------------------------ bytes
+# The same format as a file, for sending a model to another process (Dask workers, MPI
+# ranks): written and read through the file functions above, in a private temporary
+# directory, so the bytes and a saved file are interchangeable.
+
+__all__ += ["to_bytes", "from_bytes"]
+
+
+def to_bytes(model, include_optimizer=True):
+    """The model in crnn's pickle-free file format, as bytes.
+
+    Args:
+        model: a built ``Sequential`` model.
+        include_optimizer: also include the optimizer state (default True).
+
+    Returns:
+        The bytes of the file ``save_model`` would write (``from_bytes`` reads them).
+
+    Example:
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> data = crnn.saving.to_bytes(model)
+        >>> same = crnn.saving.from_bytes(data)
+        >>> all((a == b).all() for a, b in zip(same.get_weights(), model.get_weights()))
+        True
+    """
+    with tempfile.TemporaryDirectory(prefix="crnn-bytes-") as directory:
+        path = os.path.join(directory, "model.crnn")
+        save_model(model, path, include_optimizer=include_optimizer)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def from_bytes(data, compile=True):
+    """Rebuild a model from ``to_bytes`` output (or a saved file's bytes).
+
+    Args:
+        data: ``bytes``, ``bytearray`` or ``memoryview``.
+        compile: recompile with the saved optimizer state, loss and metrics (default True).
+
+    Returns:
+        A ``Sequential`` model, as ``load_model`` returns it.
+
+    Raises:
+        TypeError: if ``data`` is not bytes-like.
+        ValueError: if ``data`` is not a crnn model (damaged, truncated, weights only...).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes (from model.to_bytes()), received "
+                        f"{type(data).__name__}")
+    with tempfile.TemporaryDirectory(prefix="crnn-bytes-") as directory:
+        path = os.path.join(directory, "model.crnn")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            return load_model(path, compile=compile)
+        except ValueError as error:
+            raise ValueError(str(error).replace(repr(path), "the data passed to from_bytes")
+                             ) from None

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -287,7 +287,9 @@ class Trainer:
         loss, d_pred = self.loss.value_and_grad(y, y_pred)
         grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
         params = self.trainable_weights
-        grads = [np.asarray(g, dtype=p.dtype) for p, g in zip(params, grads)]
+        # Sparse rows (Embedding's IndexedSlices) go to the optimizer as they are.
+        grads = [g if isinstance(g, optimizers_module.IndexedSlices) else np.asarray(g, dtype=p.dtype)
+                 for p, g in zip(params, grads)]
         if params:
             self.optimizer.apply(params, grads)
         self._track(loss, y, y_pred)
@@ -429,6 +431,64 @@ class Trainer:
             >>> sorted(history.history), len(history.history["loss"])
             (['loss', 'val_loss'], 3)
         """
+        # Data-parallel training (crnn.distributed): the optimizer carries the collective
+        # calls. Every rank's checks are compared before the first step, so a failure or a
+        # mismatch on one rank raises on all of them instead of leaving them waiting.
+        sync = getattr(self.optimizer, "distributed", None)
+        try:
+            x, y, val, batch_size, shuffle, verbose = self._prepare_fit(
+                x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
+                class_weight, sample_weight, initial_epoch, steps_per_epoch, kwargs)
+        except Exception as error:
+            if sync is not None:
+                sync.fit_failed(error)
+            raise
+        n = x.shape[0]
+        steps = math.ceil(n / batch_size)
+        cb_list = list(callbacks or [])
+        if sync is not None:
+            cb_list, verbose = sync.start_fit(self, x, y, batch_size, steps, epochs,
+                                              initial_epoch, val, cb_list, verbose)
+        history = callbacks_module.History()
+        cb = callbacks_module.CallbackList(
+            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
+            verbose=verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        self.history = history
+        cb.on_train_begin()
+        logs = {}
+        rng = utils.get_rng()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_trackers()
+            cb.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            for step, idx in _batches(n, batch_size, order):
+                cb.on_train_batch_begin(step)
+                self._train_step(x[idx], y[idx])
+                logs = self._logs() if sync is None else sync.average_logs(self._logs())
+                cb.on_train_batch_end(step, dict(logs))
+                if self._stopping(sync):
+                    break
+            epoch_logs = dict(logs)
+            if val is not None:
+                cb.on_test_begin()
+                val_logs = self._run_evaluate(val[0], val[1], batch_size, cb)
+                if sync is not None:
+                    val_logs = sync.average_logs(val_logs)
+                cb.on_test_end(dict(val_logs))
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            cb.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self._stopping(sync):
+                break
+        cb.on_train_end(dict(logs))
+        return history
+
+    def _prepare_fit(self, x, y, batch_size, epochs, verbose, validation_split,
+                     validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                     steps_per_epoch, kwargs):
+        """``fit``'s checks, all before any work: (x, y, validation, batch_size, shuffle,
+        verbose)."""
         if kwargs:
             raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(kwargs)}")
         if steps_per_epoch is not None:
@@ -486,43 +546,16 @@ class Trainer:
                 "batch's samples slot by slot, and shuffling breaks that sample-to-sample "
                 "continuation. Pass shuffle=False (the default for stateful models) unless the "
                 "samples are independent.",
-                UserWarning, stacklevel=2,
+                UserWarning, stacklevel=3,
             )
+        return x, y, val, batch_size, shuffle, verbose
 
-        steps = math.ceil(n / batch_size)
-        history = callbacks_module.History()
-        cb_list = list(callbacks or [])
-        cb = callbacks_module.CallbackList(
-            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
-            verbose=verbose, epochs=epochs, steps=steps)
-        self.stop_training = False
-        self.history = history
-        cb.on_train_begin()
-        logs = {}
-        rng = utils.get_rng()
-        for epoch in range(initial_epoch, epochs):
-            self._reset_trackers()
-            cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else None
-            for step, idx in _batches(n, batch_size, order):
-                cb.on_train_batch_begin(step)
-                self._train_step(x[idx], y[idx])
-                logs = self._logs()
-                cb.on_train_batch_end(step, dict(logs))
-                if self.stop_training:
-                    break
-            epoch_logs = dict(logs)
-            if val is not None:
-                cb.on_test_begin()
-                val_logs = self._run_evaluate(val[0], val[1], batch_size, cb)
-                cb.on_test_end(dict(val_logs))
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            cb.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if self.stop_training:
-                break
-        cb.on_train_end(dict(logs))
-        return history
+    def _stopping(self, sync):
+        """Whether to stop training; with ``sync`` (distributed), true on every rank if a
+        callback asked for it on any."""
+        if sync is not None:
+            self.stop_training = sync.any(self.stop_training)
+        return self.stop_training
 
     def _run_evaluate(self, x, y, batch_size, cb=None):
         self._reset_trackers()

@@ -264,12 +264,14 @@ class Layer:
 
     @property
     def trainable_weights(self):
+        """The weight arrays that training updates (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [w for _, w, t in self._all_weight_entries() if t]
 
     @property
     def non_trainable_weights(self):
+        """The weight arrays that training leaves alone."""
         if not self.trainable:
             return self.weights
         return [w for _, w, t in self._all_weight_entries() if not t]
@@ -286,6 +288,11 @@ class Layer:
         assign_weights(f"layer {self.name!r}", self.weights, weights)
 
     def count_params(self):
+        """The number of weights (scalars) in the layer.
+
+        Raises:
+            ValueError: if the layer is not built yet.
+        """
         if not self.built:
             raise ValueError(
                 f"layer {self.name!r} is not built yet, so its parameters don't exist; "
@@ -302,6 +309,7 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        """The output shape for inputs of ``input_shape`` (batch axis first)."""
         return tuple(input_shape)
 
     def compute_mask(self, inputs, mask=None):
@@ -371,6 +379,7 @@ class Layer:
     # ------------------------------------------------------------------ config
 
     def get_config(self):
+        """The constructor arguments as a JSON-friendly dict (``from_config`` inverts it)."""
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)

@@ -6,6 +6,7 @@ from crnn import initializers, utils
 from crnn._validation import check_positive_int
 from crnn.layers import activations
 from crnn.layers.base import Layer, check_rate
+from crnn.optimizers import IndexedSlices
 
 __all__ = ["Dense", "Dropout", "Activation", "Embedding", "Masking"]
 
@@ -202,6 +203,14 @@ class Embedding(Layer):
             downstream use to skip those timesteps. Index 0 then can't be a real token,
             so ``input_dim`` should be the vocabulary size + 1.
         input_length: accepted for Keras 2 compatibility (the timesteps).
+        sparse_gradient: how the embeddings' gradient reaches the optimizer.
+            True (default): as Keras on TensorFlow, one row per looked-up index
+            (a ``crnn.optimizers.IndexedSlices``), which Adam, RMSprop, Adagrad,
+            Adamax and Nadam apply row occurrence by row occurrence (a token seen
+            twice adds two squared rows to Adam's second moment) and clipping sees
+            row by row. False: the rows of repeated indices are summed first into
+            a dense gradient, as Keras on JAX and PyTorch. Not part of Keras's
+            config (written only when False).
 
     Example:
         >>> layer = Embedding(10, 4, mask_zero=True)
@@ -210,7 +219,7 @@ class Embedding(Layer):
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 mask_zero=False, input_length=None, **kwargs):
+                 mask_zero=False, input_length=None, sparse_gradient=True, **kwargs):
         if input_length is not None and "input_shape" not in kwargs \
                 and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
@@ -223,6 +232,9 @@ class Embedding(Layer):
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        if not isinstance(sparse_gradient, (bool, np.bool_)):
+            raise ValueError(f"sparse_gradient must be True or False, received {sparse_gradient!r}")
+        self.sparse_gradient = bool(sparse_gradient)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
@@ -263,8 +275,12 @@ class Embedding(Layer):
         return self.embeddings[idx], idx
 
     def backward(self, cache, d_outputs):
-        d_embeddings = np.zeros_like(self.embeddings)
-        np.add.at(d_embeddings, cache.reshape(-1), d_outputs.reshape(-1, self.output_dim))
+        rows = np.asarray(d_outputs, dtype=self.embeddings.dtype).reshape(-1, self.output_dim)
+        if self.sparse_gradient:
+            d_embeddings = IndexedSlices(rows, cache.reshape(-1), self.embeddings.shape)
+        else:
+            d_embeddings = np.zeros_like(self.embeddings)
+            np.add.at(d_embeddings, cache.reshape(-1), rows)
         # Integer inputs have no gradient; return zeros of the index shape.
         return np.zeros(cache.shape, self.dtype), self._grads_for_trainable([d_embeddings])
 
@@ -273,6 +289,8 @@ class Embedding(Layer):
         config.update(input_dim=self.input_dim, output_dim=self.output_dim,
                       embeddings_initializer=initializers.serialize(self.embeddings_initializer),
                       mask_zero=self.mask_zero)
+        if not self.sparse_gradient:
+            config["sparse_gradient"] = False
         return config
 
 
