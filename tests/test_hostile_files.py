@@ -5,6 +5,7 @@ The hostile loads run in a child process under an address-space limit
 crnn allocate gigabytes or spin) fails the test instead of eating the machine.
 """
 
+import copy
 import io
 import json
 import os
@@ -526,7 +527,7 @@ def test_mutated_headers_load_or_raise_value_error(fuzz_sources, data):
         if isinstance(parent, dict) and data.draw(st.booleans()):
             del parent[path[-1]]
         else:
-            parent[path[-1]] = data.draw(st.sampled_from(_JUNK))
+            parent[path[-1]] = copy.deepcopy(data.draw(st.sampled_from(_JUNK)))
         if not isinstance(header, dict):
             break
     members["crnn_header"] = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
