@@ -218,8 +218,14 @@ def load_model(filepath, compile=True):
 
     Raises:
         ValueError: if the file is damaged, truncated, or not a crnn model file.
+
+    Keras ``.keras``/``.h5`` files are read by ``crnn.interop.keras.load_model``.
     """
+    from crnn.interop import keras as keras_files  # Keras .keras/.h5 files (issue 8)
     from crnn.models import Sequential
+
+    if keras_files.is_keras_file(filepath):
+        return keras_files.load_model(filepath, compile=compile)
 
     archive = _Archive(filepath)
     path = archive.path
