@@ -216,6 +216,43 @@ def test_keras2_time_major_true_is_refused(tmp_path):
         crnn.load_model(path)
 
 
+def test_nested_wrappers_are_refused(tmp_path):
+    def edit(config):
+        layers = config["config"]["layers"]
+        layers[4]["config"]["layer"] = layers[3]          # TimeDistributed(Bidirectional)
+    path = _rewrite_keras(_path("stack.keras"), tmp_path / "m.keras", edit)
+    with pytest.raises(ValueError, match="'time_distributed'.*one level of wrapping"):
+        crnn.load_model(path)
+
+
+def test_keras2_optimizer_state_is_not_guessed(tmp_path):
+    """tf.keras 2 stored its slots in another order (all m, then all v): crnn warns and
+    starts fresh slots rather than guess, but keeps the compile config."""
+    path = tmp_path / "k2.h5"
+    shutil.copy(_path("keras2_stack.h5"), path)
+    with h5py.File(path, "r+") as f:
+        group = f.create_group("optimizer_weights")
+        group.create_dataset("Adam/iter:0", data=np.array(4, "int64"))
+        group.attrs["weight_names"] = np.array([b"Adam/iter:0"])
+    with pytest.warns(UserWarning, match="Keras 2.15.0"):
+        model = crnn.load_model(path)
+    assert type(model.optimizer).__name__ == "Adam"
+    _close(model.predict(GOLDEN["stack_x"], verbose=0), GOLDEN["stack_y"])
+
+
+def test_chunked_weight_names_attributes_are_read(tmp_path):
+    """Keras splits long name lists into weight_names0, weight_names1, ..."""
+    path = tmp_path / "chunked.h5"
+    shutil.copy(_path("stack.h5"), path)
+    with h5py.File(path, "r+") as f:
+        group = f["model_weights/lstm"]
+        names = group.attrs["weight_names"]
+        del group.attrs["weight_names"]
+        group.attrs["weight_names0"] = names[:2]
+        group.attrs["weight_names1"] = names[2:]
+    _close(crnn.load_model(path).predict(GOLDEN["stack_x"], verbose=0), GOLDEN["stack_y"])
+
+
 # ---------------------------------------------------------------- h5py missing
 
 

@@ -322,6 +322,9 @@ def _entry(path, entry, where):
     for key in ("layer", "backward_layer"):
         if config.get(key) is not None and class_name in ("TimeDistributed", "Bidirectional"):
             inner = _entry(path, config[key], f"the {key} of layer {name!r}")
+            if inner["class_name"] in ("TimeDistributed", "Bidirectional"):
+                raise ValueError(f"{path!r}: layer {name!r} ({class_name}) wraps a "
+                                 f"{inner['class_name']}; crnn loads one level of wrapping")
             if class_name == "Bidirectional" and inner["class_name"] not in _RECURRENT:
                 raise ValueError(f"{path!r}: layer {name!r} (Bidirectional) wraps a "
                                  f"{inner['class_name']}; crnn wraps LSTM, GRU or SimpleRNN")
@@ -364,7 +367,9 @@ def _layers_from_config(path, model_config):
     build = (model_config.get("build_config") or {}).get("input_shape") \
         if isinstance(model_config.get("build_config"), dict) else None
     name = config.get("name") if isinstance(config, dict) else None
-    return result, build, name if isinstance(name, str) and name else None
+    trainable = config.get("trainable", True) if isinstance(config, dict) else True
+    return result, build, {"name": name if isinstance(name, str) and name else None,
+                           "trainable": bool(trainable)}
 
 
 def _expected_shapes(layer, input_shape):
@@ -412,11 +417,11 @@ def _plan(path, layers, build):
     for layer in layers:
         if isinstance(layer, InputLayer):
             continue
-        if any(v is None for v in current[2 if len(current) > 2 else 1:]) and \
-                _expected_shapes(layer, current[:-1] + (1,)):
+        shapes = _expected_shapes(layer, current)
+        if any(v is None for s in shapes for v in s):
             raise ValueError(f"{path!r}: layer {layer.name!r} gets input of shape "
                              f"{current}, whose feature size is unknown")
-        plan.append((layer, _expected_shapes(layer, current)))
+        plan.append((layer, shapes))
         states = getattr(layer, "stateful", False)
         if states and isinstance(current[0], int):
             units = getattr(layer, "units", None) or layer.forward_layer.units
@@ -675,11 +680,11 @@ def _warn_state(path, why):
 # ---------------------------------------------------------------------- loading
 
 
-def _build(path, layers, shape, name, arrays):
+def _build(path, layers, shape, options, arrays):
     from crnn.layers import InputLayer
     from crnn.models import Sequential
 
-    model = Sequential(name=name)
+    model = Sequential(**options)
     if not isinstance(layers[0], InputLayer):
         model.add(InputLayer(batch_shape=shape))
     for layer in layers:
@@ -696,7 +701,7 @@ def _load_keras3(path, compile):
         config = archive.read_json("config.json")
         if not isinstance(config, dict):
             raise ValueError(f"{path!r}: config.json is not a JSON object")
-        layers, build, name = _layers_from_config(path, config)
+        layers, build, options = _layers_from_config(path, config)
         plan, shape = _plan(path, layers, build)
         h5py = _import_h5py()
         tmp = archive.extract_weights()
@@ -706,7 +711,7 @@ def _load_keras3(path, compile):
         with _open_h5(h5py, path, tmp) as h5:
             nodes = _keras3_datasets(h5, h5.f, plan)
             arrays = [h5.read(node, what) for node, what in nodes]
-            model = _build(path, layers, shape, name, arrays)
+            model = _build(path, layers, shape, options, arrays)
             compile_config = config.get("compile_config")
             if compile and isinstance(compile_config, dict) and _compile(
                     path, model, compile_config.get("optimizer"), compile_config.get("loss"),
@@ -767,14 +772,14 @@ def _load_hdf5(path, compile):
             )
         if not isinstance(text, str):
             raise ValueError(f"{path!r}: the model_config attribute is not JSON text")
-        layers, build, name = _layers_from_config(path, _json(path, "model_config", text))
+        layers, build, options = _layers_from_config(path, _json(path, "model_config", text))
         plan, shape = _plan(path, layers, build)
         root = h5.child(h5.f, "model_weights", "the model_weights group")
         if root is None:
             raise ValueError(f"{path!r} has a model config but no model_weights group")
         nodes = _legacy_datasets(h5, root, plan)
         arrays = [h5.read(node, what) for node, what in nodes]
-        model = _build(path, layers, shape, name, arrays)
+        model = _build(path, layers, shape, options, arrays)
         training = h5.attribute(h5.f, "training_config", "the training_config attribute")
         if compile and isinstance(training, str):
             training = _json(path, "training_config", training)

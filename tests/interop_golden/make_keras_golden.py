@@ -181,22 +181,26 @@ def keras2_stack(model):
                     "name": "Adam", "learning_rate": 0.01, "decay": 0.0, "beta_1": 0.9,
                     "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}}
     path = os.path.join(HERE, "keras2_stack.h5")
+    # tf.keras 2 stored its strings as UTF-8 bytes.
     with h5py.File(path, "w") as f:
-        f.attrs["keras_version"] = "2.15.0"
-        f.attrs["backend"] = "tensorflow"
-        f.attrs["model_config"] = json.dumps(k2)
-        f.attrs["training_config"] = json.dumps(training)
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps(k2).encode("utf-8")
+        f.attrs["training_config"] = json.dumps(training).encode("utf-8")
         weights = f.create_group("model_weights")
         names = [layer.name for layer in model.layers]
         weights.attrs["layer_names"] = np.array([n.encode() for n in names])
-        weights.attrs["backend"] = "tensorflow"
-        weights.attrs["keras_version"] = "2.15.0"
+        weights.attrs["backend"] = b"tensorflow"
+        weights.attrs["keras_version"] = b"2.15.0"
         for layer in model.layers:
             group = weights.create_group(layer.name)
             wnames = []
             for v in layer.weights:
-                # tf.keras 2 names: "<layer>/<cell>/<weight>:0", inside the layer's group.
+                # tf.keras 2 names: "<layer>/<cell>/<weight>:0" (Keras 3 puts the model's
+                # name first), inside the layer's group.
                 parts = v.path.split("/")
+                if parts[0] == model.name:
+                    parts = parts[1:]
                 wname = "/".join(parts) + ":0"
                 wnames.append(wname.encode())
                 group.create_dataset(wname, data=np.asarray(v))
