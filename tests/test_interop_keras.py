@@ -119,6 +119,20 @@ def test_training_continues_from_keras_optimizer_state(name):
     assert np.abs(GOLDEN["stack_step_y"] - GOLDEN["stack_y"]).max() > 1e-3
 
 
+@pytest.mark.parametrize("name, cls, slots", [
+    ("sgd", "SGD", 1), ("rmsprop", "RMSprop", 3), ("amsgrad", "Adam", 3),
+    ("adagrad", "Adagrad", 1)])
+def test_every_optimizer_layout_continues_like_keras(name, cls, slots):
+    model = _load(f"opt_{name}.keras")
+    assert type(model.optimizer).__name__ == cls
+    assert model.optimizer.iterations == 4
+    assert len(model.optimizer.get_state()) == 1 + slots * len(model.trainable_weights)
+    x, t = GOLDEN["opt_x"], GOLDEN["opt_t"]
+    _close(model.predict(x, verbose=0), GOLDEN[f"opt_{name}_y"])
+    model.train_on_batch(x[:3], t[:3])
+    _close(model.predict(x, verbose=0), GOLDEN[f"opt_{name}_step_y"])
+
+
 def test_keras2_compile_config_is_restored():
     model = _load("keras2_stack.h5")
     assert type(model.optimizer).__name__ == "Adam"

@@ -22,9 +22,10 @@ can't make crnn allocate gigabytes; zip members and JSON texts have size limits;
 and external links, external and virtual datasets are refused. Any such problem is a
 ``ValueError`` that names the file and what is wrong.
 
-Example:
-    >>> model = crnn.load_model("forecaster.keras")     # or "forecaster.h5"
-    >>> model.save("forecaster.crnn")                   # now loads with numpy + scipy only
+Example (with a Keras file at hand, so not a doctest)::
+
+    model = crnn.load_model("forecaster.keras")     # or "forecaster.h5"
+    model.save("forecaster.crnn")                   # now loads with numpy + scipy only
 """
 
 import inspect
@@ -422,9 +423,9 @@ def _plan(path, layers, build):
             raise ValueError(f"{path!r}: layer {layer.name!r} gets input of shape "
                              f"{current}, whose feature size is unknown")
         plan.append((layer, shapes))
-        states = getattr(layer, "stateful", False)
-        if states and isinstance(current[0], int):
+        if getattr(layer, "stateful", False) and isinstance(current[0], int):
             units = getattr(layer, "units", None) or layer.forward_layer.units
+            # At most 2 states (LSTM h, c) x 2 directions of (batch, units) each.
             if current[0] * units * 4 > _MAX_STATE_ELEMENTS:
                 raise ValueError(f"{path!r}: stateful layer {layer.name!r} would keep states "
                                  f"of {current[0]} x {units}; crnn refuses that size")
@@ -436,53 +437,51 @@ def _plan(path, layers, build):
 
 
 def _keras3_leaf_paths(layer, n):
+    """Paths of a layer's ``n`` weights inside its ``layers/<key>`` group."""
     from crnn.layers import Bidirectional, TimeDistributed
     from crnn.layers.recurrent import _RNN
 
-    if isinstance(layer, Bidirectional):
-        nf = len(layer.forward_layer.weights) if layer.forward_layer.built else n // 2
-        return (["forward_layer/" + p for p in _keras3_leaf_paths(layer.forward_layer, nf)]
+    if isinstance(layer, Bidirectional):        # both directions have the same weights
+        return (["forward_layer/" + p for p in _keras3_leaf_paths(layer.forward_layer, n // 2)]
                 + ["backward_layer/" + p for p in _keras3_leaf_paths(layer.backward_layer,
-                                                                      n - nf)])
+                                                                      n // 2)])
     if isinstance(layer, TimeDistributed):
         return ["layer/" + p for p in _keras3_leaf_paths(layer.layer, n)]
     prefix = "cell/" if isinstance(layer, _RNN) else ""
     return [f"{prefix}vars/{k}" for k in range(n)]
 
 
-def _keras3_layer_groups(h5, root):
-    """Map layer name -> group under ``layers/`` (by each group's ``vars`` name)."""
-    layers = h5.child(root, "layers", "the 'layers' group")
-    if layers is None:
-        raise ValueError(f"{h5.path!r}: model.weights.h5 has no 'layers' group")
-    groups = {}
-    try:
-        keys = list(layers.keys())
-    except (OSError, RuntimeError) as error:
-        raise ValueError(f"{h5.path!r}: the 'layers' group is damaged ({error})") from None
-    for key in keys[:100000]:
-        group = h5.child(layers, key, f"layers/{key}")
-        variables = h5.child(group, "vars", f"layers/{key}/vars") \
-            if isinstance(group, h5.h5py.Group) else None
-        name = h5.attribute(variables, "name", f"layers/{key}/vars name") \
-            if variables is not None else None
-        groups[name if isinstance(name, str) else key] = group
-        groups.setdefault(key, group)
-    return groups
+def _keras3_keys(layers):
+    """The group names Keras 3 gives a Sequential model's layers in model.weights.h5: the
+    snake_case class name, numbered from the second of a class on (dense, dense_1...)."""
+    from crnn.layers.base import _snake_case
+
+    used, keys = {}, []
+    for layer in layers:
+        key = _snake_case(type(layer).__name__)
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        keys.append(key)
+    return keys
 
 
 def _keras3_datasets(h5, root, plan):
-    groups = _keras3_layer_groups(h5, root)
+    layers = h5.child(root, "layers", "the 'layers' group")
+    if layers is None:
+        raise ValueError(f"{h5.path!r}: model.weights.h5 has no 'layers' group")
     found = []
-    for layer, shapes in plan:
+    for (layer, shapes), key in zip(plan, _keras3_keys([layer for layer, _ in plan])):
         if not shapes:
             continue
-        group = groups.get(layer.name)
+        group = h5.child(layers, key, f"layers/{key}")
         if group is None:
-            raise ValueError(f"{h5.path!r}: the weights of layer {layer.name!r} are missing")
-        paths = _keras3_leaf_paths(layer, len(shapes))
-        for k, (rel, shape) in enumerate(zip(paths, shapes)):
-            what = f"weight {k} of layer {layer.name!r} (layers/.../{rel})"
+            raise ValueError(f"{h5.path!r}: the weights of layer {layer.name!r} (group "
+                             f"layers/{key}) are missing")
+        for k, (rel, shape) in enumerate(zip(_keras3_leaf_paths(layer, len(shapes)), shapes)):
+            what = f"weight {k} of layer {layer.name!r} (layers/{key}/{rel})"
             node = h5.child(group, rel, what)
             h5.check_dataset(node, shape, what)
             found.append((node, what))
@@ -641,34 +640,46 @@ def _compile(path, model, optimizer, loss, metrics):
     return True
 
 
+def _keras_slot_order(opt, n_params):
+    """``[(slot name, parameter index)]`` in the order Keras 3 stores optimizer variables
+    after ``iterations`` and ``learning_rate``: each ``add_optimizer_variables`` call in the
+    optimizer's ``build`` adds its slot names parameter by parameter (Adam: m0, v0, m1, v1,
+    ..., then the AMSGrad maxima; RMSprop: all velocities, then momentums, then averages)."""
+    name = type(opt).__name__
+    if name == "Adam":
+        calls = [["momentum", "velocity"]] + ([["velocity_hat"]] if opt.amsgrad else [])
+    else:           # SGD, RMSprop, Adagrad: one slot per call, in crnn's slot order
+        calls = [[slot] for slot in opt._slot_names()]
+    return [(slot, k) for call in calls for k in range(n_params) for slot in call]
+
+
 def _restore_optimizer(path, h5, model, nodes):
-    """Keras 3 optimizer variables (iterations, learning rate, then each parameter's
-    slots in turn) into crnn's order (iterations, then slot by slot)."""
+    """Keras 3 optimizer variables (``iterations``, ``learning_rate``, then the slots in
+    ``_keras_slot_order``) into crnn's order (iterations, then slot by slot)."""
     opt = model.optimizer
     params = model.trainable_weights
-    slots = opt._slot_names()
-    if len(nodes) == 2 and slots:
+    order = _keras_slot_order(opt, len(params))
+    if len(nodes) == 2 and order:
         # Keras creates the slots on the first training step: none was taken.
         return
-    if len(nodes) != 2 + len(params) * len(slots):
+    if len(nodes) != 2 + len(order):
         _warn_state(path, f"{len(nodes)} optimizer variables, crnn's "
-                          f"{type(opt).__name__} expects {2 + len(params) * len(slots)}")
+                          f"{type(opt).__name__} expects {2 + len(order)}")
         return
+    where = {entry: nodes[2 + i] for i, entry in enumerate(order)}
     try:
         iterations = nodes[0]
         if not isinstance(iterations, h5.h5py.Dataset) or iterations.shape != () \
                 or iterations.dtype.kind not in "iu":
             raise ValueError(f"{path!r}: the optimizer's iteration count is damaged")
-        for k, param in enumerate(params):
-            for s, name in enumerate(slots):
-                h5.check_dataset(nodes[2 + k * len(slots) + s], param.shape,
-                                 f"optimizer slot {name!r} of parameter {k}")
+        for (slot, k), node in where.items():
+            h5.check_dataset(node, params[k].shape, f"optimizer slot {slot!r} of parameter {k}")
     except ValueError as error:
         _warn_state(path, str(error))
         return
     count = int(h5.read(iterations, "the optimizer's iteration count"))
-    arrays = [h5.read(nodes[2 + k * len(slots) + s], f"optimizer slot {name!r}")
-              for s, name in enumerate(slots) for k in range(len(params))]
+    arrays = [h5.read(where[(slot, k)], f"optimizer slot {slot!r} of parameter {k}")
+              for slot in opt._slot_names() for k in range(len(params))]
     opt.set_state([np.array(count, np.int64)] + arrays)
 
 
@@ -825,8 +836,9 @@ def load_model(filepath, compile=True):
             holds a functional model, or uses a layer or option crnn does not have (the
             message names the layer and the option); raised before any weight is read.
 
-    Example:
-        >>> model = crnn.interop.keras.load_model("model.keras")
+    Example (with a Keras file at hand)::
+
+        model = crnn.interop.keras.load_model("model.keras")
     """
     path = os.fspath(filepath)
     if not os.path.exists(path):

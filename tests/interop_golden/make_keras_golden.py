@@ -12,6 +12,10 @@ Files:
                          ``weight_names`` ending in ``:0``, keras_version 2.15.0), written with
                          h5py from the weights of ``stack``: tf.keras 2 is not installable next
                          to Keras 3, so this script writes that layout itself
+  opt_<name>.keras       LSTM -> Bidirectional(GRU) -> Dense trained with SGD (momentum),
+                         RMSprop (momentum, centered), Adam (amsgrad) and Adagrad; their
+                         predictions ``opt_<name>_y`` on ``opt_x`` and after one more step on
+                         ``opt_x[:3]``, ``opt_t[:3]``: ``opt_<name>_step_y``
   functional.keras       a functional (non-Sequential) model: crnn refuses it
   conv.keras             a Sequential model with a Conv1D layer: crnn refuses it
   keras_golden.npz       inputs ``<name>_x`` and Keras predictions ``<name>_y`` (stateful:
@@ -68,6 +72,29 @@ def stack(rng, out):
     # One more Adam step from the saved state: crnn's load must continue it exactly.
     model.train_on_batch(x[:4], y[:4])
     out["stack_step_y"] = model.predict(x, verbose=0)
+
+
+def optimizers(rng, out):
+    """Small models trained a little with each optimizer layout, then one more step."""
+    cases = {
+        "sgd": keras.optimizers.SGD(0.05, momentum=0.9),
+        "rmsprop": keras.optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+        "amsgrad": keras.optimizers.Adam(0.01, amsgrad=True),
+        "adagrad": keras.optimizers.Adagrad(0.1),
+    }
+    x = rng.standard_normal((6, 5, 2)).astype("float32")
+    y = rng.standard_normal((6, 1)).astype("float32")
+    out["opt_x"], out["opt_t"] = x, y
+    for k, (name, optimizer) in enumerate(cases.items()):
+        keras.utils.set_random_seed(10 + k)
+        model = keras.Sequential([keras.Input((5, 2)), L.LSTM(3, return_sequences=True),
+                                  L.Bidirectional(L.GRU(2)), L.Dense(1)])
+        model.compile(optimizer=optimizer, loss="mse")
+        model.fit(x, y, epochs=2, batch_size=3, verbose=0, shuffle=False)
+        model.save(os.path.join(HERE, f"opt_{name}.keras"))
+        out[f"opt_{name}_y"] = model.predict(x, verbose=0)
+        model.train_on_batch(x[:3], y[:3])
+        out[f"opt_{name}_step_y"] = model.predict(x, verbose=0)
 
 
 def gru_v1(rng, out):
@@ -221,6 +248,7 @@ def main():
     rng = np.random.default_rng(20261202)
     out = {}
     stack(rng, out)
+    optimizers(rng, out)
     gru_v1(rng, out)
     embedding(rng, out)
     stateful(rng, out)
