@@ -620,7 +620,7 @@ def _metrics(path, metrics):
 
 
 class _Unsupported(Exception):
-    pass
+    """A compile option crnn lacks: the model loads uncompiled, with a warning."""
 
 
 def _compile(path, model, optimizer, loss, metrics):
@@ -719,7 +719,7 @@ def _load_keras3(path, compile):
     finally:
         archive.close()
     try:
-        with _open_h5(h5py, path, tmp) as h5:
+        with _OpenH5(h5py, path, tmp) as h5:
             nodes = _keras3_datasets(h5, h5.f, plan)
             arrays = [h5.read(node, what) for node, what in nodes]
             model = _build(path, layers, shape, options, arrays)
@@ -750,7 +750,9 @@ def _count_numbered(h5, group):
     return count
 
 
-class _open_h5:
+class _OpenH5:
+    """Open an HDF5 file read-only as an `_H5`; an unreadable file is a ValueError."""
+
     def __init__(self, h5py, path, filename):
         self.h5py, self.path, self.filename = h5py, path, filename
 
@@ -773,7 +775,7 @@ class _open_h5:
 
 def _load_hdf5(path, compile):
     h5py = _import_h5py()
-    with _open_h5(h5py, path, path) as h5:
+    with _OpenH5(h5py, path, path) as h5:
         text = h5.attribute(h5.f, "model_config", "the model_config attribute")
         if text is None:
             raise ValueError(
