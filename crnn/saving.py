@@ -622,7 +622,13 @@ def load_model(filepath, compile=True):
     Raises:
         FileNotFoundError: if there is no such file.
         ValueError: if the file is damaged, truncated, hostile, or not a crnn model file.
+
+    Keras ``.keras``/``.h5`` files are read by ``crnn.interop.keras.load_model``.
     """
+    from crnn.interop import keras as keras_files  # Keras .keras/.h5 files (issue 8)
+
+    if keras_files.is_keras_file(filepath):
+        return keras_files.load_model(filepath, compile=compile)
     with _plain_value_errors():
         archive = _Archive(filepath)
         try:
