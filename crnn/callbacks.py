@@ -37,6 +37,10 @@ __all__ = [
     "LambdaCallback",
     "TerminateOnNaN",
     "ResetStatesCallback",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "CSVLogger",
+    "BackupAndRestore",
 ]
 
 
@@ -434,7 +438,8 @@ class _MonitorCallback(Callback):
         if reference is None:
             return True
         delta = -self.min_delta if self.monitor_op is np.less else self.min_delta
-        return bool(self.monitor_op(value - delta, reference))
+        # Keras's ops.less/ops.greater compare float32 tensors.
+        return bool(self.monitor_op(np.float32(value - delta), np.float32(reference)))
 
 
 class EarlyStopping(_MonitorCallback):
@@ -812,3 +817,336 @@ class ResetStatesCallback(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.at_epoch_end:
             self.model.reset_states()
+
+
+def _optimizer_of(callback):
+    optimizer = getattr(callback.model, "optimizer", None)
+    if optimizer is None or not hasattr(optimizer, "learning_rate"):
+        raise ValueError(
+            f"{type(callback).__name__} needs a compiled model whose optimizer has a `learning_rate`; "
+            "call model.compile(optimizer=...) first."
+        )
+    return optimizer
+
+
+def _current_lr(optimizer):
+    # Keras keeps the learning rate in a float32 variable; logs show that value.
+    return float(np.float32(optimizer.learning_rate))
+
+
+class LearningRateScheduler(Callback):
+    """Sets the learning rate at the start of each epoch from ``schedule``.
+
+    Keras 3 semantics: ``schedule(epoch, lr)`` (or ``schedule(epoch)`` if it takes one
+    argument) returns the new rate, a float, for 0-based ``epoch``; the rate in use
+    is logged as ``"learning_rate"`` at the end of each epoch.
+
+    Args:
+        schedule: Function ``(epoch, lr) -> float`` or ``(epoch) -> float``.
+        verbose: 0 (silent) or 1 (print each update). Defaults to 0.
+
+    Raises:
+        ValueError: If ``schedule`` is not callable, or returns a non-number
+            (raised at the epoch, before the rate is changed).
+
+    Example:
+
+    >>> cb = LearningRateScheduler(lambda epoch, lr: lr if epoch < 10 else lr * 0.9)
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise ValueError(f"Argument `schedule` must be callable. Received: schedule={schedule!r}.")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = _optimizer_of(self)
+        try:
+            lr = self.schedule(epoch, _current_lr(optimizer))
+        except TypeError:  # a one-argument schedule, as Keras tries
+            lr = self.schedule(epoch)
+        if not _is_number(lr) or not np.isfinite(lr):
+            raise ValueError(
+                f'The output of the "schedule" function should be a float. Got: {lr!r} at epoch {epoch}.'
+            )
+        optimizer.learning_rate = float(lr)
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {float(lr)}.", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _current_lr(_optimizer_of(self))
+
+
+class ReduceLROnPlateau(_MonitorCallback):
+    """Multiplies the learning rate by ``factor`` when a monitored quantity stops improving.
+
+    Keras 3 semantics: after ``patience`` epochs without an improvement of more than
+    ``min_delta``, the rate becomes ``max(lr * factor, min_lr)`` if it is still above
+    ``min_lr``; after a reduction, ``cooldown`` epochs pass before counting again. In
+    ``mode="auto"`` the direction is found as for ``EarlyStopping``. The rate in use
+    is logged as ``"learning_rate"``.
+
+    Args:
+        monitor: Quantity to watch. Defaults to ``"val_loss"``.
+        factor: Factor in (0, 1). Defaults to 0.1.
+        patience: Epochs without improvement before reducing. Defaults to 10.
+        verbose: 0 or 1 (print each reduction). Defaults to 0.
+        mode: ``"auto"``, ``"min"`` or ``"max"``. Defaults to ``"auto"``.
+        min_delta: Smallest change that counts as an improvement. Defaults to 1e-4.
+        cooldown: Epochs to wait after a reduction. Defaults to 0.
+        min_lr: Lower bound of the rate. Defaults to 0.0.
+
+    Raises:
+        ValueError: If ``factor >= 1`` or another argument is out of range.
+
+    Example:
+
+    >>> cb = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-5)
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__(monitor, mode, min_delta)
+        if not _is_number(factor) or not 0 < factor < 1:
+            raise ValueError(
+                f"ReduceLROnPlateau does not support a factor >= 1.0 (or <= 0). Received factor={factor!r}."
+            )
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"Argument `{name}` must be an int >= 0. Received: {name}={value!r}.")
+        if not _is_number(min_lr) or min_lr < 0:
+            raise ValueError(f"Argument `min_lr` must be a number >= 0. Received: min_lr={min_lr!r}.")
+        self.factor = float(factor)
+        self.patience = int(patience)
+        self.verbose = verbose
+        self.cooldown = int(cooldown)
+        self.min_lr = float(min_lr)
+        self._reset()
+
+    def _reset(self):
+        self.best = None
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self):
+        """Whether the callback is waiting after a reduction."""
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        logs = logs if logs is not None else {}
+        optimizer = _optimizer_of(self)
+        logs["learning_rate"] = _current_lr(optimizer)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+                f"available. Available metrics are: {','.join(logs.keys())}.",
+                stacklevel=2,
+            )
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                old_lr = _current_lr(optimizer)
+                if old_lr > np.float32(self.min_lr):
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    optimizer.learning_rate = new_lr
+                    if self.verbose > 0:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.",
+                              flush=True)
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+class CSVLogger(Callback):
+    """Streams each epoch's logs to a CSV file (Keras 3's format).
+
+    The first row is ``epoch`` followed by the first epoch's log keys in sorted order
+    (plus ``val_`` columns if that epoch had none, as Keras adds them; missing values
+    are written as ``NA``); each epoch adds a row with the 0-based epoch and the
+    values. With ``append=True`` an existing file is extended (without a second header).
+
+    Args:
+        filename: Path of the CSV file.
+        separator: Field separator. Defaults to ``","``.
+        append: Append to an existing file instead of overwriting it. Defaults to False.
+
+    Example:
+
+    >>> cb = CSVLogger("training.log")   # then model.fit(..., callbacks=[cb])
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        filename = os.fspath(filename)
+        if not isinstance(filename, str) or not filename:
+            raise ValueError(f"Argument `filename` must be a non-empty path. Received: filename={filename!r}.")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"Argument `separator` must be one character. Received: separator={separator!r}.")
+        self.filename = filename
+        self.sep = separator
+        self.append = bool(append)
+        self.keys = None
+        self._file = None
+        self._writer = None
+        self._append_header = True
+
+    def on_train_begin(self, logs=None):
+        if self.append:
+            if os.path.exists(self.filename):
+                self._append_header = os.path.getsize(self.filename) == 0
+            mode = "a"
+        else:
+            mode = "w"
+            self._append_header = True
+        self.keys = None
+        self._writer = None
+        self._file = open(self.filename, mode, newline="")  # noqa: SIM115 (closed in on_train_end)
+
+    @staticmethod
+    def _format(value):
+        if isinstance(value, str):
+            return value
+        array = np.asarray(value)
+        if array.ndim > 0:
+            return f'"[{", ".join(str(v) for v in array.ravel().tolist())}]"'
+        return value.item() if isinstance(value, np.generic) else value
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+
+        logs = dict(logs or {})
+        if self._file is None:
+            self.on_train_begin()
+        if self.keys is None:
+            self.keys = sorted(logs.keys())
+            # As Keras: without validation keys in the first epoch (validation_freq > 1, or
+            # no validation), "val_" columns are added anyway and hold "NA" when missing.
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                self.keys.extend([f"val_{k}" for k in self.keys])
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=["epoch", *self.keys],
+                                          delimiter=self.sep)
+            if self._append_header:
+                self._writer.writeheader()
+        row = {"epoch": epoch}
+        row.update((k, self._format(logs.get(k, "NA"))) for k in self.keys)
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._writer = None
+
+
+class BackupAndRestore(Callback):
+    """Backs up the training at each epoch end and resumes from it after a crash.
+
+    At the end of every epoch the model's weights, its optimizer state, the states of
+    its stateful RNN layers and the epoch number are written to ``backup_dir``
+    (atomically: a crash while writing leaves the previous backup intact). When
+    ``fit`` starts and a backup exists, all of them are restored and ``fit`` resumes
+    at the epoch after the backed-up one, as Keras's ``BackupAndRestore`` does. When
+    ``fit`` ends normally the backup is deleted (``delete_checkpoint=True``); a crash
+    or interruption leaves it for the next run.
+
+    Args:
+        backup_dir: Directory for the backup (created if needed). Use one directory
+            per training run.
+        save_freq: ``"epoch"`` (the only value crnn supports).
+        delete_checkpoint: Delete the backup when training ends normally.
+            Defaults to True.
+
+    Raises:
+        ValueError: For an empty ``backup_dir`` or an unsupported ``save_freq``.
+
+    Example:
+
+    >>> cb = BackupAndRestore("backup")   # model.fit(..., callbacks=[cb]) resumes after a crash
+    """
+
+    _MODEL_FILE = "model.crnn"
+    _META_FILE = "training_metadata.json"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True, double_checkpoint=False):
+        super().__init__()
+        backup_dir = os.fspath(backup_dir)
+        if not isinstance(backup_dir, str) or not backup_dir:
+            raise ValueError(f"Empty `backup_dir` argument passed. Received: backup_dir={backup_dir!r}.")
+        if save_freq != "epoch":
+            raise ValueError(
+                f"crnn's BackupAndRestore backs up at epoch ends only: save_freq must be 'epoch'. "
+                f"Received: save_freq={save_freq!r}."
+            )
+        if double_checkpoint:
+            raise ValueError("double_checkpoint=True is not supported by crnn (each backup is written atomically).")
+        self.backup_dir = backup_dir
+        self.save_freq = save_freq
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self._model_path = os.path.join(backup_dir, self._MODEL_FILE)
+        self._meta_path = os.path.join(backup_dir, self._META_FILE)
+
+    def on_train_begin(self, logs=None):
+        import json
+
+        from crnn import saving
+
+        if not (os.path.exists(self._model_path) and os.path.exists(self._meta_path)):
+            return
+        with open(self._meta_path) as f:
+            meta = json.load(f)
+        restored = saving.load_model(self._model_path)
+        model = self.model
+        # Check everything before changing anything.
+        own, saved = model.get_weights(), restored.get_weights()
+        if len(own) != len(saved) or any(a.shape != b.shape for a, b in zip(own, saved)):
+            raise ValueError(
+                f"The backup in {self.backup_dir!r} does not fit this model (weight shapes differ); "
+                "use another backup_dir for a different model."
+            )
+        model.set_weights(saved)
+        if getattr(restored, "optimizer", None) is not None and getattr(model, "optimizer", None) is not None:
+            model.optimizer.set_state(restored.optimizer.get_state())
+        for layer, saved_layer in zip(model.layers, restored.layers):
+            states = saved_layer._state_arrays()
+            if states:
+                layer._set_state_arrays(states)
+        model._initial_epoch = int(meta["epoch"]) + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+
+        from crnn import saving
+
+        os.makedirs(self.backup_dir, exist_ok=True)
+        saving.save_model(self.model, self._model_path)
+        tmp = self._meta_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"epoch": int(epoch)}, f)
+        os.replace(tmp, self._meta_path)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            for path in (self._model_path, self._meta_path):
+                if os.path.exists(path):
+                    os.remove(path)
+            try:
+                os.rmdir(self.backup_dir)
+            except OSError:
+                pass  # not empty (the user's files) or already gone

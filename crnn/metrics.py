@@ -36,6 +36,13 @@ __all__ = [
     "Accuracy",
     "MeanAbsoluteError",
     "MeanSquaredError",
+    "RootMeanSquaredError",
+    "MeanAbsolutePercentageError",
+    "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "Precision",
+    "Recall",
+    "AUC",
     "get",
     "serialize",
     "deserialize",
@@ -55,6 +62,32 @@ def _per_sample(values):
     if values.ndim > 1:
         values = values.reshape(values.shape[0], -1).mean(axis=1)
     return values
+
+
+def _weighted_per_sample(values, sample_weight):
+    """Keras's reduce_to_samplewise_values with weights: ``(sum of weighted values, sum of weights)``.
+
+    Values are first averaged down to the weights' rank, then weighted; both are
+    then averaged over every axis but the first.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if not np.all(np.isfinite(sw)):
+        raise ValueError("`sample_weight` must be finite.")
+    values, sw = _squeeze_or_expand(values, sw)
+    if values.ndim > sw.ndim:
+        values = values.mean(axis=tuple(range(sw.ndim, values.ndim)))
+    try:
+        sw = np.broadcast_to(sw, values.shape)
+    except ValueError:
+        raise ValueError(
+            f"`sample_weight` of shape {np.shape(sample_weight)} does not broadcast to the values of "
+            f"shape {values.shape}; pass one weight per sample (shape ({values.shape[0] if values.ndim else 1},))."
+        ) from None
+    values = values * sw
+    if sw.ndim > 1:
+        sw = sw.reshape(sw.shape[0], -1).mean(axis=1)
+    return _per_sample(values), sw
 
 
 class Metric:
@@ -84,19 +117,28 @@ class Metric:
         self.total = 0.0
         self.count = 0
 
-    def _accumulate(self, values):
+    def _accumulate(self, values, sample_weight=None):
+        if sample_weight is not None:
+            values, weights = _weighted_per_sample(values, sample_weight)
+            self.total += float(np.sum(values))
+            self.count += float(np.sum(weights))
+            return
         values = _per_sample(values)
         self.total += float(np.sum(values))
         self.count += int(values.size) if values.ndim else 1
 
-    def update_state(self, y_true, y_pred):
+    def update_state(self, y_true, y_pred, sample_weight=None):
         """Adds one batch.
 
         Args:
             y_true: Targets of the batch.
             y_pred: Predictions of the batch.
+            sample_weight: Optional weights, one per sample (or per position,
+                e.g. a timestep mask), as Keras: the result becomes
+                ``sum(w * value) / sum(w)``.
         """
-        self._accumulate(self._values(_to_array(y_true, "y_true"), _to_array(y_pred, "y_pred")))
+        self._accumulate(self._values(_to_array(y_true, "y_true"), _to_array(y_pred, "y_pred")),
+                         sample_weight)
 
     def _values(self, y_true, y_pred):
         raise NotImplementedError
@@ -406,6 +448,393 @@ class MeanSquaredError(Metric):
         return mean_squared_error(y_true, y_pred)
 
 
+class RootMeanSquaredError(Metric):
+    """``sqrt`` of the running mean of squared errors (Keras's ``RootMeanSquaredError``).
+
+    Args:
+        name: Defaults to ``"root_mean_squared_error"``.
+
+    Example:
+
+    >>> m = RootMeanSquaredError()
+    >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 1.0]]))
+    >>> round(m.result(), 6)
+    0.707107
+    """
+
+    def __init__(self, name="root_mean_squared_error"):
+        super().__init__(name)
+
+    def _values(self, y_true, y_pred):
+        y_true, y_pred = _squeeze_or_expand(y_true, y_pred)
+        return np.square(y_pred.astype(np.float64) - y_true)
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
+def mean_absolute_percentage_error(y_true, y_pred):
+    """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over the last axis."""
+    y_true, y_pred = _squeeze_or_expand(np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64))
+    diff = np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), 1e-7))
+    return 100.0 * np.mean(diff, axis=-1)
+
+
+class MeanAbsolutePercentageError(Metric):
+    """Mean absolute percentage error (Keras's ``MeanAbsolutePercentageError``).
+
+    Args:
+        name: Defaults to ``"mean_absolute_percentage_error"``.
+
+    Example:
+
+    >>> m = MeanAbsolutePercentageError()
+    >>> m.update_state(np.array([[2.0, 4.0]]), np.array([[1.0, 5.0]]))
+    >>> m.result()
+    37.5
+    """
+
+    def __init__(self, name="mean_absolute_percentage_error"):
+        super().__init__(name)
+
+    def _values(self, y_true, y_pred):
+        return mean_absolute_percentage_error(y_true, y_pred)
+
+
+def _in_top_k(targets, predictions, k):
+    """TensorFlow's ``in_top_k``: the target's score has fewer than ``k`` strictly larger scores
+    (ties at the boundary count as in); non-finite target scores are never in."""
+    predictions = np.asarray(predictions, np.float64)
+    target_scores = np.take_along_axis(predictions, targets[:, None], axis=1)
+    larger = np.sum(predictions > target_scores, axis=1)
+    return (larger < k) & np.isfinite(target_scores[:, 0])
+
+
+def _check_k(k):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"Argument `k` must be a positive int. Received: k={k!r}.")
+    return int(k)
+
+
+class TopKCategoricalAccuracy(Metric):
+    """How often the one-hot target is among the ``k`` highest predictions.
+
+    Args:
+        k: Number of top predictions. Defaults to 5.
+        name: Defaults to ``"top_k_categorical_accuracy"``.
+
+    Example:
+
+    >>> m = TopKCategoricalAccuracy(k=1)
+    >>> m.update_state(np.array([[0, 0, 1], [0, 1, 0]]), np.array([[0.1, 0.9, 0.8], [0.05, 0.95, 0]]))
+    >>> m.result()
+    0.5
+    """
+
+    direction = "up"
+
+    def __init__(self, k=5, name="top_k_categorical_accuracy"):
+        self.k = _check_k(k)
+        super().__init__(name)
+
+    def _values(self, y_true, y_pred):
+        targets = np.argmax(y_true, axis=-1)
+        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
+        return flat.reshape(targets.shape).astype(np.float64)
+
+    def get_config(self):
+        return {"name": self.name, "k": self.k}
+
+
+class SparseTopKCategoricalAccuracy(Metric):
+    """How often the integer target is among the ``k`` highest predictions.
+
+    Args:
+        k: Number of top predictions. Defaults to 5.
+        name: Defaults to ``"sparse_top_k_categorical_accuracy"``.
+
+    Example:
+
+    >>> m = SparseTopKCategoricalAccuracy(k=2)
+    >>> m.update_state(np.array([2, 2]), np.array([[0.1, 0.9, 0.8], [0.05, 0.95, 0.0]]))
+    >>> m.result()
+    0.5
+    """
+
+    direction = "up"
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
+        self.k = _check_k(k)
+        super().__init__(name)
+
+    def _values(self, y_true, y_pred):
+        y_true = np.asarray(y_true)
+        if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+            y_true = y_true[..., 0]
+        targets = y_true.astype(np.int64)
+        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
+        return flat.reshape(targets.shape).astype(np.float64)
+
+    def get_config(self):
+        return {"name": self.name, "k": self.k}
+
+
+def _check_thresholds(thresholds, default):
+    if thresholds is None:
+        return [default], False
+    single = not isinstance(thresholds, (list, tuple, np.ndarray))
+    values = [thresholds] if single else list(thresholds)
+    for t in values:
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not 0 <= t <= 1:
+            raise ValueError(f"Threshold values must be in [0, 1]. Received: thresholds={thresholds!r}.")
+    return [float(t) for t in values], not single
+
+
+class _ConfusionCounts(Metric):
+    """Weighted true/false positive/negative counts at each threshold (Keras's confusion
+    metrics): a prediction above the threshold is a positive; a non-zero label is a positive."""
+
+    direction = "up"
+
+    def __init__(self, thresholds, top_k=None, class_id=None, name=None):
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+            raise ValueError(f"Argument `top_k` must be a positive int or None. Received: top_k={top_k!r}.")
+        if class_id is not None and (isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer))
+                                     or class_id < 0):
+            raise ValueError(f"Argument `class_id` must be an int >= 0 or None. Received: class_id={class_id!r}.")
+        self.top_k = top_k
+        self.class_id = class_id
+        self._thresholds = np.asarray(thresholds, dtype=np.float64)
+        super().__init__(name)
+
+    def reset_state(self):
+        n = len(self._thresholds)
+        self.true_positives = np.zeros(n)
+        self.false_positives = np.zeros(n)
+        self.true_negatives = np.zeros(n)
+        self.false_negatives = np.zeros(n)
+
+    def _prepare(self, y_pred):
+        return y_pred
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Adds one batch (``sample_weight`` weights each sample's counts)."""
+        y_true = _to_array(y_true, "y_true").astype(np.float64)
+        y_pred = self._prepare(_to_array(y_pred, "y_pred").astype(np.float64))
+        y_pred, y_true = _squeeze_or_expand(y_pred, y_true)
+        if y_true.shape != y_pred.shape:
+            raise ValueError(
+                f"`y_true` and `y_pred` must have the same shape. Received: y_true.shape={y_true.shape}, "
+                f"y_pred.shape={y_pred.shape}."
+            )
+        weights = np.ones_like(y_pred)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            _, sw = _squeeze_or_expand(y_true, sw[..., None] if sw.ndim else sw)
+            try:
+                weights = np.broadcast_to(sw, y_pred.shape)
+            except ValueError:
+                raise ValueError(
+                    f"`sample_weight` of shape {np.shape(sample_weight)} does not broadcast to "
+                    f"y_pred's shape {y_pred.shape}."
+                ) from None
+        if self.top_k is not None:
+            order = np.argsort(-y_pred, axis=-1, kind="stable")[..., : self.top_k]
+            keep = np.zeros(y_pred.shape, dtype=bool)
+            np.put_along_axis(keep, order, True, axis=-1)
+            y_pred = np.where(keep, y_pred, -np.inf)
+        if self.class_id is not None:
+            if y_pred.ndim < 2 or self.class_id >= y_pred.shape[-1]:
+                raise ValueError(
+                    f"class_id={self.class_id} needs y_pred of shape (samples, classes) with more than "
+                    f"{self.class_id} classes; received shape {y_pred.shape}."
+                )
+            y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
+            weights = weights[..., self.class_id]
+        labels = y_true.reshape(-1) != 0
+        preds = y_pred.reshape(-1)
+        w = weights.reshape(-1)
+        above = preds[None, :] > self._thresholds[:, None]
+        self.true_positives += (above & labels) @ w
+        self.false_positives += (above & ~labels) @ w
+        self.false_negatives += (~above & labels) @ w
+        self.true_negatives += (~above & ~labels) @ w
+
+    def _per_threshold(self, num, den):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
+        return float(out[0]) if not self._many else out
+
+    def get_config(self):
+        return {"name": self.name, "thresholds": self._config_thresholds, "top_k": self.top_k,
+                "class_id": self.class_id}
+
+
+class Precision(_ConfusionCounts):
+    """``true_positives / (true_positives + false_positives)`` (Keras's ``Precision``).
+
+    Args:
+        thresholds: Float in [0, 1] or a list of them; a prediction above it is
+            a positive. Defaults to 0.5. With a list, ``result()`` is an array.
+        top_k: Only the ``top_k`` highest predictions of each sample count as
+            candidates. Defaults to None.
+        class_id: Only this class (last axis) is evaluated. Defaults to None.
+        name: Defaults to ``"precision"``.
+
+    Example:
+
+    >>> m = Precision()
+    >>> m.update_state(np.array([0, 1, 1, 1]), np.array([1.0, 1.0, 1.0, 0.0]))
+    >>> round(m.result(), 6)
+    0.666667
+    """
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision"):
+        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
+        self._config_thresholds = thresholds
+        super().__init__(values, top_k, class_id, name)
+
+    def result(self):
+        return self._per_threshold(self.true_positives, self.true_positives + self.false_positives)
+
+
+class Recall(_ConfusionCounts):
+    """``true_positives / (true_positives + false_negatives)`` (Keras's ``Recall``).
+
+    Args:
+        thresholds, top_k, class_id: See ``Precision``.
+        name: Defaults to ``"recall"``.
+
+    Example:
+
+    >>> m = Recall()
+    >>> m.update_state(np.array([0, 1, 1, 1]), np.array([1.0, 0.0, 1.0, 1.0]))
+    >>> round(m.result(), 6)
+    0.666667
+    """
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall"):
+        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
+        self._config_thresholds = thresholds
+        super().__init__(values, top_k, class_id, name)
+
+    def result(self):
+        return self._per_threshold(self.true_positives, self.true_positives + self.false_negatives)
+
+
+class AUC(_ConfusionCounts):
+    """Area under the ROC or precision-recall curve, from confusion counts at thresholds.
+
+    Keras's ``AUC`` for one label (``multi_label=False``): predictions and labels
+    are flattened; the thresholds are ``num_thresholds`` evenly spaced points with
+    ``-1e-7`` and ``1 + 1e-7`` as end points, or the given ``thresholds`` plus
+    those end points.
+
+    Args:
+        num_thresholds: Int > 1. Defaults to 200.
+        curve: ``"ROC"`` (default) or ``"PR"``.
+        summation_method: ``"interpolation"`` (default; for PR, Davis and
+            Goadrich's interpolation, as Keras), ``"minoring"`` or ``"majoring"``.
+        name: Defaults to ``"auc"``.
+        thresholds: Optional list of thresholds in [0, 1] (overrides
+            ``num_thresholds``).
+        from_logits: Whether ``y_pred`` are logits (a sigmoid is applied first).
+            Defaults to False.
+
+    Raises:
+        ValueError: For bad arguments; ``multi_label=True``, ``num_labels`` and
+            ``label_weights`` are not supported by crnn.
+
+    Example:
+
+    >>> m = AUC()
+    >>> m.update_state(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    >>> round(m.result(), 4)
+    0.75
+    """
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name="auc",
+                 dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
+                 from_logits=False):
+        if multi_label or num_labels is not None or label_weights is not None:
+            raise ValueError(
+                "crnn's AUC supports one label only: multi_label=True, num_labels and label_weights are "
+                f"not supported. Received: multi_label={multi_label}, num_labels={num_labels}, "
+                f"label_weights={label_weights!r}."
+            )
+        if str(curve).upper() not in ("ROC", "PR"):
+            raise ValueError(f'Argument `curve` must be "ROC" or "PR". Received: curve={curve!r}.')
+        if str(summation_method).lower() not in ("interpolation", "minoring", "majoring"):
+            raise ValueError(
+                "Argument `summation_method` must be 'interpolation', 'minoring' or 'majoring'. "
+                f"Received: summation_method={summation_method!r}."
+            )
+        if thresholds is not None:
+            inner = sorted(_check_thresholds(list(thresholds), 0.5)[0])
+            num_thresholds = len(inner) + 2
+        else:
+            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, np.integer)) \
+                    or num_thresholds <= 1:
+                raise ValueError(
+                    f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds!r}."
+                )
+            inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        self.num_thresholds = int(num_thresholds)
+        self.curve = str(curve).upper()
+        self.summation_method = str(summation_method).lower()
+        self.from_logits = bool(from_logits)
+        self._given_thresholds = None if thresholds is None else [float(t) for t in thresholds]
+        self._many = False
+        super().__init__([0.0 - 1e-7] + inner + [1.0 + 1e-7], name=name)
+
+    @property
+    def thresholds(self):
+        """The thresholds, end points included."""
+        return self._thresholds.tolist()
+
+    def _prepare(self, y_pred):
+        return 1.0 / (1.0 + np.exp(-y_pred)) if self.from_logits else y_pred
+
+    def _interpolate_pr_auc(self):
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dtp = tp[:-1] - tp[1:]
+            p = tp + fp
+            dp = np.maximum(p[:-1] - p[1:], 0)
+            slope = np.where(dp > 0, dtp / np.where(dp > 0, dp, 1), 0.0)
+            intercept = tp[1:] - slope * p[1:]
+            ratio = np.where((p[:-1] > 0) & (p[1:] > 0), p[:-1] / np.where(p[1:] > 0, p[1:], 1), 1.0)
+            den = np.maximum(tp[1:] + fn[1:], 0)
+            num = slope * (dtp + intercept * np.log(ratio))
+            return float(np.sum(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)))
+
+    def result(self):
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return self._interpolate_pr_auc()
+        tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
+
+        def ratio(a, b):
+            return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
+
+        recall = ratio(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = ratio(fp, fp + tn), recall
+        else:
+            x, y = recall, ratio(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2.0
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(np.sum((x[:-1] - x[1:]) * heights))
+
+    def get_config(self):
+        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
+                "summation_method": self.summation_method, "thresholds": self._given_thresholds,
+                "multi_label": False, "from_logits": self.from_logits}
+
+
 _CLASSES = {
     cls.__name__: cls
     for cls in (
@@ -416,6 +845,13 @@ _CLASSES = {
         SparseCategoricalAccuracy,
         MeanAbsoluteError,
         MeanSquaredError,
+        RootMeanSquaredError,
+        MeanAbsolutePercentageError,
+        TopKCategoricalAccuracy,
+        SparseTopKCategoricalAccuracy,
+        Precision,
+        Recall,
+        AUC,
     )
 }
 _NAMES = {
@@ -426,6 +862,14 @@ _NAMES = {
     "mean_absolute_error": MeanAbsoluteError,
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "precision": Precision,
+    "recall": Recall,
+    "auc": AUC,
 }
 
 

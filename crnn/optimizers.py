@@ -18,15 +18,30 @@ Each ``apply`` first clips the gradients (at most one of ``clipnorm``,
   ``c / max(N, c)``, with ``N`` the L2 norm of all gradients together;
 - ``clipvalue=c``: each element is clipped to ``[-c, c]``.
 
-It then runs the optimizer's update with ``t = iterations + 1`` and increments
-``iterations``.
+It then applies ``weight_decay`` if set (``p -= p * weight_decay * lr``), runs the
+optimizer's update with ``t = iterations + 1`` and increments ``iterations``.
+
+The learning rate is a float or a schedule from ``crnn.optimizers.schedules``
+(``ExponentialDecay``, ``InverseTimeDecay``, ``PiecewiseConstantDecay``,
+``CosineDecay``), evaluated at ``iterations`` before each update, as in Keras.
+
+Sparse gradients: an ``IndexedSlices`` gradient (what ``Embedding`` produces) is
+applied as Keras on TensorFlow applies it, row occurrence by row occurrence where
+Keras's TensorFlow backend does (see ``IndexedSlices``).
 """
+
+import math
+import types
 
 import numpy as np
 
 from crnn._validation import is_number as _is_number
 
-__all__ = ["Optimizer", "IndexedSlices", "SGD", "RMSprop", "Adam", "Adagrad", "get", "serialize", "deserialize"]
+__all__ = [
+    "Optimizer", "IndexedSlices", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Adamax", "Nadam",
+    "LearningRateSchedule", "ExponentialDecay", "InverseTimeDecay", "PiecewiseConstantDecay",
+    "CosineDecay", "schedules", "get", "serialize", "deserialize",
+]
 
 
 
@@ -110,6 +125,288 @@ class IndexedSlices:
         return self._densify(self.values, dtype or self.values.dtype)
 
 
+class LearningRateSchedule:
+    """Base class of learning-rate schedules: ``schedule(step)`` gives the rate.
+
+    An optimizer created with a schedule as its ``learning_rate`` evaluates it at
+    ``iterations`` (0 for the first update) before every update. As in Keras,
+    the value is computed in float32.
+
+    Subclasses implement ``__call__(step)`` and ``get_config()``.
+    """
+
+    def __call__(self, step):
+        raise NotImplementedError
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        """Creates the schedule from ``get_config()``'s output."""
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+def _check_schedule_name(name, default):
+    if name is None:
+        return default
+    if not isinstance(name, str):
+        raise ValueError(f"Argument `name` must be a string. Received: name={name!r}.")
+    return name
+
+
+def _check_steps(name, value, allow_zero=False):
+    if isinstance(value, (bool, np.bool_)) or not _is_number(value) or not np.isfinite(value) or (
+        value < 0 if allow_zero else value <= 0
+    ):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"Argument `{name}` must be a number {bound}. Received: {name}={value!r}.")
+    return value
+
+
+def _check_float(name, value):
+    if not _is_number(value) or not np.isfinite(value):
+        raise ValueError(f"Argument `{name}` must be a finite float. Received: {name}={value!r}.")
+    return value
+
+
+def _f32(value):
+    return np.float32(value)
+
+
+def _pow32(base, exponent):
+    # Rounded from double precision: TensorFlow's float32 pow is correctly rounded
+    # here, where NumPy's vectorized float32 power may be 1 ulp off.
+    return np.float32(float(base) ** float(exponent))
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
+
+    Args:
+        initial_learning_rate: Float, the rate at step 0.
+        decay_steps: Positive number of steps per decay period.
+        decay_rate: Float, the factor per period.
+        staircase: If True, ``step / decay_steps`` is floored (decay in
+            discrete intervals). Defaults to False.
+        name: Defaults to ``"ExponentialDecay"``.
+
+    Example:
+
+    >>> schedule = ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    >>> round(float(schedule(10)), 6)
+    0.05
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="ExponentialDecay"):
+        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps)
+        self.decay_rate = _check_float("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+        self.name = _check_schedule_name(name, "ExponentialDecay")
+
+    def __call__(self, step):
+        p = _f32(step) / _f32(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return _f32(self.initial_learning_rate) * _pow32(_f32(self.decay_rate), p)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
+
+    Args:
+        initial_learning_rate: Float, the rate at step 0.
+        decay_steps: Positive number of steps per decay period.
+        decay_rate: Float.
+        staircase: If True, ``step / decay_steps`` is floored. Defaults to False.
+        name: Defaults to ``"InverseTimeDecay"``.
+
+    Example:
+
+    >>> round(float(InverseTimeDecay(0.1, 1, 0.5)(2)), 6)
+    0.05
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
+                 name="InverseTimeDecay"):
+        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps)
+        self.decay_rate = _check_float("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+        self.name = _check_schedule_name(name, "InverseTimeDecay")
+
+    def __call__(self, step):
+        p = _f32(step) / _f32(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * p)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """``values[0]`` up to ``boundaries[0]`` (inclusive), ``values[1]`` up to ``boundaries[1]``...
+
+    Args:
+        boundaries: Increasing list of step numbers.
+        values: List of floats, one more than ``boundaries``.
+        name: Defaults to ``"PiecewiseConstant"``.
+
+    Raises:
+        ValueError: If ``len(values) != len(boundaries) + 1`` or the boundaries
+            are not increasing.
+
+    Example:
+
+    >>> schedule = PiecewiseConstantDecay([2, 4], [1.0, 0.5, 0.1])
+    >>> [float(schedule(s)) for s in (2, 3, 5)]
+    [1.0, 0.5, 0.10000000149011612]
+    """
+
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+        boundaries, values = list(boundaries), list(values)
+        if len(values) != len(boundaries) + 1:
+            raise ValueError(
+                "The length of `values` must be one more than the length of `boundaries`. "
+                f"Received: len(boundaries)={len(boundaries)}, len(values)={len(values)}."
+            )
+        for b in boundaries:
+            _check_float("boundaries", b)
+        for v in values:
+            _check_float("values", v)
+        if any(b >= c for b, c in zip(boundaries, boundaries[1:])):
+            raise ValueError(f"`boundaries` must be strictly increasing. Received: boundaries={boundaries}.")
+        self.boundaries = boundaries
+        self.values = values
+        self.name = _check_schedule_name(name, "PiecewiseConstant")
+
+    def __call__(self, step):
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return _f32(value)
+        return _f32(self.values[-1])
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay, with an optional linear warmup before it.
+
+    Without warmup (``warmup_target=None``), at ``s = min(step, decay_steps)``::
+
+        lr = initial_learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * s / decay_steps)) + alpha)
+
+    With ``warmup_target``, the rate first rises linearly from
+    ``initial_learning_rate`` to ``warmup_target`` over ``warmup_steps``, then
+    decays from ``warmup_target`` as above over ``decay_steps``.
+
+    Args:
+        initial_learning_rate: Float, the rate at step 0.
+        decay_steps: Positive number of steps to decay over.
+        alpha: Minimum rate as a fraction of the decay's starting rate.
+            Defaults to 0.0.
+        name: Defaults to ``"CosineDecay"``.
+        warmup_target: Float or None (no warmup). Defaults to None.
+        warmup_steps: Non-negative number of warmup steps. Defaults to 0.
+
+    Example:
+
+    >>> schedule = CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=5)
+    >>> [round(float(schedule(s)), 6) for s in (0, 5, 15)]
+    [0.0, 0.1, 0.0]
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
+                 warmup_target=None, warmup_steps=0):
+        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps)
+        self.alpha = _check_float("alpha", alpha)
+        self.name = _check_schedule_name(name, "CosineDecay")
+        self.warmup_target = None if warmup_target is None else _check_float("warmup_target", warmup_target)
+        self.warmup_steps = _check_steps("warmup_steps", warmup_steps, allow_zero=True)
+
+    def _decay(self, step, decay_from):
+        fraction = step / _f32(self.decay_steps)
+        cosine = _f32(0.5) * (_f32(1) + np.float32(math.cos(_f32(math.pi) * fraction)))
+        decayed = _f32(1 - self.alpha) * cosine + _f32(self.alpha)
+        return decay_from * decayed
+
+    def __call__(self, step):
+        initial = _f32(self.initial_learning_rate)
+        step = _f32(step)
+        decay_steps = _f32(self.decay_steps)
+        if self.warmup_target is None:
+            return self._decay(min(step, decay_steps), initial)
+        target = _f32(self.warmup_target)
+        warmup_steps = _f32(self.warmup_steps)
+        step = min(step, decay_steps + warmup_steps)
+        if step < warmup_steps:
+            return (target - initial) * (step / warmup_steps) + initial
+        return self._decay(step - warmup_steps, target)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
+                "warmup_steps": self.warmup_steps}
+
+
+_SCHEDULES = {cls.__name__: cls for cls in (
+    ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, CosineDecay)}
+
+#: Keras's spelling: ``crnn.optimizers.schedules.ExponentialDecay`` and so on.
+schedules = types.SimpleNamespace(LearningRateSchedule=LearningRateSchedule, **_SCHEDULES)
+
+
+def _serialize_learning_rate(value):
+    if isinstance(value, LearningRateSchedule):
+        return {"module": "keras.optimizers.schedules", "class_name": type(value).__name__,
+                "config": value.get_config(), "registered_name": None}
+    return value
+
+
+def _deserialize_learning_rate(value):
+    if isinstance(value, dict):
+        cls = _SCHEDULES.get(value.get("class_name"))
+        if cls is None:
+            raise ValueError(
+                f"Unknown learning-rate schedule {value.get('class_name')!r}. Known: {sorted(_SCHEDULES)}."
+            )
+        return cls.from_config(dict(value.get("config") or {}))
+    return value
+
+
+def _squared(grad, rows, like):
+    """``g**2`` as Keras on TensorFlow forms it: the sum of each row occurrence's square."""
+    return np.square(grad) if rows is None else rows.sum(np.square(rows.values), like)
+
+
+class _Rows:
+    """The clipped rows of an ``IndexedSlices`` gradient, as the update steps use them."""
+
+    def __init__(self, indices, values):
+        self.indices = indices
+        self.values = values
+
+    def sum(self, values, like):
+        """Dense array of ``like``'s shape: ``values[k]`` summed into row ``indices[k]``."""
+        out = np.zeros_like(like)
+        np.add.at(out, self.indices, values)
+        return out
+
+
 class Optimizer:
     """Base class: holds the learning rate, clipping, iteration count and slots.
 
@@ -124,6 +421,8 @@ class Optimizer:
         global_clipnorm: Optional positive float: scale all gradients together
             so that their joint L2 norm is at most this value.
         name: Optional name; defaults to the lower-case class name.
+        weight_decay: Optional non-negative float: before each update,
+            ``p -= p * weight_decay * lr`` (decoupled weight decay, as Keras).
 
     Attributes:
         iterations: Number of ``apply`` calls so far (int).
@@ -133,8 +432,11 @@ class Optimizer:
             option is set.
     """
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
-        self.learning_rate = _check_positive("learning_rate", learning_rate)
+    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
+                 weight_decay=None):
+        learning_rate = _deserialize_learning_rate(learning_rate)
+        if not isinstance(learning_rate, LearningRateSchedule):
+            learning_rate = _check_positive("learning_rate", learning_rate)
         clip_args = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
         if sum(v is not None for v in clip_args.values()) > 1:
             raise ValueError(
@@ -145,12 +447,49 @@ class Optimizer:
         self.clipnorm = _check_positive("clipnorm", clipnorm, allow_none=True)
         self.clipvalue = _check_positive("clipvalue", clipvalue, allow_none=True)
         self.global_clipnorm = _check_positive("global_clipnorm", global_clipnorm, allow_none=True)
+        if weight_decay is not None and not (
+            _is_number(weight_decay) and np.isfinite(weight_decay) and weight_decay >= 0
+        ):
+            raise ValueError(
+                f"Argument `weight_decay` must be a non-negative float or None. Received: "
+                f"weight_decay={weight_decay!r}."
+            )
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         if name is not None and not isinstance(name, str):
             raise ValueError(f"Argument `name` must be a string or None. Received: name={name!r}.")
         self.name = name if name is not None else type(self).__name__.lower()
+        self._learning_rate = learning_rate
         self.iterations = 0
         self._shapes = None
         self._slots = None  # dict: slot name -> list of arrays, one per parameter
+
+    @property
+    def learning_rate(self):
+        """The current learning rate (a schedule is evaluated at ``iterations``).
+
+        Setting it (as ``ReduceLROnPlateau`` does) needs a positive float and an
+        optimizer created with a float learning rate.
+        """
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            return float(self._learning_rate(self.iterations))
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            raise TypeError(
+                f"This optimizer was created with the schedule {self._learning_rate!r} as its "
+                "learning_rate, so its learning rate can't be set; create the optimizer with a "
+                "float learning_rate to set it."
+            )
+        if isinstance(value, LearningRateSchedule):
+            raise TypeError("A schedule can only be given when the optimizer is created.")
+        self._learning_rate = _check_positive("learning_rate", value)
+
+    @property
+    def learning_rate_schedule(self):
+        """The ``LearningRateSchedule`` given as learning rate, or None."""
+        return self._learning_rate if isinstance(self._learning_rate, LearningRateSchedule) else None
 
     # ----------------------------------------------------------------- hooks
     def _slot_names(self):
@@ -160,8 +499,13 @@ class Optimizer:
     def _slot_initial_value(self, slot_name):
         return 0.0
 
-    def _update(self, param, grad, slots, lr, step):
-        """Updates ``param`` in place; ``slots`` maps slot name to its array."""
+    def _update(self, param, grad, slots, lr, step, rows=None):
+        """Updates ``param`` in place; ``slots`` maps slot name to its array.
+
+        ``grad`` is the dense gradient. ``rows`` is None for a dense gradient, or
+        the clipped ``_Rows`` of an ``IndexedSlices`` one (``grad`` is then their
+        sum), for the updates that Keras's TensorFlow backend applies per row.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------- API
@@ -251,13 +595,23 @@ class Optimizer:
         for (i, slices, _), values in zip(pairs, clipped):
             dense.append(values if slices is None else slices._densify(values, params[i].dtype))
         step = self.iterations + 1
-        # Keras keeps the learning rate in a float32 variable, so float64
-        # parameters see its float32-rounded value too.
+        # Keras keeps the learning rate in a float32 variable (a schedule computes
+        # in float32), so float64 parameters see its float32-rounded value too.
         lr = float(np.float32(self.learning_rate))
-        for (i, _, _), g in zip(pairs, dense):
+        self._before_updates(params, lr)
+        for (i, slices, _), values, g in zip(pairs, clipped, dense):
+            if self.weight_decay is not None:
+                # Keras: variable -= variable * wd * lr, before the update step.
+                p = params[i]
+                dt = p.dtype.type
+                p -= p * _via_float32(self.weight_decay, dt) * dt(lr)
             slots = {name: arrays[i] for name, arrays in self._slots.items()}
-            self._update(params[i], g, slots, lr, step)
+            rows = None if slices is None else _Rows(slices.indices, values)
+            self._update(params[i], g, slots, lr, step, rows)
         self.iterations += 1
+
+    def _before_updates(self, params, lr):
+        """Hook run once per ``apply``, before the per-parameter updates (Nadam)."""
 
     def _check_params(self, params):
         params = list(params)
@@ -294,10 +648,14 @@ class Optimizer:
         return grads
 
     def get_config(self):
-        """Returns the constructor arguments as a JSON-serializable dict."""
+        """Returns the constructor arguments as a JSON-serializable dict.
+
+        A schedule is written in Keras's ``{"class_name", "config"}`` form.
+        """
         return {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": _serialize_learning_rate(self._learning_rate),
+            "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
@@ -394,7 +752,7 @@ class SGD(Optimizer):
         learning_rate: Positive float. Defaults to 0.01.
         momentum: Float in [0, 1]. Defaults to 0.0.
         nesterov: Whether to use Nesterov momentum. Defaults to False.
-        clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
+        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
 
     Example:
 
@@ -413,8 +771,9 @@ class SGD(Optimizer):
         clipvalue=None,
         global_clipnorm=None,
         name=None,
+        weight_decay=None,
     ):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise ValueError(f"Argument `nesterov` must be a bool. Received: nesterov={nesterov!r}.")
@@ -423,17 +782,26 @@ class SGD(Optimizer):
     def _slot_names(self):
         return ["momentum"] if self.momentum != 0 else []
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
+        if rows is None:
+            scaled = dt(lr) * grad
+        else:
+            scaled_rows = rows.values * dt(lr)
+            if self.momentum == 0:
+                # TensorFlow's scatter_sub: row occurrence by row occurrence.
+                np.subtract.at(param, rows.indices, scaled_rows)
+                return
+            scaled = rows.sum(scaled_rows, param)
         if self.momentum == 0:
-            param -= dt(lr) * grad
+            param -= scaled
             return
         m = slots["momentum"]
         momentum = _via_float32(self.momentum, dt)
         m *= momentum
-        m -= dt(lr) * grad
+        m -= scaled
         if self.nesterov:
-            param += momentum * m - dt(lr) * grad
+            param += momentum * m - scaled
         else:
             param += m
 
@@ -462,7 +830,7 @@ class RMSprop(Optimizer):
         epsilon: Positive float. Defaults to 1e-7.
         centered: Whether to normalize by the gradient's estimated variance.
             Defaults to False.
-        clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
+        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
 
     Example:
 
@@ -483,8 +851,9 @@ class RMSprop(Optimizer):
         clipvalue=None,
         global_clipnorm=None,
         name=None,
+        weight_decay=None,
     ):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.rho = _check_range("rho", rho, 0.0, 1.0, high_open=True)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
         self.epsilon = _check_positive("epsilon", epsilon)
@@ -500,19 +869,33 @@ class RMSprop(Optimizer):
             names.append("average_gradient")
         return names
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
         # Keras forms 1 - rho in double precision, then casts: kept for bitwise parity.
         rho, one_minus_rho = dt(self.rho), dt(1.0 - self.rho)
         v = slots["velocity"]
-        v[...] = rho * v + one_minus_rho * np.square(grad)
+        if rows is None:
+            v[...] = rho * v + one_minus_rho * np.square(grad)
+        else:
+            # TensorFlow squares and scales each row occurrence, then sums.
+            v[...] = rho * v + rows.sum(one_minus_rho * np.square(rows.values), v)
         if self.centered:
             a = slots["average_gradient"]
-            a[...] = rho * a + one_minus_rho * grad
+            if rows is None:
+                a[...] = rho * a + one_minus_rho * grad
+            else:
+                a[...] = rho * a + rows.sum(one_minus_rho * rows.values, a)
             denominator = v - np.square(a) + dt(self.epsilon)
         else:
             denominator = v + dt(self.epsilon)
-        increment = dt(lr) * grad / np.sqrt(denominator)
+        if rows is not None:
+            increment_rows = dt(lr) * rows.values / np.sqrt(denominator[rows.indices])
+            if self.momentum == 0:
+                np.subtract.at(param, rows.indices, increment_rows)
+                return
+            increment = rows.sum(increment_rows, param)
+        else:
+            increment = dt(lr) * grad / np.sqrt(denominator)
         if self.momentum > 0:
             m = slots["momentum"]
             m[...] = dt(self.momentum) * m + increment
@@ -545,7 +928,7 @@ class Adam(Optimizer):
         beta_2: Float in [0, 1). Defaults to 0.999.
         epsilon: Positive float. Defaults to 1e-7.
         amsgrad: Whether to use the AMSGrad variant. Defaults to False.
-        clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
+        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
 
     Example:
 
@@ -566,8 +949,9 @@ class Adam(Optimizer):
         clipvalue=None,
         global_clipnorm=None,
         name=None,
+        weight_decay=None,
     ):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = _check_positive("epsilon", epsilon)
@@ -578,7 +962,7 @@ class Adam(Optimizer):
     def _slot_names(self):
         return ["momentum", "velocity"] + (["velocity_hat"] if self.amsgrad else [])
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
         beta_1, beta_2 = _via_float32(self.beta_1, dt), _via_float32(self.beta_2, dt)
         # Keras computes the bias correction in the variable's dtype.
@@ -586,7 +970,7 @@ class Adam(Optimizer):
         m, v = slots["momentum"], slots["velocity"]
         # 1 - beta is formed in double precision, then cast, as Keras does.
         m += (grad - m) * dt(1.0 - self.beta_1)
-        v += (np.square(grad) - v) * dt(1.0 - self.beta_2)
+        v += (_squared(grad, rows, v) - v) * dt(1.0 - self.beta_2)
         if self.amsgrad:
             v_hat = slots["velocity_hat"]
             np.maximum(v_hat, v, out=v_hat)
@@ -613,7 +997,7 @@ class Adagrad(Optimizer):
         learning_rate: Positive float. Defaults to 0.001.
         initial_accumulator_value: Non-negative float. Defaults to 0.1.
         epsilon: Positive float. Defaults to 1e-7.
-        clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
+        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
 
     Example:
 
@@ -632,8 +1016,9 @@ class Adagrad(Optimizer):
         clipvalue=None,
         global_clipnorm=None,
         name=None,
+        weight_decay=None,
     ):
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name)
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         if not _is_number(initial_accumulator_value) or not (
             np.isfinite(initial_accumulator_value) and initial_accumulator_value >= 0
         ):
@@ -651,9 +1036,15 @@ class Adagrad(Optimizer):
         # Keras's Constant initializer casts the value through float32.
         return float(np.float32(self.initial_accumulator_value))
 
-    def _update(self, param, grad, slots, lr, step):
+    def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
         acc = slots["accumulator"]
+        if rows is not None:
+            # TensorFlow's scatter_add and scatter_sub, row occurrence by occurrence.
+            np.add.at(acc, rows.indices, np.square(rows.values))
+            denominator = np.sqrt(acc + dt(self.epsilon))[rows.indices]
+            np.subtract.at(param, rows.indices, dt(lr) * rows.values / denominator)
+            return
         acc += np.square(grad)
         param -= dt(lr) * grad / np.sqrt(acc + dt(self.epsilon))
 
@@ -665,8 +1056,213 @@ class Adagrad(Optimizer):
         return config
 
 
-_CLASSES = {"SGD": SGD, "RMSprop": RMSprop, "Adam": Adam, "Adagrad": Adagrad}
-_ALIASES = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adagrad": Adagrad}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras 3's ``AdamW``).
+
+    Before each Adam update, ``p -= p * weight_decay * lr``.
+
+    Args:
+        learning_rate: Positive float or schedule. Defaults to 0.001.
+        weight_decay: Non-negative float. Defaults to 0.004.
+        beta_1, beta_2, epsilon, amsgrad: See ``Adam``.
+        clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
+
+    Example:
+
+    >>> p = np.ones(1)
+    >>> AdamW(learning_rate=0.1, weight_decay=0.5).apply([p], [np.array([0.0])])
+    >>> round(float(p[0]), 6)
+    0.95
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        name=None,
+    ):
+        if weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm, clipvalue,
+                         global_clipnorm, name, weight_decay)
+
+
+class Adamax(Optimizer):
+    """Adamax, Adam's variant on the infinity norm (Keras 3's rule).
+
+    At step ``t``, with ``m`` and ``u`` zeros at first::
+
+        m += (g - m) * (1 - beta_1)
+        u = max(beta_2 * u, |g|)
+        p -= lr * m / ((1 - beta_1**t) * (u + epsilon))
+
+    Args:
+        learning_rate: Positive float or schedule. Defaults to 0.001.
+        beta_1: Float in [0, 1). Defaults to 0.9.
+        beta_2: Float in [0, 1). Defaults to 0.999.
+        epsilon: Positive float. Defaults to 1e-7.
+        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+
+    Example:
+
+    >>> p = np.zeros(1)
+    >>> Adamax(learning_rate=0.1).apply([p], [np.array([2.0])])
+    >>> round(float(p[0]), 6)
+    -0.1
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        name=None,
+        weight_decay=None,
+    ):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
+        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _check_positive("epsilon", epsilon)
+
+    def _slot_names(self):
+        return ["momentum", "norm"]
+
+    def _update(self, param, grad, slots, lr, step, rows=None):
+        dt = param.dtype.type
+        beta_1_power = _via_float32(self.beta_1, dt) ** dt(step)
+        m, u = slots["momentum"], slots["norm"]
+        m += (grad - m) * dt(1.0 - self.beta_1)
+        # TensorFlow sums |row| over repeated indices (it densifies abs(g)).
+        abs_grad = np.abs(grad) if rows is None else rows.sum(np.abs(rows.values), u)
+        np.maximum(dt(self.beta_2) * u, abs_grad, out=u)
+        param -= (dt(lr) * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Keras 3's ``Nadam``, with its momentum schedule).
+
+    At step ``t``, with ``mu(t) = beta_1 * (1 - 0.5 * 0.96**t)`` and
+    ``P(t) = mu(1) * ... * mu(t)``::
+
+        m += (g - m) * (1 - beta_1);  v += (g**2 - v) * (1 - beta_2)
+        m_hat = mu(t+1) * m / (1 - P(t) * mu(t+1)) + (1 - mu(t)) * g / (1 - P(t))
+        p -= lr * m_hat / (sqrt(v / (1 - beta_2**t)) + epsilon)
+
+    ``P`` is kept in the first parameter's dtype, as Keras keeps it.
+
+    Args:
+        learning_rate: Positive float or schedule. Defaults to 0.001.
+        beta_1: Float in [0, 1). Defaults to 0.9.
+        beta_2: Float in [0, 1). Defaults to 0.999.
+        epsilon: Positive float. Defaults to 1e-7.
+        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+
+    Example:
+
+    >>> p = np.zeros(3)
+    >>> Nadam(learning_rate=0.1).apply([p], [np.ones(3)])
+    >>> bool(np.all(p < 0))
+    True
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        name=None,
+        weight_decay=None,
+    ):
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
+        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _check_positive("epsilon", epsilon)
+        self._u_product = None
+
+    def _slot_names(self):
+        return ["momentum", "velocity"]
+
+    def build(self, params):
+        super().build(params)
+        params = list(params)
+        self._u_product = (params[0].dtype if params else np.dtype("float32")).type(1.0)
+
+    def _before_updates(self, params, lr):
+        dt = type(self._u_product)
+        decay = dt(0.96) ** dt(self.iterations + 1)
+        self._u_product = dt(self._u_product * dt(self.beta_1) * (dt(1) - dt(0.5) * decay))
+
+    def _update(self, param, grad, slots, lr, step, rows=None):
+        dt = param.dtype.type
+        decay = _via_float32(0.96, dt)
+        beta_1, beta_2 = _via_float32(self.beta_1, dt), _via_float32(self.beta_2, dt)
+        u_t = beta_1 * (dt(1) - dt(0.5) * decay ** dt(step))
+        u_t_1 = beta_1 * (dt(1) - dt(0.5) * decay ** dt(step + 1))
+        u_product_t = dt(self._u_product)
+        u_product_t_1 = u_product_t * u_t_1
+        beta_2_power = beta_2 ** dt(step)
+        m, v = slots["momentum"], slots["velocity"]
+        m += (grad - m) * (dt(1) - beta_1)
+        v += (_squared(grad, rows, v) - v) * (dt(1) - beta_2)
+        if rows is None:
+            current = (dt(1) - u_t) * grad / (dt(1) - u_product_t)
+        else:
+            current = rows.sum((dt(1) - u_t) * rows.values / (dt(1) - u_product_t), param)
+        m_hat = u_t_1 * m / (dt(1) - u_product_t_1) + current
+        v_hat = v / (dt(1) - beta_2_power)
+        param -= (m_hat * dt(lr)) / (np.sqrt(v_hat) + dt(self.epsilon))
+
+    def get_state(self):
+        """As ``Optimizer.get_state``, with the momentum-schedule product last."""
+        state = super().get_state()
+        if self.built:
+            state.append(np.array(self._u_product))
+        return state
+
+    def set_state(self, state):
+        """Restores a state returned by ``get_state``."""
+        state = list(state)
+        if len(state) > 1:
+            u_product = np.asarray(state[-1])
+            if u_product.ndim != 0:
+                raise ValueError(
+                    "The last array of a built Nadam state must be the scalar momentum-schedule "
+                    f"product; received shape {u_product.shape}."
+                )
+            super().set_state(state[:-1])
+            self._u_product = u_product.dtype.type(u_product) if u_product.dtype.kind == "f" \
+                else np.float32(u_product)
+        else:
+            super().set_state(state)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+_CLASSES = {cls.__name__: cls for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adamax, Nadam)}
+_ALIASES = {name.lower(): cls for name, cls in _CLASSES.items()}
 
 
 def serialize(optimizer):
@@ -699,8 +1295,8 @@ def get(identifier):
     """Returns an optimizer from a name, a config dict or an instance.
 
     Args:
-        identifier: ``"sgd"``, ``"rmsprop"``, ``"adam"`` or ``"adagrad"`` (any
-            case; Keras defaults), a ``{"class_name", "config"}`` dict, or an
+        identifier: ``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``,
+            ``"adagrad"``, ``"adamax"`` or ``"nadam"`` (any case; Keras defaults), a ``{"class_name", "config"}`` dict, or an
             ``Optimizer`` instance (returned unchanged).
 
     Returns:

@@ -24,9 +24,10 @@ What the trainer needs from the model it is mixed into: ``_layers`` (the layer l
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -37,6 +38,7 @@ from crnn import metrics as metrics_module
 from crnn import optimizers as optimizers_module
 from crnn import utils
 from crnn._validation import check_positive_int, is_int
+from crnn.layers.base import BUILD_LOCK
 
 __all__ = ["Trainer"]
 
@@ -89,12 +91,14 @@ class Trainer:
     # ------------------------------------------------------------------ data checks
 
     def _to_array(self, x, name="x"):
-        if isinstance(x, (list, tuple)):
-            x = np.asarray(x)
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+        # np.asarray makes no copy of an array: a broadcast view stays a view until its
+        # shape has been checked.
+        x = np.asarray(x)
         if x.dtype == object:
             raise TypeError(f"{name} must be a numeric array, received an object array")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real numeric array (bool, int or float), "
+                            f"received dtype {x.dtype}")
         return x
 
     def _check_x(self, x, name="x"):
@@ -106,9 +110,15 @@ class Trainer:
             raise ValueError(f"{name} must hold at least one sample, received shape {x.shape}")
         declared = self._input_batch_shape()
         if declared is None:
-            self._build_shape = (None,) + x.shape[1:]
-            self._build()
-            declared = self._build_shape
+            # Built once, under the build lock: concurrent first calls from several threads
+            # must not each create weights (and run on weights another thread replaces).
+            # The shape is published last, so a thread that sees it sees a built model.
+            with BUILD_LOCK:
+                declared = self._input_batch_shape()
+                if declared is None:
+                    declared = (None,) + x.shape[1:]
+                    self._build(declared)
+                    self._build_shape = declared
         # As in Keras, only the axes that size weights are fixed: the last one (features),
         # or none for Embedding indices. A model declared with 10 timesteps still runs on
         # 7 or 12, because the recurrent, Dense and TimeDistributed layers don't depend on
@@ -122,13 +132,35 @@ class Trainer:
             )
         return x
 
-    def _check_y(self, y, n, name="y"):
+    def _check_y(self, y, x, name="y"):
+        """Check the targets for inputs ``x`` before any work: dtype, count, and shape.
+
+        The shape is checked by the compiled loss and metrics themselves, on a stand-in
+        for the predictions (a broadcast constant of the output shape that ``x`` gives, no
+        forward pass), so that a ``y`` they would refuse fails here, before any state,
+        weight or optimizer slot moves.
+        """
         y = self._to_array(y, name)
+        n = x.shape[0]
         if y.ndim == 0 or y.shape[0] != n:
             raise ValueError(
                 f"{name} must have one target per sample: x has {n} samples, {name} has shape "
                 f"{y.shape}"
             )
+        shape = tuple(x.shape)
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        stand_in = np.broadcast_to(np.asarray(0.5, dtype=self._layers[-1].dtype), shape)
+        try:
+            with np.errstate(all="ignore"):
+                self.loss.value_and_grad(y, stand_in, compute_grad=False)
+                for metric in self.compiled_metrics:
+                    copy.deepcopy(metric).update_state(y, stand_in)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{name} of shape {y.shape} and dtype {y.dtype} doesn't fit the model's output "
+                f"of shape {shape} (loss {self.loss.name!r}): {error}"
+            ) from None
         return y
 
     def _check_direct_batch(self, x, what):
@@ -255,7 +287,9 @@ class Trainer:
         loss, d_pred = self.loss.value_and_grad(y, y_pred)
         grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
         params = self.trainable_weights
-        grads = [np.asarray(g, dtype=p.dtype) for p, g in zip(params, grads)]
+        # Sparse rows (Embedding's IndexedSlices) go to the optimizer as they are.
+        grads = [g if isinstance(g, optimizers_module.IndexedSlices) else np.asarray(g, dtype=p.dtype)
+                 for p, g in zip(params, grads)]
         if params:
             self.optimizer.apply(params, grads)
         self._track(loss, y, y_pred)
@@ -299,7 +333,7 @@ class Trainer:
         _no_weights(sample_weight, class_weight)
         self._require_compiled("train_on_batch")
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         self._check_direct_batch(x, "the batch passed to train_on_batch")
         self._reset_trackers()
         self._train_step(x, y)
@@ -325,7 +359,7 @@ class Trainer:
         _no_weights(sample_weight, None)
         self._require_compiled("test_on_batch")
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         self._check_direct_batch(x, "the batch passed to test_on_batch")
         self._reset_trackers()
         self._test_step(x, y)
@@ -468,7 +502,7 @@ class Trainer:
             raise ValueError(f"initial_epoch must be a non-negative int, received "
                              f"{initial_epoch!r}")
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
             raise ValueError(
                 f"validation_split must be a float in [0, 1), received {validation_split!r}"
@@ -483,7 +517,7 @@ class Trainer:
                        if isinstance(validation_data, (tuple, list)) else "")
                 )
             vx = self._check_x(validation_data[0], "validation_data x")
-            val = (vx, self._check_y(validation_data[1], vx.shape[0], "validation_data y"))
+            val = (vx, self._check_y(validation_data[1], vx, "validation_data y"))
         elif validation_split:
             split_at = int(math.floor(x.shape[0] * (1.0 - validation_split)))
             if split_at == 0 or split_at == x.shape[0]:
@@ -566,7 +600,7 @@ class Trainer:
         self._require_compiled("evaluate")
         verbose = _check_verbose(verbose)
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         batch_size = self._batch_size_for("evaluate", x.shape[0], batch_size)
         n_steps = _limit_steps(steps, math.ceil(x.shape[0] / batch_size))
         x, y = x[:n_steps * batch_size], y[:n_steps * batch_size]

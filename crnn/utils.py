@@ -328,3 +328,20 @@ class Progbar:
 def _write(text):
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+# The data utilities live in crnn.preprocessing; Keras users find them here.
+from crnn.preprocessing import (  # noqa: E402
+    StatefulOrderReport,
+    TimeseriesBatches,
+    check_stateful_order,
+    pad_sequences,
+    stateful_batches,
+    timeseries_dataset_from_array,
+    to_categorical,
+)
+
+__all__ += [
+    "to_categorical", "pad_sequences", "timeseries_dataset_from_array", "TimeseriesBatches",
+    "stateful_batches", "check_stateful_order", "StatefulOrderReport",
+]

@@ -1,6 +1,6 @@
 """crnn Sequential models against golden values computed by Keras 3.
 
-tests/golden/model_golden.npz was written once by tests/golden/generate_model_golden.py
+tests/golden/model_golden.npz was written once by tests/golden/make_model_golden.py
 (see tests/golden/README.md); Keras is not needed here. Each architecture below is the crnn
 twin of the Keras model of the same name in the generator, written the way a Keras user
 would write it. The Keras weights are loaded with ``set_weights``, and crnn must reproduce
@@ -63,7 +63,7 @@ def _assert_weights_close(what, model, expected):
 
 
 # --------------------------------------------------------------------------- architectures
-# The crnn twins of generate_model_golden.architectures(). The first layers declare their
+# The crnn twins of make_model_golden.architectures(). The first layers declare their
 # input in the three ways Keras users do: Input(shape=...), input_shape=..., and
 # batch_input_shape=... (the stateful model).
 
@@ -121,8 +121,12 @@ ARCHITECTURES = {
                                         L.Dense(3, activation="softmax")],
     "train_lstm_binary": lambda: [L.Input(shape=(4, 2)), L.LSTM(3),
                                   L.Dense(1, activation="sigmoid")],
+    # The golden training cases use Keras's dense Embedding gradient (see the generator):
+    # crnn's sparse_gradient=False option; tests/test_keras_users_embedding.py covers the
+    # default (TensorFlow's per-row IndexedSlices).
     "train_embedding_lstm_binary": lambda: [L.Input(shape=(6,), dtype="int64"),
-                                            L.Embedding(7, 3, mask_zero=True), L.LSTM(3),
+                                            L.Embedding(7, 3, mask_zero=True,
+                                                        sparse_gradient=False), L.LSTM(3),
                                             L.Dense(1, activation="sigmoid")],
     "train_bidir_gru_mse": lambda: [L.Input(shape=(4, 2)),
                                     L.Bidirectional(L.GRU(2), merge_mode="concat"),

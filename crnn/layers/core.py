@@ -6,14 +6,22 @@ from crnn import initializers, utils
 from crnn._validation import check_positive_int
 from crnn.layers import activations
 from crnn.layers.base import Layer, check_rate
+from crnn.optimizers import IndexedSlices
 
 __all__ = ["Dense", "Dropout", "Activation", "Embedding", "Masking"]
 
 
-def _as_float(layer, x):
+def _as_float(layer, x, last_axis=None):
+    """``x`` in the layer's dtype, its dtype and (optionally) last axis checked first.
+
+    The shape is checked before the conversion, so that a wrong-shaped broadcast view
+    (zero strides, little memory) fails on its shape rather than on its full-size copy.
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    if last_axis is not None:
+        _check_last_axis(layer, x, last_axis)
     return x.astype(layer.dtype, copy=False)
 
 
@@ -73,8 +81,7 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, training=False, mask=None):
-        x = _as_float(self, x)
-        _check_last_axis(self, x, self.kernel.shape[0])
+        x = _as_float(self, x, last_axis=self.kernel.shape[0])
         z = x @ self.kernel
         if self.use_bias:
             z = z + self.bias
@@ -196,6 +203,14 @@ class Embedding(Layer):
             downstream use to skip those timesteps. Index 0 then can't be a real token,
             so ``input_dim`` should be the vocabulary size + 1.
         input_length: accepted for Keras 2 compatibility (the timesteps).
+        sparse_gradient: how the embeddings' gradient reaches the optimizer.
+            True (default): as Keras on TensorFlow, one row per looked-up index
+            (a ``crnn.optimizers.IndexedSlices``), which Adam, RMSprop, Adagrad,
+            Adamax and Nadam apply row occurrence by row occurrence (a token seen
+            twice adds two squared rows to Adam's second moment) and clipping sees
+            row by row. False: the rows of repeated indices are summed first into
+            a dense gradient, as Keras on JAX and PyTorch. Not part of Keras's
+            config (written only when False).
 
     Example:
         >>> layer = Embedding(10, 4, mask_zero=True)
@@ -204,7 +219,7 @@ class Embedding(Layer):
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 mask_zero=False, input_length=None, **kwargs):
+                 mask_zero=False, input_length=None, sparse_gradient=True, **kwargs):
         if input_length is not None and "input_shape" not in kwargs \
                 and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
@@ -217,6 +232,9 @@ class Embedding(Layer):
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.mask_zero = bool(mask_zero)
         self.supports_masking = self.mask_zero
+        if not isinstance(sparse_gradient, (bool, np.bool_)):
+            raise ValueError(f"sparse_gradient must be True or False, received {sparse_gradient!r}")
+        self.sparse_gradient = bool(sparse_gradient)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight("embeddings", (self.input_dim, self.output_dim),
@@ -257,8 +275,12 @@ class Embedding(Layer):
         return self.embeddings[idx], idx
 
     def backward(self, cache, d_outputs):
-        d_embeddings = np.zeros_like(self.embeddings)
-        np.add.at(d_embeddings, cache.reshape(-1), d_outputs.reshape(-1, self.output_dim))
+        rows = np.asarray(d_outputs, dtype=self.embeddings.dtype).reshape(-1, self.output_dim)
+        if self.sparse_gradient:
+            d_embeddings = IndexedSlices(rows, cache.reshape(-1), self.embeddings.shape)
+        else:
+            d_embeddings = np.zeros_like(self.embeddings)
+            np.add.at(d_embeddings, cache.reshape(-1), rows)
         # Integer inputs have no gradient; return zeros of the index shape.
         return np.zeros(cache.shape, self.dtype), self._grads_for_trainable([d_embeddings])
 
@@ -267,6 +289,8 @@ class Embedding(Layer):
         config.update(input_dim=self.input_dim, output_dim=self.output_dim,
                       embeddings_initializer=initializers.serialize(self.embeddings_initializer),
                       mask_zero=self.mask_zero)
+        if not self.sparse_gradient:
+            config["sparse_gradient"] = False
         return config
 
 

@@ -6,11 +6,11 @@ taken with tf.GradientTape. Cases include probabilities outside the clipping
 range [1e-7, 1 - 1e-7] and categorical "probabilities" that do not sum to 1.
 tests/test_losses.py compares crnn.losses against them without Keras.
 
-Usage: KERAS_BACKEND=tensorflow python tests/golden/make_loss_golden.py
+Usage: KERAS_BACKEND=tensorflow python tests/golden/make_losses_golden.py
 """
 
-import json
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -18,6 +18,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 KERAS_CLASSES = {
     "mean_squared_error": keras.losses.MeanSquaredError,
@@ -91,8 +94,7 @@ def main():
             data[f"{key}/value"] = np.array(float(value))
             data[f"{key}/grad"] = grad
             index.append({"key": key, "name": name, "config": config, "dtype": dtype})
-    meta = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "cases": index}
-    data["meta"] = np.array(json.dumps(meta))
+    data["__meta__"] = meta_array(__file__, [keras], cases=index)
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "losses_golden.npz")
     np.savez_compressed(out, **data)
     print(f"wrote {len(index)} cases to {out}")

@@ -5,17 +5,20 @@ gradients and stores the initial values, the gradients and the values after each
 step. tests/test_optimizers.py replays the gradients through crnn.optimizers and
 compares; the test suite itself never imports Keras or TensorFlow.
 
-Usage: KERAS_BACKEND=tensorflow python tests/golden/make_optimizer_golden.py
+Usage: KERAS_BACKEND=tensorflow python tests/golden/make_optimizers_golden.py
 """
 
-import json
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 STEPS = 6
 SHAPES = [(3, 4), (4,), (2, 3)]
@@ -78,9 +81,8 @@ def main():
                     data[f"{key}/grad/{t}/{i}"] = grads[t][i]
                     data[f"{key}/value/{t}/{i}"] = trajectory[t][i]
             index.append({"key": key, "class_name": class_name, "config": config, "dtype": dtype})
-    meta = {"keras_version": keras.__version__, "backend": keras.backend.backend(), "steps": STEPS,
-            "num_variables": len(SHAPES), "cases": index}
-    data["meta"] = np.array(json.dumps(meta))
+    data["__meta__"] = meta_array(__file__, [keras], steps=STEPS, num_variables=len(SHAPES),
+                                  cases=index)
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optimizers_golden.npz")
     np.savez_compressed(out, **data)
     print(f"wrote {len(index)} cases to {out} (keras {keras.__version__}, {keras.backend.backend()})")

@@ -2,7 +2,7 @@
 
 Run once, by hand, from the repository root (needs keras>=3 with TensorFlow):
 
-    python tests/golden/generate_model_golden.py
+    python tests/golden/make_model_golden.py
 
 tests/test_golden_models.py builds the same architectures with crnn's Keras-like API, loads
 the stored weights with ``set_weights`` and compares; it never imports Keras.

@@ -1,7 +1,7 @@
-"""Generate tests/layers_golden/keras_models.npz: Keras 3 predictions of small models.
+"""Generate tests/layers_golden/layers_golden.npz: Keras 3 predictions of small models.
 
 Run by hand (needs keras + tensorflow; the test suite does not):
-    python tests/layers_golden/make_keras_golden.py
+    python tests/layers_golden/make_layers_golden.py
 
 For each case, the model is built in Keras with random weights; the file keeps the
 input, Keras's get_weights() list and Keras's predictions. tests/test_layers.py builds the
@@ -9,14 +9,17 @@ same architecture in crnn, sets Keras's weights and compares predictions, which 
 weight order/shapes and the maths of every layer and the mask propagation.
 """
 
-import json
 import os
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 # Each case: (name, input kind, input shape, list of (layer class, kwargs)).
 # Written as plain data so that the test can rebuild the same stack with crnn.layers.
@@ -73,7 +76,7 @@ def make_layer(class_name, kwargs):
 
 def main():
     rng = np.random.default_rng(1234)
-    out = {"cases": json.dumps(CASES)}
+    out = {"__meta__": meta_array(__file__, [keras], cases=CASES)}
     for name, kind, shape, stack in CASES:
         if kind == "int":
             x = rng.integers(1, 7, size=shape)
@@ -101,7 +104,7 @@ def main():
         out[f"{name}/n_weights"] = np.array(len(weights))
         for k, w in enumerate(weights):
             out[f"{name}/w{k}"] = w
-    path = os.path.join(os.path.dirname(__file__), "keras_models.npz")
+    path = os.path.join(os.path.dirname(__file__), "layers_golden.npz")
     np.savez_compressed(path, **out)
     print("wrote", path, "with", len(CASES), "cases; keras", keras.__version__)
 

@@ -2,7 +2,7 @@
 
 Run once, by hand, from the repository root (needs keras>=3 with TensorFlow, and torch):
 
-    python tests/golden/generate_ops_golden.py
+    python tests/golden/make_ops_golden.py
 
 The test suite only reads the .npz it writes (tests/test_golden_ops.py); it never imports
 keras, tensorflow or torch.
@@ -322,7 +322,7 @@ def main():
         meta[spec["name"]] = torch_meta(spec)
         for key, value in data.items():
             arrays[f"{spec['name']}/{key}"] = value
-    for name, m in meta.items():
+    for m in meta.values():
         if m["cell"] == "simple_rnn":
             m["recurrent_activation"] = None
         if m["cell"] != "gru":
