@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 
 from crnn import saving
 from crnn.layers import InputLayer, Layer, deserialize, serialize
-from crnn.layers.base import assign_weights, unique_name
+from crnn.layers.base import assign_weights, check_numeric, unique_name
 from crnn.trainer import Trainer
 
 __all__ = ["Sequential", "from_bytes"]
@@ -315,11 +315,16 @@ class Sequential(Trainer):
         """
         self._require_built("set_states")
         current = self.get_states()
+        if not hasattr(states, "__iter__") or isinstance(states, (str, bytes, dict)):
+            raise TypeError(f"states must be a list of arrays (as get_states() returns), "
+                            f"received {type(states).__name__}")
         states = list(states)
         if len(states) != len(current):
             raise ValueError(f"model {self.name!r} has {len(current)} state arrays, received "
                              f"{len(states)}; expected shapes {[s.shape for s in current]}")
-        checked = [np.asarray(s) for s in states]
+        # Every array checked here, before the first layer's states change.
+        checked = [check_numeric(f"state {k} of model {self.name!r}", s)
+                   for k, s in enumerate(states)]
         for k, (own, new) in enumerate(zip(current, checked)):
             if new.shape != own.shape:
                 raise ValueError(f"state {k} of model {self.name!r} must have shape "

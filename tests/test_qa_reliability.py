@@ -1,0 +1,34 @@
+"""A failed call changes nothing: model-level cases found by QA fuzzing."""
+
+import numpy as np
+import pytest
+
+import crnn
+from crnn import layers as L
+
+
+def _stateful_model():
+    model = crnn.Sequential([crnn.Input(batch_shape=(2, 3, 4)),
+                             L.GRU(5, stateful=True, return_sequences=True),
+                             L.LSTM(3, stateful=True), L.Dense(2)])
+    model.predict(np.ones((2, 3, 4), "float32"), verbose=0)      # non-zero states
+    return model
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 3)).astype(str), np.zeros((2, 3), complex),
+                                 np.zeros((2, 3), object)])
+def test_set_states_checks_every_dtype_before_setting_any(bad):
+    model = _stateful_model()
+    before = model.get_states()
+    new = [np.ones_like(s) for s in before[:-1]] + [bad]
+    with pytest.raises(TypeError, match=r"state 2 of model .*received dtype"):
+        model.set_states(new)
+    for a, b in zip(before, model.get_states()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad", [None, 3, "states"])
+def test_set_states_names_the_argument_when_not_a_list(bad):
+    model = _stateful_model()
+    with pytest.raises(TypeError, match="states must be a list of arrays"):
+        model.set_states(bad)
