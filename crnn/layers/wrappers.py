@@ -12,6 +12,13 @@ def _check_layer(name, layer):
         raise TypeError(f"{name} must be a crnn layer instance, received {type(layer).__name__}")
 
 
+def _nested(layer):
+    """A wrapped layer's config entry, with the ``module`` Keras 3 needs to deserialize it
+    (so that ``keras.Sequential.from_config(model.get_config())`` reads a crnn config)."""
+    return {"module": "keras.layers", "class_name": type(layer).__name__,
+            "config": layer.get_config(), "registered_name": None}
+
+
 class _Wrapper(Layer):
     def _inner_layers(self):
         raise NotImplementedError
@@ -139,8 +146,7 @@ class TimeDistributed(_Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config["layer"] = {"class_name": type(self.layer).__name__,
-                           "config": self.layer.get_config()}
+        config["layer"] = _nested(self.layer)
         return config
 
     @classmethod
@@ -315,11 +321,9 @@ class Bidirectional(_Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config["layer"] = {"class_name": type(self.forward_layer).__name__,
-                           "config": self.forward_layer.get_config()}
+        config["layer"] = _nested(self.forward_layer)
         config["layer"]["config"]["name"] = self.forward_layer.name[len("forward_"):]
-        config["backward_layer"] = {"class_name": type(self.backward_layer).__name__,
-                                    "config": self.backward_layer.get_config()}
+        config["backward_layer"] = _nested(self.backward_layer)
         config["merge_mode"] = self.merge_mode
         return config
 
