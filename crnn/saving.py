@@ -174,6 +174,13 @@ def _write_atomically(filepath, arrays, overwrite):
                               f"or choose another path")
     directory = os.path.dirname(os.path.abspath(filepath))
     basename = os.path.basename(filepath)
+    # Named here: the temporary file's error would name a path the caller never gave.
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"can't save to {filepath!r}: the folder {directory!r} does "
+                                f"not exist; create it first")
+    if os.path.isdir(filepath):
+        raise IsADirectoryError(f"can't save to {filepath!r}: it is a folder; give a file "
+                                f"path such as {os.path.join(filepath, 'model.crnn')!r}")
     # Before writing, so that the space of killed saves is free for this one.
     _remove_stale_temps(directory, basename)
     fd, tmp = tempfile.mkstemp(prefix=f".{basename}.pid{os.getpid()}.", suffix=".tmp",

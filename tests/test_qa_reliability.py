@@ -32,3 +32,13 @@ def test_set_states_names_the_argument_when_not_a_list(bad):
     model = _stateful_model()
     with pytest.raises(TypeError, match="states must be a list of arrays"):
         model.set_states(bad)
+
+
+def test_save_into_a_missing_folder_or_onto_a_folder_names_the_path(tmp_path):
+    model = crnn.Sequential([crnn.Input((3, 2)), L.GRU(2)])
+    target = tmp_path / "missing" / "m.crnn"
+    with pytest.raises(FileNotFoundError, match=r"m\.crnn.*folder .*missing.* does not exist"):
+        model.save(target)
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        model.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
