@@ -42,3 +42,21 @@ def test_save_into_a_missing_folder_or_onto_a_folder_names_the_path(tmp_path):
     with pytest.raises(IsADirectoryError, match="it is a folder"):
         model.save(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: L.Dropout(0.5, noise_shape=3), r"noise_shape must be a tuple.*received 3"),
+    (lambda: L.Dropout(0.5, noise_shape=(2, 0, 1)), r"noise_shape must be.*\(2, 0, 1\)"),
+    (lambda: L.Dropout(0.5, noise_shape=(2, 1.5)), r"noise_shape must be.*\(2, 1\.5\)"),
+    (lambda: L.Masking("a"), "mask_value must be a number, received 'a'"),
+    (lambda: L.Masking(None), "mask_value must be a number, received None"),
+])
+def test_layer_arguments_are_named_in_errors(make, words):
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+def test_dropout_noise_shape_with_none_entries_still_works():
+    layer = L.Dropout(0.5, noise_shape=(None, 1, 3), seed=0)
+    y = layer(np.ones((2, 4, 3), "float32"), training=True)
+    assert np.all(y[:, :1] == y[:, 1:2])         # one mask for every timestep
