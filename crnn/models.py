@@ -283,7 +283,7 @@ class Sequential(Trainer):
 
     # ------------------------------------------------------------------ running
 
-    def _forward(self, x, training):
+    def _forward(self, x, training, return_mask=False):
         mask = None
         caches = []
         for layer in self._layers:
@@ -291,7 +291,9 @@ class Sequential(Trainer):
             x, cache = layer.forward(x, training=training, mask=mask)
             caches.append(cache)
             mask = out_mask
-        return x, caches
+        # The output's mask (a sequence output after Embedding(mask_zero)/Masking) weights
+        # the loss and metrics in the trainer, as in Keras.
+        return (x, caches, mask) if return_mask else (x, caches)
 
     def _backward(self, caches, d_outputs):
         grads = []
