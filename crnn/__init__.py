@@ -18,6 +18,7 @@ import importlib
 from crnn import ops, reference
 from crnn.threads import get_num_threads, set_num_threads
 
+# The one place the version is written (pyproject.toml reads it; see CHANGELOG.md).
 __version__ = "0.1.0"
 
 _SUBMODULES = ("layers", "models", "trainer", "callbacks", "initializers", "losses", "metrics",

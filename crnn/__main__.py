@@ -1,5 +1,6 @@
-"""``python -m crnn`` runs the demo (see crnn/demo.py)."""
+"""``python -m crnn`` runs the demo (see crnn/demo.py); ``python -m crnn convert IN OUT``
+converts a Keras model file (see crnn/cli.py)."""
 
-from crnn.demo import main
+from crnn.cli import main
 
 raise SystemExit(main())

@@ -69,4 +69,3 @@ cdef inline void gemm_step(bint threaded, int m, int n, int k, const floating *a
         gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
     else:
         gemm_packed(m, n, k, a, lda, packed, b, ldb, c, ldc)
-

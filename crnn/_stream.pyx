@@ -28,7 +28,7 @@ from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release,
                              PyObject_CheckBuffer, PyObject_GetBuffer)
 from libc.math cimport erf, exp, expm1, fabs, log, log1p, sqrt, tanh
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 from crnn._common cimport activate, check_shape, LINEAR, TANH, SIGMOID, HARD_SIGMOID, RELU
 

@@ -151,6 +151,7 @@ def run(epochs=150, seed=0, verbose=1, save_path=None):
 
 
 def main(argv=None):
+    """The ``crnn-demo`` command (``python -m crnn``); ``argv`` defaults to ``sys.argv[1:]``."""
     parser = argparse.ArgumentParser(prog="crnn-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)

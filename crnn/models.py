@@ -9,7 +9,8 @@ inherits Keras's ``Trainer``.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,7 +20,7 @@ from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, unique_name
 from crnn.trainer import Trainer
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "from_bytes"]
 
 
 @saving.register_model_class
@@ -281,6 +282,96 @@ class Sequential(Trainer):
         for layer in self._stateful_layers():
             layer.reset_states()
 
+    # ---------------------------------------------- deployment helpers (issue 8)
+
+    def get_states(self):
+        """Copies of every stateful layer's states, layer by layer.
+
+        Returns:
+            A list of ``(batch, units)`` arrays: ``[h, c]`` per LSTM, ``[h]`` per GRU or
+            SimpleRNN, forward then backward for a ``Bidirectional``. Empty for a model
+            without stateful layers.
+
+        Example:
+            >>> import numpy as np, crnn
+            >>> model = crnn.Sequential([crnn.Input(batch_shape=(2, 5, 1)),
+            ...                          crnn.layers.GRU(3, stateful=True)])
+            >>> saved = model.get_states()          # e.g. before a what-if prediction
+            >>> [s.shape for s in saved]
+            [(2, 3)]
+            >>> _ = model.predict(np.ones((2, 5, 1)), verbose=0)
+            >>> model.set_states(saved)             # ...and back
+        """
+        return [s for layer in self._stateful_layers() for s in layer._state_arrays()]
+
+    def set_states(self, states):
+        """Set every stateful layer's states from a list in ``get_states()`` order.
+
+        Args:
+            states: the arrays, as ``get_states()`` returns them.
+
+        Raises:
+            ValueError: if the count or a shape differs (nothing is changed then).
+        """
+        self._require_built("set_states")
+        current = self.get_states()
+        states = list(states)
+        if len(states) != len(current):
+            raise ValueError(f"model {self.name!r} has {len(current)} state arrays, received "
+                             f"{len(states)}; expected shapes {[s.shape for s in current]}")
+        checked = [np.asarray(s) for s in states]
+        for k, (own, new) in enumerate(zip(current, checked)):
+            if new.shape != own.shape:
+                raise ValueError(f"state {k} of model {self.name!r} must have shape "
+                                 f"{own.shape}, received shape {new.shape}")
+        for layer in self._stateful_layers():
+            n = len(layer._state_arrays())
+            layer._set_state_arrays(checked[:n])
+            checked = checked[n:]
+
+    def with_batch_size(self, batch_size):
+        """A copy of this model declared with another batch size, with the same weights.
+
+        The usual way to deploy a stateful model trained on batches of ``B`` sequences
+        one stream at a time: ``model.with_batch_size(1)``. The copy is compiled like this
+        model (fresh optimizer slots); its states start at zero.
+
+        Args:
+            batch_size: the new batch size (a positive int), or None for any batch size
+                (stateful models need an int).
+
+        Returns:
+            A new ``Sequential``.
+
+        Example:
+            >>> import numpy as np, crnn
+            >>> model = crnn.Sequential([crnn.Input(batch_shape=(16, 10, 1)),
+            ...                          crnn.layers.LSTM(8, stateful=True),
+            ...                          crnn.layers.Dense(1)])
+            >>> online = model.with_batch_size(1)
+            >>> online.predict(np.zeros((1, 10, 1)), verbose=0).shape
+            (1, 1)
+        """
+        self._require_built("with_batch_size")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size <= 0):
+            raise ValueError(f"batch_size must be a positive int or None, received "
+                             f"{batch_size!r}")
+        config = self.get_config()
+        shape = list(self._input_batch_shape())
+        shape[0] = None if batch_size is None else int(batch_size)
+        first = config["layers"][0]
+        if first["class_name"] == "InputLayer":
+            first["config"]["batch_shape"] = shape
+        config["build_input_shape"] = shape
+        model = type(self).from_config(config)
+        model.set_weights(self.get_weights())
+        if self._compile_config is not None:
+            model.compile(optimizer=self._compile_config["optimizer"],
+                          loss=self._compile_config["loss"],
+                          metrics=[m for m in self._compile_config["metrics"] if m])
+        return model
+
     # ------------------------------------------------------------------ running
 
     def _forward(self, x, training, return_mask=False):
@@ -333,7 +424,7 @@ class Sequential(Trainer):
         layers = []
         if self._input_layer is not None:
             layers.append(serialize(self._input_layer))
-        for k, layer in enumerate(self._layers):
+        for layer in self._layers:
             entry = serialize(layer)
             if self._input_layer is not None:
                 entry["config"].pop("batch_input_shape", None)
@@ -477,8 +568,48 @@ class Sequential(Trainer):
         """
         saving.load_weights(self, filepath)
 
+    def to_bytes(self, include_optimizer: bool = True) -> bytes:
+        """The model in crnn's pickle-free file format, as bytes.
+
+        What ``save`` would write, for sending a model to another process (Dask workers,
+        MPI ranks); ``crnn.models.from_bytes`` reads it back.
+
+        Args:
+            include_optimizer: also include the optimizer state.
+
+        Returns:
+            The bytes of a ``.crnn`` file.
+
+        Raises:
+            ValueError: if the model isn't built.
+        """
+        return saving.to_bytes(self, include_optimizer=include_optimizer)
+
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"
+
+
+def from_bytes(data: bytes, compile: bool = True) -> Sequential:
+    """Rebuild a model from ``model.to_bytes()`` (or a saved file's bytes).
+
+    Args:
+        data: the bytes.
+        compile: recompile with the saved optimizer state, loss and metrics.
+
+    Returns:
+        The model, as ``crnn.load_model`` returns it.
+
+    Raises:
+        TypeError: if ``data`` is not bytes-like.
+        ValueError: if ``data`` is not a crnn model.
+
+    Example:
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> crnn.models.from_bytes(model.to_bytes()).count_params()
+        8
+    """
+    return saving.from_bytes(data, compile=compile)
 
 
 def _format_bytes(n):

@@ -74,7 +74,12 @@ class RNNCache:
 
 
 def _float_array(name, value, dtype=None):
-    """``value`` as a C-contiguous float32/float64 array, checking its dtype."""
+    """``value`` as a float32/float64 array (a view where possible), its dtype checked.
+
+    No copy is made here: callers check every shape first and make the arrays contiguous
+    (``_contiguous``) last, so that a wrong-shaped broadcast view (zero strides, little
+    memory) fails on its shape instead of on allocating its full-size copy.
+    """
     array = np.asarray(value)
     if dtype is None:
         if array.dtype not in _FLOAT_DTYPES:
@@ -87,7 +92,12 @@ def _float_array(name, value, dtype=None):
             f"{name} has dtype {array.dtype} but x has dtype {dtype}; all arrays of one "
             f"call must share a dtype (float32 or float64)"
         )
-    return np.ascontiguousarray(array)
+    return array
+
+
+def _contiguous(*arrays):
+    """The checked arrays, C-contiguous (copies only where needed)."""
+    return [np.ascontiguousarray(a) for a in arrays]
 
 
 def _check_shape(name, array, expected):
@@ -163,6 +173,8 @@ def _prepare(cell, gates, n_states, x, kernel, recurrent_kernel, bias, bias_shap
         mask = np.ascontiguousarray(mask, dtype=np.uint8)
     else:
         mask = np.ones((1, 1), np.uint8)
+    x, kernel, recurrent_kernel, bias = _contiguous(x, kernel, recurrent_kernel, bias)
+    states = _contiguous(*states)
     return x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask
 
 
@@ -194,7 +206,7 @@ def _check_grad_inputs(cache, cell, d_outputs, d_final_states):
         d = _float_array(f"d_final_states[{k}]", d, dtype)
         _check_shape(f"d_final_states[{k}]", d, state_shape)
         states.append(d)
-    return d_outputs, states
+    return np.ascontiguousarray(d_outputs), _contiguous(*states)
 
 
 def _gradients(cache, dx, d_states, d_kernel, d_recurrent_kernel, d_bias):

@@ -189,7 +189,7 @@ def gru_backward(tape, d_outputs, d_final_states):
     _, dract = ACTIVATIONS[tape["recurrent_activation"]]
     reset_after = tape["reset_after"]
     units = recurrent_kernel.shape[0]
-    u1, u2 = units, 2 * units
+    u2 = 2 * units
     dx = np.zeros_like(x)
     d_kernel = np.zeros_like(kernel)
     d_recurrent_kernel = np.zeros_like(recurrent_kernel)

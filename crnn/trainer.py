@@ -24,9 +24,11 @@ What the trainer needs from the model it is mixed into: ``_layers`` (the layer l
 
 from __future__ import annotations
 
+import copy
 import math
+import types
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -37,6 +39,7 @@ from crnn import metrics as metrics_module
 from crnn import optimizers as optimizers_module
 from crnn import utils
 from crnn._validation import check_positive_int, is_int, is_number
+from crnn.layers.base import BUILD_LOCK
 
 __all__ = ["Trainer"]
 
@@ -89,12 +92,14 @@ class Trainer:
     # ------------------------------------------------------------------ data checks
 
     def _to_array(self, x, name="x"):
-        if isinstance(x, (list, tuple)):
-            x = np.asarray(x)
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+        # np.asarray makes no copy of an array: a broadcast view stays a view until its
+        # shape has been checked.
+        x = np.asarray(x)
         if x.dtype == object:
             raise TypeError(f"{name} must be a numeric array, received an object array")
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a real numeric array (bool, int or float), "
+                            f"received dtype {x.dtype}")
         return x
 
     def _check_x(self, x, name="x"):
@@ -106,9 +111,15 @@ class Trainer:
             raise ValueError(f"{name} must hold at least one sample, received shape {x.shape}")
         declared = self._input_batch_shape()
         if declared is None:
-            self._build_shape = (None,) + x.shape[1:]
-            self._build()
-            declared = self._build_shape
+            # Built once, under the build lock: concurrent first calls from several threads
+            # must not each create weights (and run on weights another thread replaces).
+            # The shape is published last, so a thread that sees it sees a built model.
+            with BUILD_LOCK:
+                declared = self._input_batch_shape()
+                if declared is None:
+                    declared = (None,) + x.shape[1:]
+                    self._build(declared)
+                    self._build_shape = declared
         # As in Keras, only the axes that size weights are fixed: the last one (features),
         # or none for Embedding indices. A model declared with 10 timesteps still runs on
         # 7 or 12, because the recurrent, Dense and TimeDistributed layers don't depend on
@@ -122,13 +133,35 @@ class Trainer:
             )
         return x
 
-    def _check_y(self, y, n, name="y"):
+    def _check_y(self, y, x, name="y"):
+        """Check the targets for inputs ``x`` before any work: dtype, count, and shape.
+
+        The shape is checked by the compiled loss and metrics themselves, on a stand-in
+        for the predictions (a broadcast constant of the output shape that ``x`` gives, no
+        forward pass), so that a ``y`` they would refuse fails here, before any state,
+        weight or optimizer slot moves.
+        """
         y = self._to_array(y, name)
+        n = x.shape[0]
         if y.ndim == 0 or y.shape[0] != n:
             raise ValueError(
                 f"{name} must have one target per sample: x has {n} samples, {name} has shape "
                 f"{y.shape}"
             )
+        shape = tuple(x.shape)
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        stand_in = np.broadcast_to(np.asarray(0.5, dtype=self._layers[-1].dtype), shape)
+        try:
+            with np.errstate(all="ignore"):
+                self.loss.value_and_grad(y, stand_in, compute_grad=False)
+                for metric in self.compiled_metrics:
+                    copy.deepcopy(metric).update_state(y, stand_in)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{name} of shape {y.shape} and dtype {y.dtype} doesn't fit the model's output "
+                f"of shape {shape} (loss {self.loss.name!r}): {error}"
+            ) from None
         return y
 
     def _check_direct_batch(self, x, what):
@@ -309,7 +342,7 @@ class Trainer:
         """
         self._require_compiled("train_on_batch")
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         sw = _sample_weight_for(y, sample_weight, class_weight, "train_on_batch")
         self._check_direct_batch(x, "the batch passed to train_on_batch")
         self._reset_trackers()
@@ -335,7 +368,7 @@ class Trainer:
         """
         self._require_compiled("test_on_batch")
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         sw = _sample_weight_for(y, sample_weight, None, "test_on_batch")
         self._check_direct_batch(x, "the batch passed to test_on_batch")
         self._reset_trackers()
@@ -425,6 +458,91 @@ class Trainer:
             >>> sorted(history.history), len(history.history["loss"])
             (['loss', 'val_loss'], 3)
         """
+        # Data-parallel training (crnn.distributed): the optimizer carries the collective
+        # calls. Every rank's checks are compared before the first step, so a failure or a
+        # mismatch on one rank raises on all of them instead of leaving them waiting.
+        sync = getattr(self.optimizer, "distributed", None)
+        try:
+            plan = self._prepare_fit(
+                x, y, batch_size, epochs, verbose, validation_split, validation_data, shuffle,
+                class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps,
+                validation_batch_size, validation_freq, kwargs)
+            if sync is not None and (plan.source is not None or plan.val_source is not None):
+                raise ValueError("distributed fit needs array data on every rank, not an "
+                                 "iterable of batches")
+        except Exception as error:
+            if sync is not None:
+                sync.fit_failed(error)
+            raise
+        x, y, sample_weight, source = plan.x, plan.y, plan.sample_weight, plan.source
+        val, val_source, batch_size, verbose = plan.val, plan.val_source, plan.batch_size, plan.verbose
+        steps, shuffle = plan.steps, plan.shuffle
+        cb_list = list(callbacks or [])
+        if sync is not None:
+            cb_list, verbose = sync.start_fit(self, x, y, batch_size, steps, epochs, initial_epoch,
+                                              None if val is None else val[:2], cb_list, verbose)
+        history = callbacks_module.History()
+        cb = callbacks_module.CallbackList(
+            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
+            verbose=verbose, epochs=epochs, steps=steps)
+        self.stop_training = False
+        self.history = history
+        self._initial_epoch = None
+        cb.on_train_begin()
+        if self._initial_epoch is not None:  # set by BackupAndRestore from its backup
+            initial_epoch = self._initial_epoch
+        logs = {}
+        rng = utils.get_rng()
+        for epoch in range(initial_epoch, epochs):
+            self._reset_trackers()
+            cb.on_epoch_begin(epoch)
+            if source is None:
+                order = rng.permutation(x.shape[0]) if shuffle else None
+                batches = ((step, x[idx], y[idx], None if sample_weight is None else sample_weight[idx])
+                           for step, idx in _batches(x.shape[0], batch_size, order))
+            else:
+                batches = source.batches()
+            ran = 0
+            for step, bx, by, bw in batches:
+                ran += 1
+                if source is not None:
+                    bx, by, bw = self._check_batch(bx, by, bw, plan.class_weight, "x")
+                cb.on_train_batch_begin(step)
+                self._train_step(bx, by, bw)
+                logs = self._logs() if sync is None else sync.average_logs(self._logs())
+                cb.on_train_batch_end(step, dict(logs))
+                if self._stopping(sync):
+                    break
+            if source is not None and source.ran_out:
+                warnings.warn(
+                    "Your input ran out of data; interrupting training. Make sure that your "
+                    "dataset or generator can generate at least `steps_per_epoch * epochs` "
+                    "batches.", UserWarning, stacklevel=2)
+                self.stop_training = True
+                if not ran:  # nothing left for this epoch: it doesn't count
+                    break
+            epoch_logs = dict(logs)
+            if (val is not None or val_source is not None) and _should_validate(epoch, plan.validation_freq):
+                cb.on_test_begin()
+                if val is not None:
+                    val_logs = self._run_evaluate(val[0], val[1], plan.val_batch_size, cb, val[2])
+                    if sync is not None:
+                        val_logs = sync.average_logs(val_logs)
+                else:
+                    val_logs = self._run_evaluate_batches(val_source, cb)
+                cb.on_test_end(dict(val_logs))
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            cb.on_epoch_end(epoch, epoch_logs)
+            logs = epoch_logs
+            if self._stopping(sync):
+                break
+        cb.on_train_end(dict(logs))
+        return history
+
+    def _prepare_fit(self, x, y, batch_size, epochs, verbose, validation_split, validation_data,
+                     shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
+                     validation_steps, validation_batch_size, validation_freq, kwargs):
+        """``fit``'s checks, all before any work; returns the plan as a namespace."""
         if kwargs:
             raise TypeError(f"fit() got unexpected keyword argument(s) {sorted(kwargs)}")
         self._require_compiled("fit")
@@ -465,7 +583,7 @@ class Trainer:
                     "every epoch runs over all of x (use fewer samples, or epochs)"
                 )
             x = self._check_x(x)
-            y = self._check_y(y, x.shape[0])
+            y = self._check_y(y, x)
             sample_weight = _sample_weight_for(y, sample_weight, class_weight)
             class_weight = None
         val = None
@@ -482,7 +600,7 @@ class Trainer:
                            if isinstance(validation_data, (tuple, list)) else "")
                     )
                 vx = self._check_x(validation_data[0], "validation_data x")
-                vy = self._check_y(validation_data[1], vx.shape[0], "validation_data y")
+                vy = self._check_y(validation_data[1], vx, "validation_data y")
                 vw = validation_data[2] if len(validation_data) == 3 else None
                 val = (vx, vy, _sample_weight_for(vy, vw, None))
         elif validation_split:
@@ -536,70 +654,25 @@ class Trainer:
                 "batch's samples slot by slot, and shuffling breaks that sample-to-sample "
                 "continuation. Pass shuffle=False (the default for stateful models) unless the "
                 "samples are independent.",
-                UserWarning, stacklevel=2,
+                UserWarning, stacklevel=4,
             )
 
-        history = callbacks_module.History()
-        cb_list = list(callbacks or [])
-        cb = callbacks_module.CallbackList(
-            cb_list + [history], add_history=False, add_progbar=verbose != 0, model=self,
-            verbose=verbose, epochs=epochs, steps=steps)
-        self.stop_training = False
-        self.history = history
-        self._initial_epoch = None
-        cb.on_train_begin()
-        if self._initial_epoch is not None:  # set by BackupAndRestore from its backup
-            initial_epoch = self._initial_epoch
-        logs = {}
-        rng = utils.get_rng()
-        for epoch in range(initial_epoch, epochs):
-            self._reset_trackers()
-            cb.on_epoch_begin(epoch)
-            if source is None:
-                order = rng.permutation(x.shape[0]) if shuffle else None
-                batches = ((step, x[idx], y[idx], None if sample_weight is None else sample_weight[idx])
-                           for step, idx in _batches(x.shape[0], batch_size, order))
-            else:
-                batches = source.batches()
-            ran = 0
-            for step, bx, by, bw in batches:
-                ran += 1
-                if source is not None:
-                    bx, by, bw = self._check_batch(bx, by, bw, class_weight, "x")
-                cb.on_train_batch_begin(step)
-                self._train_step(bx, by, bw)
-                logs = self._logs()
-                cb.on_train_batch_end(step, dict(logs))
-                if self.stop_training:
-                    break
-            if source is not None and source.ran_out:
-                warnings.warn(
-                    "Your input ran out of data; interrupting training. Make sure that your "
-                    "dataset or generator can generate at least `steps_per_epoch * epochs` "
-                    "batches.", UserWarning, stacklevel=2)
-                self.stop_training = True
-                if not ran:  # nothing left for this epoch: it doesn't count
-                    break
-            epoch_logs = dict(logs)
-            if (val is not None or val_source is not None) and _should_validate(epoch, validation_freq):
-                cb.on_test_begin()
-                if val is not None:
-                    val_logs = self._run_evaluate(val[0], val[1], val_batch_size, cb, val[2])
-                else:
-                    val_logs = self._run_evaluate_batches(val_source, cb)
-                cb.on_test_end(dict(val_logs))
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            cb.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if self.stop_training:
-                break
-        cb.on_train_end(dict(logs))
-        return history
+        return types.SimpleNamespace(
+            x=x, y=y, sample_weight=sample_weight, class_weight=class_weight, source=source,
+            val=val, val_source=val_source, batch_size=batch_size, val_batch_size=val_batch_size,
+            shuffle=shuffle, verbose=verbose, steps=steps, validation_freq=validation_freq)
+
+    def _stopping(self, sync):
+        """Whether to stop training; with ``sync`` (distributed), true on every rank if a
+        callback asked for it on any."""
+        if sync is not None:
+            self.stop_training = sync.any(self.stop_training)
+        return self.stop_training
 
     def _check_batch(self, x, y, sample_weight, class_weight, what):
         """Checks one batch from an iterable, as the array path checks all data up front."""
         x = self._check_x(x, f"a batch of {what}")
-        y = self._check_y(y, x.shape[0], f"a batch's y from {what}")
+        y = self._check_y(y, x, f"a batch's y from {what}")
         self._check_direct_batch(x, f"a batch from {what}")
         return x, y, _sample_weight_for(y, sample_weight, class_weight)
 
@@ -669,7 +742,7 @@ class Trainer:
             cb.on_test_end(dict(logs))
             return self._flatten_logs(logs, return_dict)
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, x)
         sample_weight = _sample_weight_for(y, sample_weight, None, "evaluate")
         batch_size = self._batch_size_for("evaluate", x.shape[0], batch_size)
         n_steps = _limit_steps(steps, math.ceil(x.shape[0] / batch_size))

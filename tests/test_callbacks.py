@@ -107,7 +107,7 @@ def test_callback_list_dispatches_every_hook_to_every_callback_in_order():
     expected = [(t, h) for h in hooks_with_index + hooks for t in "ab"]
     assert calls == expected
     # numpy scalars arrive as Python floats
-    for _, name, args, kwargs in log:
+    for _, _name, args, kwargs in log:
         logs = kwargs.get("logs", args[-1] if args else None)
         if logs:
             assert type(logs["loss"]) is float
@@ -132,7 +132,8 @@ def test_train_batch_hooks_call_the_batch_aliases():
 def test_callback_list_adds_defaults_once_and_sets_model_and_params():
     model = FakeModel()
     history = callbacks.History()
-    cbs = callbacks.CallbackList([history], add_history=True, add_progbar=True, model=model, epochs=2, steps=5, verbose=1)
+    cbs = callbacks.CallbackList([history], add_history=True, add_progbar=True, model=model, epochs=2,
+                                 steps=5, verbose=1)
     assert cbs.history is history
     assert [type(c).__name__ for c in cbs.callbacks] == ["History", "ProgbarLogger"]
     assert model.history is history

@@ -1,6 +1,6 @@
 """crnn Sequential models against golden values computed by Keras 3.
 
-tests/golden/model_golden.npz was written once by tests/golden/generate_model_golden.py
+tests/golden/model_golden.npz was written once by tests/golden/make_model_golden.py
 (see tests/golden/README.md); Keras is not needed here. Each architecture below is the crnn
 twin of the Keras model of the same name in the generator, written the way a Keras user
 would write it. The Keras weights are loaded with ``set_weights``, and crnn must reproduce
@@ -63,7 +63,7 @@ def _assert_weights_close(what, model, expected):
 
 
 # --------------------------------------------------------------------------- architectures
-# The crnn twins of generate_model_golden.architectures(). The first layers declare their
+# The crnn twins of make_model_golden.architectures(). The first layers declare their
 # input in the three ways Keras users do: Input(shape=...), input_shape=..., and
 # batch_input_shape=... (the stateful model).
 

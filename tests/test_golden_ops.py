@@ -1,7 +1,7 @@
 """crnn.ops (and crnn.reference) against golden values computed by Keras 3 and PyTorch.
 
 The values live in tests/golden/ops_golden.npz, written once by
-tests/golden/generate_ops_golden.py (see tests/golden/README.md); neither Keras, TensorFlow
+tests/golden/make_ops_golden.py (see tests/golden/README.md); neither Keras, TensorFlow
 nor PyTorch is needed here. Each case holds inputs, weights in Keras's layout, random non-zero
 initial states, an optional mask, the outputs and final states, and the gradients of
 ``L = sum(W_o * outputs) + sum(W_h * h) (+ sum(W_c * c))`` with respect to everything.

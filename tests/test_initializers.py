@@ -167,7 +167,8 @@ def test_unseeded_initializer_follows_set_random_seed_and_rng():
     utils.set_random_seed(11)
     b = init((3, 3))
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(init((3, 3), rng=np.random.default_rng(1)), init((3, 3), rng=np.random.default_rng(1)))
+    np.testing.assert_array_equal(init((3, 3), rng=np.random.default_rng(1)),
+                                  init((3, 3), rng=np.random.default_rng(1)))
     with pytest.raises(ValueError, match="`seed`"):
         initializers.Orthogonal(seed=-3)
 

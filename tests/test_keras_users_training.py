@@ -1,5 +1,5 @@
 """Trainer features against Keras 3 on TensorFlow (tests/keras_users_golden/
-make_training_golden.py): sample_weight, class_weight, per-timestep weights, a masked
+make_training.py): sample_weight, class_weight, per-timestep weights, a masked
 sequence output, 3-tuple validation_data; plus validation_freq, iterables of batches with
 steps_per_epoch, BackupAndRestore resuming fit, and error paths."""
 
@@ -13,9 +13,9 @@ import crnn
 from crnn import callbacks, optimizers
 from crnn import layers as L
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "training_golden.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "training.npz")
 with np.load(GOLDEN) as _data:
-    META = json.loads(str(_data["meta"]))
+    META = json.loads(str(_data["__meta__"]))
 TOL = dict(rtol=2e-5, atol=2e-6)
 
 

@@ -10,10 +10,9 @@ import crnn
 from crnn import layers as L
 from crnn import ops
 from crnn.layers.recurrent import _DropoutLoop
-
 from layer_test_utils import check_gradients, run_layer_test
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "layers_golden", "keras_models.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "layers_golden", "layers_golden.npz")
 
 
 def _sigmoid(z):
@@ -45,7 +44,8 @@ SHARED_CASES = [
     ("time_distributed", lambda d: L.TimeDistributed(L.Dense(2, dtype=d)), (2, 3, 4), (2, 3, 2), 2, 10),
     ("bidir_concat", lambda d: L.Bidirectional(L.LSTM(2, return_sequences=True, dtype=d)),
      (2, 4, 3), (2, 4, 4), 6, 2 * (3 * 8 + 2 * 8 + 8)),
-    ("bidir_sum", lambda d: L.Bidirectional(L.GRU(2, dtype=d), merge_mode="sum"), (2, 4, 3), (2, 2), 6, 2 * (18 + 12 + 12)),
+    ("bidir_sum", lambda d: L.Bidirectional(L.GRU(2, dtype=d), merge_mode="sum"), (2, 4, 3), (2, 2), 6,
+     2 * (18 + 12 + 12)),
     ("bidir_mul", lambda d: L.Bidirectional(L.SimpleRNN(2, return_sequences=True, dtype=d), merge_mode="mul"),
      (2, 4, 3), (2, 4, 2), 6, 2 * (6 + 4 + 2)),
     ("bidir_ave", lambda d: L.Bidirectional(L.SimpleRNN(2, dtype=d), merge_mode="ave"), (2, 4, 3), (2, 2), 6, 24),
@@ -77,7 +77,7 @@ def _make_from_spec(class_name, kwargs):
 
 
 _golden = np.load(GOLDEN, allow_pickle=False)
-_golden_cases = json.loads(str(_golden["cases"]))
+_golden_cases = json.loads(str(_golden["__meta__"]))["cases"]
 
 
 @pytest.mark.parametrize("case", _golden_cases, ids=[c[0] for c in _golden_cases])

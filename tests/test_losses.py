@@ -210,7 +210,7 @@ def test_sum_reduction_is_count_times_mean():
 # ------------------------------------------------------------- Keras golden data
 def _golden_meta():
     with np.load(GOLDEN) as data:
-        return json.loads(str(data["meta"]))
+        return json.loads(str(data["__meta__"]))
 
 
 @pytest.mark.parametrize("case", _golden_meta()["cases"], ids=lambda c: c["key"])

@@ -8,8 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crnn import ops
-from ops_cases import (GATES, TOLERANCE, grad_ops, grad_reference, make_problem,
-                       options, run_ops, run_reference)
+from ops_cases import (
+    GATES,
+    TOLERANCE,
+    grad_ops,
+    grad_reference,
+    make_problem,
+    options,
+    run_ops,
+    run_reference,
+)
 
 CELLS = ["lstm", "gru", "simple_rnn"]
 DTYPES = [np.float64, np.float32]

@@ -3,7 +3,7 @@
 Trajectories are checked two ways: against update rules written out here in
 NumPy (hyperparameters chosen exactly representable in float32, so Keras's
 float32 rounding of them does not enter), and against golden trajectories
-produced once by Keras 3 (tests/golden/make_optimizer_golden.py).
+produced once by Keras 3 (tests/golden/make_optimizers_golden.py).
 """
 
 import doctest
@@ -160,7 +160,7 @@ def test_amsgrad_differs_from_adam_when_gradients_shrink():
 
 def _golden_cases():
     with np.load(GOLDEN) as data:
-        meta = json.loads(str(data["meta"]))
+        meta = json.loads(str(data["__meta__"]))
     return meta
 
 
@@ -177,7 +177,7 @@ def test_golden_file_covers_every_optimizer_and_clipping_mode():
 def test_matches_keras_golden_trajectory(case):
     key = case["key"]
     with np.load(GOLDEN) as data:
-        meta = json.loads(str(data["meta"]))
+        meta = json.loads(str(data["__meta__"]))
         n = meta["num_variables"]
         params = [data[f"{key}/init/{i}"].copy() for i in range(n)]
         grads = [[data[f"{key}/grad/{t}/{i}"] for i in range(n)] for t in range(meta["steps"])]

@@ -128,7 +128,7 @@ def test_last_recurrent_layer_without_sequences_after_stacked():
 @pytest.mark.parametrize("activation", getattr(activations, "ALL_NAMES", activations.NAMES))
 def test_dense_activations(activation):
     for dtype in ("float32", "float64"):
-        def make():
+        def make(dtype=dtype):
             return [L.GRU(6, stateful=True, batch_input_shape=(1, None, F), dtype=dtype),
                     L.Dense(4, activation=activation, dtype=dtype),
                     L.Activation(activation, dtype=dtype)]

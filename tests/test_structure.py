@@ -84,3 +84,19 @@ def test_has_states_hook_sees_through_wrappers():
 def test_fixed_input_axes_hook():
     assert layers.Dense(2)._fixed_input_axes(3) == (2,)
     assert layers.Embedding(5, 2)._fixed_input_axes(2) == ()
+
+
+def test_version_is_written_once():
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
+    assert 'dynamic = ["version"]' in text
+    assert 'version = {attr = "crnn.__version__"}' in text
+    assert not any(line.startswith("version = \"") for line in text.splitlines())
+    parts = crnn.__version__.split(".")
+    assert len(parts) == 3 and all(p.isdigit() for p in parts)
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        installed = version("crnn")
+    except PackageNotFoundError:      # a source checkout: nothing installed to compare
+        installed = crnn.__version__
+    assert installed == crnn.__version__

@@ -17,9 +17,11 @@ def strip_ansi(text):
 # ----------------------------------------------------------------------- seeding
 def test_set_random_seed_makes_every_generator_repeat():
     utils.set_random_seed(123)
-    first = (utils.get_rng().normal(size=3), np.random.rand(2), random.random(), utils.make_rng().integers(1000, size=3))
+    first = (utils.get_rng().normal(size=3), np.random.rand(2), random.random(),
+             utils.make_rng().integers(1000, size=3))
     utils.set_random_seed(123)
-    second = (utils.get_rng().normal(size=3), np.random.rand(2), random.random(), utils.make_rng().integers(1000, size=3))
+    second = (utils.get_rng().normal(size=3), np.random.rand(2), random.random(),
+              utils.make_rng().integers(1000, size=3))
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
     assert first[2] == second[2]

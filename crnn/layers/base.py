@@ -11,12 +11,14 @@ Calling a layer on a NumPy array (``layer(x)``) builds it if needed and returns 
 outputs, as in Keras.
 """
 
+import contextlib
 import re
+import threading
 
 import numpy as np
 
 from crnn import initializers
-from crnn._validation import check_positive_int
+from crnn._validation import check_positive_int, is_int
 
 __all__ = ["Layer", "InputLayer", "Input"]
 
@@ -36,19 +38,26 @@ def unique_name(prefix):
 
 
 def _shape_tuple(name, value, allow_none_first=True):
-    """Check a user-given shape: a tuple of positive ints (None allowed where noted)."""
-    if isinstance(value, int):
+    """Check a user-given shape: a tuple of positive ints (None allowed where noted).
+
+    Floats are refused, even integral ones (``2.0``), as Keras refuses them: a size of 2.5
+    must not be truncated silently to 2.
+    """
+    if is_int(value):
         value = (value,)
     try:
-        shape = tuple(None if v is None else int(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a tuple of ints, received {value!r}") from None
-    for k, v in enumerate(shape):
+        entries = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a tuple of ints, received {value!r}") from None
+    for k, v in enumerate(entries):
         if v is None and (k == 0 and allow_none_first or k > 0):
             continue
-        if v is None or v <= 0:
-            raise ValueError(f"{name} must contain positive ints (or None), received {value!r}")
-    return shape
+        if not is_int(v) or v <= 0:
+            raise ValueError(
+                f"{name} must contain positive ints (or None), received {value!r}: entry {k} "
+                f"is {v!r} of type {type(v).__name__}"
+            )
+    return tuple(None if v is None else int(v) for v in entries)
 
 
 def check_rate(name, value):
@@ -59,27 +68,110 @@ def check_rate(name, value):
 
 
 
+# Array kinds accepted as weights and states: bool, ints, floats. Complex (the imaginary
+# part would be dropped), datetimes, strings (even numeric ones), bytes, objects and
+# structured records are refused.
+_NUMERIC_KINDS = "biuf"
+
+
+def check_numeric(what, value):
+    """``value`` as an array, refused unless its dtype is bool, integer or floating.
+
+    Args:
+        what: names the array in the error message, e.g. ``"weight 3 of layer 'lstm'"``.
+        value: anything ``np.asarray`` accepts.
+
+    Returns:
+        ``np.asarray(value)`` (no copy for an array).
+
+    Raises:
+        TypeError: for complex, datetime, string, object or structured data.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:     # ragged nested lists
+        raise TypeError(f"{what} must be a numeric array, received {type(value).__name__} "
+                        f"that NumPy can't convert ({error})") from None
+    if array.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"{what} must be a real numeric array (bool, int or float), received dtype "
+            f"{array.dtype}; convert it explicitly (e.g. np.real(a) or a.astype('float32'))"
+        )
+    return array
+
+
 def assign_weights(owner, targets, weights):
     """Copy ``weights`` into the arrays ``targets`` in place, for ``set_weights``.
 
-    The count and every shape are checked before anything is copied, so a bad list leaves
-    the weights untouched. ``owner`` names the layer or model in the error messages.
+    All or nothing: the count, every dtype and every shape are checked and every value is
+    converted to its target's dtype before the first copy, so a bad list (or a warning
+    turned into an error by a filter) leaves the weights untouched. ``owner`` names the
+    layer or model in the error messages.
     """
+    if isinstance(weights, np.ndarray) or not hasattr(weights, "__iter__"):
+        raise TypeError(f"{owner}: set_weights expects a list of arrays, received "
+                        f"{type(weights).__name__}")
     weights = list(weights)
     if len(weights) != len(targets):
         raise ValueError(
             f"{owner} has {len(targets)} weight arrays, received {len(weights)}; "
             f"expected shapes {[w.shape for w in targets]}"
         )
-    values = [np.asarray(value) for value in weights]
-    for k, (target, value) in enumerate(zip(targets, values)):
+    values = []
+    for k, (target, value) in enumerate(zip(targets, weights)):
+        value = check_numeric(f"weight {k} of {owner}", value)
         if value.shape != target.shape:
             raise ValueError(
                 f"weight {k} of {owner} must have shape {target.shape}, "
                 f"received shape {value.shape}"
             )
+        values.append(value)
+    values = [np.asarray(value, dtype=target.dtype) for target, value in zip(targets, values)]
     for target, value in zip(targets, values):
         target[...] = value
+
+
+# Held while a layer or model builds on its first call, so that concurrent first calls
+# build once (re-entrant: a model's build builds its layers, a wrapper's its inner layers).
+# One lock for all: builds are rare and short, and a lock per object would not survive
+# copy.deepcopy.
+BUILD_LOCK = threading.RLock()
+
+# While a file is being loaded, ``add_weight`` takes each weight from the file instead of
+# running the initializer (see ``weights_from``); per thread, so that other threads build
+# their layers as usual.
+_RESTORE = threading.local()
+
+
+@contextlib.contextmanager
+def weights_from(provider):
+    """Build layers with their weights supplied by ``provider``, running no initializer.
+
+    ``crnn.saving`` uses it: a file's weights are checked against each shape a layer asks
+    for before anything of that shape is allocated, and the file's arrays become the
+    weights (no initializer runs, so a large model loads in time proportional to its size).
+
+    Args:
+        provider: a callable ``provider(owner, shape, dtype) -> np.ndarray`` returning the
+            next weight, of exactly that shape and dtype, C-contiguous; it raises
+            ``ValueError`` when it has none that fits. ``owner`` is ``"layer/weight"``.
+
+    Yields:
+        None. Stateful recurrent layers built inside leave their states unset: the caller
+        restores them.
+    """
+    previous = getattr(_RESTORE, "provider", None)
+    _RESTORE.provider = provider
+    try:
+        yield
+    finally:
+        _RESTORE.provider = previous
+
+
+def restoring():
+    """Whether layers are being built by ``weights_from`` in this thread."""
+    return getattr(_RESTORE, "provider", None) is not None
+
 
 class Layer:
     """Base class of all crnn layers.
@@ -146,6 +238,11 @@ class Layer:
                 f"again; build() runs once per layer. Create a new layer to use other input "
                 f"shapes"
             )
+        provider = getattr(_RESTORE, "provider", None)
+        if provider is not None:
+            value = provider(f"{self.name}/{name}", tuple(shape), np.dtype(self.dtype))
+            self._weights.append((name, value, trainable))
+            return value
         if isinstance(initializer, np.ndarray):
             value = initializer
         else:
@@ -167,12 +264,14 @@ class Layer:
 
     @property
     def trainable_weights(self):
+        """The weight arrays that training updates (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [w for _, w, t in self._all_weight_entries() if t]
 
     @property
     def non_trainable_weights(self):
+        """The weight arrays that training leaves alone."""
         if not self.trainable:
             return self.weights
         return [w for _, w, t in self._all_weight_entries() if not t]
@@ -189,6 +288,11 @@ class Layer:
         assign_weights(f"layer {self.name!r}", self.weights, weights)
 
     def count_params(self):
+        """The number of weights (scalars) in the layer.
+
+        Raises:
+            ValueError: if the layer is not built yet.
+        """
         if not self.built:
             raise ValueError(
                 f"layer {self.name!r} is not built yet, so its parameters don't exist; "
@@ -205,6 +309,7 @@ class Layer:
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        """The output shape for inputs of ``input_shape`` (batch axis first)."""
         return tuple(input_shape)
 
     def compute_mask(self, inputs, mask=None):
@@ -213,7 +318,9 @@ class Layer:
 
     def _ensure_built(self, x):
         if not self.built:
-            self.build(tuple(np.shape(x)))
+            with BUILD_LOCK:        # one build even when threads make the first call at once
+                if not self.built:
+                    self.build(tuple(np.shape(x)))
 
     def _fixed_input_axes(self, ndim):
         """The axes of an ``ndim``-d input whose sizes the weights fix (the features axis).
@@ -272,6 +379,7 @@ class Layer:
     # ------------------------------------------------------------------ config
 
     def get_config(self):
+        """The constructor arguments as a JSON-friendly dict (``from_config`` inverts it)."""
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)

@@ -11,10 +11,17 @@ from crnn.optimizers import IndexedSlices
 __all__ = ["Dense", "Dropout", "Activation", "Embedding", "Masking"]
 
 
-def _as_float(layer, x):
+def _as_float(layer, x, last_axis=None):
+    """``x`` in the layer's dtype, its dtype and (optionally) last axis checked first.
+
+    The shape is checked before the conversion, so that a wrong-shaped broadcast view
+    (zero strides, little memory) fails on its shape rather than on its full-size copy.
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
         raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    if last_axis is not None:
+        _check_last_axis(layer, x, last_axis)
     return x.astype(layer.dtype, copy=False)
 
 
@@ -74,8 +81,7 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, training=False, mask=None):
-        x = _as_float(self, x)
-        _check_last_axis(self, x, self.kernel.shape[0])
+        x = _as_float(self, x, last_axis=self.kernel.shape[0])
         z = x @ self.kernel
         if self.use_bias:
             z = z + self.bias

@@ -15,7 +15,7 @@ import numpy as np
 
 from crnn import initializers, ops, utils
 from crnn._validation import check_positive_int, is_int
-from crnn.layers.base import Layer, check_rate
+from crnn.layers.base import Layer, check_numeric, check_rate, restoring
 from crnn.reference import ACTIVATIONS as _REF_ACTIVATIONS
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
@@ -110,10 +110,12 @@ class _RNN(Layer):
         self.recurrent_kernel = self.add_weight("recurrent_kernel", (self.units, width),
                                                 self.recurrent_initializer)
         if self.use_bias:
-            bias = np.asarray(self._bias_value(), dtype=self.dtype)
-            self.bias = self.add_weight("bias", self._bias_shape(), bias)
+            # A callable, so that nothing is computed when the weights come from a file.
+            self.bias = self.add_weight("bias", self._bias_shape(),
+                                        lambda shape, dtype: self._bias_value())
         super().build(input_shape)
-        if self.stateful:
+        if self.stateful and not restoring():
+            # When loading, the file's states follow: no (batch, units) zeros before them.
             self.reset_states()
 
     def compute_output_shape(self, input_shape):
@@ -153,14 +155,15 @@ class _RNN(Layer):
             )
         checked = []
         for k, s in enumerate(states):
-            s = np.asarray(s, dtype=self.dtype)
+            s = check_numeric(f"{name}[{k}] of layer {self.name!r}", s)
             if s.shape != (batch, self.units):
                 raise ValueError(
                     f"{name}[{k}] of layer {self.name!r} must have shape "
                     f"{(batch, self.units)} (batch, units), received shape {s.shape}"
                 )
-            checked.append(np.array(s))
-        return checked
+            checked.append(s)
+        # Converted only once all are checked: a bad last array leaves nothing half-done.
+        return [np.array(s, dtype=self.dtype) for s in checked]
 
     def reset_states(self, states=None):
         """Reset a stateful layer's states to zeros, or to ``states`` (shape-checked).
@@ -188,7 +191,9 @@ class _RNN(Layer):
         self.reset_states()
 
     def _state_arrays(self):
-        return [np.array(s) for s in self._states] if self.stateful and self.built else []
+        if not self.stateful or self._states is None:
+            return []
+        return [np.array(s) for s in self._states]
 
     def _set_state_arrays(self, arrays):
         if not self.stateful:
@@ -208,7 +213,6 @@ class _RNN(Layer):
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"layer {self.name!r} needs numeric input, received dtype {x.dtype}")
-        x = x.astype(self.dtype, copy=False)
         expected = self.input_shape
         if x.ndim != 3 or x.shape[2] != expected[2]:
             raise ValueError(
@@ -223,7 +227,9 @@ class _RNN(Layer):
                 f"(declare a different batch size with batch_input_shape=(batch_size, "
                 f"timesteps, features) to change it)"
             )
-        return x
+        # Converted after the shape checks: a wrong-shaped broadcast view (zero strides,
+        # little memory) must fail on its shape, not on allocating its full-size copy.
+        return x.astype(self.dtype, copy=False)
 
     def forward(self, x, training=False, mask=None, initial_state=None):
         x = self._check_input(x)

@@ -41,11 +41,24 @@ class _Wrapper(Layer):
             for layer in inners:
                 layer.reset_states()
             return
-        states = list(states)
+        states = [states] if isinstance(states, np.ndarray) else list(states)
+        expected = sum(layer._n_states for layer in inners)
+        if len(states) != expected:
+            raise ValueError(
+                f"states of layer {self.name!r} must list {expected} array(s) (the inner "
+                f"layers' states in order: {[layer.name for layer in inners]}), received "
+                f"{len(states)}"
+            )
+        # All checked before any is set, so a bad last array leaves every state unchanged.
+        checked = []
         for layer in inners:
+            if not layer.built:
+                raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
             n = layer._n_states
-            layer.reset_states(states[:n])
+            checked.append(layer._check_states("states", states[:n], layer.input_shape[0]))
             states = states[n:]
+        for layer, values in zip(inners, checked):
+            layer._states = values
 
     def reset_state(self):
         """Keras 3's name for ``reset_states()``."""
@@ -56,10 +69,8 @@ class _Wrapper(Layer):
 
     def _set_state_arrays(self, arrays):
         arrays = list(arrays)
-        for layer in self._inner_layers():
-            n = len(layer._state_arrays())
-            layer._set_state_arrays(arrays[:n])
-            arrays = arrays[n:]
+        if arrays or any(getattr(layer, "stateful", False) for layer in self._inner_layers()):
+            self.reset_states(arrays)
 
 
 class TimeDistributed(_Wrapper):
@@ -107,6 +118,13 @@ class TimeDistributed(_Wrapper):
         if x.ndim < 3:
             raise ValueError(f"TimeDistributed layer {self.name!r} needs input of at least 3 "
                              f"dimensions, received shape {x.shape}")
+        inner = self.layer.input_shape
+        if inner is not None and (len(inner) != x.ndim - 1 or any(
+                d is not None and d != v for d, v in zip(inner[1:], x.shape[2:]))):
+            # Checked before the reshape, which copies a non-contiguous (e.g. broadcast) view.
+            raise ValueError(
+                f"TimeDistributed layer {self.name!r} expects input of shape (batch, "
+                f"timesteps) + {tuple(inner[1:])}, received shape {x.shape}")
         batch, timesteps = x.shape[:2]
         y, cache = self.layer.forward(x.reshape((batch * timesteps,) + x.shape[2:]),
                                       training=training)

@@ -19,14 +19,17 @@ single layers, as JSON.
 """
 
 import json
-
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import golden_meta, meta_array  # noqa: E402
 
 ACTIVATIONS = ["gelu", "leaky_relu", "relu6", "log_softmax", "mish", "hard_silu"]
 
@@ -74,7 +77,7 @@ def main():
     out["cfg_x"] = rng.standard_normal((5, 6, 3)).astype("float32")
     out["cfg_x"][0, 4:] = 0.0
     out["cfg_y"] = model.predict(out["cfg_x"], verbose=0)
-    configs = {"model": model.get_config()}
+    configs = {"__meta__": golden_meta(__file__, [keras]), "model": model.get_config()}
     for layer in [layers.LSTM(5, return_sequences=True, go_backwards=True),
                   layers.GRU(3, reset_after=False, activation="relu"),
                   layers.SimpleRNN(2, use_bias=False),
@@ -88,6 +91,7 @@ def main():
     with open(os.path.join(here, "keras_configs.json"), "w") as f:
         json.dump(configs, f, indent=1, sort_keys=True)
 
+    out["__meta__"] = meta_array(__file__, [keras])
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parity_golden.npz")
     np.savez_compressed(path, **out)
     print("wrote", path, "with", len(out), "arrays")
