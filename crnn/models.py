@@ -20,7 +20,7 @@ from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, unique_name
 from crnn.trainer import Trainer
 
-__all__ = ["Sequential", "from_bytes"]
+__all__ = ["Sequential", "from_bytes", "load_model"]
 
 
 @saving.register_model_class
@@ -617,3 +617,18 @@ def _format_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}"
         n /= 1024
+
+
+def load_model(filepath, compile=True):
+    """Keras's spelling, ``keras.models.load_model``: the same as ``crnn.load_model``.
+
+    Args:
+        filepath: a file written by ``model.save``.
+        compile: recompile with the saved optimizer (and its state), loss and metrics.
+
+    Returns:
+        The ``Sequential`` model.
+    """
+    from crnn import saving
+
+    return saving.load_model(filepath, compile=compile)

@@ -221,3 +221,11 @@ def test_backup_and_restore_resumes_after_a_crash(tmp_path):
     np.testing.assert_allclose(reference.layers[0]._state_arrays()[0], resumed.layers[0]._state_arrays()[0],
                                rtol=1e-6, atol=1e-7)
     assert not (tmp_path / "bk").exists()
+
+
+def test_load_model_alias(tmp_path):
+    model = _small()
+    model.save(tmp_path / "m.crnn")
+    same = crnn.models.load_model(tmp_path / "m.crnn")
+    for a, b in zip(model.get_weights(), same.get_weights()):
+        np.testing.assert_array_equal(a, b)
