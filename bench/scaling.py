@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from run import SIZES  # bench/run.py: the benchmark sizes, in one place
+from run import SIZES  # noqa: E402  (bench/run.py: the benchmark sizes, in one place)
 
 # Networks of the model: name -> (bandwidth in Gbit/s, latency alpha in microseconds).
 NETWORKS = {"10 Gb/s Ethernet": (10.0, 25.0), "100 Gb/s InfiniBand": (100.0, 2.0)}

@@ -21,7 +21,7 @@ import crnn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import distributed_mpi_worker as worker
+import distributed_mpi_worker as worker  # noqa: E402
 
 RANKS = 2
 TIMEOUT = 120     # seconds; a hang fails the tests instead of stalling the suite

@@ -31,10 +31,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import sys
+
 import h5py
 import keras
 import numpy as np
 import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 L = keras.layers
@@ -257,6 +262,7 @@ def main():
     out["versions"] = np.array(json.dumps({
         "keras": keras.__version__, "tensorflow": tf.__version__, "h5py": h5py.__version__,
         "numpy": np.__version__}))
+    out["__meta__"] = meta_array(__file__, (keras, tf, h5py))
     np.savez(os.path.join(HERE, "keras_golden.npz"), **out)
 
 

@@ -21,10 +21,14 @@ last layer's final hidden state(s)). Cases:
 
 import json
 import os
+import sys
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,6 +68,7 @@ def main():
         out[f"lstm_proj/{key}"] = value.detach().numpy()
     out["versions"] = np.array(json.dumps({"torch": torch.__version__,
                                            "numpy": np.__version__}))
+    out["__meta__"] = meta_array(__file__, (torch,))
     np.savez(os.path.join(HERE, "torch_golden.npz"), **out)
 
 
