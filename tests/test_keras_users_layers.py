@@ -161,3 +161,53 @@ def test_shape_errors_name_the_layer():
         L.Reshape((5,))(np.ones((2, 3, 4)))
     with pytest.raises(ValueError, match="fewer than pool_size"):
         L.MaxPooling1D(4)(np.ones((1, 3, 2)))
+
+
+@pytest.mark.parametrize("kwargs, shape, out_shape", [
+    ({"filters": 4, "kernel_size": 3}, (2, 9, 3), (2, 7, 4)),
+    ({"filters": 3, "kernel_size": 4, "strides": 2, "padding": "same", "activation": "tanh"}, (2, 9, 2),
+     (2, 5, 3)),
+    ({"filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, (3, 10, 3), (3, 10, 2)),
+    ({"filters": 3, "kernel_size": 2, "strides": 3, "use_bias": False}, (2, 8, 2), (2, 3, 3)),
+])
+def test_conv1d_shared_checks_and_gradients(kwargs, shape, out_shape):
+    n_weights = 2 if kwargs.get("use_bias", True) else 1
+    run_layer_test(lambda dtype: L.Conv1D(dtype=dtype, **kwargs), shape, out_shape, n_weights)
+
+
+def test_conv1d_causal_output_ignores_the_future():
+    layer = L.Conv1D(2, 3, padding="causal", dilation_rate=2, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((1, 12, 2))
+    y = layer(x)
+    x2 = x.copy()
+    x2[:, 7:] += 10.0
+    np.testing.assert_array_equal(layer(x2)[:, :7], y[:, :7])
+
+
+def test_conv1d_kernel_matches_a_numpy_reference_in_both_dtypes():
+    from crnn import _conv1d
+    from crnn.layers.convolutional import conv1d_geometry
+
+    rng = np.random.default_rng(3)
+    for dtype, tol in (("float32", 1e-5), ("float64", 1e-12)):
+        x = rng.standard_normal((3, 11, 4)).astype(dtype)
+        w = rng.standard_normal((3 * 4, 5)).astype(dtype)
+        t_out, pad = conv1d_geometry(11, 3, 2, "same", 1)
+        y, cols = _conv1d.conv1d_forward(x, w, t_out, 3, 2, 1, pad)
+        ref = np.zeros((3, t_out, 5))
+        for t in range(t_out):
+            for j in range(3):
+                p = t * 2 + j - pad
+                if 0 <= p < 11:
+                    ref[:, t] += x[:, p].astype(float) @ w[j * 4:(j + 1) * 4].astype(float)
+        np.testing.assert_allclose(y.reshape(3, t_out, 5), ref, rtol=tol, atol=tol)
+        assert y.dtype == np.dtype(dtype)
+
+
+def test_conv1d_rejects_bad_arguments():
+    for kwargs, match in [({"padding": "full"}, "padding"), ({"strides": 2, "dilation_rate": 2}, "both"),
+                          ({"groups": 2}, "groups"), ({"kernel_regularizer": "l2"}, "kernel_regularizer")]:
+        with pytest.raises((ValueError, NotImplementedError), match=match):
+            L.Conv1D(2, 3, **kwargs)
+    with pytest.raises(ValueError, match="fewer than the kernel"):
+        L.Conv1D(2, 5)(np.ones((1, 3, 2)))

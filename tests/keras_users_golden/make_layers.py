@@ -1,5 +1,5 @@
 """Generates layers.npz here from Keras 3 on TensorFlow (run once, by hand): outputs of
-RepeatVector, Flatten, Reshape, global/windowed 1-D pooling (masked too), LayerNormalization
+Conv1D, RepeatVector, Flatten, Reshape, global/windowed 1-D pooling (masked too), LayerNormalization
 and BatchNormalization (inference, and training with the moving statistics it leaves) for
 fixed inputs and weights, and each layer's Keras config.
 
@@ -38,6 +38,13 @@ CASES = [
     ("batchnorm", "BatchNormalization", {}, (4, 5, 3)),
     ("batchnorm_momentum", "BatchNormalization", {"momentum": 0.9, "epsilon": 1e-2, "scale": False},
      (6, 3)),
+    ("conv_valid", "Conv1D", {"filters": 4, "kernel_size": 3}, (2, 9, 3)),
+    ("conv_same_stride", "Conv1D", {"filters": 3, "kernel_size": 4, "strides": 2, "padding": "same",
+                                    "activation": "tanh"}, (2, 9, 2)),
+    ("conv_causal_dilated", "Conv1D", {"filters": 2, "kernel_size": 3, "padding": "causal",
+                                       "dilation_rate": 2}, (3, 10, 3)),
+    ("conv_same_dilated_nobias", "Conv1D", {"filters": 3, "kernel_size": 2, "padding": "same",
+                                            "dilation_rate": 3, "use_bias": False}, (2, 8, 2)),
 ]
 MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0]], dtype=bool)
 
