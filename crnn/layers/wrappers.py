@@ -139,8 +139,7 @@ class TimeDistributed(_Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config["layer"] = {"class_name": type(self.layer).__name__,
-                           "config": self.layer.get_config()}
+        config["layer"] = _nested_config(self.layer)
         return config
 
     @classmethod
@@ -149,6 +148,13 @@ class TimeDistributed(_Wrapper):
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
         return super().from_config(config)
+
+
+def _nested_config(layer):
+    """A wrapped layer's config in Keras 3's serialized form (``module``, ``class_name``,
+    ``config``, ``registered_name``), so that ``keras.Sequential.from_config`` rebuilds it."""
+    return {"module": "keras.layers", "class_name": type(layer).__name__,
+            "config": layer.get_config(), "registered_name": None}
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -315,11 +321,9 @@ class Bidirectional(_Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config["layer"] = {"class_name": type(self.forward_layer).__name__,
-                           "config": self.forward_layer.get_config()}
+        config["layer"] = _nested_config(self.forward_layer)
         config["layer"]["config"]["name"] = self.forward_layer.name[len("forward_"):]
-        config["backward_layer"] = {"class_name": type(self.backward_layer).__name__,
-                                    "config": self.backward_layer.get_config()}
+        config["backward_layer"] = _nested_config(self.backward_layer)
         config["merge_mode"] = self.merge_mode
         return config
 
