@@ -287,22 +287,50 @@ class Trainer:
             else:
                 metric.update_state(y, y_pred, sample_weight=mask)
 
+    def _weight_rules(self):
+        """``(array, regularizer, constraint)`` of the trainable weights that have one."""
+        if not self.trainable:
+            return []
+        trainable = {id(w) for w in self.trainable_weights}
+        return [rule for layer in self._layers for rule in layer._weight_rules()
+                if id(rule[0]) in trainable]
+
+    def _penalty(self, rules):
+        # Keras adds the regularization losses of the trainable weights to the loss it
+        # reports, in training and in evaluation.
+        return sum(reg(w) for w, reg, _ in rules if reg is not None)
+
     def _train_step(self, x, y, sample_weight=None):
         y_pred, caches, mask = self._forward(x, training=True, return_mask=True)
         loss, d_pred = self.loss.value_and_grad(y, y_pred, sample_weight=sample_weight, mask=mask)
+        rules = self._weight_rules()
+        loss += self._penalty(rules)
         grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
         params = self.trainable_weights
         # Sparse rows (Embedding's IndexedSlices) go to the optimizer as they are.
         grads = [g if isinstance(g, optimizers_module.IndexedSlices) else np.asarray(g, dtype=p.dtype)
                  for p, g in zip(params, grads)]
+        if rules:
+            index = {id(p): i for i, p in enumerate(params)}
+            for w, reg, _ in rules:
+                if reg is not None:
+                    i = index[id(w)]
+                    g = grads[i]
+                    # A dense penalty gradient makes an embedding's gradient dense, as in TF.
+                    dense = g.to_dense(w.dtype) if isinstance(g, optimizers_module.IndexedSlices) else g
+                    grads[i] = dense + reg.gradient(w)
         if params:
             self.optimizer.apply(params, grads)
+        for w, _, constraint in rules:
+            if constraint is not None:      # after the update, as Keras's optimizers do
+                w[...] = constraint(w)
         self._track(loss, y, y_pred, mask)
 
     def _test_step(self, x, y, sample_weight=None):
         y_pred, _, mask = self._forward(x, training=False, return_mask=True)
         loss, _ = self.loss.value_and_grad(y, y_pred, compute_grad=False, sample_weight=sample_weight,
                                            mask=mask)
+        loss += self._penalty(self._weight_rules())
         self._track(loss, y, y_pred, mask)
 
     def _predict_step(self, x):

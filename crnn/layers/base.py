@@ -191,8 +191,14 @@ class Layer:
     #: Whether the layer passes an incoming mask on unchanged (Dense, Dropout...).
     supports_masking = False
 
+    #: Weight families that take ``<prefix>_regularizer``/``<prefix>_constraint`` arguments
+    #: (``"kernel"``, ``"recurrent"``, ``"bias"``, ``"embeddings"``), set by each layer class.
+    _regularizable = ()
+
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+        self._rule_config = _pop_weight_rules(type(self), kwargs)
+        self._rules = []            # (array, regularizer, constraint) per weight that has one
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}() got unexpected keyword argument(s) "
@@ -225,6 +231,21 @@ class Layer:
 
     # ------------------------------------------------------------------ weights
 
+    def _weight_rules(self):
+        """``(array, regularizer, constraint)`` for every weight with one, nested layers too."""
+        rules = list(self._rules)
+        inner = getattr(self, "_inner_layers", None)
+        for layer in (inner() if inner else []):
+            rules.extend(layer._weight_rules())
+        return rules
+
+    def _register_rules(self, name, value):
+        prefix = "recurrent" if name == "recurrent_kernel" else name
+        regularizer = self._rule_config.get(f"{prefix}_regularizer")
+        constraint = self._rule_config.get(f"{prefix}_constraint")
+        if regularizer is not None or constraint is not None:
+            self._rules.append((value, regularizer, constraint))
+
     def add_weight(self, name, shape, initializer="zeros", trainable=True):
         """Create a weight array and register it on the layer.
 
@@ -242,6 +263,7 @@ class Layer:
         if provider is not None:
             value = provider(f"{self.name}/{name}", tuple(shape), np.dtype(self.dtype))
             self._weights.append((name, value, trainable))
+            self._register_rules(name, value)
             return value
         if isinstance(initializer, np.ndarray):
             value = initializer
@@ -255,6 +277,7 @@ class Layer:
             )
         value = np.array(value, dtype=self.dtype, order="C")
         self._weights.append((name, value, trainable))
+        self._register_rules(name, value)
         return value
 
     @property
@@ -383,6 +406,7 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
+        config.update(_serialize_weight_rules(self._rule_config))
         return config
 
     @classmethod
@@ -509,3 +533,33 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
     """
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
                       name=name, **kwargs)
+
+
+def _pop_weight_rules(cls, kwargs):
+    """Take the ``*_regularizer``/``*_constraint`` arguments a layer class accepts out of
+    ``kwargs`` (crnn.regularizers / crnn.constraints objects). ``activity_regularizer`` and
+    families the class doesn't have are refused."""
+    from crnn import constraints, regularizers
+
+    rules = {}
+    for key in [k for k in kwargs if k.endswith(("_regularizer", "_constraint"))]:
+        prefix, kind = key.rsplit("_", 1)
+        if kwargs[key] is None:
+            kwargs.pop(key)
+            continue
+        if prefix not in cls._regularizable:
+            raise NotImplementedError(
+                f"{cls.__name__}: {key}={kwargs[key]!r} is not supported by crnn"
+                + (f"; this layer takes {', '.join(p + '_' + kind for p in cls._regularizable)}"
+                   if cls._regularizable else "")
+            )
+        value = kwargs.pop(key)
+        rules[key] = regularizers.get(value) if kind == "regularizer" else constraints.get(value)
+    return rules
+
+
+def _serialize_weight_rules(rules):
+    from crnn import constraints, regularizers
+
+    return {key: (regularizers.serialize(value) if key.endswith("_regularizer")
+                  else constraints.serialize(value)) for key, value in rules.items()}

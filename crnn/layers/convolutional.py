@@ -64,11 +64,12 @@ class Conv1D(Layer):
         (2, 10, 4)
     """
 
+    _regularizable = ("kernel", "bias")
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
-        for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
-                    "kernel_constraint", "bias_constraint", "lora_rank", "lora_alpha"):
+        for key in ("lora_rank", "lora_alpha"):
             if key in kwargs:
                 value = kwargs.pop(key)
                 if value:

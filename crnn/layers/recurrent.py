@@ -20,9 +20,9 @@ from crnn.reference import ACTIVATIONS as _REF_ACTIVATIONS
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
-_UNSUPPORTED = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                "activity_regularizer", "kernel_constraint", "recurrent_constraint",
-                "bias_constraint")
+# Regularizers and constraints are taken by the base Layer (see _regularizable);
+# activity_regularizer is refused there.
+_UNSUPPORTED = ()
 
 
 def _check_activation(name, value, allowed):
@@ -41,6 +41,8 @@ class _RNN(Layer):
     _cell = None        # "lstm" | "gru" | "simple_rnn"
     _gates = 1
     _n_states = 1
+
+    _regularizable = ("kernel", "recurrent", "bias")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, kernel_initializer="glorot_uniform",
