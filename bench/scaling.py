@@ -3,8 +3,9 @@
 Measures, for the LSTM sizes S2-S5 of ``bench/run.py`` (a ``Sequential([LSTM(units),
 Dense(1)])`` in float32, Adam, one BLAS thread per rank):
 
-* the training step time of one rank (``train_on_batch``), at the size's batch and at a
-  quarter of it, with and without ``crnn.distributed.DistributedOptimizer``;
+* the training step time of one rank (``train_on_batch`` with
+  ``crnn.distributed.DistributedOptimizer``), at the size's batch and at a quarter of it,
+  and the time of the optimizer's copies into and out of its fused buffer;
 * the ``Allreduce`` of the model's weight bytes (one fused buffer, as
   ``DistributedOptimizer`` sends each step), and the distributed step time, on 1 and 2
   ranks (``mpiexec -n 1`` / ``-n 2`` on this machine: shared memory, no network).
@@ -93,21 +94,17 @@ def measure(sizes, reps, out_path):
                 continue
             x = rng.standard_normal((per_rank_batch, timesteps, features)).astype("float32")
             y = rng.standard_normal((per_rank_batch, 1)).astype("float32")
-            for distributed in (False, True):
-                if distributed is False and comm.Get_size() > 1:
-                    continue
-                crnn.utils.set_random_seed(0)
-                model = crnn.Sequential([L.LSTM(units, input_shape=(timesteps, features)),
-                                         L.Dense(1)])
-                optimizer = crnn.optimizers.Adam(1e-4)
-                model.compile(optimizer=cd.DistributedOptimizer(optimizer) if distributed
-                              else optimizer, loss="mse")
-                key = f"step_{label}_{'distributed' if distributed else 'plain'}_s"
-                row[key] = _timed(comm, lambda m=model, x=x, y=y: m.train_on_batch(x, y), reps)
-        buffer = np.zeros(sum(w.size for w in model.trainable_weights), dtype=np.float32)
+            crnn.utils.set_random_seed(0)
+            model = crnn.Sequential([L.LSTM(units, input_shape=(timesteps, features)),
+                                     L.Dense(1)])
+            model.compile(optimizer=cd.DistributedOptimizer(crnn.optimizers.Adam(1e-4)),
+                          loss="mse")
+            row[f"step_{label}_s"] = _timed(
+                comm, lambda m=model, x=x, y=y: m.train_on_batch(x, y), reps)
+        grads = [np.ones_like(w) for w in model.trainable_weights]
+        buffer = cd._fuse(grads, np.float32)
         row["params"] = int(buffer.size)
         row["bytes"] = int(buffer.nbytes)
-        grads = [np.ones_like(w) for w in model.trainable_weights]
         row["fuse_split_s"] = _timed(      # DistributedOptimizer's copies in and out
             comm, lambda g=grads: cd._split(cd._fuse(g, np.float32), g), max(reps, 20))
         row["allreduce_s"] = _timed(
@@ -132,18 +129,19 @@ def step_line(one):
     """(t0, k) of ``t_step(b) = t0 + k b`` through the two measured batch sizes (t0 >= 0:
     on a busy machine the line through two noisy points can cross zero)."""
     b1, b2 = max(1, one["batch"] // 4), one["batch"]
-    t1, t2 = one["step_quarter_distributed_s"], one["step_batch_distributed_s"]
-    k = (t2 - t1) / (b2 - b1) if b2 > b1 else t2 / b2
+    t1, t2 = one["step_quarter_s"], one["step_batch_s"]
+    k = (t2 - t1) / (b2 - b1) if b2 > b1 else 0.0
+    if k <= 0:              # noise won: assume the step grows in proportion to the batch
+        return 0.0, t2 / b2
     t0 = max(0.0, t2 - k * b2)
     return t0, (t2 - t0) / b2
 
 
-def break_even_batch(one, t_ar):
-    """Smallest per-rank batch whose step computes at least as long as ``t_ar``."""
+def batch_for_efficiency(one, t_ar, target):
+    """Smallest per-rank batch whose modelled efficiency reaches ``target`` (0-1)."""
     t0, k = step_line(one)
-    if k <= 0:
-        return None
-    return max(1, math.ceil((t_ar - t0) / k))
+    needed = t_ar * target / (1 - target)     # t_step / (t_step + t_ar) >= target
+    return max(1, math.ceil((needed - t0) / k))
 
 
 def report(one, two, sizes):
@@ -153,23 +151,21 @@ def report(one, two, sizes):
               f"calls; "
               f"{time.strftime('%Y-%m-%d')}. 2 ranks share this machine's memory."),
              "",
-             ("| size | params (bytes) | step, 1 rank (plain / distributed) | "
-              "fused-buffer copies | Allreduce, 1 rank | step, 2 ranks | Allreduce, 2 ranks | "
-              "step at batch/4 |"),
+             ("| size | params (bytes) | step, 1 rank | step at batch/4, 1 rank | "
+              "fused-buffer copies | Allreduce, 1 rank | step, 2 ranks | Allreduce, 2 ranks |"),
              "|---|---|---|---|---|---|---|---|"]
     for name in sizes:
         a, b = one["sizes"][name], two["sizes"][name]
         lines.append(
             f"| {name} b={a['batch']} | {a['params']:,} ({a['bytes'] / 1e6:.2f} MB) | "
-            f"{a['step_batch_plain_s'] * 1e3:.2f} / {a['step_batch_distributed_s'] * 1e3:.2f} ms"
+            f"{a['step_batch_s'] * 1e3:.2f} ms | {a['step_quarter_s'] * 1e3:.2f} ms"
             f" | {a['fuse_split_s'] * 1e3:.2f} ms | {a['allreduce_s'] * 1e6:.1f} us"
-            f" | {b['step_batch_distributed_s'] * 1e3:.2f} ms"
-            f" | {b['allreduce_s'] * 1e6:.0f} us | "
-            f"{a['step_quarter_distributed_s'] * 1e3:.2f} ms |")
+            f" | {b['step_batch_s'] * 1e3:.2f} ms | {b['allreduce_s'] * 1e6:.0f} us |")
     lines += ["",
               ("Modelled parallel efficiency, t_step / (t_step + t_allreduce), at the "
-               "size's per-rank batch; last columns: the per-rank batch below which the "
-               "Allreduce takes longer than the step (efficiency < 50 %) at 256 ranks."),
+               "size's per-rank batch; last columns: at 256 ranks, the smallest per-rank "
+               "batch whose efficiency reaches 50 % (below it the Allreduce takes longer "
+               "than the step: scaling stops paying) and 90 %."),
               ""]
     header = "| size | per-rank step |"
     rule = "|---|---|"
@@ -177,12 +173,13 @@ def report(one, two, sizes):
         short = network.split(" ")[0] + " Gb/s"
         header += "".join(f" {short}, {n} ranks |" for n in RANKS)
         rule += "---|" * len(RANKS)
-    header += "".join(f" stops paying below, {n.split(' ')[0]} Gb/s |" for n in NETWORKS)
+    header += "".join(f" per-rank batch for 50 % / 90 %, {n.split(' ')[0]} Gb/s |"
+                      for n in NETWORKS)
     rule += "---|" * len(NETWORKS)
     lines += [header, rule]
     for name in sizes:
         a = one["sizes"][name]
-        t_step = a["step_batch_distributed_s"]
+        t_step = a["step_batch_s"]
         cells = [f"{name} (b={a['batch']}, {a['bytes'] / 1e6:.2f} MB)", f"{t_step * 1e3:.1f} ms"]
         for gbit, alpha in NETWORKS.values():
             for n in RANKS:
@@ -190,11 +187,8 @@ def report(one, two, sizes):
                 cells.append(f"{100 * t_step / (t_step + t_ar):.0f} %")
         for gbit, alpha in NETWORKS.values():
             t_ar = allreduce_model_s(a["bytes"], RANKS[-1], gbit, alpha)
-            b_even = break_even_batch(a, t_ar)
-            if b_even is None or b_even <= 1:
-                cells.append("never (pays at b = 1)")
-            else:
-                cells.append(f"b < {b_even} (global {b_even * RANKS[-1]:,})")
+            cells.append(" / ".join(str(batch_for_efficiency(a, t_ar, target))
+                                    for target in (0.5, 0.9)))
         lines.append("| " + " | ".join(cells) + " |")
     nets = "; ".join(f"{n}: {g:g} Gbit/s, alpha = {al:g} us" for n, (g, al) in NETWORKS.items())
     lines += ["",
@@ -232,7 +226,7 @@ def run_ranks(n, sizes, reps, out_path, timeout):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="S2,S3,S4,S5")
-    parser.add_argument("--reps", type=int, default=5, help="timed steps per measurement")
+    parser.add_argument("--reps", type=int, default=10, help="timed steps per measurement")
     parser.add_argument("--json", help="also save the measurements to this file")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per mpiexec run")
     parser.add_argument("--measure", help=argparse.SUPPRESS)   # set for the ranks

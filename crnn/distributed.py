@@ -10,11 +10,13 @@ Two engines, both optional extras that ``import crnn`` never imports:
   ``predict_dask`` runs a model over a chunked ``dask.array``, ``fit_many`` trains one model
   per data set. Models travel in crnn's pickle-free format (``model.to_bytes()``).
 
-The training loop asks the optimizer for ``optimizer.distributed`` (``None`` for a plain
-optimizer); ``DistributedOptimizer`` sets it to a ``_Collective``, whose three calls are the
-trainer's only distributed code: ``start_fit`` (one collective check of every rank's plan
-before the first step, so mismatched data raises on every rank instead of hanging),
-``average_logs`` and ``any``.
+The gradient averaging happens inside the optimizer's ``apply``. Apart from that, the
+training loop (``crnn.trainer``) asks the optimizer for ``optimizer.distributed`` (``None``
+for a plain optimizer); ``DistributedOptimizer`` sets it to a ``_Collective``, whose calls
+are the trainer's only distributed code: ``start_fit`` / ``fit_failed`` (one collective
+check of every rank's plan before the first step, so a mismatch or a failed check on one
+rank raises on every rank instead of hanging), ``average_logs`` and ``any`` (one stop
+decision).
 
 Example:
     >>> import crnn, crnn.distributed as cd                       # doctest: +SKIP
@@ -28,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import threading
 import traceback
@@ -203,7 +206,8 @@ class _Collective:
 
         Returns:
             ``(callbacks, verbose)`` for this rank: on ranks other than 0, without
-            ``ModelCheckpoint`` and with verbose 0 (one progress bar, one writer).
+            ``ModelCheckpoint`` or ``ProgbarLogger`` and with verbose 0 (one progress bar,
+            one writer).
 
         Raises:
             ValueError: on every rank, if a rank's checks failed or the plans differ.
@@ -223,8 +227,8 @@ class _Collective:
         self._agree({"error": None, "plan": plan}, None)
         if self.is_root:
             return callbacks, verbose
-        return [cb for cb in callbacks
-                if not isinstance(cb, callbacks_module.ModelCheckpoint)], 0
+        rank_0_only = (callbacks_module.ModelCheckpoint, callbacks_module.ProgbarLogger)
+        return [cb for cb in callbacks if not isinstance(cb, rank_0_only)], 0
 
     def _agree(self, local, error):
         everyone = self.gather_all(local)
@@ -319,7 +323,7 @@ def DistributedOptimizer(optimizer: Any, comm: Any = None) -> optimizers_module.
     cls = type(type(base).__name__, (_DistributedMixin, type(base)),
                {"__module__": type(base).__module__, "__doc__": type(base).__doc__})
     wrapped = cls.__new__(cls)
-    wrapped.__dict__.update({k: v for k, v in base.__dict__.items()})
+    wrapped.__dict__.update(copy.deepcopy(base.__dict__))     # its own slots and counters
     wrapped.distributed = collective
     return wrapped
 

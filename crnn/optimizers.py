@@ -1296,8 +1296,9 @@ def get(identifier):
 
     Args:
         identifier: ``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``,
-            ``"adagrad"``, ``"adamax"`` or ``"nadam"`` (any case; Keras defaults), a ``{"class_name", "config"}`` dict, or an
-            ``Optimizer`` instance (returned unchanged).
+            ``"adagrad"``, ``"adamax"`` or ``"nadam"`` (any case; Keras defaults), a
+            ``{"class_name", "config"}`` dict, or an ``Optimizer`` instance (returned
+            unchanged).
 
     Returns:
         An ``Optimizer``.

@@ -15,11 +15,12 @@ Guarantees:
 * **Atomic.** The file is written to a temporary file in the same directory
   (``.<name>.pid<pid>.<random>.tmp``), flushed to disk and moved into place with
   ``os.replace``, so a crash mid-save leaves any earlier file intact. A save that is killed
-  can leave its temporary file behind; the next save to the same path removes such files
-  once they are stale: not written for a minute and either their creating process (the pid
-  in the name) no longer runs on this machine, or not written for an hour (a process on
-  another machine sharing the directory, or a reused pid). Files of the older naming
-  ``.<name>.<random>.tmp`` follow the one-hour rule. Nothing else is ever removed.
+  can leave its temporary file behind; the next save to the same path removes such files,
+  before it writes, once they are stale: not written for a minute and either their
+  creating process (the pid in the name) no longer runs on this machine, or not written
+  for an hour (a process on another machine sharing the directory, or a reused pid).
+  Files of the older naming ``.<name>.<random>.tmp`` follow the one-hour rule. Nothing
+  else is ever removed.
 * **No pickle, no code.** Arrays are read with their ``.npy`` headers parsed as literals;
   only bool, integer and float arrays are accepted; the config names only crnn classes.
 * **Bounded cost on hostile files.** Everything a file declares is checked before memory is
@@ -173,6 +174,8 @@ def _write_atomically(filepath, arrays, overwrite):
                               f"or choose another path")
     directory = os.path.dirname(os.path.abspath(filepath))
     basename = os.path.basename(filepath)
+    # Before writing, so that the space of killed saves is free for this one.
+    _remove_stale_temps(directory, basename)
     fd, tmp = tempfile.mkstemp(prefix=f".{basename}.pid{os.getpid()}.", suffix=".tmp",
                                dir=directory)
     try:
@@ -186,7 +189,6 @@ def _write_atomically(filepath, arrays, overwrite):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    _remove_stale_temps(directory, basename)
 
 
 def _header_array(header):
@@ -244,7 +246,17 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Save only the weights of ``model`` (restore with ``load_weights``)."""
+    """Save only the weights of ``model`` (restore with ``load_weights``), atomically.
+
+    Args:
+        model: a built model.
+        filepath: destination path.
+        overwrite: replace an existing file (default True).
+
+    Raises:
+        ValueError: if the model is not built.
+        FileExistsError: if the file exists and ``overwrite`` is False.
+    """
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built, so it has no weights to save")
     arrays = _weights_arrays(model)
@@ -559,7 +571,12 @@ def load_weights(model, filepath):
     The stored shapes are checked against the model's from the arrays' headers before any
     data is read; the weights are set all at once (nothing changes if anything fails).
 
+    Args:
+        model: a built model with the same weight shapes as the saved one.
+        filepath: the file.
+
     Raises:
+        FileNotFoundError: if there is no such file.
         ValueError: if the model is not built, or the file is damaged, hostile, or holds
             weights of other shapes.
     """

@@ -19,11 +19,12 @@ asked for.
 What the trainer needs from the model it is mixed into: ``_layers`` (the layer list),
 ``_input_batch_shape()``, ``_build()`` and ``_build_shape`` (to build on first use),
 ``_forward(x, training)`` and ``_backward(caches, d_outputs)``, ``trainable_weights``,
-``_stateful_batch_size()`` and ``_declared_by()``.
+``_stateful_batch_size()``, ``_stateful_layers()`` and ``_declared_by()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import types
@@ -133,13 +134,15 @@ class Trainer:
             )
         return x
 
-    def _check_y(self, y, x, name="y"):
+    def _check_y(self, y, x, name="y", against_loss=True):
         """Check the targets for inputs ``x`` before any work: dtype, count, and shape.
 
-        The shape is checked by the compiled loss and metrics themselves, on a stand-in
+        With ``against_loss`` (``fit``/``evaluate``, whose batches commit one by one), all
+        of ``y`` is also checked by the compiled loss and metrics themselves, on a stand-in
         for the predictions (a broadcast constant of the output shape that ``x`` gives, no
-        forward pass), so that a ``y`` they would refuse fails here, before any state,
-        weight or optimizer slot moves.
+        forward pass), so that a ``y`` they would refuse (a wrong shape, a label out of
+        range) fails here, before any state, weight or optimizer slot moves. One-batch
+        calls skip it: their step is all or nothing (``_step_or_nothing``).
         """
         y = self._to_array(y, name)
         n = x.shape[0]
@@ -148,6 +151,8 @@ class Trainer:
                 f"{name} must have one target per sample: x has {n} samples, {name} has shape "
                 f"{y.shape}"
             )
+        if not against_loss:
+            return y
         shape = tuple(x.shape)
         for layer in self._layers:
             shape = layer.compute_output_shape(shape)
@@ -305,6 +310,8 @@ class Trainer:
         loss, d_pred = self.loss.value_and_grad(y, y_pred, sample_weight=sample_weight, mask=mask)
         rules = self._weight_rules()
         loss += self._penalty(rules)
+        # Metrics before the update: one that refuses y fails before any weight moves.
+        self._track(loss, y, y_pred, mask)
         grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
         params = self.trainable_weights
         # Sparse rows (Embedding's IndexedSlices) go to the optimizer as they are.
@@ -324,7 +331,23 @@ class Trainer:
         for w, _, constraint in rules:
             if constraint is not None:      # after the update, as Keras's optimizers do
                 w[...] = constraint(w)
-        self._track(loss, y, y_pred, mask)
+
+    @contextlib.contextmanager
+    def _step_or_nothing(self):
+        """Put the stateful layers' states back if the step inside fails.
+
+        A step changes the weights and optimizer slots only in its last action
+        (``optimizer.apply``); the RNN states move with the forward pass, so they are kept
+        (the layers replace their state arrays, never write into them) and restored on
+        any exception.
+        """
+        saved = [(layer, layer._state_arrays()) for layer in self._stateful_layers()]
+        try:
+            yield
+        except BaseException:
+            for layer, states in saved:
+                layer._set_state_arrays(states)
+            raise
 
     def _test_step(self, x, y, sample_weight=None):
         y_pred, _, mask = self._forward(x, training=False, return_mask=True)
@@ -370,11 +393,12 @@ class Trainer:
         """
         self._require_compiled("train_on_batch")
         x = self._check_x(x)
-        y = self._check_y(y, x)
+        y = self._check_y(y, x, against_loss=False)
         sw = _sample_weight_for(y, sample_weight, class_weight, "train_on_batch")
         self._check_direct_batch(x, "the batch passed to train_on_batch")
         self._reset_trackers()
-        self._train_step(x, y, sw)
+        with self._step_or_nothing():
+            self._train_step(x, y, sw)
         return self._flatten_logs(self._logs(), return_dict)
 
     def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike | None = None,
@@ -396,11 +420,12 @@ class Trainer:
         """
         self._require_compiled("test_on_batch")
         x = self._check_x(x)
-        y = self._check_y(y, x)
+        y = self._check_y(y, x, against_loss=False)
         sw = _sample_weight_for(y, sample_weight, None, "test_on_batch")
         self._check_direct_batch(x, "the batch passed to test_on_batch")
         self._reset_trackers()
-        self._test_step(x, y, sw)
+        with self._step_or_nothing():
+            self._test_step(x, y, sw)
         return self._flatten_logs(self._logs(), return_dict)
 
     def predict_on_batch(self, x: ArrayLike) -> np.ndarray:

@@ -89,6 +89,20 @@ def main(out):
         [s.ravel() for layer in model.layers for s in layer._state_arrays()])
     info["stateful_history"] = history.history
 
+    # A callback stops training on rank 1 only, after its second batch: every rank stops
+    # there (one collective decision), so none waits in an Allreduce the others skip.
+    x, y = global_data(n, seed=8)
+    model = build(seed=40)
+    model.compile(optimizer=cd.DistributedOptimizer("sgd"), loss="mse")
+
+    def stop_on_rank_1(batch, logs):
+        if r == 1 and batch == 1:
+            model.stop_training = True
+
+    model.fit(shard(x, r, n), shard(y, r, n), batch_size=B, epochs=3, verbose=0,
+              callbacks=[crnn.callbacks.LambdaCallback(on_train_batch_end=stop_on_rank_1)])
+    info["stop_iterations"] = model.optimizer.iterations
+
     # Mismatches: every rank must raise, none may hang.
     def fit_with(x, y, stateful=False):
         model = build(seed=30, stateful=stateful)

@@ -156,6 +156,11 @@ def test_progress_bar_and_checkpoint_on_rank_0_only(ranks):
     assert crnn.load_model(os.path.join(out, "rank0", "checkpoint.crnn")).count_params() > 0
 
 
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(ranks):
+    _, results = ranks
+    assert [r["stop_iterations"] for r in results] == [2] * RANKS
+
+
 @pytest.mark.parametrize("key, words", [
     ("error_steps", ["steps", "rank 0: 4", "rank 1: 5", "same number of batches"]),
     ("error_shape", ["x_shape", "rank 0: [5, 2]", "rank 1: [6, 2]"]),

@@ -5,6 +5,7 @@ The hostile loads run in a child process under an address-space limit
 crnn allocate gigabytes or spin) fails the test instead of eating the machine.
 """
 
+import copy
 import io
 import json
 import os
@@ -14,11 +15,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 import zipfile
 import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import crnn
 from crnn import layers as L
@@ -470,3 +474,92 @@ def test_stale_temp_cleanup_never_raises(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "remove", refuse)
     saving._remove_stale_temps(str(tmp_path), "m.crnn")
     assert name in os.listdir(tmp_path)
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+# Small values only: a mutation must not be able to make a regression allocate much here,
+# in the test process (the huge ones are the bounded child's job above).
+_JUNK = [None, -1, 0, 1, 2.5, "x", "", [], {}, [1], {"a": 1}, True, float("nan"), [[[]]],
+         "float16", "complex64", "Dense", {"class_name": "Dense", "config": {}}]
+
+
+@pytest.fixture(scope="module")
+def fuzz_sources(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fuzz")
+    crnn.utils.set_random_seed(0)
+    text = crnn.Sequential([L.Embedding(10, 3, input_length=5, mask_zero=True),
+                            L.GRU(4, return_sequences=True), L.Bidirectional(L.LSTM(3)),
+                            L.Dense(2)])
+    text.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    text.fit(np.ones((2, 5)), np.ones((2,)), verbose=0)
+    text.save(directory / "text.crnn")
+    stateful = crnn.Sequential([L.GRU(4, stateful=True, return_sequences=True,
+                                      batch_input_shape=(2, 5, 3)),
+                                L.TimeDistributed(L.Dense(2))])
+    stateful.compile("sgd", "mse")
+    stateful.save(directory / "stateful.crnn")
+    return directory, [_members(directory / "text.crnn"), _members(directory / "stateful.crnn")]
+
+
+def _paths(value, prefix=()):
+    if prefix:
+        yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _paths(item, prefix + (index,))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_headers_load_or_raise_value_error(fuzz_sources, data):
+    directory, sources = fuzz_sources
+    members = dict(data.draw(st.sampled_from(sources)))
+    header = _header(members)
+    for _ in range(data.draw(st.integers(1, 2))):
+        path = data.draw(st.sampled_from(list(_paths(header))))
+        parent = header
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and data.draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(data.draw(st.sampled_from(_JUNK)))
+        if not isinstance(header, dict):
+            break
+    members["crnn_header"] = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
+    path = _write(directory / "mutated.crnn", members)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            crnn.load_model(path)
+        except ValueError as error:
+            assert type(error) is ValueError
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_bytes_load_or_raise_value_error(fuzz_sources, data):
+    directory, _ = fuzz_sources
+    with open(directory / "stateful.crnn", "rb") as f:
+        raw = bytearray(f.read())
+    how = data.draw(st.sampled_from(["flip", "truncate", "insert", "zero"]))
+    at = data.draw(st.integers(0, len(raw) - 1))
+    if how == "flip":
+        raw[at] ^= data.draw(st.integers(1, 255))
+    elif how == "truncate":
+        raw = raw[:at]
+    elif how == "insert":
+        raw[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+    else:
+        raw[at:at + data.draw(st.integers(1, 64))] = bytes(64)
+    path = directory / "damaged.crnn"
+    with open(path, "wb") as f:
+        f.write(bytes(raw))
+    try:
+        crnn.load_model(path)
+    except ValueError as error:
+        assert type(error) is ValueError
