@@ -82,11 +82,11 @@ def main():
           f"{N_TRAIN} train / {N_TEST} test, {args.epochs} epochs")
     rows = {"keras (tensorflow)": [], "crnn (default, sparse rows)": [], "crnn (sparse_gradient=False)": []}
     for seed in args.seeds:
-        for name, fn in (("keras (tensorflow)", lambda: run_keras(data, seed, args.epochs)),
-                         ("crnn (default, sparse rows)", lambda: run_crnn(data, seed, args.epochs, True)),
-                         ("crnn (sparse_gradient=False)", lambda: run_crnn(data, seed, args.epochs, False))):
+        for name, fn, extra in (("keras (tensorflow)", run_keras, ()),
+                                ("crnn (default, sparse rows)", run_crnn, (True,)),
+                                ("crnn (sparse_gradient=False)", run_crnn, (False,))):
             start = time.perf_counter()
-            acc = float(fn())
+            acc = float(fn(data, seed, args.epochs, *extra))
             rows[name].append(acc)
             print(f"seed {seed}  {name:30s} test accuracy {acc:.4f}  ({time.perf_counter() - start:.0f} s)",
                   flush=True)

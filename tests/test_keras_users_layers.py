@@ -93,7 +93,7 @@ def test_batch_normalization_shared_checks_and_training_gradient():
         y, cache = layer.forward(x, training=True, mask=mask)
         dx, grads = layer.backward(cache, r)
 
-        def f():
+        def f(layer=layer, x=x, r=r, mask=mask):
             return float(np.sum(r * layer.forward(x, training=True, mask=mask)[0]))
 
         for target, grad in [(x, dx), (layer.gamma, grads[0]), (layer.beta, grads[1])]:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn import constraints, layers as L, regularizers
+from crnn import constraints, regularizers
+from crnn import layers as L
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "regularization.npz")
 with np.load(GOLDEN) as _data:

@@ -9,7 +9,6 @@ occurrence). Stores initial weights, batches, losses and the weights after each 
 Usage: python tests/keras_users_golden/make_embedding.py
 """
 
-import json
 import os
 import sys
 

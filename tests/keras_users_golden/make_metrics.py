@@ -5,7 +5,6 @@ update_state calls, with and without sample_weight.
 Usage: python tests/keras_users_golden/make_metrics.py
 """
 
-import json
 import os
 import sys
 

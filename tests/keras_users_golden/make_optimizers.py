@@ -14,7 +14,6 @@ tests/test_keras_users_optimizers.py replays the cases; the suite never imports 
 Usage: python tests/keras_users_golden/make_optimizers.py
 """
 
-import json
 import os
 import sys
 

@@ -6,7 +6,6 @@ inputs, weights before and after, and the losses/metrics Keras reported.
 Usage: python tests/keras_users_golden/make_training.py
 """
 
-import json
 import os
 import sys
 

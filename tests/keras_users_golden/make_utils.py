@@ -5,7 +5,6 @@ for the cases that tests/test_keras_users_utils.py replays through crnn.utils.
 Usage: python tests/keras_users_golden/make_utils.py
 """
 
-import json
 import os
 import sys
 
