@@ -12,6 +12,8 @@
 #   SimpleRNN  h = act(b + x @ W + h_tm1 @ R)
 #   Dense      y = act(b + x @ W)
 #   Activation y = act(x)
+# The recurrent stages run the cells' row steps of _cells.pxd (the same code as the
+# sequence kernels); all stages take their activations from _activations.pxd.
 # A recurrent stage's output is its h. With one timestep per call, go_backwards makes no
 # difference and masks do not arise, so a step is exactly what predict_on_batch computes
 # for an input of shape (1, 1, features).
@@ -26,11 +28,14 @@ import numpy as np
 from cython cimport floating
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_STRIDES, PyBuffer_Release,
                              PyObject_CheckBuffer, PyObject_GetBuffer)
-from libc.math cimport erf, exp, expm1, fabs, log, log1p, sqrt, tanh
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
-from crnn._common cimport activate, check_shape, LINEAR, TANH, SIGMOID, HARD_SIGMOID, RELU
+from crnn._activations cimport activate_any, N_RECURRENT_ACTIVATIONS
+from crnn._cells cimport (gru_finish_row, gru_gates_after_row, gru_gates_before_row,
+                          lstm_forward_row, simple_rnn_forward_row)
+from crnn._cells import ACTIVATION_CODES
+from crnn._common cimport check_shape
 
 # y[n] += x[k] @ W[k, n] (row stride ldw): the one-row products of a step. crnn._blas's
 # kernels target whole batches (BLAS packs W on every call; the small GEMM blocks 4 rows);
@@ -117,38 +122,9 @@ cdef enum:
     S_DENSE = 3
     S_ACTIVATION = 4
 
-# Activation codes: 0-4 are crnn.ops.ACTIVATIONS (the recurrent kernels' set, run by
-# _common.activate); the rest only occur in Dense and Activation layers.
-cdef enum:
-    A_SOFTMAX = 5
-    A_ELU = 6
-    A_SELU = 7
-    A_SOFTPLUS = 8
-    A_SOFTSIGN = 9
-    A_SILU = 10
-    A_EXPONENTIAL = 11
-    A_RELU6 = 12
-    A_LEAKY_RELU = 13
-    A_GELU = 14
-    A_MISH = 15
-    A_HARD_SILU = 16
-    A_LOG_SOFTMAX = 17
-
-ACTIVATION_CODES = {
-    "linear": LINEAR, "tanh": TANH, "sigmoid": SIGMOID, "hard_sigmoid": HARD_SIGMOID,
-    "relu": RELU, "softmax": A_SOFTMAX, "elu": A_ELU, "selu": A_SELU,
-    "softplus": A_SOFTPLUS, "softsign": A_SOFTSIGN, "silu": A_SILU,
-    "exponential": A_EXPONENTIAL, "relu6": A_RELU6, "leaky_relu": A_LEAKY_RELU,
-    "gelu": A_GELU, "mish": A_MISH, "hard_silu": A_HARD_SILU, "log_softmax": A_LOG_SOFTMAX,
-}
 STAGE_KINDS = {"lstm": S_LSTM, "gru": S_GRU, "simple_rnn": S_SIMPLE_RNN, "dense": S_DENSE,
                "activation": S_ACTIVATION}
 _GATES = {S_LSTM: 4, S_GRU: 3, S_SIMPLE_RNN: 1, S_DENSE: 1, S_ACTIVATION: 1}
-
-cdef double _SELU_ALPHA = 1.6732632423543772
-cdef double _SELU_SCALE = 1.0507009873554805
-cdef double _LEAKY_SLOPE = 0.2      # Keras's leaky_relu activation function default
-
 
 cdef struct Stage:
     int kind
@@ -166,89 +142,15 @@ cdef struct Stage:
     void *out           # (U,) output (Dense, Activation)
 
 
-cdef void _activate_any(floating *x, Py_ssize_t n, int kind) noexcept nogil:
-    """x[:n] = f(x[:n]) for every Dense/Activation activation (softmax over all n)."""
-    cdef Py_ssize_t j
-    cdef double v, m, total
-    if kind <= RELU:
-        activate(x, n, kind)
-    elif kind == A_SOFTMAX:
-        m = x[0]
-        for j in range(1, n):
-            m = max(m, <double> x[j])
-        total = 0.0
-        for j in range(n):
-            x[j] = exp(x[j] - m)
-            total += x[j]
-        for j in range(n):
-            x[j] = x[j] / total
-    elif kind == A_ELU:
-        for j in range(n):
-            v = x[j]
-            x[j] = v if v > 0 else expm1(v)
-    elif kind == A_SELU:
-        for j in range(n):
-            v = x[j]
-            x[j] = _SELU_SCALE * (v if v > 0 else _SELU_ALPHA * expm1(v))
-    elif kind == A_SOFTPLUS:
-        # log(1 + e^v) without overflow
-        for j in range(n):
-            v = x[j]
-            x[j] = max(v, 0.0) + log1p(exp(-fabs(v)))
-    elif kind == A_SOFTSIGN:
-        for j in range(n):
-            v = x[j]
-            x[j] = v / (1.0 + fabs(v))
-    elif kind == A_SILU:
-        for j in range(n):
-            v = x[j]
-            x[j] = v / (1.0 + exp(-v)) if v >= 0 else v * exp(v) / (1.0 + exp(v))
-    elif kind == A_EXPONENTIAL:
-        for j in range(n):
-            x[j] = exp(x[j])
-    elif kind == A_RELU6:
-        for j in range(n):
-            x[j] = min(max(<double> x[j], 0.0), 6.0)
-    elif kind == A_LEAKY_RELU:
-        for j in range(n):
-            v = x[j]
-            x[j] = v if v > 0 else _LEAKY_SLOPE * v
-    elif kind == A_GELU:
-        # Keras's default, exact form
-        for j in range(n):
-            v = x[j]
-            x[j] = 0.5 * v * (1.0 + erf(v / sqrt(2.0)))
-    elif kind == A_MISH:
-        for j in range(n):
-            v = x[j]
-            x[j] = v * tanh(max(v, 0.0) + log1p(exp(-fabs(v))))
-    elif kind == A_HARD_SILU:
-        for j in range(n):
-            v = x[j]
-            x[j] = v * min(max(v / 6.0 + 0.5, 0.0), 1.0)
-    elif kind == A_LOG_SOFTMAX:
-        m = x[0]
-        for j in range(1, n):
-            m = max(m, <double> x[j])
-        total = 0.0
-        for j in range(n):
-            total += exp(x[j] - m)
-        total = log(total)
-        for j in range(n):
-            x[j] = x[j] - m - total
-
-
 cdef const floating *_run_stage(Stage *s, const floating *x) noexcept nogil:
     """One timestep of one stage on input x (F,); returns its output (U,)."""
-    cdef Py_ssize_t F = s.n_in, U = s.units, j
+    cdef Py_ssize_t F = s.n_in, U = s.units
     cdef Py_ssize_t G
     cdef floating *z = <floating *> s.z
     cdef floating *h = <floating *> s.h
     cdef floating *c = <floating *> s.c
     cdef floating *out = <floating *> s.out
     cdef floating *inner
-    cdef floating *tmp
-    cdef floating one = 1.0     # typed: a bare 1.0 would turn float32 maths into double
     cdef const floating *W = <const floating *> s.W
     cdef const floating *R = <const floating *> s.R
     cdef const floating *b = <const floating *> s.b
@@ -258,16 +160,7 @@ cdef const floating *_run_stage(Stage *s, const floating *x) noexcept nogil:
         memcpy(z, b, G * sizeof(floating))
         gemv_acc(G, F, x, W, G, z)
         gemv_acc(G, U, h, R, G, z)
-        activate(z, 2 * U, s.ract)          # i, f
-        activate(z + 2 * U, U, s.act)       # g
-        activate(z + 3 * U, U, s.ract)      # o
-        tmp = z + G
-        for j in range(U):
-            c[j] = z[U + j] * c[j] + z[j] * z[2 * U + j]
-            tmp[j] = c[j]
-        activate(tmp, U, s.act)
-        for j in range(U):
-            h[j] = z[3 * U + j] * tmp[j]
+        lstm_forward_row(U, z, c, h, z + G, s.act, s.ract)
         return h
     if s.kind == S_GRU:
         G = 3 * U
@@ -279,37 +172,28 @@ cdef const floating *_run_stage(Stage *s, const floating *x) noexcept nogil:
             # inner = b_rec + h_tm1 @ R
             memcpy(inner, b + G, G * sizeof(floating))
             gemv_acc(G, U, h, R, G, inner)
-            for j in range(2 * U):
-                z[j] += inner[j]
-            activate(z, 2 * U, s.ract)                  # z, r
-            for j in range(U):
-                z[2 * U + j] += z[U + j] * inner[2 * U + j]
+            gru_gates_after_row(U, z, inner, s.ract)
         else:
             # z[:2U] += h_tm1 @ R[:, :2U]; z[2U:] += (r * h_tm1) @ R[:, 2U:]
             gemv_acc(2 * U, U, h, R, G, z)
-            activate(z, 2 * U, s.ract)                  # z, r
-            for j in range(U):
-                inner[j] = z[U + j] * h[j]
+            gru_gates_before_row(U, z, h, inner, s.ract)   # inner = r * h_tm1
             gemv_acc(U, U, inner, R + 2 * U, G, z + 2 * U)
-        activate(z + 2 * U, U, s.act)                   # hh
-        for j in range(U):
-            h[j] = z[j] * h[j] + (one - z[j]) * z[2 * U + j]
+        gru_finish_row(U, z, h, s.act)
         return h
     if s.kind == S_SIMPLE_RNN:
         memcpy(z, b, U * sizeof(floating))
         gemv_acc(U, F, x, W, U, z)
         gemv_acc(U, U, h, R, U, z)
-        activate(z, U, s.act)
-        memcpy(h, z, U * sizeof(floating))
+        simple_rnn_forward_row(U, z, h, s.act)
         return h
     if s.kind == S_DENSE:
         memcpy(out, b, U * sizeof(floating))
         gemv_acc(U, F, x, W, U, out)
-        _activate_any(out, U, s.act)
+        activate_any(out, U, s.act)
         return out
     # S_ACTIVATION: out of place, since x may be a recurrent layer's state.
     memcpy(out, x, U * sizeof(floating))
-    _activate_any(out, U, s.act)
+    activate_any(out, U, s.act)
     return out
 
 
@@ -421,7 +305,8 @@ cdef class StreamChain:
             st[k].units = U
             st[k].act = ACTIVATION_CODES[spec["act"]]
             st[k].ract = ACTIVATION_CODES[spec.get("ract", "sigmoid")]
-            if kind <= S_SIMPLE_RNN and (st[k].act > RELU or st[k].ract > RELU):
+            if kind <= S_SIMPLE_RNN and (st[k].act >= N_RECURRENT_ACTIVATIONS
+                                         or st[k].ract >= N_RECURRENT_ACTIVATIONS):
                 raise ValueError(f"stage {k}: the recurrent kernels support the "
                                  f"activations linear/tanh/sigmoid/hard_sigmoid/relu only")
             st[k].reset_after = bool(spec.get("reset_after", False)) and kind == S_GRU
