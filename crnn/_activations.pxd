@@ -15,6 +15,10 @@ cdef extern from "_fastmath.h" nogil:
     void crnn_sigmoid_span_f64(double *x, Py_ssize_t n)
     void crnn_tanh_span_f64(double *x, Py_ssize_t n)
 
+cdef extern from "_cellmath.h" nogil:
+    void crnn_derivative_f32(const float *y, float *dy, Py_ssize_t n, int kind)
+    void crnn_derivative_f64(const double *y, double *dy, Py_ssize_t n, int kind)
+
 cdef enum:
     LINEAR = 0
     TANH = 1
@@ -66,24 +70,12 @@ cdef inline void activate(floating *x, Py_ssize_t n, int kind) noexcept nogil:
 
 cdef inline void derivative(const floating *y, floating *dy, Py_ssize_t n,
                             int kind) noexcept nogil:
-    """dy[:n] = f'(x) for y = f(x) (recurrent set), computed from y alone."""
-    cdef Py_ssize_t j
-    cdef floating zero = 0.0, one = 1.0, sixth = 1.0 / 6.0
-    if kind == TANH:
-        for j in range(n):
-            dy[j] = one - y[j] * y[j]
-    elif kind == SIGMOID:
-        for j in range(n):
-            dy[j] = y[j] * (one - y[j])
-    elif kind == HARD_SIGMOID:
-        for j in range(n):
-            dy[j] = sixth if (y[j] > zero and y[j] < one) else zero
-    elif kind == RELU:
-        for j in range(n):
-            dy[j] = one if y[j] > zero else zero
+    """dy[:n] = f'(x) for y = f(x) (recurrent set), computed from y alone; y and dy must
+    not overlap (vectorized in _cellmath.h)."""
+    if floating is float:
+        crnn_derivative_f32(y, dy, n, kind)
     else:
-        for j in range(n):
-            dy[j] = one
+        crnn_derivative_f64(y, dy, n, kind)
 
 
 cdef inline void activate_any(floating *x, Py_ssize_t n, int kind) noexcept nogil:

@@ -23,6 +23,47 @@ from libc.string cimport memcpy
 
 from crnn._activations cimport activate, derivative
 
+# The elementwise loops, vectorized per instruction set (see _cellmath.h).
+cdef extern from "_cellmath.h" nogil:
+    void crnn_add_f32(Py_ssize_t n, const float *x, float *y)
+    void crnn_add_f64(Py_ssize_t n, const double *x, double *y)
+    void crnn_gather_dh_f32(Py_ssize_t n, float *dh, const float *d_out, float *carry)
+    void crnn_gather_dh_f64(Py_ssize_t n, double *dh, const double *d_out, double *carry)
+    void crnn_lstm_state_f32(Py_ssize_t U, const float *z, float *c, float *ac)
+    void crnn_lstm_state_f64(Py_ssize_t U, const double *z, double *c, double *ac)
+    void crnn_mul_f32(Py_ssize_t n, const float *a, const float *b, float *y)
+    void crnn_mul_f64(Py_ssize_t n, const double *a, const double *b, double *y)
+    void crnn_lstm_backward_f32(Py_ssize_t U, const float *gates, const float *c_tm1,
+                                const float *ac, const float *dh, float *dc, float *dz,
+                                const float *w)
+    void crnn_lstm_backward_f64(Py_ssize_t U, const double *gates, const double *c_tm1,
+                                const double *ac, const double *dh, double *dc, double *dz,
+                                const double *w)
+    void crnn_gru_backward_f32(Py_ssize_t U, const float *gates, const float *h_tm1,
+                               const float *inner_h, float *dh, float *dgx, float *dgi,
+                               const float *w, int reset_after)
+    void crnn_gru_backward_f64(Py_ssize_t U, const double *gates, const double *h_tm1,
+                               const double *inner_h, double *dh, double *dgx, double *dgi,
+                               const double *w, int reset_after)
+
+
+cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
+    """y[:n] += x[:n] (no overlap): e.g. the bias onto a row of pre-activations."""
+    if floating is float:
+        crnn_add_f32(n, x, y)
+    else:
+        crnn_add_f64(n, x, y)
+
+
+cdef inline void gather_dh(Py_ssize_t n, floating *dh, const floating *d_out,
+                           floating *carry) noexcept nogil:
+    """dh += d_out + carry; carry = 0: the total gradient reaching h_t in a backward loop
+    (carry holds what masked steps passed through)."""
+    if floating is float:
+        crnn_gather_dh_f32(n, dh, d_out, carry)
+    else:
+        crnn_gather_dh_f64(n, dh, d_out, carry)
+
 
 # --------------------------------------------------------------------------- LSTM
 
@@ -30,16 +71,19 @@ cdef inline void lstm_forward_row(Py_ssize_t U, floating *z, floating *c, floati
                                   floating *ac, int act, int ract) noexcept nogil:
     """z (4U): pre-activations in, activated i, f, g, o out; c: c_tm1 in, c_t out;
     ac (U): act(c_t) out; h: h_t out (may alias nothing else)."""
-    cdef Py_ssize_t j
     activate(z, 2 * U, ract)          # i, f
     activate(z + 2 * U, U, act)       # g
     activate(z + 3 * U, U, ract)      # o
-    for j in range(U):
-        c[j] = z[U + j] * c[j] + z[j] * z[2 * U + j]
-        ac[j] = c[j]
+    # c = f * c_tm1 + i * g; ac = act(c); h = o * ac
+    if floating is float:
+        crnn_lstm_state_f32(U, z, c, ac)
+    else:
+        crnn_lstm_state_f64(U, z, c, ac)
     activate(ac, U, act)
-    for j in range(U):
-        h[j] = z[3 * U + j] * ac[j]
+    if floating is float:
+        crnn_mul_f32(U, z + 3 * U, ac, h)
+    else:
+        crnn_mul_f64(U, z + 3 * U, ac, h)
 
 
 cdef inline void lstm_backward_row(Py_ssize_t U, const floating *gates,
@@ -49,22 +93,18 @@ cdef inline void lstm_backward_row(Py_ssize_t U, const floating *gates,
     """gates (4U): activated i, f, g, o of the step; c_tm1, ac = act(c_t) (U); dh (U):
     dL/dh_t; dc (U): dL/dc_t from later steps in, dL/dc_tm1 out; dz (4U): dL/dz out;
     work: 5U scratch."""
-    cdef Py_ssize_t j
-    cdef floating dcv
     # work = [i', f', g', o', act'(c_t)]
     derivative(gates, work, 2 * U, ract)
     derivative(gates + 2 * U, work + 2 * U, U, act)
     derivative(gates + 3 * U, work + 3 * U, U, ract)
     derivative(ac, work + 4 * U, U, act)
-    for j in range(U):
-        # h_t = o * act(c_t)
-        dcv = dc[j] + dh[j] * gates[3 * U + j] * work[4 * U + j]
-        dz[3 * U + j] = dh[j] * ac[j] * work[3 * U + j]
-        # c_t = f * c_tm1 + i * g
-        dz[j] = dcv * gates[2 * U + j] * work[j]
-        dz[U + j] = dcv * c_tm1[j] * work[U + j]
-        dz[2 * U + j] = dcv * gates[j] * work[2 * U + j]
-        dc[j] = dcv * gates[U + j]
+    # h_t = o * act(c_t):        dc += dh * o * act'(c_t); dz_o = dh * act(c_t) * o'
+    # c_t = f * c_tm1 + i * g:   dz_i = dc * g * i'; dz_f = dc * c_tm1 * f';
+    #                            dz_g = dc * i * g'; dc_tm1 = dc * f
+    if floating is float:
+        crnn_lstm_backward_f32(U, gates, c_tm1, ac, dh, dc, dz, work)
+    else:
+        crnn_lstm_backward_f64(U, gates, c_tm1, ac, dh, dc, dz, work)
 
 
 # --------------------------------------------------------------------------- GRU
@@ -111,25 +151,16 @@ cdef inline void gru_backward_row(Py_ssize_t U, const floating *gates,
     dh (U): dL/dh_t in, its direct share dL/dh_tm1 = dh * z out; dgx (3U): dL/d(x @ W +
     b_in) out (reset before: only the z and h blocks; gru_reset_backward_row fills r);
     dgi (3U, reset_after only): dL/dinner out; work: 3U scratch."""
-    cdef Py_ssize_t j
-    cdef floating dhv, dhh, one = 1.0
     derivative(gates, work, 2 * U, ract)              # z', r'
     derivative(gates + 2 * U, work + 2 * U, U, act)   # hh'
-    for j in range(U):
-        dhv = dh[j]
-        # h_t = z * h_tm1 + (1 - z) * hh
-        dgx[j] = dhv * (h_tm1[j] - gates[2 * U + j]) * work[j]
-        dhh = dhv * (one - gates[j]) * work[2 * U + j]
-        dgx[2 * U + j] = dhh
-        dh[j] = dhv * gates[j]
-        if reset_after:
-            # hh = act(x_h + r * inner_h)
-            dgx[U + j] = dhh * inner_h[j] * work[U + j]
-    if reset_after:
-        for j in range(2 * U):
-            dgi[j] = dgx[j]
-        for j in range(U):
-            dgi[2 * U + j] = dgx[2 * U + j] * gates[U + j]
+    # h_t = z * h_tm1 + (1 - z) * hh:  dz = dh * (h_tm1 - hh) * z'; dhh = dh * (1 - z) * hh';
+    #                                  dh_tm1 (direct) = dh * z
+    # reset_after, hh = act(x_h + r * inner_h):  dr = dhh * inner_h * r';
+    #                                  d_inner = [dz, dr, dhh * r]
+    if floating is float:
+        crnn_gru_backward_f32(U, gates, h_tm1, inner_h, dh, dgx, dgi, work, reset_after)
+    else:
+        crnn_gru_backward_f64(U, gates, h_tm1, inner_h, dh, dgx, dgi, work, reset_after)
 
 
 cdef inline void gru_reset_backward_row(Py_ssize_t U, const floating *gates,

@@ -12,7 +12,7 @@ import numpy as np
 from cython cimport floating
 
 from crnn cimport _activations as A
-from crnn._blas cimport gemm_packed, pack_b
+from crnn._blas cimport gemm_packed, pack_b, packed_size
 from crnn._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
                           gru_gates_before_row, gru_reset_backward_row, lstm_backward_row,
                           lstm_forward_row, simple_rnn_backward_row, simple_rnn_forward_row)
@@ -196,8 +196,9 @@ def packed_gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
     cdef int m = a.shape[0], k = a.shape[1], n = b.shape[1]
     check_shape("b", (b.shape[0], b.shape[1]), (k, n))
     check_shape("c", (c.shape[0], c.shape[1]), (m, n))
-    packed_arr = np.empty(max(1, k * n), np.float32 if floating is float else np.float64)
+    packed_arr = np.empty(max(1, packed_size(k, n, floating is double)),
+                          np.float32 if floating is float else np.float64)
     cdef floating[::1] packed = packed_arr
     with nogil:
         pack_b(k, n, &b[0, 0], n, &packed[0])
-        gemm_packed(m, n, k, &a[0, 0], k, &packed[0], &b[0, 0], n, &c[0, 0], n)
+        gemm_packed(m, n, k, &a[0, 0], k, &packed[0], &c[0, 0], n)

@@ -22,6 +22,7 @@
 #define CRNN_FASTMATH_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Runtime dispatch: a function's body is written once, as an always_inline function,
@@ -31,16 +32,23 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 static int crnn_isa_level = -1;
 
+/* CRNN_ISA=avx2 or CRNN_ISA=baseline in the environment caps the choice (read at the first
+ * call): for testing the other builds on an AVX-512 machine. */
 static inline int crnn_isa(void) {
     if (crnn_isa_level < 0) {
+        int level;
+        const char *cap = getenv("CRNN_ISA");
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
-            crnn_isa_level = 2;
+            level = 2;
         } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-            crnn_isa_level = 1;
+            level = 1;
         } else {
-            crnn_isa_level = 0;
+            level = 0;
         }
+        if (cap != NULL && strcmp(cap, "avx2") == 0 && level > 1) level = 1;
+        if (cap != NULL && strcmp(cap, "baseline") == 0) level = 0;
+        crnn_isa_level = level;
     }
     return crnn_isa_level;
 }

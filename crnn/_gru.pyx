@@ -25,9 +25,9 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b
-from crnn._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
-                          gru_gates_before_row, gru_reset_backward_row)
+from crnn._blas cimport gemm, gemm_step, pack_b, packed_size
+from crnn._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
+                          gru_gates_after_row, gru_gates_before_row, gru_reset_backward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
@@ -52,7 +52,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     # gates = x @ W, all timesteps at once (x is time-major here)
     gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
     # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
-    cdef floating *Rh_packed = R_packed + 2 * U * U
+    cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
     if reset_after:
         pack_b(U, G, R, G, R_packed)
     else:
@@ -73,8 +73,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             hb = h + b * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
-            for j in range(G):
-                z[j] += bias[j]
+            add_span(G, bias, z)
             if reset_after:
                 wb = work + b * G
                 gru_gates_after_row(U, z, wb, ract)
@@ -120,7 +119,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *dxb
     cdef floating *cr
     # R^T packed: whole, or as rows R^T[:2U] then R^T[2U:]
-    cdef floating *RTh_packed = RT_packed + 2 * U * U
+    cdef floating *RTh_packed = RT_packed + packed_size(2 * U, U, floating is double)
     if reset_after:
         pack_b(G, U, RT, U, RT_packed)
     else:
@@ -141,9 +140,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 if reset_after:
                     memset(dgi + row * G, 0, G * sizeof(floating))
                 continue
-            for j in range(U):
-                dh[b * U + j] += d_out[j] + cr[j]
-                cr[j] = 0.0
+            gather_dh(U, dh + b * U, d_out, cr)
             # dh <- dh * z, its direct path to h_tm1
             gru_backward_row(U, gates + row * G, h_tm1_all + row * U, aux_all + row * U,
                              dh + b * U, dxb, dgi + row * G if reset_after else NULL, deriv,
@@ -209,7 +206,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     gates_arr = np.empty((T, B, G), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
     work_arr = np.empty((B, G), dtype)
-    packed_arr = np.empty(U * G, dtype)
+    packed_arr = np.empty(packed_size(U, 2 * U, floating is double)
+                          + packed_size(U, U, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     aux_arr = np.empty(saved_shape, dtype)
@@ -266,7 +264,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     d_rh_arr = np.empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(G, dtype)
-    packed_arr = np.empty(G * U, dtype)
+    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)

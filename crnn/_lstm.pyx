@@ -22,8 +22,8 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b
-from crnn._cells cimport lstm_backward_row, lstm_forward_row
+from crnn._blas cimport gemm, gemm_step, pack_b, packed_size
+from crnn._cells cimport add_span, gather_dh, lstm_backward_row, lstm_forward_row
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
@@ -66,8 +66,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            for j in range(G):
-                z[j] += bias[j]
+            add_span(G, bias, z)
             lstm_forward_row(U, z, cb, hb,
                              act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
             memcpy(out, hb, U * sizeof(floating))
@@ -102,9 +101,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     cr[j] += d_out[j]
                 memset(dzb, 0, G * sizeof(floating))
                 continue
-            for j in range(U):
-                dh[b * U + j] += d_out[j] + cr[j]
-                cr[j] = 0.0
+            gather_dh(U, dh + b * U, d_out, cr)
             lstm_backward_row(U, gates + row * G, c_tm1_all + row * U, act_c_all + row * U,
                               dh + b * U, dc + b * U, dzb, deriv, act, ract)
             # h_tm1 reaches h_t only through z_t (the GEMM below)
@@ -149,7 +146,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     gates_arr = np.empty((T, B, G), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
-    packed_arr = np.empty(U * G, dtype)
+    packed_arr = np.empty(packed_size(U, G, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     c_tm1_arr = np.empty(saved_shape, dtype)
@@ -210,7 +207,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     dz_arr = np.empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(5 * U, dtype)
-    packed_arr = np.empty(G * U, dtype)
+    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)

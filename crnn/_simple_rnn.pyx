@@ -14,8 +14,9 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b
-from crnn._cells cimport simple_rnn_backward_row, simple_rnn_forward_row
+from crnn._blas cimport gemm, gemm_step, pack_b, packed_size
+from crnn._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
+                          simple_rnn_forward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
@@ -50,8 +51,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            for j in range(U):
-                z[j] += bias[j]
+            add_span(U, bias, z)
             simple_rnn_forward_row(U, z, h + b * U, act)
             memcpy(out, z, U * sizeof(floating))
 
@@ -83,9 +83,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     cr[j] += d_out[j]
                 memset(dzb, 0, U * sizeof(floating))
                 continue
-            for j in range(U):
-                dh[b * U + j] += d_out[j] + cr[j]
-                cr[j] = 0.0
+            gather_dh(U, dh + b * U, d_out, cr)
             simple_rnn_backward_row(U, gates + row * U, dh + b * U, dzb, act)
             # h_tm1 reaches h_t only through z_t (the GEMM below)
             memset(dh + b * U, 0, U * sizeof(floating))
@@ -124,7 +122,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     h_arr = np.array(h0, dtype=dtype)
     gates_arr = np.empty((T, B, U), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
-    packed_arr = np.empty(U * U, dtype)
+    packed_arr = np.empty(packed_size(U, U, floating is double), dtype)
     h_tm1_arr = np.empty((T, B, U) if training else _UNUSED, dtype)
     cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
@@ -171,7 +169,7 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
     dz_arr = np.empty((T, B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(U, dtype)
-    packed_arr = np.empty(U * U, dtype)
+    packed_arr = np.empty(packed_size(U, U, floating is double), dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, U), dtype)
     dR_arr = np.empty((U, U), dtype)

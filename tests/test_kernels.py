@@ -271,3 +271,42 @@ def test_changing_weights_or_mask_after_forward_does_not_change_gradients(cell, 
     got = grad_ops(cell, cache, d_out, None)
     for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+# --------------------------------------------------------------------------- other ISAs
+
+_OTHER_ISA_CHECK = """
+import numpy as np, sys
+sys.path.insert(0, {tests!r})
+from crnn import _cells
+import test_kernels as t
+for dtype in (np.float32, np.float64):
+    rng = np.random.default_rng(0)
+    for m, n, k in [(1, 64, 16), (5, 100, 37), (9, 33, 3), (33, 256, 64)]:
+        a, b, c = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
+        expected = c.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+        _cells.packed_gemm(a, b, c)
+        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-4)
+    for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False), ("simple_rnn", True)]:
+        for batch, units in [(1, 17), (7, 16), (33, 37)]:
+            t._sequence_case(cell, dtype, batch, units, reset_after=reset_after, masked=True)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["avx2", "baseline"])
+def test_avx2_and_portable_builds_match_reference(isa):
+    # The same binary, told to use its AVX2+FMA or baseline (SSE2) code (CRNN_ISA, see
+    # _fastmath.h), still matches NumPy and the reference.
+    import os
+    import subprocess
+    import sys
+
+    import crnn
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
+    env = dict(os.environ, CRNN_ISA=isa, PYTHONPATH=os.pathsep.join([package_root, tests]))
+    result = subprocess.run([sys.executable, "-c", _OTHER_ISA_CHECK.format(tests=tests)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
