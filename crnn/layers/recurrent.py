@@ -158,6 +158,9 @@ class _RNN(Layer):
     def reset_states(self, states=None):
         """Reset a stateful layer's states to zeros, or to ``states`` (shape-checked).
 
+        The values are written into the layer's state arrays in place (see
+        ``live_states``).
+
         Args:
             states: None for zeros, or a list of arrays of shape ``(batch, units)`` (one for
                 GRU/SimpleRNN, ``[h, c]`` for LSTM; a single array is accepted for one state).
@@ -170,11 +173,42 @@ class _RNN(Layer):
         if not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
         batch = self.input_shape[0]
-        if states is None:
-            self._states = [np.zeros((batch, self.units), self.dtype)
-                            for _ in range(self._n_states)]
-        else:
-            self._states = self._check_states("states", states, batch)
+        if states is not None:
+            states = self._check_states("states", states, batch)
+        self._write_states(states, batch)
+
+    def _write_states(self, values, batch):
+        """Copy ``values`` (None: zeros) into the state arrays, which are created once and
+        then kept: code that streams through them (``live_states``) always sees the
+        current state. A tuple, so that they can be written into but not swapped."""
+        shape = (batch, self.units)
+        if self._states is None or self._states[0].shape != shape:
+            self._states = tuple(np.zeros(shape, self.dtype) for _ in range(self._n_states))
+        for k, target in enumerate(self._states):
+            target[...] = 0 if values is None else values[k]
+
+    def live_states(self):
+        """The state arrays of a stateful layer themselves, not copies.
+
+        They stay the same arrays for the layer's life and every call (``predict``,
+        ``fit``, ``reset_states``, loading a model) updates them in place, so code that
+        steps the layer through them, like ``crnn.streaming.Streamer``, and the layer
+        always agree. Writing into them sets the layer's states. For a copy, use
+        ``states``.
+
+        Returns:
+            A tuple of C-contiguous arrays of shape ``(batch, units)``: ``(h, c)`` for
+            LSTM, ``(h,)`` otherwise.
+
+        Raises:
+            AttributeError: the layer is not stateful.
+            ValueError: the layer is not built yet.
+        """
+        if not self.stateful:
+            raise AttributeError(f"layer {self.name!r} is not stateful, so it keeps no states")
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
+        return self._states
 
     def reset_state(self):
         """Keras 3's name for ``reset_states()``: zero the states of a stateful layer."""
@@ -251,7 +285,8 @@ class _RNN(Layer):
             out_mask = (mask[:, ::-1] if self.go_backwards else mask)[..., None].astype(x.dtype)
             outputs = outputs * out_mask
         if self.stateful:
-            self._states = [np.array(s) for s in states]
+            # In place, after the op (which copied its initial state).
+            self._write_states(states, batch)
         result = outputs if self.return_sequences else outputs[:, -1]
         cache = (core, dp, out_mask, x.shape) if training else None
         if self.return_state:
