@@ -17,10 +17,13 @@ import platform
 import sys
 import timeit
 
-# Benchmark processes run with the machine's own BLAS settings (see bench/README.md).
-if os.environ.pop("OPENBLAS_CORETYPE", None) is not None or os.environ.pop(
-        "OPENBLAS_L2_SIZE", None) is not None:
+# Benchmark processes run with the machine's own BLAS settings (see bench/README.md), and
+# one BLAS thread in both NumPy's and SciPy's OpenBLAS (idle pool threads spin on a core).
+if ("OPENBLAS_CORETYPE" in os.environ or "OPENBLAS_L2_SIZE" in os.environ
+        or os.environ.get("OPENBLAS_NUM_THREADS") != "1"):
+    os.environ.pop("OPENBLAS_CORETYPE", None)
     os.environ.pop("OPENBLAS_L2_SIZE", None)
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.execv(sys.executable, [sys.executable] + sys.argv)
 
 import numpy as np  # noqa: E402
@@ -53,7 +56,6 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 64, 1024, 16384])
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    crnn.set_num_threads(1)
     print(f"machine: {_cpu()}; load average {os.getloadavg()[0]:.1f}")
     print(f"model: LSTM({UNITS}) + Dense(1), {FEATURES} features, float32, 1 BLAS thread\n")
     crnn.utils.set_random_seed(0)

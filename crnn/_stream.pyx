@@ -26,8 +26,6 @@ import threading
 
 import numpy as np
 
-_empty = np.empty
-
 from cython cimport floating
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_SIMPLE, PyBUF_STRIDES, PyBuffer_Release,
                              PyObject_CheckBuffer, PyObject_GetBuffer)
@@ -40,6 +38,8 @@ from crnn._blas cimport gemm
 from crnn._cells cimport (gru_finish_row, gru_gates_after_row, gru_gates_before_row,
                           lstm_forward_row, simple_rnn_forward_row)
 from crnn._common cimport check_shape
+
+_empty = np.empty
 
 cdef extern from "_rowgemv.h" nogil:
     void crnn_row_gemv_f32(int n, int k, const float *x, const float *w, int ldw, float *y)
@@ -80,7 +80,6 @@ cdef struct Stage:
     void *hw            # (BLOCK, U) gathered h rows
     void *cw            # (BLOCK, U) gathered c rows
     void *out           # (BLOCK, U) output rows (Dense, Activation)
-
 
 
 cdef inline void _xw(int n, int g, int k, const floating *x, const floating *w, int ldw,
@@ -217,7 +216,8 @@ cdef void _run_block(const Stage *stages, int n_stages, int n, const int64_t *sl
 
 
 cdef void _run_rows(const Stage *stages, int n_stages, Py_ssize_t n, const int64_t *slots,
-               const floating *x, floating *y, floating *z, floating *inner) noexcept nogil:
+                    const floating *x, floating *y, floating *z,
+                    floating *inner) noexcept nogil:
     """The chain for n rows, block by block: x (n, F) -> y (n, units of the last stage)."""
     cdef Py_ssize_t r0 = 0, m
     cdef Py_ssize_t F = stages[0].n_in, V = stages[n_stages - 1].units
@@ -795,10 +795,10 @@ cdef class StreamCore:
         with nogil:
             if self._double:
                 _run_rows(self._stages, self._n_stages, n, slots, <const double *> xp,
-                     <double *> yp, <double *> zp, <double *> ip)
+                          <double *> yp, <double *> zp, <double *> ip)
             else:
                 _run_rows(self._stages, self._n_stages, n, slots, <const float *> xp,
-                     <float *> yp, <float *> zp, <float *> ip)
+                          <float *> yp, <float *> zp, <float *> ip)
         return 0
 
     def _step_one(self, x):

@@ -270,8 +270,9 @@ class StreamPool(StreamCore):
         self.dtype, self.n_features, stages, output_shape, recurrent = _describe(
             model, "StreamPool")
         self.n_outputs = int(output_shape[-1])
+        # per stream: h (and c for LSTM) of each recurrent layer, in model order
         self._state_shapes = [(layer.units,) for layer in recurrent
-                              for _ in range(layer._n_states)]
+                              for _ in range(2 if isinstance(layer, LSTM) else 1)]
         self.fingerprint = _fingerprint(self.dtype, self.n_features, stages)
         self._setup(self.dtype, self.n_features, stages, int(capacity), grow, True)
 
