@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import timeit
+from functools import partial
 
 # Benchmark processes run with the machine's own BLAS settings (see bench/README.md), and
 # one BLAS thread in both NumPy's and SciPy's OpenBLAS (idle pool threads spin on a core).
@@ -26,11 +27,11 @@ if ("OPENBLAS_CORETYPE" in os.environ or "OPENBLAS_L2_SIZE" in os.environ
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.execv(sys.executable, [sys.executable] + sys.argv)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import crnn  # noqa: E402
-from crnn.layers import LSTM, Dense  # noqa: E402
-from crnn.streaming import Streamer, StreamPool  # noqa: E402
+import crnn
+from crnn.layers import LSTM, Dense
+from crnn.streaming import Streamer, StreamPool
 
 FEATURES, UNITS = 16, 64
 
@@ -78,10 +79,10 @@ def main():
         streamer = Streamer(one) if n == 1 else None
         x1 = X[0].copy()
         for _ in range(args.repeats):
-            t_all.append(_best(lambda: pool.step(ids, X), number, 1))
-            t_half.append(_best(lambda: pool.step(half, Xh), number, 1))
+            t_all.append(_best(partial(pool.step, ids, X), number, 1))
+            t_half.append(_best(partial(pool.step, half, Xh), number, 1))
             if streamer is not None:
-                t_streamer.append(_best(lambda: streamer.step(x1), number, 1))
+                t_streamer.append(_best(partial(streamer.step, x1), number, 1))
         a, h = min(t_all), min(t_half)
         print(f"{n:>6} {a * 1e6:>13.1f} {n / a:>15,.0f} {h * 1e6:>14.1f} "
               f"{len(half) / h:>15,.0f}")

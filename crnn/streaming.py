@@ -30,7 +30,7 @@ from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from crnn.layers.wrappers import TimeDistributed
 from crnn.saving import FORMAT, VERSION, _Archive, _header_array, _write_atomically
 
-__all__ = ["Streamer", "StreamPool"]
+__all__ = ["StreamPool", "Streamer"]
 
 _RECURRENT = {LSTM: "lstm", GRU: "gru", SimpleRNN: "simple_rnn"}
 _SUPPORTED = "LSTM, GRU, SimpleRNN, Dense, Activation, Dropout, TimeDistributed(Dense)"
@@ -103,27 +103,27 @@ def _describe(model, who):
                     f"from zero states; create it with stateful=True (and "
                     f"batch_input_shape=(1, 1, {features}) on the first layer)")
             recurrent.append(layer)
-            stages.append(dict(
-                kind=_RECURRENT[kind], units=layer.units,
-                act=ACTIVATION_CODES[layer.activation],
-                ract=ACTIVATION_CODES[getattr(layer, "recurrent_activation", "sigmoid")],
-                reset_after=getattr(layer, "reset_after", False), kernel=layer.kernel,
-                recurrent_kernel=layer.recurrent_kernel,
-                bias=layer.bias if layer.use_bias else None))
+            stages.append({
+                "kind": _RECURRENT[kind], "units": layer.units,
+                "act": ACTIVATION_CODES[layer.activation],
+                "ract": ACTIVATION_CODES[getattr(layer, "recurrent_activation", "sigmoid")],
+                "reset_after": getattr(layer, "reset_after", False), "kernel": layer.kernel,
+                "recurrent_kernel": layer.recurrent_kernel,
+                "bias": layer.bias if layer.use_bias else None})
             width = layer.units
         elif type(inner) is Dense:
             if inner.activation not in ACTIVATION_CODES:
                 raise _unsupported(who, layer, f" with activation {inner.activation!r}")
-            stages.append(dict(kind="dense", units=inner.units,
-                               act=ACTIVATION_CODES[inner.activation], kernel=inner.kernel,
-                               bias=inner.bias if inner.use_bias else None))
+            stages.append({"kind": "dense", "units": inner.units,
+                           "act": ACTIVATION_CODES[inner.activation], "kernel": inner.kernel,
+                           "bias": inner.bias if inner.use_bias else None})
             width = inner.units
         elif type(inner) is Activation:
             if inner.activation not in ACTIVATION_CODES:
                 raise _unsupported(who, layer, f" with activation {inner.activation!r}")
             if inner.activation != "linear":
-                stages.append(dict(kind="activation", units=width,
-                                   act=ACTIVATION_CODES[inner.activation]))
+                stages.append({"kind": "activation", "units": width,
+                               "act": ACTIVATION_CODES[inner.activation]})
         elif type(inner) is not Dropout:
             raise _unsupported(who, layer, "")
         out_shape = tuple(layer.compute_output_shape(out_shape))
@@ -417,7 +417,9 @@ class StreamPool(StreamCore):
             next_gen = archive.array("stream_generations")
             shapes = header.get("state_shapes")
             if not isinstance(shapes, list):
-                raise ValueError(f"{path!r} has a damaged header: no state_shapes list")
+                # a damaged file is a ValueError, whatever is wrong in it (crnn.saving)
+                raise ValueError(  # noqa: TRY004
+                    f"{path!r} has a damaged header: no state_shapes list")
             states = [archive.array(f"state_{k:05d}") for k in range(len(shapes))]
         finally:
             archive.close()

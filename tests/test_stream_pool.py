@@ -12,14 +12,14 @@ import threading
 
 import numpy as np
 import pytest
+from crnn._stream import StreamCore
 
 import crnn
 from crnn import layers as L
-from crnn._stream import StreamCore
 from crnn.streaming import Streamer, StreamPool
 
 F = 5
-TOL = {"float32": dict(rtol=1e-5, atol=1e-6), "float64": dict(rtol=1e-13, atol=1e-14)}
+TOL = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-13, "atol": 1e-14}}
 
 
 def _lstm(batch, stateful, dtype):
@@ -289,8 +289,8 @@ def test_bad_ids_change_nothing(busy_pool, bad_ids, error, message):
 
 
 @pytest.mark.parametrize("X, error, message", [
-    (np.ones((2, F + 1)), ValueError, r"X must have shape \(len\(ids\), features\) = "
-                                      r"\(2, 5\).*received shape \(2, 6\)"),
+    (np.ones((2, F + 1)), ValueError, (r"X must have shape \(len\(ids\), features\) = "
+                                       r"\(2, 5\).*received shape \(2, 6\)")),
     (np.ones((3, F)), ValueError, r"received shape \(3, 5\)"),
     (np.ones(F), ValueError, r"received shape \(5,\)"),
     (np.ones((2, 2, F)), ValueError, r"received shape \(2, 2, 5\)"),
@@ -524,7 +524,7 @@ def test_concurrent_steps_serialize():
                 pool.step(owned[t], inputs[t, k])
                 if k % 10 == 0:
                     pool.close(pool.open())
-        except Exception as error:      # reported below
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
@@ -604,8 +604,8 @@ def test_core_checks_arrays_itself():
     """The compiled class re-checks every array, whatever the Python side hands it."""
     layer = L.SimpleRNN(3)
     layer.build((1, 1, 2))
-    ok = dict(kind="simple_rnn", units=3, act=1, kernel=layer.kernel,
-              recurrent_kernel=layer.recurrent_kernel, bias=layer.bias)
+    ok = {"kind": "simple_rnn", "units": 3, "act": 1, "kernel": layer.kernel,
+          "recurrent_kernel": layer.recurrent_kernel, "bias": layer.bias}
     core = StreamCore()
     with pytest.raises(ValueError, match="not set up"):
         core.step([], np.zeros((0, 2), "float32"))
