@@ -143,7 +143,7 @@ def blas_info():
     Returns:
         A dict (empty if no bundled OpenBLAS was found).
     """
-    return {name: dict(path=pool.path, corename=pool.corename, num_threads=pool.get())
+    return {name: {"path": pool.path, "corename": pool.corename, "num_threads": pool.get()}
             for name, pool in _find_pools().items()}
 
 
