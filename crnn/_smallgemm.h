@@ -39,6 +39,9 @@ CRNN_INLINE void NAME(int k, const T *a, int lda, const T *bp, int ps, T *c, int
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
             memcpy(&acc[r][v], c + (Py_ssize_t)r * ldc + v * vw, sizeof(VT));                 \
     for (int p = 0; p < k; p++, bp += ps) {                                                   \
+        /* B comes from L3 on a block's first pass: fetch 8 rows ahead (both its lines) */    \
+        __builtin_prefetch(bp + 8 * ps);                                                      \
+        __builtin_prefetch(bp + 8 * ps + 64 / sizeof(T));                                     \
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
             memcpy(&bv[v], bp + v * vw, sizeof(VT));                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                 \
