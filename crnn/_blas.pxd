@@ -32,6 +32,10 @@ cdef extern from "_smallgemm.h" nogil:
                               const float *packed, float *c, int ldc)
     void crnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
                               const double *packed, double *c, int ldc)
+    int crnn_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc)
+    int crnn_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
+                      int lda, const double *b, int ldb, double beta, double *c, int ldc)
 
 
 cdef inline Py_ssize_t packed_size(int k, int n, bint double_precision) noexcept nogil:
@@ -76,3 +80,21 @@ cdef inline void gemm_step(bint threaded, int m, int n, int k, const floating *a
         gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
     else:
         gemm_packed(m, n, k, a, lda, packed, c, ldc)
+
+
+cdef inline void gemm_big(bint threaded, bint trans_a, bint trans_b, int m, int n, int k,
+                          const floating *a, int lda, const floating *b, int ldb,
+                          floating beta, floating *c, int ldc) noexcept nogil:
+    """A whole-sequence product C[m, n] = op(A) @ op(B) + beta * C, beta 0 or 1 (the input
+    projection, the input and weight gradients): on one thread crnn's own cache-blocked
+    packed kernel (_smallgemm.h), so the speed does not depend on which BLAS kernel is
+    loaded; with several BLAS threads (``threaded``), or if the kernel's work buffers
+    cannot be allocated, BLAS."""
+    cdef int done = -1
+    if not threaded:
+        if floating is float:
+            done = crnn_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        else:
+            done = crnn_gemm_f64(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+    if done != 0:
+        gemm(trans_a, trans_b, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc)

@@ -12,11 +12,14 @@ import numpy as np
 from cython cimport floating
 
 from crnn cimport _activations as A
-from crnn._blas cimport gemm_packed, pack_b, packed_size
+from crnn._blas cimport gemm_big, gemm_packed, pack_b, packed_size
 from crnn._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
                           gru_gates_before_row, gru_reset_backward_row, lstm_backward_row,
                           lstm_forward_row, simple_rnn_backward_row, simple_rnn_forward_row)
 from crnn._common cimport check_shape
+
+cdef extern from "_fastmath.h" nogil:
+    int crnn_isa()
 
 ACTIVATION_CODES = {
     "linear": A.LINEAR, "tanh": A.TANH, "sigmoid": A.SIGMOID,
@@ -181,6 +184,13 @@ def simple_rnn_step_backward(const floating[:, ::1] y, const floating[:, ::1] dh
             simple_rnn_backward_row(U, &y[b, 0], &dh[b, 0], &dz[b, 0], activation)
 
 
+def isa():
+    """The instruction set the compiled kernels run: "avx512", "avx2" (AVX2+FMA) or
+    "baseline" (x86-64 SSE2, or the portable C on other CPUs). ``CRNN_ISA=avx2`` or
+    ``CRNN_ISA=baseline`` in the environment caps it (for testing)."""
+    return ("baseline", "avx2", "avx512")[crnn_isa()]
+
+
 # --------------------------------------------------------------------------- test hooks
 
 def activate_span(floating[::1] x, int code):
@@ -202,3 +212,19 @@ def packed_gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
     with nogil:
         pack_b(k, n, &b[0, 0], n, &packed[0])
         gemm_packed(m, n, k, &a[0, 0], k, &packed[0], &c[0, 0], n)
+
+
+def whole_gemm(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[:, ::1] b,
+               floating[:, ::1] c, floating beta, bint threaded=False):
+    """Test hook of the whole-sequence product: c = op(a) @ op(b) + beta * c (beta 0 or 1),
+    crnn's own kernel (``threaded=False``) or BLAS (``threaded=True``, as with several
+    BLAS threads)."""
+    cdef int m = c.shape[0], n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    check_shape("a", (a.shape[0], a.shape[1]), (k, m) if trans_a else (m, k))
+    check_shape("b", (b.shape[0], b.shape[1]), (n, k) if trans_b else (k, n))
+    if beta != 0 and beta != 1:
+        raise ValueError(f"beta must be 0 or 1, received {beta}")
+    with nogil:
+        gemm_big(threaded, trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
+                 b.shape[1], beta, &c[0, 0], n)

@@ -65,6 +65,7 @@ static inline int crnn_isa(void) {
         }                                                                                    \
     }
 #else
+static inline int crnn_isa(void) { return 0; }
 #define CRNN_MULTIVERSION(NAME, PARAMS, ARGS) static void NAME PARAMS { NAME##_body ARGS; }
 #endif
 

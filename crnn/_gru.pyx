@@ -25,8 +25,8 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b, packed_size
-from crnn._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
+from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._cells cimport (gather_dh, gru_backward_row, gru_finish_row,
                           gru_gates_after_row, gru_gates_before_row, gru_reset_backward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -41,7 +41,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    bint go_backwards, int act, int ract, bint reset_after,
                    floating *h, floating *gates, floating *outputs, floating *work,
                    floating *R_packed, bint training, floating *h_tm1_all,
-                   floating *aux_all, bint threaded) noexcept nogil:
+                   floating *aux_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
@@ -49,8 +50,10 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
-    # gates = x @ W, all timesteps at once (x is time-major here)
-    gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # gates = b_in + x @ W, all timesteps at once (x is time-major here)
+    for s in range(T * B):
+        memcpy(gates + s * G, bias, G * sizeof(floating))
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
     # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
     cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
     if reset_after:
@@ -73,7 +76,6 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             hb = h + b * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
-            add_span(G, bias, z)
             if reset_after:
                 wb = work + b * G
                 gru_gates_after_row(U, z, wb, ract)
@@ -112,7 +114,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
                     floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded) noexcept nogil:
+                    bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
@@ -163,29 +166,30 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
-    gemm(False, True, T * B, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
-    gemm(True, False, F, G, T * B, 1.0, x, F, dgx, G, 0.0, dW, G)
+    gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
     memset(db, 0, (2 * G if reset_after else G) * sizeof(floating))
     for row in range(T * B):
         for j in range(G):
             db[j] += dgx[row * G + j]
     if reset_after:
         # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
-        gemm(True, False, U, G, T * B, 1.0, h_tm1_all, U, dgi, G, 0.0, dR, G)
+        gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dgi, G, 0.0, dR, G)
         for row in range(T * B):
             for j in range(G):
                 db[G + j] += dgi[row * G + j]
     else:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
-        gemm(True, False, U, 2 * U, T * B, 1.0, h_tm1_all, U, dgx, G, 0.0, dR, G)
-        gemm(True, False, U, U, T * B, 1.0, aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
+        gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)
+        gemm_big(blas_whole, True, False, U, U, T * B,
+                 aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
 
 
 def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                 int activation, int recurrent_activation, bint reset_after,
-                const floating[:, ::1] h0, bint training, bint threaded=False):
+                const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True):
     """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
     with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays gru_backward takes by these names. Arguments are
@@ -224,7 +228,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
                  &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
-                 threaded)
+                 threaded, threaded or not own_gemm)
     saved = None
     if training:
         saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
@@ -237,7 +241,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
                  const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
                  const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                 bint threaded=False):
+                 bint threaded=False, bint own_gemm=True):
     """BPTT through gru_forward(training=True), all arguments by name: ``xt`` ... ``aux``
     are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
     of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
@@ -287,5 +291,5 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
                   reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
                   &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
-                  &dR[0, 0], &db[0], threaded)
+                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

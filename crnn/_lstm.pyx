@@ -22,8 +22,8 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b, packed_size
-from crnn._cells cimport add_span, gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
@@ -38,15 +38,18 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    floating *h, floating *c, floating *gates, floating *outputs,
                    floating *act_c_tmp, floating *R_packed, bint training,
                    floating *h_tm1_all, floating *c_tm1_all,
-                   floating *act_c_all, bint threaded) noexcept nogil:
+                   floating *act_c_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *hb
     cdef floating *cb
     cdef floating *out
-    # gates = x @ W, all timesteps at once (x is time-major here)
-    gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # gates = b + x @ W, all timesteps at once (x is time-major here)
+    for s in range(T * B):
+        memcpy(gates + s * G, bias, G * sizeof(floating))
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
     pack_b(U, G, R, G, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -66,7 +69,6 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            add_span(G, bias, z)
             lstm_forward_row(U, z, cb, hb,
                              act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
             memcpy(out, hb, U * sizeof(floating))
@@ -81,7 +83,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv, floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded) noexcept nogil:
+                    bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
@@ -110,9 +113,9 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm(False, True, T * B, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
-    gemm(True, False, F, G, T * B, 1.0, x, F, dz, G, 0.0, dW, G)
-    gemm(True, False, U, G, T * B, 1.0, h_tm1_all, U, dz, G, 0.0, dR, G)
+    gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
+    gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
     memset(db, 0, G * sizeof(floating))
     for row in range(B * T):
         for j in range(G):
@@ -124,7 +127,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation,
                  const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
-                 bint threaded=False):
+                 bint threaded=False, bint own_gemm=True):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
     training, else a dict of the arrays lstm_backward takes by these names. Arguments are
     checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
@@ -166,7 +169,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
                  &packed[0], training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
-                 &act_c_all[0, 0, 0], threaded)
+                 &act_c_all[0, 0, 0], threaded, threaded or not own_gemm)
     saved = None
     if training:
         saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
@@ -180,7 +183,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
                   const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
                   const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
                   const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                  const floating[:, ::1] d_c, bint threaded=False):
+                  const floating[:, ::1] d_c, bint threaded=False, bint own_gemm=True):
     """BPTT through lstm_forward(training=True), all arguments by name: ``xt`` ...
     ``act_c`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed)
     the weights of that forward call. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel,
@@ -229,5 +232,5 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
                   &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
                   &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
                   &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
-                  &dR[0, 0], &db[0], threaded)
+                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -14,8 +14,8 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b, packed_size
-from crnn._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
+from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._cells cimport (gather_dh, simple_rnn_backward_row,
                           simple_rnn_forward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -29,12 +29,15 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, floating *h, floating *gates,
                    floating *outputs, floating *R_packed, bint training,
-                   floating *h_tm1_all, bint threaded) noexcept nogil:
+                   floating *h_tm1_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *out
-    # gates = x @ W, all timesteps at once (x is time-major here)
-    gemm(False, False, T * B, U, F, 1.0, x, F, W, U, 0.0, gates, U)
+    # gates = b + x @ W, all timesteps at once (x is time-major here)
+    for s in range(T * B):
+        memcpy(gates + s * U, bias, U * sizeof(floating))
+    gemm_big(blas_whole, False, False, T * B, U, F, x, F, W, U, 1.0, gates, U)
     pack_b(U, U, R, U, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -51,7 +54,6 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            add_span(U, bias, z)
             simple_rnn_forward_row(U, z, h + b * U, act)
             memcpy(out, z, U * sizeof(floating))
 
@@ -64,7 +66,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, floating *dh, floating *dz,
                     floating *carry, floating *deriv, floating *RT_packed, floating *dx,
                     floating *dW,
-                    floating *dR, floating *db, bint threaded) noexcept nogil:
+                    floating *dR, floating *db, bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
     cdef floating *dzb
@@ -90,9 +93,9 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         # dh_tm1 += dz_t @ R^T
         gemm_step(threaded, B, U, U, dz + t * B * U, U, RT_packed, RT, U, dh, U)
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm(False, True, T * B, F, U, 1.0, dz, U, W, U, 0.0, dx, F)
-    gemm(True, False, F, U, T * B, 1.0, x, F, dz, U, 0.0, dW, U)
-    gemm(True, False, U, U, T * B, 1.0, h_tm1_all, U, dz, U, 0.0, dR, U)
+    gemm_big(blas_whole, False, True, T * B, F, U, dz, U, W, U, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, U, T * B, x, F, dz, U, 0.0, dW, U)
+    gemm_big(blas_whole, True, False, U, U, T * B, h_tm1_all, U, dz, U, 0.0, dR, U)
     memset(db, 0, U * sizeof(floating))
     for row in range(T * B):
         for j in range(U):
@@ -103,7 +106,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
                        const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                        const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                        int activation, const floating[:, ::1] h0, bint training,
-                       bint threaded=False):
+                       bint threaded=False, bint own_gemm=True):
     """SimpleRNN over whole sequences. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays simple_rnn_backward takes by these names.
     Arguments are checked by crnn.ops.simple_rnn; here only shapes are
@@ -134,7 +137,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, &h[0, 0],
                  &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training,
-                 &h_tm1_all[0, 0, 0], threaded)
+                 &h_tm1_all[0, 0, 0], threaded, threaded or not own_gemm)
     saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr) if training else None
     return batch_major(outputs_arr), h_arr, saved
 
@@ -145,7 +148,7 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
                         int activation, const floating[:, :, ::1] xt,
                         const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
                         const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                        bint threaded=False):
+                        bint threaded=False, bint own_gemm=True):
     """BPTT through simple_rnn_forward(training=True), all arguments by name: ``xt``,
     ``gates`` and ``h_tm1`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t``
     (R transposed) the weights of that forward call. Returns (dx, dh0, d_kernel,
@@ -189,5 +192,5 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
                   &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
                   &h_tm1[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
                   &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0],
-                  &db[0], threaded)
+                  &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -23,6 +23,7 @@
 #ifndef CRNN_SMALLGEMM_H
 #define CRNN_SMALLGEMM_H
 
+#include <stdlib.h>
 #include <string.h>
 #include "_fastmath.h"
 
@@ -38,6 +39,9 @@ CRNN_INLINE void NAME(int k, const T *a, int lda, const T *bp, int ps, T *c, int
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
             memcpy(&acc[r][v], c + (Py_ssize_t)r * ldc + v * vw, sizeof(VT));                 \
     for (int p = 0; p < k; p++, bp += ps) {                                                   \
+        /* B comes from L3 on a block's first pass: fetch 8 rows ahead (both its lines) */    \
+        __builtin_prefetch(bp + 8 * ps);                                                      \
+        __builtin_prefetch(bp + 8 * ps + 64 / sizeof(T));                                     \
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
             memcpy(&bv[v], bp + v * vw, sizeof(VT));                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                 \
@@ -50,11 +54,10 @@ CRNN_INLINE void NAME(int k, const T *a, int lda, const T *bp, int ps, T *c, int
             memcpy(c + (Py_ssize_t)r * ldc + v * vw, &acc[r][v], sizeof(VT));                 \
 }
 
-/* One row of C over NP consecutive full panels (panel stride k * pw) at once. */
+/* One row of C over NP consecutive full panels (pstride elements apart) at once. */
 #define CRNN_DEFINE_ROW_BLOCK(NAME, T, VT, NP, V)                                             \
-CRNN_INLINE void NAME(int k, const T *a, const T *bp, int pw, T *c) {                         \
+CRNN_INLINE void NAME(int k, const T *a, const T *bp, int pw, Py_ssize_t pstride, T *c) {    \
     const int vw = (int)(sizeof(VT) / sizeof(T));                                             \
-    const Py_ssize_t pstride = (Py_ssize_t)pw * k;                                            \
     VT acc[NP][V], bv;                                                                        \
     _Pragma("GCC unroll 4") for (int q = 0; q < NP; q++)                                      \
         _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
@@ -83,15 +86,16 @@ CRNN_DEFINE_BLOCK(NAME##_blk_main, T, NAME##_vt, RB, 2)                         
 CRNN_DEFINE_BLOCK(NAME##_blk_4, T, NAME##_vt, 4, 2)                                           \
 CRNN_DEFINE_BLOCK(NAME##_blk_1, T, NAME##_vt, 1, NAME##_hv)                                   \
 CRNN_DEFINE_ROW_BLOCK(NAME##_row, T, NAME##_vt, NP, NAME##_hv)                                \
-CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed, T *c,        \
-                      int ldc) {                                                              \
+CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed, int kp,      \
+                      T *c, int ldc) {                                                        \
     const int pw = NAME##_pw, vw = NAME##_vw;                                                 \
+    const Py_ssize_t ps = (Py_ssize_t)pw * kp;   /* panel stride */                           \
     const int full = n / pw, panels = (n + pw - 1) / pw, cols = n - full * pw;                \
     const int rows4 = m - m % 4;                                                              \
     int i, q, s;                                                                              \
     /* whole panels, blocks of rows: panel outside, so its B stays in L1 across rows */      \
     for (q = 0; q < full; q++) {                                                              \
-        const T *bp = packed + (Py_ssize_t)q * pw * k;                                        \
+        const T *bp = packed + q * ps;                                                                             \
         for (s = 0; s < pw; s += 2 * vw) {                                                    \
             i = 0;                                                                            \
             for (; i + RB <= m; i += RB)                                                      \
@@ -107,14 +111,14 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
         const T *ai = a + (Py_ssize_t)i * lda;                                                \
         T *ci = c + (Py_ssize_t)i * ldc;                                                      \
         for (q = 0; q + NP <= full; q += NP)                                                  \
-            NAME##_row(k, ai, packed + (Py_ssize_t)q * pw * k, pw, ci + q * pw);              \
+            NAME##_row(k, ai, packed + q * ps, pw, ps, ci + q * pw);                            \
         for (; q < full; q++)                                                                 \
-            NAME##_blk_1(k, ai, lda, packed + (Py_ssize_t)q * pw * k, pw, ci + q * pw, ldc);  \
+            NAME##_blk_1(k, ai, lda, packed + q * ps, pw, ci + q * pw, ldc);                    \
     }                                                                                         \
     /* the partial last panel: through a zero-padded tile of 4 rows */                        \
     if (panels > full) {                                                                      \
         T tile[4 * (CRNN_PANEL_BYTES / sizeof(T))];                                           \
-        const T *bp = packed + (Py_ssize_t)full * pw * k;                                     \
+        const T *bp = packed + full * ps;                                                     \
         const int j0 = full * pw;                                                             \
         for (i = 0; i < m; i += 4) {                                                          \
             int rows = m - i < 4 ? m - i : 4, r;                                              \
@@ -152,7 +156,41 @@ static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {  
 }                                                                                             \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg32_##SUFFIX, T, 32, 4, 2)                                 \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg64_##SUFFIX, T, 64, 8, 4)                                 \
-CRNN_MULTIVERSION2(crnn_packed_gemm_##SUFFIX, crnn_pg64_##SUFFIX, crnn_pg32_##SUFFIX,         \
+/* Rows [p0, p0 + kc) of a packed B (all k rows packed): C += A[:, p0:p0+kc] @ B[p0:p0+kc].  \
+ * Whole products are cache-blocked: KC rows of B (a KC x 128-byte panel slice stays in L1) \
+ * by MC rows of A (an MC x KC slice of A stays in L2). */                                    \
+CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_512(int m, int n, int k, const T *a, int lda,   \
+                                                 const T *packed, T *c, int ldc) {           \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
+    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
+        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
+            crnn_pg64_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
+                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
+                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
+}                                                                                             \
+CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_256(int m, int n, int k, const T *a, int lda,   \
+                                                 const T *packed, T *c, int ldc) {           \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
+    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
+        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
+            crnn_pg32_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
+                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
+                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
+}                                                                                             \
+CRNN_INLINE void crnn_pg64_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
+                                           const T *packed, T *c, int ldc) {                 \
+    crnn_pg64_##SUFFIX(m, n, k, a, lda, packed, k, c, ldc);                                   \
+}                                                                                             \
+CRNN_INLINE void crnn_pg32_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
+                                           const T *packed, T *c, int ldc) {                 \
+    crnn_pg32_##SUFFIX(m, n, k, a, lda, packed, k, c, ldc);                                   \
+}                                                                                             \
+CRNN_MULTIVERSION2(crnn_packed_gemm_##SUFFIX, crnn_pg64_##SUFFIX##_whole,                     \
+                   crnn_pg32_##SUFFIX##_whole,                                                \
+                   (int m, int n, int k, const T *a, int lda, const T *packed, T *c, int ldc),\
+                   (m, n, k, a, lda, packed, c, ldc))                                         \
+CRNN_MULTIVERSION2(crnn_gemm_blocked_##SUFFIX, crnn_gemm_blocked_##SUFFIX##_512,              \
+                   crnn_gemm_blocked_##SUFFIX##_256,                                          \
                    (int m, int n, int k, const T *a, int lda, const T *packed, T *c, int ldc),\
                    (m, n, k, a, lda, packed, c, ldc))
 
@@ -174,7 +212,51 @@ CRNN_MULTIVERSION2(crnn_packed_gemm_##SUFFIX, crnn_pg64_##SUFFIX, crnn_pg32_##SU
 #define CRNN_MULTIVERSION2(NAME, BODY512, BODY, PARAMS, ARGS) static void NAME PARAMS { BODY ARGS; }
 #endif
 
+/* Whole-sequence products (input projection, input and weight gradients) on crnn's own
+ * kernel, so their speed does not depend on which BLAS kernel is loaded:
+ * C[m, n] = op(A) @ op(B) + beta * C with beta 0 or 1, row-major, op = transpose when
+ * trans_*. B is packed into panels (transposing on the way when trans_b), a transposed A is
+ * copied row-major first. Returns -1 (nothing done) if the work buffers cannot be
+ * allocated; the caller then uses BLAS. */
+#define CRNN_DEFINE_OWN_GEMM(SUFFIX, T)                                                       \
+static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,      \
+                              int lda, const T *b, int ldb, T beta, T *c, int ldc) {          \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
+    T *packed = (T *)malloc((size_t)crnn_packed_size_##SUFFIX(k, n) * sizeof(T) + 64);        \
+    T *at = NULL;                                                                             \
+    if (packed == NULL) return -1;                                                            \
+    if (trans_a) {                                                                            \
+        at = (T *)malloc((size_t)m * k * sizeof(T) + 64);                                     \
+        if (at == NULL) { free(packed); return -1; }                                          \
+        for (int p = 0; p < k; p++)                                                           \
+            for (int i = 0; i < m; i++) at[(Py_ssize_t)i * k + p] = a[(Py_ssize_t)p * lda + i];\
+        a = at;                                                                               \
+        lda = k;                                                                              \
+    }                                                                                         \
+    if (trans_b) {    /* B[p, j] = b[j * ldb + p] */                                          \
+        for (int j0 = 0; j0 < n; j0 += pw) {                                                  \
+            T *panel = packed + (Py_ssize_t)j0 * k;                                           \
+            int w = n - j0 < pw ? n - j0 : pw;                                                \
+            if (w < pw) memset(panel, 0, (size_t)k * pw * sizeof(T));                         \
+            for (int j = 0; j < w; j++) {                                                     \
+                const T *src = b + (Py_ssize_t)(j0 + j) * ldb;                                \
+                for (int p = 0; p < k; p++) panel[(Py_ssize_t)p * pw + j] = src[p];           \
+            }                                                                                 \
+        }                                                                                     \
+    } else {                                                                                  \
+        crnn_pack_##SUFFIX(k, n, b, ldb, packed);                                             \
+    }                                                                                         \
+    if (beta == 0)                                                                            \
+        for (int i = 0; i < m; i++) memset(c + (Py_ssize_t)i * ldc, 0, (size_t)n * sizeof(T));\
+    crnn_gemm_blocked_##SUFFIX(m, n, k, a, lda, packed, c, ldc);                              \
+    free(at);                                                                                 \
+    free(packed);                                                                             \
+    return 0;                                                                                 \
+}
+
 CRNN_DEFINE_SMALL_GEMM(f32, float)
 CRNN_DEFINE_SMALL_GEMM(f64, double)
+CRNN_DEFINE_OWN_GEMM(f32, float)
+CRNN_DEFINE_OWN_GEMM(f64, double)
 
 #endif

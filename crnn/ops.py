@@ -33,7 +33,7 @@ import numpy as np
 
 from crnn import _gru, _lstm, _simple_rnn
 from crnn._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
-from crnn.threads import get_num_threads
+from crnn.threads import get_num_threads, use_own_gemm
 
 __all__ = [
     "Gradients",
@@ -267,7 +267,7 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
     ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
     outputs, h, c, saved = _lstm.lstm_forward(
         x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, ract, states[0],
-        states[1], training, get_num_threads() > 1)
+        states[1], training, get_num_threads() > 1, use_own_gemm())
     cache = None
     if training:
         cache = _cache("lstm", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
@@ -291,7 +291,7 @@ def lstm_grad(cache, d_outputs, d_final_states=None):
     d_outputs, d_states = _check_grad_inputs(cache, "lstm", d_outputs, d_final_states)
     dx, dh0, dc0, dk, drk, db = _lstm.lstm_backward(
         d_outputs=d_outputs, d_h=d_states[0], d_c=d_states[1],
-        threaded=get_num_threads() > 1, **cache.backward_args)
+        threaded=get_num_threads() > 1, own_gemm=use_own_gemm(), **cache.backward_args)
     return _gradients(cache, dx, [dh0, dc0], dk, drk, db)
 
 
@@ -326,7 +326,7 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwa
     reset_after = bool(reset_after)
     outputs, h, saved = _gru.gru_forward(
         x, kernel, recurrent_kernel, bias.reshape(-1), mask, has_mask, go_backwards, act, ract,
-        reset_after, states[0], training, get_num_threads() > 1)
+        reset_after, states[0], training, get_num_threads() > 1, use_own_gemm())
     cache = None
     if training:
         cache = _cache("gru", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
@@ -343,7 +343,7 @@ def gru_grad(cache, d_outputs, d_final_states=None):
     d_outputs, d_states = _check_grad_inputs(cache, "gru", d_outputs, d_final_states)
     dx, dh0, dk, drk, db = _gru.gru_backward(
         d_outputs=d_outputs, d_h=d_states[0], threaded=get_num_threads() > 1,
-        **cache.backward_args)
+        own_gemm=use_own_gemm(), **cache.backward_args)
     return _gradients(cache, dx, [dh0], dk, drk, db)
 
 
@@ -369,7 +369,7 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
     act = _activation_code("activation", activation, ACTIVATIONS)
     outputs, h, saved = _simple_rnn.simple_rnn_forward(
         x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, states[0],
-        training, get_num_threads() > 1)
+        training, get_num_threads() > 1, use_own_gemm())
     cache = None
     if training:
         cache = _cache("simple_rnn", x, kernel, recurrent_kernel, mask, saved, has_bias,
@@ -386,5 +386,5 @@ def simple_rnn_grad(cache, d_outputs, d_final_states=None):
     d_outputs, d_states = _check_grad_inputs(cache, "simple_rnn", d_outputs, d_final_states)
     dx, dh0, dk, drk, db = _simple_rnn.simple_rnn_backward(
         d_outputs=d_outputs, d_h=d_states[0], threaded=get_num_threads() > 1,
-        **cache.backward_args)
+        own_gemm=use_own_gemm(), **cache.backward_args)
     return _gradients(cache, dx, [dh0], dk, drk, db)

@@ -308,5 +308,73 @@ def test_avx2_and_portable_builds_match_reference(isa):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
     env = dict(os.environ, CRNN_ISA=isa, PYTHONPATH=os.pathsep.join([package_root, tests]))
     result = subprocess.run([sys.executable, "-c", _OTHER_ISA_CHECK.format(tests=tests)],
-                            env=env, capture_output=True, text=True, timeout=300)
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("threaded", [False, True], ids=["own", "blas"])
+def test_whole_sequence_gemm_matches_numpy(dtype, threaded):
+    rng = np.random.default_rng(5)
+    for m, n, k in [(1, 1, 1), (7, 17, 5), (33, 100, 37), (200, 64, 300), (97, 130, 600)]:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                for beta in (0.0, 1.0):
+                    a = _rand(rng, dtype, *((k, m) if trans_a else (m, k)))
+                    b = _rand(rng, dtype, *((n, k) if trans_b else (k, n)))
+                    c = _rand(rng, dtype, m, n)
+                    expected = ((a.T if trans_a else a).astype(np.float64)
+                                @ (b.T if trans_b else b).astype(np.float64) + beta * c)
+                    _cells.whole_gemm(trans_a, trans_b, a, b, c, beta, threaded)
+                    tol = 1e-12 if dtype == np.float64 else 2e-5
+                    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k ** 0.5,
+                                               err_msg=f"{m} {n} {k} {trans_a} {trans_b}")
+
+
+# --------------------------------------------------------------------------- whole products, threads
+
+
+@pytest.mark.parametrize("gemm", ["own", "blas"])
+def test_sequence_kernels_match_reference_with_either_whole_product(gemm, monkeypatch):
+    from crnn import threads
+
+    monkeypatch.setenv("CRNN_GEMM", gemm)
+    assert threads.use_own_gemm() is (gemm == "own")
+    for dtype in DTYPES:
+        for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False),
+                                  ("simple_rnn", True)]:
+            for batch, units in [(1, 16), (7, 37), (33, 17)]:
+                _sequence_case(cell, dtype, batch, units, reset_after=reset_after,
+                               masked=True, go_backwards=True)
+
+
+def test_thread_budget_sets_scipy_and_numpy_pools():
+    from crnn import threads
+
+    before = {name: info["num_threads"] for name, info in threads.blas_info().items()}
+    if "scipy" not in before:                 # no bundled OpenBLAS: the documented refusal
+        with pytest.raises(RuntimeError):
+            threads.set_num_threads(1)
+        return
+    try:
+        threads.set_num_threads(1)
+        assert all(info["num_threads"] == 1 for info in threads.blas_info().values())
+        assert threads.get_num_threads() == 1
+    finally:
+        for pool in threads._find_pools().values():
+            pool.set(before["scipy"])
+
+
+def test_without_a_bundled_openblas_threads_fall_back(monkeypatch):
+    from crnn import threads
+
+    monkeypatch.setattr(threads, "_pools", {})
+    monkeypatch.setattr(threads, "_own_gemm", None)
+    monkeypatch.delenv("CRNN_GEMM", raising=False)
+    assert threads.get_num_threads() == 1
+    assert threads.blas_info() == {}
+    assert threads.use_own_gemm() is False
+    with pytest.raises(RuntimeError, match="threadpoolctl"):
+        threads.set_num_threads(2)
+    with pytest.raises(ValueError, match="positive int"):
+        threads.set_num_threads(0)
