@@ -26,6 +26,8 @@ import threading
 
 import numpy as np
 
+from crnn.threads import use_own_gemm
+
 from cython cimport floating
 from cpython.buffer cimport (PyBUF_FORMAT, PyBUF_SIMPLE, PyBUF_STRIDES, PyBuffer_Release,
                              PyObject_CheckBuffer, PyObject_GetBuffer)
@@ -34,7 +36,7 @@ from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint8_t
 
 from crnn._activations cimport activate_any, N_ACTIVATIONS, N_RECURRENT_ACTIVATIONS
-from crnn._blas cimport gemm
+from crnn._blas cimport gemm_big
 from crnn._cells cimport (gru_finish_row, gru_gates_after_row, gru_gates_before_row,
                           lstm_forward_row, simple_rnn_forward_row)
 from crnn._common cimport check_shape
@@ -82,12 +84,12 @@ cdef struct Stage:
 
 
 cdef inline void _xw(int n, int g, int k, const floating *x, const floating *w, int ldw,
-                     floating *z, int ldz) noexcept nogil:
+                     floating *z, int ldz, bint blas) noexcept nogil:
     """Z[:n, :g] += X[:n, :k] @ W[:k, :g] (X rows k apart, W rows ldw apart, Z rows ldz
-    apart): BLAS for blocks; a single row (the Streamer's step) as a matrix-vector
-    product straight from W, which beats BLAS's call by about a tenth there (BLAS wins
-    from two rows on)."""
-    cdef floating one = 1.0
+    apart). A single row (the Streamer's step) is a matrix-vector product straight from
+    W, which beats a GEMM call by about a tenth there; from two rows on (measured 1.3-2.4x
+    faster at 2-8 rows) a GEMM: BLAS, or (``blas`` False) crnn's own kernel, the choice
+    of ``crnn.threads.use_own_gemm`` for the loaded BLAS."""
     if n <= 0 or k <= 0:
         return
     if n == 1:
@@ -96,7 +98,7 @@ cdef inline void _xw(int n, int g, int k, const floating *x, const floating *w, 
         else:
             crnn_row_gemv_f64(g, k, x, w, ldw, z)
     else:
-        gemm(False, False, n, g, k, one, x, k, w, ldw, one, z, ldz)
+        gemm_big(blas, False, False, n, g, k, x, k, w, ldw, 1.0, z, ldz)
 
 
 cdef inline void _rows_of(int n, int width, floating *dst, const floating *src) noexcept nogil:
@@ -108,7 +110,7 @@ cdef inline void _rows_of(int n, int width, floating *dst, const floating *src) 
 
 cdef const floating *_stage_rows(const Stage *s, int n, const floating *x, floating *h,
                                  floating *c, floating *out, floating *z,
-                                 floating *inner) noexcept nogil:
+                                 floating *inner, bint blas) noexcept nogil:
     """One timestep of stage s for n rows: x (n, F) in, returns its output rows (n, U).
     h, c: the stage's state rows (n, U), updated in place; out: output rows of a
     feed-forward stage; z, inner: work of n * G values each. The products run here, over
@@ -121,8 +123,8 @@ cdef const floating *_stage_rows(const Stage *s, int n, const floating *x, float
         G = 4 * U
         # Z = b + X @ W + H @ R
         _rows_of(n, G, z, b)
-        _xw(n, G, F, x, W, G, z, G)
-        _xw(n, G, U, h, R, G, z, G)
+        _xw(n, G, F, x, W, G, z, G, blas)
+        _xw(n, G, U, h, R, G, z, G, blas)
         for r in range(n):
             lstm_forward_row(U, z + <Py_ssize_t> r * G, c + <Py_ssize_t> r * U,
                              h + <Py_ssize_t> r * U, inner, s.act, s.ract)
@@ -131,36 +133,36 @@ cdef const floating *_stage_rows(const Stage *s, int n, const floating *x, float
         G = 3 * U
         # Z = b_in + X @ W
         _rows_of(n, G, z, b)
-        _xw(n, G, F, x, W, G, z, G)
+        _xw(n, G, F, x, W, G, z, G, blas)
         if s.reset_after:
             # inner = b_rec + H @ R
             _rows_of(n, G, inner, b + G)
-            _xw(n, G, U, h, R, G, inner, G)
+            _xw(n, G, U, h, R, G, inner, G, blas)
             for r in range(n):
                 gru_gates_after_row(U, z + <Py_ssize_t> r * G, inner + <Py_ssize_t> r * G,
                                     s.ract)
         else:
             # Z[:, :2U] += H @ R[:, :2U]; then Z[:, 2U:] += (r * H) @ R[:, 2U:]
-            _xw(n, 2 * U, U, h, R, G, z, G)
+            _xw(n, 2 * U, U, h, R, G, z, G, blas)
             for r in range(n):
                 gru_gates_before_row(U, z + <Py_ssize_t> r * G, h + <Py_ssize_t> r * U,
                                      inner + <Py_ssize_t> r * U, s.ract)
-            _xw(n, U, U, inner, R + 2 * U, G, z + 2 * U, G)
+            _xw(n, U, U, inner, R + 2 * U, G, z + 2 * U, G, blas)
         for r in range(n):
             gru_finish_row(U, z + <Py_ssize_t> r * G, h + <Py_ssize_t> r * U, s.act)
         return h
     if s.kind == S_SIMPLE_RNN:
         # Z = b + X @ W + H @ R
         _rows_of(n, U, z, b)
-        _xw(n, U, F, x, W, U, z, U)
-        _xw(n, U, U, h, R, U, z, U)
+        _xw(n, U, F, x, W, U, z, U, blas)
+        _xw(n, U, U, h, R, U, z, U, blas)
         for r in range(n):
             simple_rnn_forward_row(U, z + <Py_ssize_t> r * U, h + <Py_ssize_t> r * U, s.act)
         return h
     if s.kind == S_DENSE:
         # Y = act(b + X @ W)
         _rows_of(n, U, out, b)
-        _xw(n, U, F, x, W, U, out, U)
+        _xw(n, U, F, x, W, U, out, U, blas)
     else:
         # S_ACTIVATION, out of place: x may be a recurrent stage's states
         memcpy(out, x, <Py_ssize_t> n * U * sizeof(floating))
@@ -170,8 +172,8 @@ cdef const floating *_stage_rows(const Stage *s, int n, const floating *x, float
 
 
 cdef void _run_block(const Stage *stages, int n_stages, int n, const int64_t *slots,
-                     const floating *x, floating *y, floating *z,
-                     floating *inner) noexcept nogil:
+                     const floating *x, floating *y, floating *z, floating *inner,
+                     bint blas) noexcept nogil:
     """The chain for n <= BLOCK rows: x (n, F) -> y (n, units of the last stage); row r
     is the stream in slot slots[r]."""
     cdef int k, r, U
@@ -201,7 +203,7 @@ cdef void _run_block(const Stage *stages, int n_stages, int n, const int64_t *sl
                     memcpy(h + r * U, <floating *> s.h + row, U * sizeof(floating))
                     if s.kind == S_LSTM:
                         memcpy(c + r * U, <floating *> s.c + row, U * sizeof(floating))
-        cur = _stage_rows(s, n, cur, h, c, <floating *> s.out, z, inner)
+        cur = _stage_rows(s, n, cur, h, c, <floating *> s.out, z, inner, blas)
         if s.kind <= S_SIMPLE_RNN and not consecutive:
             for r in range(n):
                 row = slots[r] * U
@@ -212,14 +214,15 @@ cdef void _run_block(const Stage *stages, int n_stages, int n, const int64_t *sl
 
 
 cdef void _run_rows(const Stage *stages, int n_stages, Py_ssize_t n, const int64_t *slots,
-                    const floating *x, floating *y, floating *z,
-                    floating *inner) noexcept nogil:
+                    const floating *x, floating *y, floating *z, floating *inner,
+                    bint blas) noexcept nogil:
     """The chain for n rows, block by block: x (n, F) -> y (n, units of the last stage)."""
     cdef Py_ssize_t r0 = 0, m
     cdef Py_ssize_t F = stages[0].n_in, V = stages[n_stages - 1].units
     while r0 < n:
         m = min(<Py_ssize_t> BLOCK, n - r0)
-        _run_block(stages, n_stages, <int> m, slots + r0, x + r0 * F, y + r0 * V, z, inner)
+        _run_block(stages, n_stages, <int> m, slots + r0, x + r0 * F, y + r0 * V, z, inner,
+                   blas)
         r0 += m
 
 
@@ -266,6 +269,7 @@ cdef class StreamCore:
     cdef bint _owned            # the states are ours (a pool), not a model's (Streamer)
     cdef bint _grow
     cdef bint _serialize
+    cdef bint _blas             # block products on BLAS (else crnn's own GEMM kernel)
     cdef object _acquire        # bound methods of the lock
     cdef object _release
     cdef Py_ssize_t _capacity
@@ -339,6 +343,9 @@ cdef class StreamCore:
         self._owned = states is None
         self._grow = grow
         self._serialize = serialize
+        # Fixed for the pool's life: it depends on the CPU and the loaded BLAS kernel (and
+        # CRNN_GEMM), and asking on every step would cost a microsecond.
+        self._blas = not use_own_gemm()
         self._capacity = capacity
         cdef Stage *st = <Stage *> calloc(len(stages), sizeof(Stage))
         if st == NULL:
@@ -791,10 +798,10 @@ cdef class StreamCore:
         with nogil:
             if self._double:
                 _run_rows(self._stages, self._n_stages, n, slots, <const double *> xp,
-                          <double *> yp, <double *> zp, <double *> ip)
+                          <double *> yp, <double *> zp, <double *> ip, self._blas)
             else:
                 _run_rows(self._stages, self._n_stages, n, slots, <const float *> xp,
-                          <float *> yp, <float *> zp, <float *> ip)
+                          <float *> yp, <float *> zp, <float *> ip, self._blas)
         return 0
 
     def _step_one(self, x):
