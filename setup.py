@@ -23,7 +23,7 @@ directives = {
 extensions = [
     Extension(f"crnn.{name}", [f"crnn/{name}.pyx"], include_dirs=["crnn"],
               extra_compile_args=["-O3", "-fno-trapping-math"])
-    for name in ("_lstm", "_gru", "_simple_rnn", "_stream", "_conv1d")
+    for name in ("_cells", "_lstm", "_gru", "_simple_rnn", "_stream", "_conv1d")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -16,15 +16,19 @@
 # Inside the kernels everything is time-major (see _lstm.pyx for why): gates[t, b, :]
 # holds the input projection, then the activated z, r, hh. Training also keeps x (T, B, F),
 # h_tm1 and `aux`: inner_h (reset_after=True) or r * h_tm1 (reset_after=False).
+#
+# The step maths of a row is _cells.pxd's (shared with streaming); this file owns the time
+# loop, the products and the masks.
 
 import numpy as np
 
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b
-from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
-                           time_major)
+from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._cells cimport (gather_dh, gru_backward_row, gru_finish_row,
+                          gru_gates_after_row, gru_gates_before_row, gru_reset_backward_row)
+from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -37,7 +41,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    bint go_backwards, int act, int ract, bint reset_after,
                    floating *h, floating *gates, floating *outputs, floating *work,
                    floating *R_packed, bint training, floating *h_tm1_all,
-                   floating *aux_all, bint threaded) noexcept nogil:
+                   floating *aux_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
@@ -45,11 +50,12 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
-    cdef floating one = 1.0   # typed, so float32 maths stays float32
-    # gates = x @ W, all timesteps at once (x is time-major here)
-    gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # gates = b_in + x @ W, all timesteps at once (x is time-major here)
+    for s in range(T * B):
+        memcpy(gates + s * G, bias, G * sizeof(floating))
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
     # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
-    cdef floating *Rh_packed = R_packed + 2 * U * U
+    cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
     if reset_after:
         pack_b(U, G, R, G, R_packed)
     else:
@@ -70,31 +76,20 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             hb = h + b * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
-            for j in range(G):
-                z[j] += bias[j]
             if reset_after:
                 wb = work + b * G
-                for j in range(2 * U):
-                    z[j] += wb[j]
-                activate(z, 2 * U, ract)                       # z, r
-                for j in range(U):
-                    z[2 * U + j] += z[U + j] * wb[2 * U + j]
+                gru_gates_after_row(U, z, wb, ract)
                 if training:
                     memcpy(aux_all + (t * B + b) * U, wb + 2 * U, U * sizeof(floating))
-                activate(z + 2 * U, U, act)                    # hh
             else:
-                activate(z, 2 * U, ract)                       # z, r
                 wb = work + b * U
-                for j in range(U):
-                    wb[j] = z[U + j] * hb[j]                   # r * h_tm1
+                gru_gates_before_row(U, z, hb, wb, ract)       # wb = r * h_tm1
                 if training:
                     memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
         if not reset_after:
             # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
             gemm_step(threaded, B, U, U, work, U, Rh_packed, R + 2 * U, G,
                       gates + t * B * G + 2 * U, G)
-            for b in range(B):
-                activate(gates + (t * B + b) * G + 2 * U, U, act)   # hh
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
@@ -105,13 +100,12 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            for j in range(U):
-                hb[j] = z[j] * hb[j] + (one - z[j]) * z[2 * U + j]
-                out[j] = hb[j]
+            gru_finish_row(U, z, hb, act)
+            memcpy(out, hb, U * sizeof(floating))
 
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
-                    const floating *x, const floating *W, const floating *R,
+                    const floating *x, const floating *W,
                     const floating *RT, const unsigned char *mask, bint has_mask,
                     bint go_backwards, int act, int ract, bint reset_after,
                     const floating *gates,
@@ -120,19 +114,15 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
                     floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded) noexcept nogil:
+                    bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j, row
-    cdef const floating *gi
     cdef const floating *d_out
-    cdef const floating *h_tm1
-    cdef const floating *aux
     cdef floating *dxb
-    cdef floating *dib
     cdef floating *cr
-    cdef floating dhv, dhh_pre, one = 1.0
     # R^T packed: whole, or as rows R^T[:2U] then R^T[2U:]
-    cdef floating *RTh_packed = RT_packed + 2 * U * U
+    cdef floating *RTh_packed = RT_packed + packed_size(2 * U, U, floating is double)
     if reset_after:
         pack_b(G, U, RT, U, RT_packed)
     else:
@@ -153,28 +143,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 if reset_after:
                     memset(dgi + row * G, 0, G * sizeof(floating))
                 continue
-            gi = gates + row * G
-            h_tm1 = h_tm1_all + row * U
-            aux = aux_all + row * U
-            derivative(gi, deriv, 2 * U, ract)              # z', r'
-            derivative(gi + 2 * U, deriv + 2 * U, U, act)   # hh'
-            for j in range(U):
-                dhv = dh[b * U + j] + d_out[j] + cr[j]
-                cr[j] = 0.0
-                # h_t = z * h_tm1 + (1 - z) * hh
-                dxb[j] = dhv * (h_tm1[j] - gi[2 * U + j]) * deriv[j]
-                dhh_pre = dhv * (one - gi[j]) * deriv[2 * U + j]
-                dxb[2 * U + j] = dhh_pre
-                dh[b * U + j] = dhv * gi[j]
-                if reset_after:
-                    # hh = act(xh + r * inner_h)
-                    dxb[U + j] = dhh_pre * aux[j] * deriv[U + j]
-            if reset_after:
-                dib = dgi + row * G
-                for j in range(2 * U):
-                    dib[j] = dxb[j]
-                for j in range(U):
-                    dib[2 * U + j] = dxb[2 * U + j] * gi[U + j]
+            gather_dh(U, dh + b * U, d_out, cr)
+            # dh <- dh * z, its direct path to h_tm1
+            gru_backward_row(U, gates + row * G, h_tm1_all + row * U, aux_all + row * U,
+                             dh + b * U, dxb, dgi + row * G if reset_after else NULL, deriv,
+                             act, ract, reset_after)
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
             gemm_step(threaded, B, U, G, dgi + t * B * G, G, RT_packed, RT, U, dh, U)
@@ -187,44 +160,41 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 row = t * B + b
                 if has_mask and not mask[b * T + t]:
                     continue
-                gi = gates + row * G
-                h_tm1 = h_tm1_all + row * U
-                dxb = dgx + row * G
-                derivative(gi + U, deriv + U, U, ract)
-                for j in range(U):
-                    dxb[U + j] = d_rh[b * U + j] * h_tm1[j] * deriv[U + j]
-                    dh[b * U + j] += d_rh[b * U + j] * gi[U + j]
+                gru_reset_backward_row(U, gates + row * G, h_tm1_all + row * U,
+                                       d_rh + b * U, dgx + row * G, dh + b * U, deriv, ract)
             # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
             gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
-    gemm(False, True, T * B, F, G, 1.0, dgx, G, W, G, 0.0, dx, F)
-    gemm(True, False, F, G, T * B, 1.0, x, F, dgx, G, 0.0, dW, G)
+    gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
     memset(db, 0, (2 * G if reset_after else G) * sizeof(floating))
     for row in range(T * B):
         for j in range(G):
             db[j] += dgx[row * G + j]
     if reset_after:
         # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
-        gemm(True, False, U, G, T * B, 1.0, h_tm1_all, U, dgi, G, 0.0, dR, G)
+        gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dgi, G, 0.0, dR, G)
         for row in range(T * B):
             for j in range(G):
                 db[G + j] += dgi[row * G + j]
     else:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
-        gemm(True, False, U, 2 * U, T * B, 1.0, h_tm1_all, U, dgx, G, 0.0, dR, G)
-        gemm(True, False, U, U, T * B, 1.0, aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
+        gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)
+        gemm_big(blas_whole, True, False, U, U, T * B,
+                 aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
 
 
 def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                 int activation, int recurrent_activation, bint reset_after,
-                const floating[:, ::1] h0, bint training, bint threaded=False):
+                const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True):
     """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
     with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
-    training. Arguments are checked by crnn.ops.gru; here only shapes are re-checked so
-    that nothing out of bounds can happen."""
+    training, else a dict of the arrays gru_backward takes by these names. Arguments are
+    checked by crnn.ops.gru; here only shapes are re-checked so that nothing out of bounds
+    can happen."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -240,7 +210,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     gates_arr = np.empty((T, B, G), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
     work_arr = np.empty((B, G), dtype)
-    packed_arr = np.empty(U * G, dtype)
+    packed_arr = np.empty(packed_size(U, 2 * U, floating is double)
+                          + packed_size(U, U, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     aux_arr = np.empty(saved_shape, dtype)
@@ -257,29 +228,31 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
                  &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
-                 threaded)
-    saved = (xt_arr, gates_arr, h_tm1_arr, aux_arr) if training else None
+                 threaded, threaded or not own_gemm)
+    saved = None
+    if training:
+        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
     return batch_major(outputs_arr), h_arr, saved
 
 
-def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
-                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation, bint reset_after,
                  const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
-                 const floating[:, :, ::1] h_tm1_all, const floating[:, :, ::1] aux_all,
+                 const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                 bint threaded=False):
-    """BPTT through gru_forward(training=True); ``xt`` ... ``aux_all`` are its saved
-    arrays. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with d_bias flat like
-    ``bias``."""
-    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
-    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
+                 bint threaded=False, bint own_gemm=True):
+    """BPTT through gru_forward(training=True), all arguments by name: ``xt`` ... ``aux``
+    are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
+    of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
+    d_bias flat like the forward's ``bias``."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
-    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
-    check_shape("xt", (xt.shape[0], xt.shape[1], xt.shape[2]), (T, B, F))
+    check_shape("recurrent_kernel_t", (recurrent_kernel_t.shape[0], recurrent_kernel_t.shape[1]),
+                (G, U))
     check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
-    for name, saved in (("h_tm1", h_tm1_all), ("aux", aux_all)):
+    for name, saved in (("h_tm1", h_tm1), ("aux", aux)):
         check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
     check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
                 (B, T, U))
@@ -295,14 +268,12 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     d_rh_arr = np.empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(G, dtype)
-    packed_arr = np.empty(G * U, dtype)
+    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(2 * G if reset_after else G, dtype)
     cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
-    rt_arr = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
-    cdef const floating[:, ::1] rt = rt_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dgx = dgx_arr
     cdef floating[:, :, ::1] dgi = dgi_arr
@@ -315,10 +286,10 @@ def gru_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
-                  &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
-                  reset_after, &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
+                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
                   &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
-                  &dR[0, 0], &db[0], threaded)
+                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -13,15 +13,18 @@
 # (A batch-major block would have rows T*G apart: a multiple of 4 KiB that thrashes cache
 # sets.) Outputs are produced as (T, B, U) and transposed once at the end. Training keeps,
 # per (t, b): the activated gates, h_tm1, c_tm1 and activation(c_t).
+#
+# The step maths of a row is _cells.pxd's (shared with streaming); this file owns the time
+# loop, the products and the masks.
 
 import numpy as np
 
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm, gemm_step, pack_b
-from crnn._common cimport (activate, batch_major, check_blas_size, check_shape, derivative,
-                           time_major)
+from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -35,16 +38,18 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    floating *h, floating *c, floating *gates, floating *outputs,
                    floating *act_c_tmp, floating *R_packed, bint training,
                    floating *h_tm1_all, floating *c_tm1_all,
-                   floating *act_c_all, bint threaded) noexcept nogil:
+                   floating *act_c_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *hb
     cdef floating *cb
     cdef floating *out
-    cdef floating *ac
-    # gates = x @ W, all timesteps at once (x is time-major here)
-    gemm(False, False, T * B, G, F, 1.0, x, F, W, G, 0.0, gates, G)
+    # gates = b + x @ W, all timesteps at once (x is time-major here)
+    for s in range(T * B):
+        memcpy(gates + s * G, bias, G * sizeof(floating))
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
     pack_b(U, G, R, G, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -58,46 +63,33 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
                 memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
-            for j in range(G):
-                z[j] += bias[j]
-            activate(z, 2 * U, ract)          # i, f
-            activate(z + 2 * U, U, act)       # g
-            activate(z + 3 * U, U, ract)      # o
             if has_mask and not mask[b * T + t]:
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
-            ac = act_c_all + (t * B + b) * U if training else act_c_tmp
-            for j in range(U):
-                cb[j] = z[U + j] * cb[j] + z[j] * z[2 * U + j]
-                ac[j] = cb[j]
-            activate(ac, U, act)
-            for j in range(U):
-                hb[j] = z[3 * U + j] * ac[j]
-                out[j] = hb[j]
+            lstm_forward_row(U, z, cb, hb,
+                             act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
+            memcpy(out, hb, U * sizeof(floating))
 
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
-                    const floating *x, const floating *W, const floating *R,
-                    const floating *RT, const unsigned char *mask, bint has_mask,
+                    const floating *x, const floating *W, const floating *RT,
+                    const unsigned char *mask, bint has_mask,
                     bint go_backwards, int act, int ract, const floating *gates,
                     const floating *h_tm1_all,
                     const floating *c_tm1_all, const floating *act_c_all,
                     const floating *d_outputs, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv, floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded) noexcept nogil:
+                    bint threaded,
+                   bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j, row
-    cdef const floating *gi
     cdef const floating *d_out
-    cdef const floating *ac
-    cdef const floating *c_tm1
     cdef floating *dzb
     cdef floating *cr
-    cdef floating dhv, dcv
     pack_b(G, U, RT, U, RT_packed)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
@@ -112,33 +104,18 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     cr[j] += d_out[j]
                 memset(dzb, 0, G * sizeof(floating))
                 continue
-            gi = gates + row * G
-            ac = act_c_all + row * U
-            c_tm1 = c_tm1_all + row * U
-            # deriv = [i', f', g', o', act'(c_t)]
-            derivative(gi, deriv, 2 * U, ract)
-            derivative(gi + 2 * U, deriv + 2 * U, U, act)
-            derivative(gi + 3 * U, deriv + 3 * U, U, ract)
-            derivative(ac, deriv + 4 * U, U, act)
-            for j in range(U):
-                dhv = dh[b * U + j] + d_out[j] + cr[j]
-                cr[j] = 0.0
-                # h_t = o * act(c_t)
-                dcv = dc[b * U + j] + dhv * gi[3 * U + j] * deriv[4 * U + j]
-                dzb[3 * U + j] = dhv * ac[j] * deriv[3 * U + j]
-                # c_t = f * c_tm1 + i * g
-                dzb[j] = dcv * gi[2 * U + j] * deriv[j]
-                dzb[U + j] = dcv * c_tm1[j] * deriv[U + j]
-                dzb[2 * U + j] = dcv * gi[j] * deriv[2 * U + j]
-                dc[b * U + j] = dcv * gi[U + j]
-                dh[b * U + j] = 0.0   # h_tm1 reaches h_t only through z_t (the GEMM below)
+            gather_dh(U, dh + b * U, d_out, cr)
+            lstm_backward_row(U, gates + row * G, c_tm1_all + row * U, act_c_all + row * U,
+                              dh + b * U, dc + b * U, dzb, deriv, act, ract)
+            # h_tm1 reaches h_t only through z_t (the GEMM below)
+            memset(dh + b * U, 0, U * sizeof(floating))
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
         gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm(False, True, T * B, F, G, 1.0, dz, G, W, G, 0.0, dx, F)
-    gemm(True, False, F, G, T * B, 1.0, x, F, dz, G, 0.0, dW, G)
-    gemm(True, False, U, G, T * B, 1.0, h_tm1_all, U, dz, G, 0.0, dR, G)
+    gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
+    gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
     memset(db, 0, G * sizeof(floating))
     for row in range(B * T):
         for j in range(G):
@@ -150,10 +127,11 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation,
                  const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
-                 bint threaded=False):
+                 bint threaded=False, bint own_gemm=True):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
-    training. Arguments are checked by crnn.ops.lstm; here only shapes are re-checked so
-    that nothing out of bounds can happen."""
+    training, else a dict of the arrays lstm_backward takes by these names. Arguments are
+    checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
+    bounds can happen."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -171,7 +149,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     gates_arr = np.empty((T, B, G), dtype)
     outputs_arr = np.empty((T, B, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
-    packed_arr = np.empty(U * G, dtype)
+    packed_arr = np.empty(packed_size(U, G, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     c_tm1_arr = np.empty(saved_shape, dtype)
@@ -191,28 +169,32 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                  &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
                  &packed[0], training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
-                 &act_c_all[0, 0, 0], threaded)
-    saved = (xt_arr, gates_arr, h_tm1_arr, c_tm1_arr, act_c_arr) if training else None
+                 &act_c_all[0, 0, 0], threaded, threaded or not own_gemm)
+    saved = None
+    if training:
+        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+                     act_c=act_c_arr)
     return batch_major(outputs_arr), h_arr, c_arr, saved
 
 
-def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
-                  const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
                   const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                   int activation, int recurrent_activation, const floating[:, :, ::1] xt,
-                  const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1_all,
-                  const floating[:, :, ::1] c_tm1_all, const floating[:, :, ::1] act_c_all,
+                  const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
+                  const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
                   const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                  const floating[:, ::1] d_c, bint threaded=False):
-    """BPTT through lstm_forward(training=True); ``xt`` ... ``act_c_all`` are its saved
-    arrays. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel, d_bias)."""
-    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
-    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
+                  const floating[:, ::1] d_c, bint threaded=False, bint own_gemm=True):
+    """BPTT through lstm_forward(training=True), all arguments by name: ``xt`` ...
+    ``act_c`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed)
+    the weights of that forward call. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel,
+    d_bias)."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
-    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
-    check_shape("xt", (xt.shape[0], xt.shape[1], xt.shape[2]), (T, B, F))
+    check_shape("recurrent_kernel_t", (recurrent_kernel_t.shape[0], recurrent_kernel_t.shape[1]),
+                (G, U))
     check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
-    for name, saved in (("h_tm1", h_tm1_all), ("c_tm1", c_tm1_all), ("act_c", act_c_all)):
+    for name, saved in (("h_tm1", h_tm1), ("c_tm1", c_tm1), ("act_c", act_c)):
         check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
     check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
                 (B, T, U))
@@ -228,14 +210,12 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     dz_arr = np.empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = np.empty(5 * U, dtype)
-    packed_arr = np.empty(G * U, dtype)
+    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
     dx_arr = np.empty((T, B, F), dtype)
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(G, dtype)
     cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
-    rt_arr = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
-    cdef const floating[:, ::1] rt = rt_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, ::1] dc = dc_arr
     cdef floating[:, :, ::1] dz = dz_arr
@@ -247,10 +227,10 @@ def lstm_backward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
-                  &rt[0, 0], &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
-                  &gates[0, 0, 0], &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
-                  &act_c_all[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
+                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
+                  &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
                   &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
-                  &dR[0, 0], &db[0], threaded)
+                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -10,15 +10,19 @@ compiled kernels of ``crnn.ops``; ``TimeDistributed`` and ``Bidirectional`` wrap
 """
 
 from crnn.layers.base import Input, InputLayer, Layer
-from crnn.layers.core import Activation, Dense, Dropout, Embedding, Masking
-from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
-from crnn.layers.wrappers import Bidirectional, TimeDistributed
 from crnn.layers.convolutional import Conv1D
+from crnn.layers.core import Activation, Dense, Dropout, Embedding, Masking
 from crnn.layers.normalization import BatchNormalization, LayerNormalization
-from crnn.layers.pooling import (AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D,
-                                 MaxPooling1D)
+from crnn.layers.pooling import (
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
+from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from crnn.layers.regularization import SpatialDropout1D
 from crnn.layers.reshaping import Flatten, RepeatVector, Reshape
+from crnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "Input", "InputLayer", "Dense", "Dropout", "Activation", "Embedding", "Masking",
