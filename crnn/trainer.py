@@ -25,6 +25,7 @@ What the trainer needs from the model it is mixed into: ``_layers`` (the layer l
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -39,11 +40,21 @@ from crnn import optimizers as optimizers_module
 from crnn import utils
 from crnn._validation import check_positive_int, is_int
 from crnn.layers.base import BUILD_LOCK
+from crnn.threads import HELD
 
 __all__ = ["Trainer"]
 
 #: The batch size Keras uses when none is given.
 DEFAULT_BATCH_SIZE = 32
+
+
+def within_budget(method):
+    """Run ``method`` with the BLAS pools at crnn's thread budget (``crnn.threads``)."""
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with HELD:
+            return method(*args, **kwargs)
+    return run
 
 
 def _divisors(n):
@@ -310,6 +321,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one batch
 
+    @within_budget
     def train_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: None = None,
                        class_weight: None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
@@ -339,6 +351,7 @@ class Trainer:
         self._train_step(x, y)
         return self._flatten_logs(self._logs(), return_dict)
 
+    @within_budget
     def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: None = None,
                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """Loss (and metrics) on one batch, without updating weights.
@@ -365,6 +378,7 @@ class Trainer:
         self._test_step(x, y)
         return self._flatten_logs(self._logs(), return_dict)
 
+    @within_budget
     def predict_on_batch(self, x: ArrayLike) -> np.ndarray:
         """The outputs for one batch (stateful models: exactly the declared batch size).
 
@@ -383,6 +397,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ loops
 
+    @within_budget
     def fit(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
             epochs: int = 1, verbose: int | str = "auto",
             callbacks: Sequence[callbacks_module.Callback] | None = None,
@@ -568,6 +583,7 @@ class Trainer:
                 cb.on_test_batch_end(step, dict(logs))
         return self._logs()
 
+    @within_budget
     def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: None = None,
                  steps: int | None = None,
@@ -611,6 +627,7 @@ class Trainer:
         cb.on_test_end(dict(logs))
         return self._flatten_logs(logs, return_dict)
 
+    @within_budget
     def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: int | str = "auto",
                 steps: int | None = None,
                 callbacks: Sequence[callbacks_module.Callback] | None = None) -> np.ndarray:
