@@ -11,6 +11,11 @@ Training runs forward through the layers (keeping each layer's cache), takes the
 its gradient from ``crnn.losses``, runs the layers' ``backward`` in reverse, and hands the
 gradients to a ``crnn.optimizers`` optimizer, which updates the weight arrays in place.
 
+Every public call (``fit``, ``evaluate``, ``predict``, the ``*_on_batch`` methods) runs
+within crnn's thread budget (``within_budget``, see ``crnn.threads``): SciPy's BLAS pool at
+the budget, NumPy's at one thread. ``predict_on_batch`` on one timestep of a stateful
+batch-1 model skips the layer stack for a compiled streaming step (``_one_step``).
+
 Stateful models (any stateful recurrent layer) follow Keras's rules, checked before any
 work so that weights and states are untouched when a check fails: a fixed batch size
 (declared with the input shape), sample counts divisible by it, and no shuffling unless
