@@ -795,16 +795,12 @@ class SGD(Optimizer):
     def _slot_names(self):
         return ["momentum"] if self.momentum != 0 else []
 
-    def _compute_scalars(self, dt, lr, step):
-        return dt(lr), _via_float32(self.momentum, dt)
-
     def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
-        lr_dt, momentum = self._scalars(dt, lr, step)
         if rows is None:
-            scaled = lr_dt * grad
+            scaled = dt(lr) * grad
         else:
-            scaled_rows = rows.values * lr_dt
+            scaled_rows = rows.values * dt(lr)
             if self.momentum == 0:
                 # TensorFlow's scatter_sub: row occurrence by row occurrence.
                 np.subtract.at(param, rows.indices, scaled_rows)
@@ -814,6 +810,7 @@ class SGD(Optimizer):
             param -= scaled
             return
         m = slots["momentum"]
+        momentum = _via_float32(self.momentum, dt)
         m *= momentum
         m -= scaled
         if self.nesterov:
