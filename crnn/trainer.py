@@ -442,7 +442,7 @@ class Trainer:
             from crnn.streaming import Streamer
             try:
                 streamer = Streamer(self)
-            except (ValueError, TypeError, NotImplementedError):
+            except Exception:   # a model the step can't run: the layer stack runs it
                 streamer = None
             for layer in layers:
                 for owner in (layer, getattr(layer, "layer", None)):
