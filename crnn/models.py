@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from crnn import saving
 from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, unique_name
-from crnn.trainer import Trainer
+from crnn.trainer import Trainer, within_budget
 
 __all__ = ["Sequential", "from_bytes", "load_model"]
 
@@ -394,6 +394,7 @@ class Sequential(Trainer):
         return [g for layer_grads in reversed(grads) for g in layer_grads] \
             if self.trainable else []
 
+    @within_budget
     def __call__(self, x: ArrayLike, training: bool = False) -> np.ndarray:
         """Run the model on ``x`` in one batch and return the outputs array.
 

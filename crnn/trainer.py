@@ -11,6 +11,11 @@ Training runs forward through the layers (keeping each layer's cache), takes the
 its gradient from ``crnn.losses``, runs the layers' ``backward`` in reverse, and hands the
 gradients to a ``crnn.optimizers`` optimizer, which updates the weight arrays in place.
 
+Every public call (``fit``, ``evaluate``, ``predict``, the ``*_on_batch`` methods) runs
+within crnn's thread budget (``within_budget``, see ``crnn.threads``): SciPy's BLAS pool at
+the budget, NumPy's at one thread. ``predict_on_batch`` on one timestep of a stateful
+batch-1 model skips the layer stack for a compiled streaming step (``_one_step``).
+
 Stateful models (any stateful recurrent layer) follow Keras's rules, checked before any
 work so that weights and states are untouched when a check fails: a fixed batch size
 (declared with the input shape), sample counts divisible by it, and no shuffling unless
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import types
 import warnings
@@ -41,11 +47,21 @@ from crnn import optimizers as optimizers_module
 from crnn import utils
 from crnn._validation import check_positive_int, is_int, is_number
 from crnn.layers.base import BUILD_LOCK
+from crnn.threads import HELD
 
 __all__ = ["Trainer"]
 
 #: The batch size Keras uses when none is given.
 DEFAULT_BATCH_SIZE = 32
+
+
+def within_budget(method):
+    """Run ``method`` with the BLAS pools at crnn's thread budget (``crnn.threads``)."""
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with HELD:
+            return method(*args, **kwargs)
+    return run
 
 
 def _divisors(n):
@@ -368,6 +384,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one batch
 
+    @within_budget
     def train_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike | None = None,
                        class_weight: dict | None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
@@ -401,6 +418,7 @@ class Trainer:
             self._train_step(x, y, sw)
         return self._flatten_logs(self._logs(), return_dict)
 
+    @within_budget
     def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike | None = None,
                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """Loss (and metrics) on one batch, without updating weights.
@@ -431,6 +449,12 @@ class Trainer:
     def predict_on_batch(self, x: ArrayLike) -> np.ndarray:
         """The outputs for one batch (stateful models: exactly the declared batch size).
 
+        One timestep of a stateful batch-1 model, given as a C-contiguous array of
+        shape ``(1, 1, features)`` in the model's dtype, runs as one compiled call
+        (``crnn.streaming.Streamer``'s step: the same maths, whose sums may round
+        differently in the last bit), in a few microseconds. Anything else, and every
+        input that would fail a check, goes through the layers.
+
         Args:
             x: the batch's inputs.
 
@@ -440,12 +464,61 @@ class Trainer:
         Raises:
             ValueError: if ``x`` doesn't fit the model.
         """
+        if type(x) is np.ndarray and x.ndim == 3:
+            batch, timesteps, features = x.shape
+            if batch == 1 and timesteps == 1:
+                step = self._one_step()
+                if step is not None and features == step.n_features \
+                        and x.dtype == step.dtype and x.flags.c_contiguous:
+                    try:
+                        return step.step(x)
+                    except RuntimeError:   # another thread's step is running: the slow path
+                        pass
+        return self._predict_on_batch(x)
+
+    @within_budget
+    def _predict_on_batch(self, x):
         x = self._check_x(x)
         self._check_direct_batch(x, "the batch passed to predict_on_batch")
         return self._predict_step(x)
 
+    def _one_step(self):
+        """The Streamer that runs one timestep of this model, or None if it can't.
+
+        Made on first use and kept while the model has the same layers and weight array
+        objects (``add``/``pop`` or a replaced weight array makes a new one; weights
+        written in place, e.g. by ``fit`` or ``set_weights``, are read at each step).
+        """
+        cached = self.__dict__.get("_one_step_cache")
+        layers = self._layers
+        if cached is not None and cached[0] == layers:
+            for owner, name, array in cached[1]:
+                if getattr(owner, name) is not array:
+                    break
+            else:
+                return cached[2]
+        if not self.built:
+            return None
+        streamer = None
+        refs = []
+        if self._stateful_batch_size() == 1:
+            from crnn.streaming import Streamer
+            try:
+                streamer = Streamer(self)
+            except Exception:   # a model the step can't run: the layer stack runs it
+                streamer = None
+            for layer in layers:
+                for owner in (layer, getattr(layer, "layer", None)):
+                    for name in ("kernel", "recurrent_kernel", "bias"):
+                        if owner is not None and isinstance(getattr(owner, name, None),
+                                                            np.ndarray):
+                            refs.append((owner, name, getattr(owner, name)))
+        self._one_step_cache = (list(layers), refs, streamer)
+        return streamer
+
     # ------------------------------------------------------------------ loops
 
+    @within_budget
     def fit(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
             epochs: int = 1, verbose: int | str = "auto",
             callbacks: Sequence[callbacks_module.Callback] | None = None,
@@ -751,6 +824,7 @@ class Trainer:
                 cb.on_test_batch_end(step, self._logs())
         return self._logs()
 
+    @within_budget
     def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: ArrayLike | None = None,
                  steps: int | None = None,
@@ -809,6 +883,7 @@ class Trainer:
         cb.on_test_end(dict(logs))
         return self._flatten_logs(logs, return_dict)
 
+    @within_budget
     def predict(self, x: ArrayLike, batch_size: int | None = None, verbose: int | str = "auto",
                 steps: int | None = None,
                 callbacks: Sequence[callbacks_module.Callback] | None = None) -> np.ndarray:
