@@ -26,7 +26,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport (gather_dh, gru_backward_row, gru_finish_row,
+from crnn._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
                           gru_gates_after_row, gru_gates_before_row, gru_reset_backward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -50,10 +50,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
-    # gates = b_in + x @ W, all timesteps at once (x is time-major here)
-    for s in range(T * B):
-        memcpy(gates + s * G, bias, G * sizeof(floating))
-    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
+    # gates = x @ W, all timesteps at once (x is time-major here); b_in is added per row
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
     cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
     if reset_after:
@@ -76,6 +74,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             hb = h + b * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+            add_span(G, bias, z)
             if reset_after:
                 wb = work + b * G
                 gru_gates_after_row(U, z, wb, ract)

@@ -23,7 +23,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._cells cimport add_span, gather_dh, lstm_backward_row, lstm_forward_row
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
@@ -46,10 +46,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *hb
     cdef floating *cb
     cdef floating *out
-    # gates = b + x @ W, all timesteps at once (x is time-major here)
-    for s in range(T * B):
-        memcpy(gates + s * G, bias, G * sizeof(floating))
-    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
+    # gates = x @ W, all timesteps at once (x is time-major here); b is added per row below
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     pack_b(U, G, R, G, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -69,6 +67,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
+            add_span(G, bias, z)
             lstm_forward_row(U, z, cb, hb,
                              act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
             memcpy(out, hb, U * sizeof(floating))

@@ -15,7 +15,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport (gather_dh, simple_rnn_backward_row,
+from crnn._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
                           simple_rnn_forward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -34,10 +34,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef Py_ssize_t s, t, b, j
     cdef floating *z
     cdef floating *out
-    # gates = b + x @ W, all timesteps at once (x is time-major here)
-    for s in range(T * B):
-        memcpy(gates + s * U, bias, U * sizeof(floating))
-    gemm_big(blas_whole, False, False, T * B, U, F, x, F, W, U, 1.0, gates, U)
+    # gates = x @ W, all timesteps at once (x is time-major here); b is added per row below
+    gemm_big(blas_whole, False, False, T * B, U, F, x, F, W, U, 0.0, gates, U)
     pack_b(U, U, R, U, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -54,6 +52,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - B * U, U * sizeof(floating))
                 continue
+            add_span(U, bias, z)
             simple_rnn_forward_row(U, z, h + b * U, act)
             memcpy(out, z, U * sizeof(floating))
 
