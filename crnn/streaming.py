@@ -20,7 +20,8 @@ per thread (and one model per stream).
 
 import numpy as np
 
-from crnn._stream import ACTIVATION_CODES, StreamChain
+from crnn._cells import ACTIVATION_CODES
+from crnn._stream import StreamChain
 from crnn.layers.core import Activation, Dense, Dropout
 from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from crnn.layers.wrappers import TimeDistributed
