@@ -39,6 +39,12 @@ CRNN_INLINE void crnn_derivative_##S##_body(const T *CRNN_R y, T *CRNN_R dy, Py_
 CRNN_MULTIVERSION(crnn_derivative_##S, (const T *y, T *dy, Py_ssize_t n, int kind),           \
                   (y, dy, n, kind))                                                           \
                                                                                               \
+/* y += x */                                                                                  \
+CRNN_INLINE void crnn_add_##S##_body(Py_ssize_t n, const T *CRNN_R x, T *CRNN_R y) {          \
+    for (Py_ssize_t j = 0; j < n; j++) y[j] += x[j];                                          \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_add_##S, (Py_ssize_t n, const T *x, T *y), (n, x, y))                  \
+                                                                                              \
 /* dh += d_out + carry; carry = 0 (the gradient reaching h_t) */                              \
 CRNN_INLINE void crnn_gather_dh_##S##_body(Py_ssize_t n, T *CRNN_R dh,                        \
                                            const T *CRNN_R d_out, T *CRNN_R carry) {          \

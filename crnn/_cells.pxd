@@ -25,6 +25,8 @@ from crnn._activations cimport activate, derivative
 
 # The elementwise loops, vectorized per instruction set (see _cellmath.h).
 cdef extern from "_cellmath.h" nogil:
+    void crnn_add_f32(Py_ssize_t n, const float *x, float *y)
+    void crnn_add_f64(Py_ssize_t n, const double *x, double *y)
     void crnn_gather_dh_f32(Py_ssize_t n, float *dh, const float *d_out, float *carry)
     void crnn_gather_dh_f64(Py_ssize_t n, double *dh, const double *d_out, double *carry)
     void crnn_lstm_state_f32(Py_ssize_t U, const float *z, float *c, float *ac)
@@ -43,6 +45,14 @@ cdef extern from "_cellmath.h" nogil:
     void crnn_gru_backward_f64(Py_ssize_t U, const double *gates, const double *h_tm1,
                                const double *inner_h, double *dh, double *dgx, double *dgi,
                                const double *w, int reset_after)
+
+
+cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
+    """y[:n] += x[:n] (no overlap): e.g. the bias onto a row of pre-activations."""
+    if floating is float:
+        crnn_add_f32(n, x, y)
+    else:
+        crnn_add_f64(n, x, y)
 
 
 cdef inline void gather_dh(Py_ssize_t n, floating *dh, const floating *d_out,

@@ -26,7 +26,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport (gather_dh, gru_backward_row, gru_finish_row,
+from crnn._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
                           gru_gates_after_row, gru_gates_before_row, gru_reset_backward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -44,16 +44,14 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    floating *aux_all, bint threaded,
                    bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
-    cdef Py_ssize_t s, t, b, j
+    cdef Py_ssize_t s, t, b
     cdef floating *z
     cdef floating *hb
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
-    # gates = b_in + x @ W, all timesteps at once (x is time-major here)
-    for s in range(T * B):
-        memcpy(gates + s * G, bias, G * sizeof(floating))
-    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
+    # gates = x @ W, all timesteps at once (x is time-major here); b_in is added per row
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
     cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
     if reset_after:
@@ -76,6 +74,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             hb = h + b * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+            add_span(G, bias, z)
             if reset_after:
                 wb = work + b * G
                 gru_gates_after_row(U, z, wb, ract)
@@ -93,12 +92,12 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             z = gates + (t * B + b) * G
             hb = h + b * U
-            out = outputs + (s * B + b) * U
+            out = outputs + (b * T + s) * U
             if has_mask and not mask[b * T + t]:
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
-                    memcpy(out, out - B * U, U * sizeof(floating))
+                    memcpy(out, out - U, U * sizeof(floating))
                 continue
             gru_finish_row(U, z, hb, act)
             memcpy(out, hb, U * sizeof(floating))
@@ -114,8 +113,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
                     floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded,
-                   bint blas_whole) noexcept nogil:
+                    bint threaded, bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
@@ -133,7 +131,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dxb = dgx + row * G
-            d_out = d_outputs + (s * B + b) * U
+            d_out = d_outputs + (b * T + s) * U
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
@@ -208,7 +206,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     gates_arr = np.empty((T, B, G), dtype)
-    outputs_arr = np.empty((T, B, U), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
     work_arr = np.empty((B, G), dtype)
     packed_arr = np.empty(packed_size(U, 2 * U, floating is double)
                           + packed_size(U, U, floating is double), dtype)
@@ -232,7 +230,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     saved = None
     if training:
         saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
-    return batch_major(outputs_arr), h_arr, saved
+    return outputs_arr, h_arr, saved
 
 
 def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
@@ -261,7 +259,6 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
-    d_out_t_arr = time_major(d_outputs)
     dh_arr = np.array(d_h, dtype=dtype)
     dgx_arr = np.empty((T, B, G), dtype)
     dgi_arr = np.empty((T, B, G) if reset_after else _UNUSED, dtype)
@@ -273,7 +270,6 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(2 * G if reset_after else G, dtype)
-    cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dgx = dgx_arr
     cdef floating[:, :, ::1] dgi = dgi_arr
@@ -289,7 +285,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
-                  &d_out_t[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
+                  &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -11,7 +11,7 @@
 # sample b, so the input projection for all timesteps is one GEMM over x transposed to
 # (T, B, F), and step t's block is contiguous (B, G) for the per-step recurrent GEMM.
 # (A batch-major block would have rows T*G apart: a multiple of 4 KiB that thrashes cache
-# sets.) Outputs are produced as (T, B, U) and transposed once at the end. Training keeps,
+# sets.) Outputs are written straight into the (B, T, U) array users see. Training keeps,
 # per (t, b): the activated gates, h_tm1, c_tm1 and activation(c_t).
 #
 # The step maths of a row is _cells.pxd's (shared with streaming); this file owns the time
@@ -23,7 +23,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._cells cimport add_span, gather_dh, lstm_backward_row, lstm_forward_row
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
@@ -41,15 +41,13 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    floating *act_c_all, bint threaded,
                    bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
-    cdef Py_ssize_t s, t, b, j
+    cdef Py_ssize_t s, t, b
     cdef floating *z
     cdef floating *hb
     cdef floating *cb
     cdef floating *out
-    # gates = b + x @ W, all timesteps at once (x is time-major here)
-    for s in range(T * B):
-        memcpy(gates + s * G, bias, G * sizeof(floating))
-    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 1.0, gates, G)
+    # gates = x @ W, all timesteps at once (x is time-major here); b is added per row below
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     pack_b(U, G, R, G, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -59,7 +57,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             z = gates + (t * B + b) * G
             hb = h + b * U
             cb = c + b * U
-            out = outputs + (s * B + b) * U
+            out = outputs + (b * T + s) * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
                 memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
@@ -67,8 +65,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
-                    memcpy(out, out - B * U, U * sizeof(floating))
+                    memcpy(out, out - U, U * sizeof(floating))
                 continue
+            add_span(G, bias, z)
             lstm_forward_row(U, z, cb, hb,
                              act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
             memcpy(out, hb, U * sizeof(floating))
@@ -83,8 +82,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv, floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded,
-                   bint blas_whole) noexcept nogil:
+                    bint threaded, bint blas_whole) noexcept nogil:
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
@@ -96,7 +94,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dzb = dz + row * G
-            d_out = d_outputs + (s * B + b) * U
+            d_out = d_outputs + (b * T + s) * U
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # States pass through; this output was a copy of the previous one.
@@ -147,7 +145,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     h_arr = np.array(h0, dtype=dtype)
     c_arr = np.array(c0, dtype=dtype)
     gates_arr = np.empty((T, B, G), dtype)
-    outputs_arr = np.empty((T, B, U), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
     packed_arr = np.empty(packed_size(U, G, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
@@ -174,7 +172,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if training:
         saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
                      act_c=act_c_arr)
-    return batch_major(outputs_arr), h_arr, c_arr, saved
+    return outputs_arr, h_arr, c_arr, saved
 
 
 def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
@@ -204,7 +202,6 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
-    d_out_t_arr = time_major(d_outputs)
     dh_arr = np.array(d_h, dtype=dtype)
     dc_arr = np.array(d_c, dtype=dtype)
     dz_arr = np.empty((T, B, G), dtype)
@@ -215,7 +212,6 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     dW_arr = np.empty((F, G), dtype)
     dR_arr = np.empty((U, G), dtype)
     db_arr = np.empty(G, dtype)
-    cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, ::1] dc = dc_arr
     cdef floating[:, :, ::1] dz = dz_arr
@@ -230,7 +226,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
-                  &d_out_t[0, 0, 0], &dh[0, 0], &dc[0, 0],
+                  &d_outputs[0, 0, 0], &dh[0, 0], &dc[0, 0],
                   &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -15,7 +15,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport (gather_dh, simple_rnn_backward_row,
+from crnn._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
                           simple_rnn_forward_row)
 from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -31,13 +31,11 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    floating *outputs, floating *R_packed, bint training,
                    floating *h_tm1_all, bint threaded,
                    bint blas_whole) noexcept nogil:
-    cdef Py_ssize_t s, t, b, j
+    cdef Py_ssize_t s, t, b
     cdef floating *z
     cdef floating *out
-    # gates = b + x @ W, all timesteps at once (x is time-major here)
-    for s in range(T * B):
-        memcpy(gates + s * U, bias, U * sizeof(floating))
-    gemm_big(blas_whole, False, False, T * B, U, F, x, F, W, U, 1.0, gates, U)
+    # gates = x @ W, all timesteps at once (x is time-major here); b is added per row below
+    gemm_big(blas_whole, False, False, T * B, U, F, x, F, W, U, 0.0, gates, U)
     pack_b(U, U, R, U, R_packed)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
@@ -45,15 +43,16 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         gemm_step(threaded, B, U, U, h, U, R_packed, R, U, gates + t * B * U, U)
         for b in range(B):
             z = gates + (t * B + b) * U
-            out = outputs + (s * B + b) * U
+            out = outputs + (b * T + s) * U
             if training:
                 memcpy(h_tm1_all + (t * B + b) * U, h + b * U, U * sizeof(floating))
             if has_mask and not mask[b * T + t]:
                 if s == 0:
                     memset(out, 0, U * sizeof(floating))
                 else:
-                    memcpy(out, out - B * U, U * sizeof(floating))
+                    memcpy(out, out - U, U * sizeof(floating))
                 continue
+            add_span(U, bias, z)
             simple_rnn_forward_row(U, z, h + b * U, act)
             memcpy(out, z, U * sizeof(floating))
 
@@ -65,9 +64,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *gates, const floating *h_tm1_all,
                     const floating *d_outputs, floating *dh, floating *dz,
                     floating *carry, floating *deriv, floating *RT_packed, floating *dx,
-                    floating *dW,
-                    floating *dR, floating *db, bint threaded,
-                   bint blas_whole) noexcept nogil:
+                    floating *dW, floating *dR, floating *db, bint threaded,
+                    bint blas_whole) noexcept nogil:
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
     cdef floating *dzb
@@ -78,7 +76,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dzb = dz + row * U
-            d_out = d_outputs + (s * B + b) * U
+            d_out = d_outputs + (b * T + s) * U
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
@@ -124,7 +122,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     gates_arr = np.empty((T, B, U), dtype)
-    outputs_arr = np.empty((T, B, U), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
     packed_arr = np.empty(packed_size(U, U, floating is double), dtype)
     h_tm1_arr = np.empty((T, B, U) if training else _UNUSED, dtype)
     cdef const floating[:, :, ::1] xt = xt_arr
@@ -139,7 +137,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
                  &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training,
                  &h_tm1_all[0, 0, 0], threaded, threaded or not own_gemm)
     saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr) if training else None
-    return batch_major(outputs_arr), h_arr, saved
+    return outputs_arr, h_arr, saved
 
 
 def simple_rnn_backward(*, const floating[:, ::1] kernel,
@@ -167,7 +165,6 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, U))
     dtype = np.float32 if floating is float else np.float64
-    d_out_t_arr = time_major(d_outputs)
     dh_arr = np.array(d_h, dtype=dtype)
     dz_arr = np.empty((T, B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
@@ -177,7 +174,6 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
     dW_arr = np.empty((F, U), dtype)
     dR_arr = np.empty((U, U), dtype)
     db_arr = np.empty(U, dtype)
-    cdef const floating[:, :, ::1] d_out_t = d_out_t_arr
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
@@ -190,7 +186,7 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
     with nogil:
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
-                  &h_tm1[0, 0, 0], &d_out_t[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
+                  &h_tm1[0, 0, 0], &d_outputs[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
                   &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0],
                   &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

@@ -95,7 +95,7 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
     int i, q, s;                                                                              \
     /* whole panels, blocks of rows: panel outside, so its B stays in L1 across rows */      \
     for (q = 0; q < full; q++) {                                                              \
-        const T *bp = packed + q * ps;                                                                             \
+        const T *bp = packed + q * ps;                                                        \
         for (s = 0; s < pw; s += 2 * vw) {                                                    \
             i = 0;                                                                            \
             for (; i + RB <= m; i += RB)                                                      \
