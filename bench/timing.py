@@ -92,3 +92,30 @@ def measure(fn, budget):
         "samples": len(samples),
         "calls_per_sample": number,
     }
+
+
+def measure_calls(fn, calls=3, warmup=1):
+    """Time ``calls`` single calls of a slow ``fn`` (a training epoch) after ``warmup``.
+
+    Args:
+        fn: the callable to time.
+        calls: timed calls, one sample each.
+        warmup: untimed calls first (tracing, allocation, thread start-up).
+
+    Returns:
+        The same keys as ``measure`` (``calls_per_sample`` is 1).
+    """
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    if len(samples) >= 2:
+        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    else:
+        q1 = q3 = samples[0]
+    return {"median_s": statistics.median(samples), "min_s": samples[0], "q1_s": q1,
+            "q3_s": q3, "samples": len(samples), "calls_per_sample": 1}
