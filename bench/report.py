@@ -303,6 +303,7 @@ def markdown(doc):
     if doc.get("mismatch"):
         out += [f"**RUN STOPPED: implementations disagree: {doc['mismatch']}**", ""]
     out += _machine_lines(doc)
+    out += _duration_lines(doc)
     out += _goal_lines(doc)
     out += _peak_lines(doc)
 
@@ -433,6 +434,19 @@ def markdown(doc):
     return "\n".join(out)
 
 
+def _duration_lines(doc):
+    """Wall time per section (summed over its worker processes)."""
+    spent = defaultdict(float)
+    for w in doc["workers"]:
+        kind = w.get("kind") or "kernels"
+        spent["models" if kind == "models" else "peak" if w["lib"] == "gemm"
+              else f"{w['lib']} (kernels, streaming, pool)"] += w.get("wall_s") or 0.0
+    if not spent:
+        return []
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in spent.items())
+    return ["", f"Wall time by worker group: {parts}; total {doc.get('total_wall_s', 0):.0f} s."]
+
+
 def _goal_lines(doc):
     goals_ = doc.get("goals") or []
     if not goals_:
@@ -507,7 +521,7 @@ def _pool_lines(doc):
                      if _ok(r) else [_status_mark(r), ""])
         line.append(_ratio((ours or {}).get("ratio_vs_ort")))
         body.append(line)
-    b, t, f, h = doc["config"].get("pool_shape", [1, 1, 16, 64])
+    _, _, f, h = doc["config"].get("pool_shape", [1, 1, 16, 64])
     out = ["", f"## Stream pool: LSTM({h})+Dense(1), {f} features, N streams, one step per "
            "call", ""]
     out += _table(["N", "streams stepping", "thr", "crnn StreamPool µs/call",

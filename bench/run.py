@@ -57,7 +57,7 @@ UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 BUDGETS = {
     "full": dict(target_sample_s=0.05, budget_s=1.0, min_samples=5, max_samples=50,
                  warmup_s=0.2),
-    "full_big": dict(target_sample_s=0.1, budget_s=1.0, min_samples=3, max_samples=10,
+    "full_big": dict(target_sample_s=0.1, budget_s=0.6, min_samples=3, max_samples=10,
                      warmup_s=0.3),
     "quick": dict(target_sample_s=0.02, budget_s=0.25, min_samples=3, max_samples=20,
                   warmup_s=0.05),
@@ -356,10 +356,12 @@ def main(argv=None):
         "results": [],
         "notes": [],
     }
+    doc["_t0"] = started
     try:
         _run_all(args, doc)
     except MismatchError as err:
         doc["mismatch"] = str(err)
+    del doc["_t0"]
     report.finish(doc)
     doc["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     doc["total_wall_s"] = round(time.perf_counter() - started, 1)
@@ -383,14 +385,18 @@ class MismatchError(RuntimeError):
     results, so their timings are not comparable."""
 
 
+def _say(doc, text):
+    """A progress line on stderr, stamped with the run's elapsed time."""
+    print(f"== [{time.perf_counter() - doc['_t0']:5.0f} s] {text}", file=sys.stderr, flush=True)
+
+
 def _run_all(args, doc):
     kernel_sections = {"peak", "kernels", "float64", "streaming", "pool"} & set(args.only)
     for threads in args.threads if kernel_sections else []:
         tasks = make_tasks(args, threads)
         measure_peak = "peak" in args.only or "kernels" in args.only
         if measure_peak:
-            print(f"== {threads} thread(s): FMA probe and sgemm peak", file=sys.stderr,
-                  flush=True)
+            _say(doc, f"{threads} thread(s): FMA probe and sgemm peak")
             gemms = gemm_tasks(args, tasks)
             if threads != min(args.threads):
                 gemms = gemms[1:]      # the FMA probe is single-core: once is enough
@@ -405,11 +411,11 @@ def _run_all(args, doc):
                 lib_tasks = _numpy_tasks(args, doc, lib_tasks, threads)
             if not lib_tasks:
                 continue
-            print(f"== {threads} thread(s): {lib}", file=sys.stderr, flush=True)
+            _say(doc, f"{threads} thread(s): {lib}")
             _collect(doc, run_worker(lib, threads, lib_tasks, args), lib)
         if measure_peak:
             # The peak again: on a shared machine a moment of load must not set the yardstick.
-            print(f"== {threads} thread(s): sgemm peak again", file=sys.stderr, flush=True)
+            _say(doc, f"{threads} thread(s): sgemm peak again")
             _collect(doc, run_worker("gemm", threads, square_gemm_tasks(args, "end"), args),
                      "gemm")
     if "models" in args.only:
@@ -418,7 +424,7 @@ def _run_all(args, doc):
                 tasks = [dict(cell=name, mode=mode, size="model", shape=[],
                               scale=args.model_scale)
                          for name in args.models for mode in ("fit", "predict")]
-                print(f"== {threads} thread(s): models in {lib}", file=sys.stderr, flush=True)
+                _say(doc, f"{threads} thread(s): models in {lib}")
                 _collect(doc, run_worker(lib, threads, tasks, args, kind="models"), lib)
 
 

@@ -33,7 +33,6 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-
 from timing import Budget, measure, measure_calls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -438,7 +437,6 @@ class OrtBackend:
 
     def __init__(self, threads):
         import onnxruntime
-
         import ortgraph
 
         self.ort, self.graph, self.threads = onnxruntime, ortgraph, threads
@@ -496,7 +494,7 @@ class OrtBackend:
         x = _pool_inputs(n, features)
         h = np.zeros((1, n, units), np.float32)
         c = np.zeros((1, n, units), np.float32)
-        kernel, recurrent_kernel, bias, dense_kernel, dense_bias = weights
+        dense_kernel, dense_bias = weights[3:]
         y0 = session.run(["y"], {"x": x, "h": h, "c": c})[0]
         ref = crnn_outputs("lstm", x[:, None], weights[:3])[:, 0] @ dense_kernel + dense_bias
         check_close("ONNX Runtime pool step vs crnn", y0, ref)
