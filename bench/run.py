@@ -44,7 +44,7 @@ CELLS = ("lstm", "gru", "simple_rnn")
 MODES = ("inference", "training", "streaming")
 LIBS = ("crnn", "numpy", "torch", "ort", "keras")
 DEFAULT_LIBS = ("crnn", "torch", "ort")
-SECTIONS = ("peak", "kernels", "float64", "streaming", "pool", "models")
+SECTIONS = ("peak", "kernels", "float64", "avx2", "streaming", "pool", "models")
 POOL_SIZES = (1, 8, 64, 1024, 16384)
 POOL_SHAPE = (1, 1, 16, 64)     # the pool: LSTM(64)+Dense(1), 16 features, one step per call
 MODEL_NAMES = ("charlstm", "forecaster", "bilstm")
@@ -110,6 +110,9 @@ def parse_args(argv):
                         "(default 1,8,64,1024,16384; --quick: 1,64,1024)")
     parser.add_argument("--f64-cells", default="lstm,gru",
                         help="cells with float64 crnn rows (one thread); default: %(default)s")
+    parser.add_argument("--avx2-cells", default="lstm,gru",
+                        help="cells with rows of crnn's AVX2 path (CRNN_ISA=avx2, one "
+                        "thread); default: %(default)s")
     parser.add_argument("--threads", help="comma-separated thread counts (default 1,2; "
                         "--quick: 1)")
     parser.add_argument("--ref-max-gflop", type=float, default=1.0,
@@ -150,6 +153,7 @@ def parse_args(argv):
     args.model_libs = split(args.model_libs, MODEL_LIBS, "model-libs")
     args.models = split(args.models, MODEL_NAMES, "models")
     args.f64_cells = split(args.f64_cells, CELLS, "f64-cells")
+    args.avx2_cells = split(args.avx2_cells, CELLS, "avx2-cells")
     if "crnn" not in args.libs:
         args.libs.insert(0, "crnn")
     sizes = args.sizes or ("S1,S2" if args.quick else "S1,S2,S3,S4,S5")
@@ -243,7 +247,15 @@ def worker_env(threads):
     return env
 
 
-def run_worker(lib, threads, tasks, args, kind="kernels"):
+def avx2_tasks(args):
+    """crnn's inference/training rows again, for the worker that runs crnn's AVX2 path."""
+    return [dict(cell=cell, mode=mode, size=name, shape=list(shape),
+                 big=gflop(cell, "inference", shape) > BIG_GFLOP)
+            for cell in args.avx2_cells for mode in args.modes if mode != "streaming"
+            for name, shape in args.sizes.items()]
+
+
+def run_worker(lib, threads, tasks, args, kind="kernels", extra_env=None):
     """Run one worker process; return its output dict (partial if it crashed)."""
     quick = args.quick
     plan = dict(lib=lib, threads=threads, tasks=tasks, kind=kind,
@@ -257,8 +269,8 @@ def run_worker(lib, threads, tasks, args, kind="kernels"):
         cmd = [sys.executable, str(HERE / "worker.py"), str(plan_path), str(out_path)]
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, env=worker_env(threads), timeout=args.worker_timeout,
-                                  check=False)
+            env = dict(worker_env(threads), **(extra_env or {}))
+            proc = subprocess.run(cmd, env=env, timeout=args.worker_timeout, check=False)
             failure = None if proc.returncode == 0 else f"worker exited with code {proc.returncode}"
         except subprocess.TimeoutExpired:
             failure = f"worker killed after {args.worker_timeout:.0f} s"
@@ -347,7 +359,8 @@ def main(argv=None):
             "sections": args.only, "cells": args.cells, "modes": args.modes,
             "libs": args.libs, "model_libs": args.model_libs, "models": args.models,
             "model_scale": args.model_scale, "pool_sizes": args.pool_sizes,
-            "f64_cells": args.f64_cells, "threads": args.threads,
+            "f64_cells": args.f64_cells, "avx2_cells": args.avx2_cells,
+            "threads": args.threads,
             "ref_max_gflop": args.ref_max_gflop, "budgets": BUDGETS, "big_gflop": BIG_GFLOP,
             "unset_env": list(UNSET_ENV),
         },
@@ -413,6 +426,11 @@ def _run_all(args, doc):
                 continue
             _say(doc, f"{threads} thread(s): {lib}")
             _collect(doc, run_worker(lib, threads, lib_tasks, args), lib)
+        if "avx2" in args.only and threads == min(args.threads) and avx2_tasks(args):
+            # crnn told to use its AVX2+FMA code (what a machine without AVX-512 runs).
+            _say(doc, f"{threads} thread(s): crnn with CRNN_ISA=avx2")
+            _collect(doc, run_worker("crnn", threads, avx2_tasks(args), args,
+                                     extra_env={"CRNN_ISA": "avx2"}), "crnn-avx2")
         if measure_peak:
             # The peak again: on a shared machine a moment of load must not set the yardstick.
             _say(doc, f"{threads} thread(s): sgemm peak again")
@@ -449,9 +467,9 @@ def _collect(doc, out, lib):
     """Fold one worker's output into the run document; raise MismatchError on a failed
     cross-check (after keeping what the worker measured)."""
     threads = out["threads"]
-    doc["workers"].append({k: out.get(k) for k in ("lib", "threads", "kind", "info", "notes",
-                                                    "skipped", "wall_s", "python", "env",
-                                                    "mismatch", "checks")})
+    doc["workers"].append(dict({k: out.get(k) for k in ("threads", "kind", "info", "notes",
+                                                         "skipped", "wall_s", "python", "env",
+                                                         "mismatch", "checks")}, lib=lib))
     for note in out.get("notes") or []:
         doc["notes"].append(f"{lib} (threads={threads}): {note}")
     if out.get("skipped"):

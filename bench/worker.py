@@ -171,16 +171,38 @@ def torch_blas_entry(torch):
             "num_threads": torch.get_num_threads()}
 
 
+def _cpu_best_isa():
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return None
+    return "avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags else "baseline"
+
+
 def crnn_isa(crnn):
-    """The ISA crnn's kernels dispatch to, if this crnn says (else the CPU's best)."""
+    """The code path crnn's kernels dispatch to: the CPU's best ISA, capped by the
+    ``CRNN_ISA`` environment variable (avx2 or baseline) when this crnn reads it (its
+    ``_fastmath.h`` mentions it); a crnn function reporting it is used if there is one."""
     for owner in (crnn, getattr(crnn, "ops", None)):
-        for attr in ("cpu_isa", "isa", "kernel_isa", "get_isa"):
+        for attr in ("cpu_isa", "kernel_isa", "get_isa"):
             value = getattr(owner, attr, None)
             if value is not None:
                 with contextlib.suppress(Exception):
                     return {"source": f"{owner.__name__}.{attr}",
                             "isa": str(value() if callable(value) else value)}
-    return {"source": "not reported by crnn"}
+    header = Path(crnn.__file__).parent / "_fastmath.h"
+    reads_cap = header.exists() and "CRNN_ISA" in header.read_text()
+    best = _cpu_best_isa()
+    cap = os.environ.get("CRNN_ISA")
+    order = ["baseline", "avx2", "avx512"]
+    isa = best
+    if reads_cap and cap in order and best in order:
+        isa = order[min(order.index(cap), order.index(best))]
+    return {"isa": isa, "cap": cap, "reads_CRNN_ISA": reads_cap,
+            "source": "CPU flags" + (f", capped by CRNN_ISA={cap}" if reads_cap and cap
+                                     else f"; CRNN_ISA={cap} ignored by this crnn" if cap
+                                     else "")}
 
 
 # --------------------------------------------------------------------------- backends
@@ -208,6 +230,9 @@ class CrnnBackend:
             "isa": crnn_isa(self.crnn),
             "blas": blas_report(),
         }
+        if os.environ.get("CRNN_ISA") and self.info["isa"].get("reads_CRNN_ISA") is False:
+            raise Skip(f"this crnn does not read CRNN_ISA={os.environ['CRNN_ISA']} (its "
+                       "kernels have no ISA cap): its AVX2 path cannot be selected")
         if hasattr(self.crnn, "get_num_threads"):
             self.info["crnn_num_threads"] = self.crnn.get_num_threads()
 
