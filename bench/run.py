@@ -404,7 +404,7 @@ def _say(doc, text):
 
 
 def _run_all(args, doc):
-    kernel_sections = {"peak", "kernels", "float64", "streaming", "pool"} & set(args.only)
+    kernel_sections = {"peak", "kernels", "float64", "avx2", "streaming", "pool"} & set(args.only)
     for threads in args.threads if kernel_sections else []:
         tasks = make_tasks(args, threads)
         measure_peak = "peak" in args.only or "kernels" in args.only
