@@ -221,7 +221,7 @@ def gemm_tasks(args, tasks):
                 continue
             seen.add(mkn)
             out.append(dict(cell="gemm", mode="gemm", size=f"{kind}", label=f"sgemm {mkn}",
-                            gemm=list(mkn), big=False))
+                            gemm=list(mkn), big=False, light=True))
     return out
 
 
@@ -262,6 +262,7 @@ def run_worker(lib, threads, tasks, args, kind="kernels", extra_env=None):
                 budget=BUDGETS["quick" if quick else "full"],
                 big_budget=BUDGETS["quick" if quick else "full_big"],
                 model_budget=BUDGETS["models_quick" if quick else "models"],
+                light_budget=BUDGETS["quick"],
                 fma_seconds=0.2 if quick else 0.5)
     with tempfile.TemporaryDirectory(prefix="crnn_bench_") as tmp:
         plan_path, out_path = Path(tmp, "plan.json"), Path(tmp, "out.json")

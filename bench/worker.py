@@ -803,6 +803,8 @@ def run_task(backend, task, plan):
         fn = backend.sequence(task["cell"], mode, task["shape"], task.get("dtype", "float32"))
     if task.get("big"):
         budget = Budget(**plan.get("big_budget", plan["budget"]))
+    if task.get("light"):  # informational rows (sgemm at the rows' shapes): short timings
+        budget = Budget(**plan.get("light_budget", plan["budget"]))
     with backend.context(mode):
         stats = measure(fn, budget)
     if mode == "streaming" and hasattr(backend, "streaming_step"):
