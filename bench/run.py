@@ -416,22 +416,34 @@ def _run_all(args, doc):
                 gemms = gemms[1:]      # the FMA probe is single-core: once is enough
             _collect(doc, run_worker("gemm", threads, gemms, args), "gemm")
         squares = square_gemm_tasks(args, "start") if measure_peak else []
-        for lib in args.libs:
-            lib_tasks = [t for t in tasks if lib in t.get("libs", args.libs)]
-            if lib in ("torch", "ort"):
-                lib_tasks = [dict(t, label=f"{lib} matmul {t['gemm'][0]}^3") for t in squares] \
-                    + lib_tasks
-            if lib == "numpy":
-                lib_tasks = _numpy_tasks(args, doc, lib_tasks, threads)
-            if not lib_tasks:
-                continue
-            _say(doc, f"{threads} thread(s): {lib}")
-            _collect(doc, run_worker(lib, threads, lib_tasks, args), lib)
-        if "avx2" in args.only and threads == min(args.threads) and avx2_tasks(args):
-            # crnn told to use its AVX2+FMA code (what a machine without AVX-512 runs).
-            _say(doc, f"{threads} thread(s): crnn with CRNN_ISA=avx2")
-            _collect(doc, run_worker("crnn", threads, avx2_tasks(args), args,
-                                     extra_env={"CRNN_ISA": "avx2"}), "crnn-avx2")
+        extra = avx2_tasks(args) if "avx2" in args.only and threads == min(args.threads) else []
+        # Interleaved: one chunk (a size, streaming, the pool) at a time, every library in
+        # turn, so that the rows compared in a ratio are timed within seconds of each other
+        # (load on a shared machine drifts over minutes).
+        for i, chunk in enumerate(_chunks(tasks + [dict(t, avx2=True) for t in extra])):
+            for lib in args.libs + ["crnn-avx2"]:
+                if lib == "crnn-avx2":
+                    lib_tasks = [t for t in chunk if t.get("avx2")]
+                else:
+                    lib_tasks = [t for t in chunk
+                                 if not t.get("avx2") and lib in t.get("libs", args.libs)]
+                if lib in ("torch", "ort") and i == 0:
+                    lib_tasks = [dict(t, label=f"{lib} matmul {t['gemm'][0]}^3")
+                                 for t in squares] + lib_tasks
+                if lib == "numpy":
+                    lib_tasks = _numpy_tasks(args, doc, lib_tasks, threads)
+                if not lib_tasks:
+                    continue
+                what = lib_tasks[-1]["size"] if lib_tasks[-1]["mode"] != "pool" else "pool"
+                if lib == "crnn-avx2":
+                    # crnn told to use its AVX2+FMA code (what a machine without AVX-512 runs).
+                    _say(doc, f"{threads} thread(s): {what}: crnn with CRNN_ISA=avx2")
+                    out = run_worker("crnn", threads, lib_tasks, args,
+                                     extra_env={"CRNN_ISA": "avx2"})
+                else:
+                    _say(doc, f"{threads} thread(s): {what}: {lib}")
+                    out = run_worker(lib, threads, lib_tasks, args)
+                _collect(doc, out, lib)
         if measure_peak:
             # The peak again: on a shared machine a moment of load must not set the yardstick.
             _say(doc, f"{threads} thread(s): sgemm peak again")
@@ -445,6 +457,16 @@ def _run_all(args, doc):
                          for name in args.models for mode in ("fit", "predict")]
                 _say(doc, f"{threads} thread(s): models in {lib}")
                 _collect(doc, run_worker(lib, threads, tasks, args, kind="models"), lib)
+
+
+def _chunks(tasks):
+    """Tasks grouped by size (sequence rows of every cell, dtype and mode), then streaming,
+    then the pool, in first-seen order."""
+    groups = {}
+    for task in tasks:
+        key = task["mode"] if task["mode"] in ("streaming", "pool") else task["size"]
+        groups.setdefault(key, []).append(task)
+    return list(groups.values())
 
 
 def _numpy_tasks(args, doc, tasks, threads):
