@@ -55,7 +55,7 @@ UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # Timing budgets (seconds); see timing.Budget. "big" applies to rows above BIG_GFLOP.
 BUDGETS = {
-    "full": dict(target_sample_s=0.05, budget_s=1.0, min_samples=5, max_samples=50,
+    "full": dict(target_sample_s=0.05, budget_s=0.7, min_samples=5, max_samples=50,
                  warmup_s=0.2),
     "full_big": dict(target_sample_s=0.1, budget_s=0.6, min_samples=3, max_samples=10,
                      warmup_s=0.3),

@@ -475,7 +475,7 @@ class OrtBackend:
                 "library": "onnxruntime", "internal_api": "mlas",
                 "note": "MLAS, compiled into onnxruntime (its own kernels and thread pool, "
                         "not visible to threadpoolctl); dispatches on the CPU's ISA at run time",
-                "version": onnxruntime.__version__}],
+                "version": onnxruntime.__version__, "num_threads": threads}],
         }
 
     def context(self, mode):
