@@ -462,7 +462,7 @@ def markdown(doc):
     if checks:
         out += ["", "## Numeric cross-checks (a failure stops the run)", ""]
         seen = set()
-        for lib, threads, c in checks:
+        for _lib, _threads, c in checks:
             if c["what"] in seen:
                 continue
             seen.add(c["what"])

@@ -33,6 +33,7 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
 from timing import Budget, measure, measure_calls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -303,7 +304,7 @@ class CrnnBackend:
         # Cross-check the first step (zero states) against crnn.ops + the Dense in NumPy.
         kernel, recurrent_kernel, bias, dense_kernel, dense_bias = weights
         h = self.ops.lstm(x[:, None], kernel, recurrent_kernel, bias)[0][:, 0]
-        check_close("crnn StreamPool step vs crnn.ops.lstm + Dense", 
+        check_close("crnn StreamPool step vs crnn.ops.lstm + Dense",
                     np.asarray(pool.step(ids.tolist(), x)), h @ dense_kernel + dense_bias)
         if variant == "all":
             id_list = ids.tolist()
@@ -462,6 +463,7 @@ class OrtBackend:
 
     def __init__(self, threads):
         import onnxruntime
+
         import ortgraph
 
         self.ort, self.graph, self.threads = onnxruntime, ortgraph, threads
