@@ -308,7 +308,8 @@ def test_avx2_and_portable_builds_match_reference(isa):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
     env = dict(os.environ, CRNN_ISA=isa, PYTHONPATH=os.pathsep.join([package_root, tests]))
     result = subprocess.run([sys.executable, "-c", _OTHER_ISA_CHECK.format(tests=tests)],
-                            env=env, capture_output=True, text=True, timeout=300, check=False)
+                            env=env, capture_output=True, text=True, timeout=300, check=False,
+                            cwd=package_root)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
