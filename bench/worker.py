@@ -720,7 +720,8 @@ def import_crnn():
     Running the benchmark from a checkout means measuring that checkout; without built
     extensions there, the installed package (if any) is used.
     """
-    built = list((REPO / "crnn").glob("_lstm*.so")) + list((REPO / "crnn").glob("_lstm*.pyd"))
+    kernels = REPO / "crnn" / "_kernels"
+    built = list(kernels.glob("_lstm*.so")) + list(kernels.glob("_lstm*.pyd"))
     if built and str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     try:

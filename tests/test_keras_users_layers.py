@@ -185,7 +185,7 @@ def test_conv1d_causal_output_ignores_the_future():
 
 
 def test_conv1d_kernel_matches_a_numpy_reference_in_both_dtypes():
-    from crnn import _conv1d
+    from crnn._kernels import _conv1d
     from crnn.layers.convolutional import conv1d_geometry
 
     rng = np.random.default_rng(3)

@@ -9,7 +9,8 @@ code under test.
 import numpy as np
 import pytest
 
-from crnn import _cells, ops
+from crnn import ops
+from crnn._kernels import _cells
 from crnn.layers import activations
 from crnn.reference import ACTIVATIONS as REF
 from ops_cases import (
@@ -278,7 +279,7 @@ def test_changing_weights_or_mask_after_forward_does_not_change_gradients(cell, 
 _OTHER_ISA_CHECK = """
 import numpy as np, sys
 sys.path.insert(0, {tests!r})
-from crnn import _cells
+from crnn._kernels import _cells
 import test_kernels as t
 for dtype in (np.float32, np.float64):
     rng = np.random.default_rng(0)
