@@ -48,8 +48,10 @@ def test_training_matches_keras(case):
                 np.testing.assert_allclose(w, data[f"{name}/step{step}/{k}"], rtol=1e-4, atol=2e-6,
                                            err_msg=f"{name} step {step} weight {k}")
         sw = data[f"{name}/fit_sw"] if case["weighted"] else None
+        validation = (data[f"{name}/val_x"], data[f"{name}/val_y"]) + (
+            (data[f"{name}/val_sw"],) if case["weighted"] else ())
         history = model.fit(data[f"{name}/fit_x"], data[f"{name}/fit_y"], sample_weight=sw, batch_size=4,
-                            epochs=2, shuffle=False, verbose=0)
+                            epochs=2, shuffle=False, verbose=0, validation_data=validation)
         _assert_logs(history.history, data, f"{name}/fit/")
         for k, w in enumerate(model.get_weights()):
             np.testing.assert_allclose(w, data[f"{name}/fit_w/{k}"], rtol=1e-4, atol=2e-6,

@@ -54,7 +54,24 @@ def models():
         "weighted_metrics_seq": (keras.Sequential([
             keras.Input((4, 2)), L.GRU(3, return_sequences=True), L.Dense(1)]),
             "sgd", {"weighted_metrics": ["mae"], "loss_weights": [0.7]}, (4, 2), (4, 1), "mse"),
+        "activity_masked_tokens": (keras.Sequential([
+            keras.Input((6,), dtype="int64"),
+            L.Embedding(9, 3, mask_zero=True, activity_regularizer=R.L2(0.02)),
+            L.LSTM(3, return_sequences=True, activity_regularizer=R.L1(0.03)),
+            L.GlobalAveragePooling1D(),
+            L.Dense(1, activation="sigmoid", activity_regularizer=R.L2(0.1))]),
+            "adam", {"metrics": ["accuracy"], "weighted_metrics": ["accuracy"]}, (6,), (1,),
+            "binary_crossentropy"),
     }
+
+
+def _inputs(rng, n, shape, name):
+    if "tokens" in name:        # padded token ids (0 is masked)
+        x = rng.integers(1, 9, (n,) + shape)
+        for i in range(n):
+            x[i, : i % 3 + 1] = 0
+        return x
+    return rng.standard_normal((n,) + shape).astype("float32")
 
 
 def auc_cases():
@@ -84,7 +101,7 @@ def main():
             data[f"{name}/w{k}"] = v
         weighted = "weighted_metrics" in kwargs
         for step in range(3):
-            x = rng.standard_normal((4,) + shape).astype("float32")
+            x = _inputs(rng, 4, shape, name)
             if loss == "binary_crossentropy":
                 y = rng.integers(0, 2, (4,) + yshape).astype("float32")
             else:
@@ -101,14 +118,22 @@ def main():
             for k, v in enumerate(model.get_weights()):
                 data[f"{name}/step{step}/{k}"] = v
         # fit over 8 samples, batch 4, 2 epochs: the epoch means of the logs.
-        x = rng.standard_normal((8,) + shape).astype("float32")
+        x = _inputs(rng, 8, shape, name)
         y = (rng.integers(0, 2, (8,) + yshape) if loss == "binary_crossentropy"
              else rng.standard_normal((8,) + yshape)).astype("float32")
         sw = rng.uniform(0.0, 2.0, (8,) + yshape[:-1]).astype("float32") if weighted else None
         data[f"{name}/fit_x"], data[f"{name}/fit_y"] = x, y
         if sw is not None:
             data[f"{name}/fit_sw"] = sw
-        history = model.fit(x, y, sample_weight=sw, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        # validation data with sample weights: weighted metrics see them there too.
+        vx, vy = _inputs(rng, 4, shape, name), y[:4][::-1].copy()
+        vsw = rng.uniform(0.0, 2.0, (4,) + yshape[:-1]).astype("float32") if weighted else None
+        data[f"{name}/val_x"], data[f"{name}/val_y"] = vx, vy
+        if vsw is not None:
+            data[f"{name}/val_sw"] = vsw
+        validation = (vx, vy) if vsw is None else (vx, vy, vsw)
+        history = model.fit(x, y, sample_weight=sw, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                            validation_data=validation)
         for key, values in history.history.items():
             data[f"{name}/fit/{key}"] = np.asarray(values)
         for k, v in enumerate(model.get_weights()):
