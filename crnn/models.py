@@ -85,14 +85,17 @@ class Sequential(Trainer):
             >>> model.output_shape
             (None, 1)
         """
+        # Keras 3's TimeDistributed runs its layer's call() and skips that layer's activity
+        # regularizer; crnn refuses it rather than ignore it (Bidirectional takes it).
         nested = [layer] if isinstance(layer, InputLayer) else \
-            (layer._inner_layers() if hasattr(layer, "_inner_layers") else [])
+            (layer._inner_layers() if hasattr(layer, "_inner_layers")
+             and not hasattr(layer, "_nested_activity_penalty") else [])
         for inner in nested:
             if getattr(inner, "activity_regularizer", None) is not None:
                 raise NotImplementedError(
-                    f"layer {inner.name!r}: activity_regularizer is supported on the model's own "
-                    f"layers only, not on an Input or a layer inside a wrapper "
-                    f"({type(layer).__name__}); put it on the wrapper instead"
+                    f"layer {inner.name!r}: activity_regularizer is not supported on an Input or "
+                    f"inside {type(layer).__name__} (Keras ignores it there); put it on the "
+                    f"{type(layer).__name__} instead"
                 )
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
@@ -407,8 +410,14 @@ class Sequential(Trainer):
     def _activity_loss(self, caches):
         """The layers' activity penalties for the outputs kept in ``caches`` (Keras adds
         them to the loss, in training and evaluation)."""
-        return sum(layer._activity_penalty(outputs)
-                   for layer, (_, outputs) in zip(self._layers, caches) if outputs is not None)
+        total = 0.0
+        for layer, (cache, outputs) in zip(self._layers, caches):
+            if outputs is not None:
+                total += layer._activity_penalty(outputs)
+            nested = getattr(layer, "_nested_activity_penalty", None)   # Bidirectional's directions
+            if nested is not None:
+                total += nested(cache)
+        return total
 
     @within_budget
     def __call__(self, x: ArrayLike, training: bool = False) -> np.ndarray:

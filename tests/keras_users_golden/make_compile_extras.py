@@ -62,6 +62,13 @@ def models():
             L.Dense(1, activation="sigmoid", activity_regularizer=R.L2(0.1))]),
             "adam", {"metrics": ["accuracy"], "weighted_metrics": ["accuracy"]}, (6,), (1,),
             "binary_crossentropy"),
+        "activity_bidirectional": (keras.Sequential([
+            keras.Input((5, 2)),
+            L.Bidirectional(L.LSTM(3, return_sequences=True, activity_regularizer=R.L2(0.05))),
+            L.Bidirectional(L.GRU(2, activity_regularizer=R.L1(0.04)), merge_mode="mul",
+                            activity_regularizer=R.L2(0.02)),
+            L.Dense(1)]),
+            "sgd", {}, (5, 2), (1,), "mse"),
     }
 
 
