@@ -760,9 +760,10 @@ def _restore_training(archive, model, compile_config):
             or "loss" not in compile_config \
             or not isinstance(compile_config.get("metrics", []), list):
         raise _FileError(f"{path!r} has a damaged header: invalid compile config")
+    from crnn.trainer import compile_arguments
+
     try:
-        model.compile(optimizer=compile_config["optimizer"], loss=compile_config["loss"],
-                      metrics=[m for m in compile_config.get("metrics", []) if m])
+        model.compile(**compile_arguments(compile_config))
     except Exception as error:  # noqa: BLE001 (any failure here means a bad file)
         raise _FileError(f"{path!r} holds a compile config crnn can't rebuild: "
                          f"{type(error).__name__}: {str(error)[:500]}") from None

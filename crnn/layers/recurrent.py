@@ -21,8 +21,8 @@ from crnn.layers.base import Layer, check_numeric, check_rate, restoring
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
-# Regularizers and constraints are taken by the base Layer (see _regularizable);
-# activity_regularizer is refused there.
+# Regularizers and constraints (activity_regularizer too) are taken by the base Layer
+# (see _regularizable).
 _UNSUPPORTED = ()
 
 
