@@ -22,7 +22,8 @@ from crnn.threads import get_num_threads, set_num_threads
 __version__ = "0.1.0"
 
 _SUBMODULES = ("layers", "models", "trainer", "callbacks", "initializers", "losses", "metrics",
-               "optimizers", "utils", "saving", "streaming", "interop", "demo")
+               "optimizers", "utils", "saving", "streaming", "interop", "demo", "regularizers",
+               "constraints", "preprocessing")
 # Attribute -> (module, name). Resolved on first access (PEP 562), so that
 # ``import crnn`` stays light and ``crnn.ops`` works on its own.
 _ATTRIBUTES = {

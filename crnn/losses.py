@@ -78,6 +78,26 @@ def _squeeze_or_expand(y_true, y_pred):
     return y_true, y_pred
 
 
+def _to_positions(name, weights, shape):
+    """Weights of one value per sample (or per position) broadcast to the loss positions."""
+    if weights.ndim and weights.shape[0] != shape[0]:
+        raise ValueError(
+            f"`{name}` must have one entry per sample: the batch has {shape[0]} samples, "
+            f"{name} has shape {weights.shape}."
+        )
+    if weights.ndim > len(shape) and weights.shape[-1] == 1:
+        weights = weights[..., 0]
+    while weights.ndim < len(shape):
+        weights = weights[..., None]
+    try:
+        return np.broadcast_to(weights, shape)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` of shape {weights.shape} does not fit the loss positions of shape {shape}: pass "
+            "one weight per sample, or one per sample and timestep."
+        ) from None
+
+
 def _softmax(x):
     e = np.exp(x - np.max(x, axis=-1, keepdims=True))
     return e / np.sum(e, axis=-1, keepdims=True)
@@ -125,10 +145,10 @@ class Loss:
         self.name = name
         self.reduction = reduction
 
-    def __call__(self, y_true, y_pred):
-        return self.value_and_grad(y_true, y_pred, compute_grad=False)[0]
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return self.value_and_grad(y_true, y_pred, compute_grad=False, sample_weight=sample_weight)[0]
 
-    def value_and_grad(self, y_true, y_pred, compute_grad=True):
+    def value_and_grad(self, y_true, y_pred, compute_grad=True, sample_weight=None, mask=None):
         """Returns the loss and its gradient with respect to ``y_pred``.
 
         Args:
@@ -136,6 +156,15 @@ class Loss:
             y_pred: Predictions.
             compute_grad: If False, the gradient is not computed (returned as
                 None).
+            sample_weight: Optional weights, one per sample (broadcast over the
+                timesteps of sequence outputs) or one per loss position, as Keras:
+                the values are multiplied by them before the reduction, which still
+                divides by the number of positions (``"sum_over_batch_size"``).
+            mask: Optional boolean mask of the loss positions (a sequence output's
+                mask, ``(batch, timesteps)``). As Keras, masked positions count 0 and
+                with ``"sum_over_batch_size"`` the others are scaled by
+                ``positions / (valid + 1e-7)``, so the loss is the mean over the
+                valid positions.
 
         Returns:
             Tuple ``(loss, d_y_pred)``: the loss as a Python float and an array of
@@ -149,6 +178,8 @@ class Loss:
         y_pred_arr = y_pred_in.astype(dtype, copy=False)
         y_true_arr = _as_float_array(y_true, "y_true")
         values, grad = self._values_and_grad(y_true_arr, y_pred_arr, dtype, compute_grad)
+        if sample_weight is not None or mask is not None:
+            return self._weighted(values, grad, y_pred_arr.shape, dtype, sample_weight, mask)
         total = np.sum(values, dtype=np.float64)
         count = max(int(np.size(values)), 1)
         if self.reduction == "sum_over_batch_size":
@@ -159,6 +190,29 @@ class Loss:
             loss = total
         if grad is not None:
             grad = np.ascontiguousarray(grad.reshape(y_pred_arr.shape), dtype=dtype)
+        return float(loss), grad
+
+    def _weighted(self, values, grad, pred_shape, dtype, sample_weight, mask):
+        """Keras's reduce_weighted_values (with apply_mask) on per-position ``values``."""
+        values = np.asarray(values, dtype=np.float64)
+        weights = np.ones(values.shape)
+        if mask is not None:
+            m = _to_positions("mask", np.asarray(mask, dtype=np.float64), values.shape)
+            if self.reduction == "sum_over_batch_size":
+                m = m * (m.size / (np.sum(m) + 1e-7))
+            weights = weights * m
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            if not np.all(np.isfinite(sw)):
+                raise ValueError("`sample_weight` must be finite.")
+            weights = weights * _to_positions("sample_weight", sw, values.shape)
+        total = np.sum(values * weights)
+        count = max(int(np.size(values)), 1)
+        loss = total / count if self.reduction == "sum_over_batch_size" else total
+        if grad is not None:
+            scale = weights / count if self.reduction == "sum_over_batch_size" else weights
+            grad = grad.reshape(values.shape + (-1,)) * scale[..., None].astype(dtype)
+            grad = np.ascontiguousarray(grad.reshape(pred_shape), dtype=dtype)
         return float(loss), grad
 
     def _check_same_shape(self, y_true, y_pred):

@@ -18,9 +18,9 @@ from numpy.typing import ArrayLike
 from crnn import saving
 from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, check_numeric, unique_name
-from crnn.trainer import Trainer
+from crnn.trainer import Trainer, compile_arguments, within_budget
 
-__all__ = ["Sequential", "from_bytes"]
+__all__ = ["Sequential", "from_bytes", "load_model"]
 
 
 @saving.register_model_class
@@ -85,6 +85,18 @@ class Sequential(Trainer):
             >>> model.output_shape
             (None, 1)
         """
+        # Keras 3's TimeDistributed runs its layer's call() and skips that layer's activity
+        # regularizer; crnn refuses it rather than ignore it (Bidirectional takes it).
+        nested = [layer] if isinstance(layer, InputLayer) else \
+            (layer._inner_layers() if hasattr(layer, "_inner_layers")
+             and not hasattr(layer, "_nested_activity_penalty") else [])
+        for inner in nested:
+            if getattr(inner, "activity_regularizer", None) is not None:
+                raise NotImplementedError(
+                    f"layer {inner.name!r}: activity_regularizer is not supported on an Input or "
+                    f"inside {type(layer).__name__} (Keras ignores it there); put it on the "
+                    f"{type(layer).__name__} instead"
+                )
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
                 raise ValueError(
@@ -372,31 +384,47 @@ class Sequential(Trainer):
         model = type(self).from_config(config)
         model.set_weights(self.get_weights())
         if self._compile_config is not None:
-            model.compile(optimizer=self._compile_config["optimizer"],
-                          loss=self._compile_config["loss"],
-                          metrics=[m for m in self._compile_config["metrics"] if m])
+            model.compile(**compile_arguments(self._compile_config))
         return model
 
     # ------------------------------------------------------------------ running
 
-    def _forward(self, x, training):
+    def _forward(self, x, training, return_mask=False):
         mask = None
         caches = []
         for layer in self._layers:
             out_mask = layer.compute_mask(x, mask)
             x, cache = layer.forward(x, training=training, mask=mask)
-            caches.append(cache)
+            # A layer with an activity regularizer keeps its outputs for the penalty.
+            caches.append((cache, x if layer.activity_regularizer is not None else None))
             mask = out_mask
-        return x, caches
+        # The output's mask (a sequence output after Embedding(mask_zero)/Masking) weights
+        # the loss and metrics in the trainer, as in Keras.
+        return (x, caches, mask) if return_mask else (x, caches)
 
     def _backward(self, caches, d_outputs):
         grads = []
-        for layer, cache in zip(reversed(self._layers), reversed(caches)):
+        for layer, (cache, outputs) in zip(reversed(self._layers), reversed(caches)):
+            if outputs is not None:
+                d_outputs = d_outputs + layer._activity_gradient(outputs)
             d_outputs, layer_grads = layer.backward(cache, d_outputs)
             grads.append(layer_grads)
         return [g for layer_grads in reversed(grads) for g in layer_grads] \
             if self.trainable else []
 
+    def _activity_loss(self, caches):
+        """The layers' activity penalties for the outputs kept in ``caches`` (Keras adds
+        them to the loss, in training and evaluation)."""
+        total = 0.0
+        for layer, (cache, outputs) in zip(self._layers, caches):
+            if outputs is not None:
+                total += layer._activity_penalty(outputs)
+            nested = getattr(layer, "_nested_activity_penalty", None)   # Bidirectional's directions
+            if nested is not None:
+                total += nested(cache)
+        return total
+
+    @within_budget
     def __call__(self, x: ArrayLike, training: bool = False) -> np.ndarray:
         """Run the model on ``x`` in one batch and return the outputs array.
 
@@ -620,3 +648,18 @@ def _format_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}"
         n /= 1024
+
+
+def load_model(filepath, compile=True):
+    """Keras's spelling, ``keras.models.load_model``: the same as ``crnn.load_model``.
+
+    Args:
+        filepath: a file written by ``model.save``.
+        compile: recompile with the saved optimizer (and its state), loss and metrics.
+
+    Returns:
+        The ``Sequential`` model.
+    """
+    from crnn import saving
+
+    return saving.load_model(filepath, compile=compile)

@@ -1,9 +1,18 @@
 """Functional API: whole-sequence LSTM, GRU and SimpleRNN, forward and backward.
 
 Each function checks its arguments, makes them C-contiguous, and hands them to the
-compiled kernel of its cell family (``crnn/_lstm.pyx``, ``_gru.pyx``, ``_simple_rnn.pyx``),
-which runs the time loop without the GIL. The maths and the weight layout are Keras 3's;
+compiled kernel of its cell family (``crnn/_kernels/_lstm.pyx``, ``_gru.pyx``,
+``_simple_rnn.pyx``), which runs the time loop without the GIL; the step maths of each cell
+is defined once, in ``crnn/_kernels/_cells.pxd``, and the activation codes in
+``crnn/_kernels/_activations.pxd`` (exposed to Python as
+``crnn._kernels._cells.ACTIVATION_CODES``). The maths and the weight layout are Keras 3's;
 ``crnn.reference`` holds the same maths in plain NumPy.
+
+A training-mode call returns a cache that the matching ``*_grad`` consumes. The cache owns
+everything the backward pass reads: the saved activations, and private copies of
+``kernel``, ``recurrent_kernel`` (transposed, as the backward uses it) and ``mask``. So
+changing the caller's arrays in place between the forward and the grad call (an optimizer
+step, ``k += 0.5``) does not change the gradients: they are those of the forward call.
 
 Example:
     >>> import numpy as np, crnn
@@ -23,8 +32,9 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from crnn import _gru, _lstm, _simple_rnn
-from crnn.threads import get_num_threads
+from crnn._kernels import _gru, _lstm, _simple_rnn
+from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
+from crnn.threads import get_num_threads, use_own_gemm
 
 __all__ = [
     "Gradients",
@@ -37,8 +47,9 @@ __all__ = [
     "ACTIVATIONS",
 ]
 
-# Codes shared with crnn/_activations.pxd.
-ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "hard_sigmoid": 3, "relu": 4}
+# The activations the recurrent kernels run, name -> code (the codes of
+# crnn/_kernels/_activations.pxd).
+ACTIVATIONS = {name: ACTIVATION_CODES[name] for name in RECURRENT_ACTIVATIONS}
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -56,18 +67,36 @@ class Gradients(NamedTuple):
 
 
 class RNNCache:
-    """What a training-mode forward pass keeps for its backward pass. Opaque to users."""
+    """What a training-mode forward pass keeps for its backward pass. Opaque to users.
 
-    __slots__ = ("cell", "args", "saved", "has_bias", "bias_shape", "output_shape", "n_states")
+    ``backward_args`` maps each argument name of the compiled backward entry
+    (``_lstm.lstm_backward`` etc.) to its value: the forward's options, its saved arrays,
+    and private copies of the weights and mask (see the module notes), so the backward
+    takes them by name and its parameter order couples nothing.
+    """
 
-    def __init__(self, cell, args, saved, has_bias, bias_shape, output_shape, n_states):
+    __slots__ = ("cell", "dtype", "backward_args", "has_bias", "bias_shape", "output_shape",
+                 "n_states")
+
+    def __init__(self, cell, dtype, backward_args, has_bias, bias_shape, output_shape,
+                 n_states):
         self.cell = cell
-        self.args = args
-        self.saved = saved
+        self.dtype = dtype
+        self.backward_args = backward_args
         self.has_bias = has_bias
         self.bias_shape = bias_shape
         self.output_shape = output_shape
         self.n_states = n_states
+
+
+def _cache(cell, x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape, outputs,
+           n_states, **options):
+    """The cache of a training call: the backward's arguments by name, with the weights
+    and the mask copied so that later in-place changes of the caller's arrays cannot
+    reach the gradients."""
+    args = dict(saved, kernel=kernel.copy(), recurrent_kernel_t=recurrent_kernel.T.copy(),
+                mask=mask.copy(), **options)
+    return RNNCache(cell, x.dtype, args, has_bias, bias_shape, outputs.shape, n_states)
 
 
 # --------------------------------------------------------------------------- checks
@@ -185,7 +214,7 @@ def _check_grad_inputs(cache, cell, d_outputs, d_final_states):
             f"received {type(cache).__name__}"
             + (f" from crnn.ops.{cache.cell}" if isinstance(cache, RNNCache) else "")
         )
-    dtype = cache.args[0].dtype
+    dtype = cache.dtype
     d_outputs = _float_array("d_outputs", d_outputs, dtype)
     _check_shape("d_outputs", d_outputs, cache.output_shape)
     state_shape = (cache.output_shape[0], cache.output_shape[2])
@@ -237,7 +266,9 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
             the previous output (zeros before the sample's first unmasked step).
         activation: "tanh" (default), "relu", "sigmoid", "hard_sigmoid" or "linear".
         recurrent_activation: "sigmoid" (default), "hard_sigmoid", or any of the above.
-        training: keep what ``lstm_grad`` needs and return it as ``cache``.
+        training: keep what ``lstm_grad`` needs and return it as ``cache`` (the saved
+            activations and private copies of the weights and mask, so the gradients are
+            those of this call even if the caller's arrays change in place afterwards).
 
     Returns:
         ``(outputs, [h, c], cache)``: outputs (batch, timesteps, units) in processing
@@ -248,12 +279,14 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
         "lstm", 4, 2, x, kernel, recurrent_kernel, bias, lambda u: (4 * u,), initial_state, mask)
     act = _activation_code("activation", activation, ACTIVATIONS)
     ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
-    args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, ract)
-    outputs, h, c, saved = _lstm.lstm_forward(*args, states[0], states[1], training,
-                                              get_num_threads() > 1)
+    outputs, h, c, saved = _lstm.lstm_forward(
+        x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, ract, states[0],
+        states[1], training, get_num_threads() > 1, use_own_gemm())
     cache = None
     if training:
-        cache = RNNCache("lstm", args, saved, has_bias, bias_shape, outputs.shape, 2)
+        cache = _cache("lstm", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
+                       outputs, 2, has_mask=has_mask, go_backwards=go_backwards,
+                       activation=act, recurrent_activation=ract)
     return outputs, [h, c], cache
 
 
@@ -270,9 +303,9 @@ def lstm_grad(cache, d_outputs, d_final_states=None):
         ``Gradients(dx, d_initial_state=[dh0, dc0], d_kernel, d_recurrent_kernel, d_bias)``.
     """
     d_outputs, d_states = _check_grad_inputs(cache, "lstm", d_outputs, d_final_states)
-    dx, dh0, dc0, dk, drk, db = _lstm.lstm_backward(*cache.args, *cache.saved, d_outputs,
-                                                    d_states[0], d_states[1],
-                                                    get_num_threads() > 1)
+    dx, dh0, dc0, dk, drk, db = _lstm.lstm_backward(
+        d_outputs=d_outputs, d_h=d_states[0], d_c=d_states[1],
+        threaded=get_num_threads() > 1, own_gemm=use_own_gemm(), **cache.backward_args)
     return _gradients(cache, dx, [dh0, dc0], dk, drk, db)
 
 
@@ -304,12 +337,15 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwa
         "gru", 3, 1, x, kernel, recurrent_kernel, bias, bias_shape_fn, initial_state, mask)
     act = _activation_code("activation", activation, ACTIVATIONS)
     ract = _activation_code("recurrent_activation", recurrent_activation, ACTIVATIONS)
-    args = (x, kernel, recurrent_kernel, bias.reshape(-1), mask, has_mask, go_backwards, act,
-            ract, bool(reset_after))
-    outputs, h, saved = _gru.gru_forward(*args, states[0], training, get_num_threads() > 1)
+    reset_after = bool(reset_after)
+    outputs, h, saved = _gru.gru_forward(
+        x, kernel, recurrent_kernel, bias.reshape(-1), mask, has_mask, go_backwards, act, ract,
+        reset_after, states[0], training, get_num_threads() > 1, use_own_gemm())
     cache = None
     if training:
-        cache = RNNCache("gru", args, saved, has_bias, bias_shape, outputs.shape, 1)
+        cache = _cache("gru", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
+                       outputs, 1, has_mask=has_mask, go_backwards=go_backwards,
+                       activation=act, recurrent_activation=ract, reset_after=reset_after)
     return outputs, [h], cache
 
 
@@ -319,8 +355,9 @@ def gru_grad(cache, d_outputs, d_final_states=None):
     Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
     """
     d_outputs, d_states = _check_grad_inputs(cache, "gru", d_outputs, d_final_states)
-    dx, dh0, dk, drk, db = _gru.gru_backward(*cache.args, *cache.saved, d_outputs, d_states[0],
-                                             get_num_threads() > 1)
+    dx, dh0, dk, drk, db = _gru.gru_backward(
+        d_outputs=d_outputs, d_h=d_states[0], threaded=get_num_threads() > 1,
+        own_gemm=use_own_gemm(), **cache.backward_args)
     return _gradients(cache, dx, [dh0], dk, drk, db)
 
 
@@ -344,13 +381,14 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
         "simple_rnn", 1, 1, x, kernel, recurrent_kernel, bias, lambda u: (u,), initial_state,
         mask)
     act = _activation_code("activation", activation, ACTIVATIONS)
-    args = (x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act)
-    outputs, h, saved = _simple_rnn.simple_rnn_forward(*args, states[0], training,
-                                                       get_num_threads() > 1)
+    outputs, h, saved = _simple_rnn.simple_rnn_forward(
+        x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards, act, states[0],
+        training, get_num_threads() > 1, use_own_gemm())
     cache = None
     if training:
-        cache = RNNCache("simple_rnn", args, saved, has_bias, bias_shape,
-                         outputs.shape, 1)
+        cache = _cache("simple_rnn", x, kernel, recurrent_kernel, mask, saved, has_bias,
+                       bias_shape, outputs, 1, has_mask=has_mask, go_backwards=go_backwards,
+                       activation=act)
     return outputs, [h], cache
 
 
@@ -360,7 +398,7 @@ def simple_rnn_grad(cache, d_outputs, d_final_states=None):
     Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
     """
     d_outputs, d_states = _check_grad_inputs(cache, "simple_rnn", d_outputs, d_final_states)
-    dx, dh0, dk, drk, db = _simple_rnn.simple_rnn_backward(*cache.args, *cache.saved,
-                                                           d_outputs, d_states[0],
-                                                           get_num_threads() > 1)
+    dx, dh0, dk, drk, db = _simple_rnn.simple_rnn_backward(
+        d_outputs=d_outputs, d_h=d_states[0], threaded=get_num_threads() > 1,
+        own_gemm=use_own_gemm(), **cache.backward_args)
     return _gradients(cache, dx, [dh0], dk, drk, db)

@@ -598,6 +598,7 @@ class Optimizer:
         # Keras keeps the learning rate in a float32 variable (a schedule computes
         # in float32), so float64 parameters see its float32-rounded value too.
         lr = float(np.float32(self.learning_rate))
+        self._step_scalars = {}      # per dtype, filled by _scalars for this apply
         self._before_updates(params, lr)
         for (i, slices, _), values, g in zip(pairs, clipped, dense):
             if self.weight_decay is not None:
@@ -612,6 +613,18 @@ class Optimizer:
 
     def _before_updates(self, params, lr):
         """Hook run once per ``apply``, before the per-parameter updates (Nadam)."""
+
+    def _scalars(self, dt, lr, step):
+        """This step's scalars in dtype ``dt``, computed once per ``apply`` and dtype."""
+        cache = self.__dict__.setdefault("_step_scalars", {})
+        scalars = cache.get(dt)
+        if scalars is None:
+            scalars = cache[dt] = self._compute_scalars(dt, lr, step)
+        return scalars
+
+    def _compute_scalars(self, dt, lr, step):
+        """The scalars ``_update`` needs at this step, as ``dt`` values (see ``_scalars``)."""
+        return dt(lr)
 
     def _check_params(self, params):
         params = list(params)
@@ -869,36 +882,51 @@ class RMSprop(Optimizer):
             names.append("average_gradient")
         return names
 
+    def _compute_scalars(self, dt, lr, step):
+        # Keras forms 1 - rho in double precision, then casts: kept for bitwise parity.
+        return dt(self.rho), dt(1.0 - self.rho), dt(self.epsilon), dt(lr), dt(self.momentum)
+
     def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
-        # Keras forms 1 - rho in double precision, then casts: kept for bitwise parity.
-        rho, one_minus_rho = dt(self.rho), dt(1.0 - self.rho)
+        rho, one_minus_rho, epsilon, lr_dt, momentum = self._scalars(dt, lr, step)
         v = slots["velocity"]
         if rows is None:
-            v[...] = rho * v + one_minus_rho * np.square(grad)
+            # v = rho * v + (1 - rho) * g**2, in place, in the same operation order
+            work = np.square(grad)
+            work *= one_minus_rho
+            v *= rho
+            v += work
         else:
             # TensorFlow squares and scales each row occurrence, then sums.
             v[...] = rho * v + rows.sum(one_minus_rho * np.square(rows.values), v)
         if self.centered:
             a = slots["average_gradient"]
             if rows is None:
-                a[...] = rho * a + one_minus_rho * grad
+                a *= rho
+                a += one_minus_rho * grad
             else:
                 a[...] = rho * a + rows.sum(one_minus_rho * rows.values, a)
-            denominator = v - np.square(a) + dt(self.epsilon)
+            denominator = np.square(a)
+            np.subtract(v, denominator, out=denominator)
+            denominator += epsilon
         else:
-            denominator = v + dt(self.epsilon)
+            denominator = v + epsilon
         if rows is not None:
-            increment_rows = dt(lr) * rows.values / np.sqrt(denominator[rows.indices])
+            increment_rows = lr_dt * rows.values / np.sqrt(denominator[rows.indices])
             if self.momentum == 0:
                 np.subtract.at(param, rows.indices, increment_rows)
                 return
             increment = rows.sum(increment_rows, param)
         else:
-            increment = dt(lr) * grad / np.sqrt(denominator)
+            # increment = lr * g / sqrt(denominator)
+            np.sqrt(denominator, out=denominator)
+            increment = work
+            np.multiply(grad, lr_dt, out=increment)
+            increment /= denominator
         if self.momentum > 0:
             m = slots["momentum"]
-            m[...] = dt(self.momentum) * m + increment
+            m *= momentum
+            m += increment
             param -= m
         else:
             param -= increment
@@ -962,20 +990,39 @@ class Adam(Optimizer):
     def _slot_names(self):
         return ["momentum", "velocity"] + (["velocity_hat"] if self.amsgrad else [])
 
+    def _compute_scalars(self, dt, lr, step):
+        beta_1, beta_2 = _via_float32(self.beta_1, dt), _via_float32(self.beta_2, dt)
+        # Keras computes the bias correction in the variable's dtype, and forms
+        # 1 - beta in double precision, then casts.
+        alpha = dt(lr) * np.sqrt(dt(1) - beta_2 ** dt(step)) / (dt(1) - beta_1 ** dt(step))
+        return alpha, dt(1.0 - self.beta_1), dt(1.0 - self.beta_2), dt(self.epsilon)
+
     def _update(self, param, grad, slots, lr, step, rows=None):
         dt = param.dtype.type
-        beta_1, beta_2 = _via_float32(self.beta_1, dt), _via_float32(self.beta_2, dt)
-        # Keras computes the bias correction in the variable's dtype.
-        alpha = dt(lr) * np.sqrt(dt(1) - beta_2 ** dt(step)) / (dt(1) - beta_1 ** dt(step))
+        alpha, one_minus_beta_1, one_minus_beta_2, epsilon = self._scalars(dt, lr, step)
         m, v = slots["momentum"], slots["velocity"]
-        # 1 - beta is formed in double precision, then cast, as Keras does.
-        m += (grad - m) * dt(1.0 - self.beta_1)
-        v += (_squared(grad, rows, v) - v) * dt(1.0 - self.beta_2)
+        # In place, in Keras's operation order (two work arrays instead of eight
+        # temporaries): m += (g - m) * (1 - beta_1); v += (g**2 - v) * (1 - beta_2)
+        work = np.subtract(grad, m)
+        work *= one_minus_beta_1
+        m += work
+        if rows is None:
+            np.square(grad, out=work)
+        else:
+            work = _squared(grad, rows, v)
+        work -= v
+        work *= one_minus_beta_2
+        v += work
         if self.amsgrad:
             v_hat = slots["velocity_hat"]
             np.maximum(v_hat, v, out=v_hat)
             v = v_hat
-        param -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+        # p -= (m * alpha) / (sqrt(v) + epsilon)
+        np.sqrt(v, out=work)
+        work += epsilon
+        step_ = np.multiply(m, alpha)
+        step_ /= work
+        param -= step_
 
     def get_config(self):
         config = super().get_config()

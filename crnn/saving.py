@@ -69,6 +69,7 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights"]
 FORMAT = "crnn"
 VERSION = 1
 _HEADER = "crnn_header"
+STREAM_STATES = "stream_states"   # the kind of crnn.streaming.StreamPool.save_states files
 
 # Limits on what a file can make crnn do (see "Bounded cost" above).
 _MAX_MEMBERS = 100_000          # arrays in one archive
@@ -283,7 +284,8 @@ class _FileError(ValueError):
 # A .npy member's dtype: bool, (u)int or float, any byte order. Anything else (objects,
 # records, strings, complex, datetimes, subarrays) is refused before NumPy parses it.
 _DESCR = re.compile(r"[<>|=]?(?:b1|[iu][1248]|f[248])\Z")
-_MEMBER = re.compile(r"(crnn_header|(?:weight|optimizer|state)_\d{5,6})\.npy\Z")
+_MEMBER = re.compile(r"(crnn_header|stream_ids|stream_generations"
+                     r"|(?:weight|optimizer|state)_\d{5,6})\.npy\Z")
 
 
 class _Array:
@@ -429,10 +431,13 @@ class _Archive:
             raise self._fail(f"uses crnn file format version {header.get('version')!r}, "
                              f"this crnn reads version {VERSION}")
         kind = header.get("kind")
-        if kind not in ("model", "weights"):
-            raise self._fail(f"has a damaged header: kind must be 'model' or 'weights', "
-                             f"found {kind!r}")
+        if kind not in ("model", "weights", STREAM_STATES):
+            raise self._fail(f"has a damaged header: kind must be 'model', 'weights' or "
+                             f"{STREAM_STATES!r}, found {kind!r}")
         self.kind = kind
+        if kind == STREAM_STATES:
+            self._check_stream_states(present)
+            return
         shapes = header.get("weight_shapes")
         if not isinstance(shapes, list) or not all(
                 isinstance(s, list) and len(s) <= 32 and all(_is_count(v) for v in s)
@@ -477,6 +482,22 @@ class _Archive:
             if array.shape != tuple(shape):
                 raise self._fail(f"is damaged: weight {k} has shape {array.shape}, the "
                                  f"header says {tuple(shape)}")
+
+    def _check_stream_states(self, present):
+        """A ``StreamPool.save_states`` file: stream ids, generations, one array a state."""
+        shapes = self.header.get("state_shapes")
+        if not isinstance(shapes, list) or len(shapes) > _MAX_MEMBERS or not all(
+                isinstance(s, list) and len(s) <= 32 and all(_is_count(v) for v in s)
+                for s in shapes):
+            raise self._fail("has a damaged header: state_shapes must be a list of shapes "
+                             "(lists of non-negative ints)")
+        self.n_weights = 0
+        self.n_optimizer = 0
+        self.states = []
+        expected = {_HEADER, "stream_ids", "stream_generations"}
+        expected.update(_name("state", k) for k in range(len(shapes)))
+        if present != expected:
+            raise self._fail("is damaged: its entries don't match its header")
 
     # ----------------------------------------------------------------- members
 
@@ -746,9 +767,10 @@ def _restore_training(archive, model, compile_config):
             or "loss" not in compile_config \
             or not isinstance(compile_config.get("metrics", []), list):
         raise _FileError(f"{path!r} has a damaged header: invalid compile config")
+    from crnn.trainer import compile_arguments
+
     try:
-        model.compile(optimizer=compile_config["optimizer"], loss=compile_config["loss"],
-                      metrics=[m for m in compile_config.get("metrics", []) if m])
+        model.compile(**compile_arguments(compile_config))
     except Exception as error:  # noqa: BLE001 (any failure here means a bad file)
         raise _FileError(f"{path!r} holds a compile config crnn can't rebuild: "
                          f"{type(error).__name__}: {str(error)[:500]}") from None

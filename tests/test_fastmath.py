@@ -1,4 +1,4 @@
-"""Accuracy of the vectorized float32 activations (crnn/_fastmath.h).
+"""Accuracy of the vectorized float32 and float64 activations (crnn/_kernels/_fastmath.h).
 
 They are reached through a one-step SimpleRNN with kernel 1, no recurrence and no bias, so
 each output is exactly activation(x) for one input value.
@@ -11,9 +11,9 @@ from scipy.special import expit
 from crnn import ops
 
 
-def _apply(activation, values):
-    x = np.asarray(values, np.float32).reshape(-1, 1, 1)
-    outputs, _, _ = ops.simple_rnn(x, np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32),
+def _apply(activation, values, dtype=np.float32):
+    x = np.asarray(values, dtype).reshape(-1, 1, 1)
+    outputs, _, _ = ops.simple_rnn(x, np.ones((1, 1), dtype), np.zeros((1, 1), dtype),
                                    activation=activation)
     return outputs.ravel()
 
@@ -49,3 +49,23 @@ def test_float32_tanh_is_odd_and_sigmoid_symmetric():
     v = np.linspace(0.0, 20.0, 4001).astype(np.float32)
     np.testing.assert_array_equal(_apply("tanh", -v), -_apply("tanh", v))
     np.testing.assert_allclose(_apply("sigmoid", v) + _apply("sigmoid", -v), 1.0, atol=2e-7)
+
+
+@pytest.mark.parametrize("activation", sorted(EXACT))
+def test_float64_activation_is_within_a_few_ulp(activation):
+    values = np.concatenate([np.linspace(-30, 30, 200_001), np.geomspace(1e-300, 1.0, 2_001),
+                             -np.geomspace(1e-300, 1.0, 2_001), [0.625, -0.625, 0.0]])
+    got = _apply(activation, values, np.float64)
+    exact = EXACT[activation](values)
+    rel = np.abs(got - exact) / np.maximum(np.abs(exact), np.finfo(np.float64).tiny)
+    # float64 epsilon is 2.2e-16: within a few ulp everywhere
+    assert rel.max() < 1e-15, f"max relative error {rel.max():.3g} at x={values[rel.argmax()]}"
+
+
+@pytest.mark.parametrize("activation", sorted(EXACT))
+def test_float64_activation_saturates_cleanly(activation):
+    big = np.array([-1e300, -1e4, -745.0, -709.0, 709.0, 745.0, 1e4, 1e300])
+    got = _apply(activation, big, np.float64)
+    exact = EXACT[activation](big)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, exact, rtol=1e-15, atol=1e-300)

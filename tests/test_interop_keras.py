@@ -202,8 +202,6 @@ def test_unsupported_layer_is_named():
 
 
 @pytest.mark.parametrize("layer, key, value, words", [
-    (2, "kernel_regularizer", {"class_name": "L2", "config": {"l2": 0.1}},
-     "'lstm'.*kernel_regularizer"),
     (2, "activation", "selu", "'lstm'.*activation.*selu"),
     (2, "unknown_option", 3, "'lstm'.*unknown_option"),
     (8, "dtype", "mixed_float16", "'dense_1'.*dtype='mixed_float16'"),

@@ -1,5 +1,5 @@
 """ReduceLROnPlateau, LearningRateScheduler, CSVLogger and BackupAndRestore: learning rates
-and CSV text against Keras 3 (tests/keras_users_golden/make_callbacks_golden.py), error
+and CSV text against Keras 3 (tests/keras_users_golden/make_callbacks.py), error
 paths, and a crash/resume round trip."""
 
 import json
@@ -13,7 +13,7 @@ import crnn
 from crnn import callbacks, optimizers
 from crnn.layers import LSTM, Dense
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "callbacks_golden.json")
+GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "callbacks.json")
 with open(GOLDEN) as _f:
     G = json.load(_f)
 

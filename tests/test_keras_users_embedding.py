@@ -1,6 +1,6 @@
 """Embedding's default sparse gradient: an Embedding -> (Bi)LSTM -> Dense classifier trained
 with train_on_batch matches Keras 3 on TensorFlow (per-occurrence IndexedSlices rows), from
-tests/keras_users_golden/make_embedding_golden.py; sparse_gradient=False keeps the dense
+tests/keras_users_golden/make_embedding.py; sparse_gradient=False keeps the dense
 (summed) behaviour of Keras on JAX/PyTorch."""
 
 import json
@@ -13,9 +13,9 @@ import crnn
 from crnn import layers as L
 from crnn import optimizers
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "embedding_golden.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "embedding.npz")
 with np.load(GOLDEN) as _data:
-    META = json.loads(str(_data["meta"]))
+    META = json.loads(str(_data["__meta__"]))
 
 
 def _model(arch, sparse_gradient=True):

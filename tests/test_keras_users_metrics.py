@@ -1,5 +1,5 @@
 """AUC, Precision, Recall, top-k accuracies, RMSE and MAPE against Keras 3 results
-(tests/keras_users_golden/make_metrics_golden.py), plus configs and error paths."""
+(tests/keras_users_golden/make_metrics.py), plus configs and error paths."""
 
 import json
 import os
@@ -9,12 +9,12 @@ import pytest
 
 from crnn import metrics
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "metrics_golden.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "metrics.npz")
 
 
 def _meta():
     with np.load(GOLDEN) as data:
-        return json.loads(str(data["meta"]))
+        return json.loads(str(data["__meta__"]))
 
 
 @pytest.mark.parametrize("case", _meta()["cases"], ids=lambda c: c["key"])
@@ -35,7 +35,7 @@ def test_golden_covers_every_new_metric():
     assert {c["class_name"] for c in meta["cases"]} == {
         "AUC", "Precision", "Recall", "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
         "RootMeanSquaredError", "MeanAbsolutePercentageError"}
-    assert meta["keras_version"].startswith("3.") and "tensorflow_version" in meta
+    assert meta["versions"]["keras"].startswith("3.") and "tensorflow" in meta["versions"]
 
 
 @pytest.mark.parametrize("name, cls", [
@@ -68,7 +68,7 @@ def test_in_top_k_counts_ties_as_in():
 @pytest.mark.parametrize("make, match", [
     (lambda: metrics.AUC(num_thresholds=1), "num_thresholds"),
     (lambda: metrics.AUC(curve="XY"), "curve"),
-    (lambda: metrics.AUC(multi_label=True), "multi_label"),
+    (lambda: metrics.AUC(num_labels=2), "multi_label"),
     (lambda: metrics.Precision(thresholds=1.5), "Threshold"),
     (lambda: metrics.Recall(top_k=0), "top_k"),
     (lambda: metrics.TopKCategoricalAccuracy(k=0), "`k`"),

@@ -1,6 +1,6 @@
 """AdamW, Adamax, Nadam, weight decay, learning-rate schedules and sparse (IndexedSlices)
 updates against trajectories produced once by Keras 3 on TensorFlow
-(tests/keras_users_golden/make_optimizer_golden.py)."""
+(tests/keras_users_golden/make_optimizers.py)."""
 
 import json
 import os
@@ -10,12 +10,12 @@ import pytest
 
 from crnn import optimizers
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "optimizers_golden.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "optimizers.npz")
 
 
 def _meta():
     with np.load(GOLDEN) as data:
-        return json.loads(str(data["meta"]))
+        return json.loads(str(data["__meta__"]))
 
 
 def _make(case):
@@ -29,8 +29,8 @@ def _tol(dtype):
 
 def test_golden_file_records_versions_and_covers_the_new_features():
     meta = _meta()
-    assert meta["backend"] == "tensorflow" and meta["keras_version"].startswith("3.")
-    assert "tensorflow_version" in meta
+    assert meta["versions"]["keras_backend"] == "tensorflow"
+    assert meta["versions"]["keras"].startswith("3.") and "tensorflow" in meta["versions"]
     classes = {c["class_name"] for c in meta["cases"]}
     assert {"AdamW", "Adamax", "Nadam", "Adam", "RMSprop", "Adagrad", "SGD"} <= classes
     schedules = {c["config"]["learning_rate"]["class_name"] for c in meta["cases"]

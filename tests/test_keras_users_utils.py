@@ -1,4 +1,4 @@
-"""crnn.utils data helpers: Keras golden values (tests/keras_users_golden/make_utils_golden.py),
+"""crnn.utils data helpers: Keras golden values (tests/keras_users_golden/make_utils.py),
 Keras's documented behaviour and error paths, and the stateful helpers."""
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from crnn import utils
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "utils_golden.npz")
+GOLDEN = os.path.join(os.path.dirname(__file__), "keras_users_golden", "utils.npz")
 # The generator's inputs (ragged, so not stored).
 SEQS = [[1, 2, 3, 4, 5], [6], [], [7, 8, 9]]
 FEATURE_SEQS = [np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2) + 10]
@@ -17,12 +17,12 @@ FEATURE_SEQS = [np.arange(6.0).reshape(3, 2), np.arange(4.0).reshape(2, 2) + 10]
 
 def _golden():
     data = np.load(GOLDEN)
-    return data, json.loads(str(data["meta"]))
+    return data, json.loads(str(data["__meta__"]))
 
 
 def test_golden_records_versions():
     _, meta = _golden()
-    assert meta["keras_version"].startswith("3.") and "tensorflow_version" in meta
+    assert meta["versions"]["keras"].startswith("3.") and "tensorflow" in meta["versions"]
 
 
 @pytest.mark.parametrize("case", _golden()[1]["pad"], ids=lambda c: c["name"])

@@ -218,7 +218,7 @@ def test_fit_progress_bar_verbose_modes(capsys):
     (lambda m, x, y: m.fit(x, y, validation_split=1.5, verbose=0), "validation_split must be"),
     (lambda m, x, y: m.fit(x, y, validation_data=(x,), verbose=0), "validation_data must be a tuple"),
     (lambda m, x, y: m.fit(x, y, epochs=-1, verbose=0), "epochs must be"),
-    (lambda m, x, y: m.fit(x, y, sample_weight=np.ones(8), verbose=0), "sample_weight"),
+    (lambda m, x, y: m.fit(x, y, sample_weight=np.ones(5), verbose=0), "sample_weight must have one entry per sample"),
     (lambda m, x, y: m.add("dense"), "expects a crnn layer instance"),
     (lambda m, x, y: m.add(L.LSTM(2, return_state=True)), "return_state=True"),
     (lambda m, x, y: m.add(L.Dense(1, name=m.layers[0].name)), "names must be unique"),

@@ -1,7 +1,8 @@
 """crnn.streaming.Streamer: one step per call must equal predict_on_batch step by step.
 
 Reference: a twin model with the same weights and states, driven through the ordinary
-layer stack (``predict_on_batch`` with a (1, 1, features) input), whose kernels are checked
+layer stack (calling the model on a (1, 1, features) input; ``predict_on_batch`` itself now
+takes the streaming step for such inputs), whose kernels are checked
 against golden data elsewhere; plus one NumPy LSTM step written out here.
 """
 
@@ -52,12 +53,12 @@ def _check_stream(model, twin, dtype, steps=12, warmup=3, seed=1):
     """Warm both models up with predict_on_batch (non-zero states), then stream."""
     warm = _seq(warmup, dtype, seed + 7)[None]
     model.predict_on_batch(warm)
-    twin.predict_on_batch(warm)
+    twin(warm)
     streamer = Streamer(model)
     assert any(np.abs(s).max() > 0 for l in _recurrent(model) for s in l.states)
     for x in _seq(steps, dtype, seed):
         got = streamer.step(x)
-        want = twin.predict_on_batch(x[None, None])
+        want = twin(x[None, None])
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got, want, **TOL[dtype])
     _assert_same_states(model, twin, dtype)
@@ -168,7 +169,7 @@ def test_states_shared_with_model_both_ways():
     streamer = Streamer(model)
     xs = _seq(10, "float32")
     for k, x in enumerate(xs):
-        want = twin.predict_on_batch(x[None, None])
+        want = twin(x[None, None])
         if k % 3 == 1:
             got = model.predict_on_batch(x[None, None])
         else:
@@ -184,18 +185,18 @@ def test_states_shared_with_model_both_ways():
     _assert_same_states(model, twin, "float32")
     # A predict over several steps continues from the streamed state.
     seq = _seq(4, "float32", 9)[None]
-    np.testing.assert_allclose(model.predict_on_batch(seq), twin.predict_on_batch(seq),
+    np.testing.assert_allclose(model.predict_on_batch(seq), twin(seq),
                                **TOL["float32"])
     # Weights are read in place: set_weights shows at the next step.
     new = [w * 0.5 for w in model.get_weights()]
     model.set_weights(new)
     twin.set_weights(new)
-    np.testing.assert_allclose(streamer.step(xs[0]), twin.predict_on_batch(xs[0][None, None]),
+    np.testing.assert_allclose(streamer.step(xs[0]), twin(xs[0][None, None]),
                                **TOL["float32"])
     layer = model.layers[0]
     layer.reset_states([np.ones((1, 6)), np.full((1, 6), 2.0)])
     twin.layers[0].reset_states([np.ones((1, 6)), np.full((1, 6), 2.0)])
-    np.testing.assert_allclose(streamer.step(xs[1]), twin.predict_on_batch(xs[1][None, None]),
+    np.testing.assert_allclose(streamer.step(xs[1]), twin(xs[1][None, None]),
                                **TOL["float32"])
     assert len(streamer.states) == 1 and len(streamer.states[0]) == 2
 
@@ -210,7 +211,7 @@ def test_training_shows_up_without_recreating():
     for layer, other in zip(_recurrent(model), _recurrent(twin)):
         other.reset_states(layer.states)
     x = _seq(1, "float32", 4)[0]
-    np.testing.assert_allclose(streamer.step(x), twin.predict_on_batch(x[None, None]),
+    np.testing.assert_allclose(streamer.step(x), twin(x[None, None]),
                                **TOL["float32"])
 
 
@@ -226,7 +227,7 @@ def test_input_forms(form):
               "strided": np.repeat(x, 2)[::2]}
     got = streamer.step(inputs[form])
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, twin.predict_on_batch(np.asarray(x)[None, None]),
+    np.testing.assert_allclose(got, twin(np.asarray(x)[None, None]),
                                **TOL["float32"])
 
 
@@ -316,43 +317,6 @@ def test_mixed_dtypes():
         Streamer(model)
 
 
-def test_chain_checks_arrays_itself():
-    """The compiled class re-checks every array, whatever the Python side hands it."""
-    from crnn._stream import StreamChain
-    layer = L.SimpleRNN(3, stateful=True)
-    layer.build((1, 1, 2))
-    ok = dict(kind="simple_rnn", units=3, act="tanh", kernel=layer.kernel,
-              recurrent_kernel=layer.recurrent_kernel, bias=layer.bias, layer=layer)
-    chain = StreamChain()
-    with pytest.raises(ValueError, match="not set up"):
-        chain.step(np.zeros(2, "float32"))
-    bad = [
-        (dict(ok, kernel=np.zeros((3, 3), "float32")), ValueError, "kernel must have shape"),
-        (dict(ok, recurrent_kernel=np.zeros((3, 2), "float32")), ValueError, "shape"),
-        (dict(ok, bias=np.zeros(4, "float32")), ValueError, "bias must have shape"),
-        (dict(ok, kernel=layer.kernel.astype("float64")), TypeError, "dtype"),
-        (dict(ok, kernel=np.zeros((3, 2), "float32").T), ValueError, "C-contiguous"),
-        (dict(ok, kernel=[[0.0] * 3] * 2), TypeError, "NumPy array"),
-        (dict(ok, units=0), ValueError, "units"),
-    ]
-    for spec, error, message in bad:
-        with pytest.raises(error, match=message):
-            chain._setup(np.float32, 2, [spec], (1, 3))
-    with pytest.raises(ValueError, match="output_shape"):
-        chain._setup(np.float32, 2, [ok], (1, 4))
-    chain._setup(np.float32, 2, [ok], (1, 3))
-    assert chain.step(np.ones(2, "float32")).shape == (1, 3)
-    with pytest.raises(RuntimeError, match="already set up"):
-        chain._setup(np.float32, 2, [ok], (1, 3))
-    # A state list whose items are replaced in place: the old arrays stay alive.
-    layer._states[0] = np.zeros((1, 3), "float32")
-    assert np.isfinite(chain.step(np.ones(2, "float32"))).all()
-    # A state of the wrong size put on the layer is refused, not read out of bounds.
-    layer._states = [np.zeros((1, 2), "float32")]
-    with pytest.raises(ValueError, match="shape"):
-        chain.step(np.ones(2, "float32"))
-
-
 @settings(max_examples=40, deadline=None)
 @given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=4),
        dtype=st.sampled_from(["float32", "float64", "int8", "bool", "float16"]),
@@ -366,7 +330,7 @@ def test_any_input_either_works_or_raises(shape, dtype, contiguous):
     if contiguous:
         x = np.ascontiguousarray(x)
     if x.size == F and x.shape in ((F,), (1, F), (1, 1, F)):
-        want = twin.predict_on_batch(x.reshape(1, 1, F))
+        want = twin(x.reshape(1, 1, F))
         np.testing.assert_allclose(streamer.step(x), want, rtol=1e-5, atol=1e-6)
     else:
         with pytest.raises(ValueError, match="x must be one timestep"):
@@ -381,7 +345,7 @@ def test_stateful_twins_follow_streamer_with_hard_states():
     twin.layers[0].reset_states(big)
     streamer = Streamer(model)
     for x in _seq(3, "float64") * 100:
-        np.testing.assert_allclose(streamer.step(x), twin.predict_on_batch(x[None, None]),
+        np.testing.assert_allclose(streamer.step(x), twin(x[None, None]),
                                    **TOL["float64"])
 
 
@@ -392,5 +356,5 @@ def test_declared_timesteps_other_than_one():
     model, twin = _twins(make)
     streamer = Streamer(model)
     for x in _seq(4, "float32"):
-        np.testing.assert_allclose(streamer.step(x), twin.predict_on_batch(x[None, None]),
+        np.testing.assert_allclose(streamer.step(x), twin(x[None, None]),
                                    **TOL["float32"])

@@ -3,22 +3,40 @@
 ``Input``/``InputLayer`` declare shapes; ``Dense``, ``Dropout``, ``Activation``,
 ``Embedding``, ``Masking`` are feed-forward; ``LSTM``, ``GRU``, ``SimpleRNN`` run the
 compiled kernels of ``crnn.ops``; ``TimeDistributed`` and ``Bidirectional`` wrap them.
+``RepeatVector``, ``Flatten``, ``Reshape`` reshape; ``GlobalAveragePooling1D``,
+``GlobalMaxPooling1D``, ``MaxPooling1D``, ``AveragePooling1D`` pool over time;
+``LayerNormalization``, ``BatchNormalization`` normalize; ``SpatialDropout1D`` drops features;
+``Conv1D`` convolves over time (compiled).
 """
 
 from crnn.layers.base import Input, InputLayer, Layer
+from crnn.layers.convolutional import Conv1D
 from crnn.layers.core import Activation, Dense, Dropout, Embedding, Masking
+from crnn.layers.normalization import BatchNormalization, LayerNormalization
+from crnn.layers.pooling import (
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+)
 from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
+from crnn.layers.regularization import SpatialDropout1D
+from crnn.layers.reshaping import Flatten, RepeatVector, Reshape
 from crnn.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "Input", "InputLayer", "Dense", "Dropout", "Activation", "Embedding", "Masking",
-    "LSTM", "GRU", "SimpleRNN", "TimeDistributed", "Bidirectional", "serialize",
+    "LSTM", "GRU", "SimpleRNN", "TimeDistributed", "Bidirectional", "RepeatVector", "Flatten",
+    "Reshape", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "AveragePooling1D",
+    "LayerNormalization", "BatchNormalization", "SpatialDropout1D", "Conv1D", "serialize",
     "deserialize",
 ]
 
 _CLASSES = {cls.__name__: cls for cls in (
     InputLayer, Dense, Dropout, Activation, Embedding, Masking, LSTM, GRU, SimpleRNN,
-    TimeDistributed, Bidirectional)}
+    TimeDistributed, Bidirectional, RepeatVector, Flatten, Reshape, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, MaxPooling1D, AveragePooling1D, LayerNormalization, BatchNormalization,
+    SpatialDropout1D, Conv1D)}
 
 
 def serialize(layer):

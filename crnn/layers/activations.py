@@ -3,7 +3,9 @@
 Each entry maps a Keras activation name to ``(forward, backward)``: ``forward(z)`` gives
 ``y``, and ``backward(z, y, dy)`` gives ``dz`` (both are given so that each derivative can
 use whichever is cheaper). The recurrent layers do not use this module: their activations
-run inside the compiled kernels (see ``crnn.ops.ACTIVATIONS``).
+run inside the compiled kernels (see ``crnn.ops.ACTIVATIONS``). Every activation here also
+runs compiled in ``crnn.streaming`` (codes in ``crnn._kernels._cells.ACTIVATION_CODES``, one table
+in ``crnn/_kernels/_activations.pxd``; a test keeps the two name sets equal).
 """
 
 import numpy as np
@@ -99,11 +101,8 @@ _TABLE = {
                     lambda z, y, dy: dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)),
 }
 _ALIASES = {None: "linear", "swish": "silu", "hard_swish": "hard_silu"}
-# Activations that also run compiled in ``crnn.streaming`` (which tests all of NAMES); the
-# Keras extras after them (gelu, mish...) work in Dense/Activation but not in a Streamer.
-_EXTRAS = ("relu6", "leaky_relu", "gelu", "mish", "hard_silu", "log_softmax")
-NAMES = tuple(sorted(set(_TABLE) - set(_EXTRAS)))
 ALL_NAMES = tuple(sorted(_TABLE))
+NAMES = ALL_NAMES     # the older name of the same list
 
 
 def get(identifier):

@@ -191,8 +191,18 @@ class Layer:
     #: Whether the layer passes an incoming mask on unchanged (Dense, Dropout...).
     supports_masking = False
 
+    #: Weight families that take ``<prefix>_regularizer``/``<prefix>_constraint`` arguments
+    #: (``"kernel"``, ``"recurrent"``, ``"bias"``, ``"embeddings"``), set by each layer class.
+    _regularizable = ()
+
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+        from crnn import regularizers
+
+        # Keras 3's activity regularizer: a penalty on the outputs (see _activity_penalty).
+        self.activity_regularizer = regularizers.get(kwargs.pop("activity_regularizer", None))
+        self._rule_config = _pop_weight_rules(type(self), kwargs)
+        self._rules = []            # (array, regularizer, constraint) per weight that has one
         if kwargs:
             raise TypeError(
                 f"{type(self).__name__}() got unexpected keyword argument(s) "
@@ -225,6 +235,21 @@ class Layer:
 
     # ------------------------------------------------------------------ weights
 
+    def _weight_rules(self):
+        """``(array, regularizer, constraint)`` for every weight with one, nested layers too."""
+        rules = list(self._rules)
+        inner = getattr(self, "_inner_layers", None)
+        for layer in (inner() if inner else []):
+            rules.extend(layer._weight_rules())
+        return rules
+
+    def _register_rules(self, name, value):
+        prefix = "recurrent" if name == "recurrent_kernel" else name
+        regularizer = self._rule_config.get(f"{prefix}_regularizer")
+        constraint = self._rule_config.get(f"{prefix}_constraint")
+        if regularizer is not None or constraint is not None:
+            self._rules.append((value, regularizer, constraint))
+
     def add_weight(self, name, shape, initializer="zeros", trainable=True):
         """Create a weight array and register it on the layer.
 
@@ -242,6 +267,7 @@ class Layer:
         if provider is not None:
             value = provider(f"{self.name}/{name}", tuple(shape), np.dtype(self.dtype))
             self._weights.append((name, value, trainable))
+            self._register_rules(name, value)
             return value
         if isinstance(initializer, np.ndarray):
             value = initializer
@@ -255,6 +281,7 @@ class Layer:
             )
         value = np.array(value, dtype=self.dtype, order="C")
         self._weights.append((name, value, trainable))
+        self._register_rules(name, value)
         return value
 
     @property
@@ -350,6 +377,17 @@ class Layer:
         """Return ``(dx, grads)``: grads aligned with ``self.trainable_weights``."""
         raise NotImplementedError
 
+    def _activity_penalty(self, outputs):
+        """The activity loss of ``outputs``, as Keras 3: the regularizer's penalty divided
+        by the batch size (0 without a regularizer)."""
+        if self.activity_regularizer is None or not outputs.shape[0]:
+            return 0.0
+        return self.activity_regularizer(outputs) / outputs.shape[0]
+
+    def _activity_gradient(self, outputs):
+        """The gradient of ``_activity_penalty`` with respect to ``outputs``."""
+        return self.activity_regularizer.gradient(outputs) / outputs.dtype.type(outputs.shape[0])
+
     def _grads_for_trainable(self, grads):
         """Drop the gradients of frozen weights so they match ``trainable_weights``."""
         if not self.trainable:
@@ -383,6 +421,11 @@ class Layer:
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
+        config.update(_serialize_weight_rules(self._rule_config))
+        if self.activity_regularizer is not None:
+            from crnn import regularizers
+
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -509,3 +552,33 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
     """
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape,
                       name=name, **kwargs)
+
+
+def _pop_weight_rules(cls, kwargs):
+    """Take the ``*_regularizer``/``*_constraint`` arguments a layer class accepts out of
+    ``kwargs`` (crnn.regularizers / crnn.constraints objects); families the class doesn't
+    have are refused."""
+    from crnn import constraints, regularizers
+
+    rules = {}
+    for key in [k for k in kwargs if k.endswith(("_regularizer", "_constraint"))]:
+        prefix, kind = key.rsplit("_", 1)
+        if kwargs[key] is None:
+            kwargs.pop(key)
+            continue
+        if prefix not in cls._regularizable:
+            raise NotImplementedError(
+                f"{cls.__name__}: {key}={kwargs[key]!r} is not supported by crnn"
+                + (f"; this layer takes {', '.join(p + '_' + kind for p in cls._regularizable)}"
+                   if cls._regularizable else "")
+            )
+        value = kwargs.pop(key)
+        rules[key] = regularizers.get(value) if kind == "regularizer" else constraints.get(value)
+    return rules
+
+
+def _serialize_weight_rules(rules):
+    from crnn import constraints, regularizers
+
+    return {key: (regularizers.serialize(value) if key.endswith("_regularizer")
+                  else constraints.serialize(value)) for key, value in rules.items()}

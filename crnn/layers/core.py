@@ -70,6 +70,7 @@ class Dense(Layer):
     """
 
     supports_masking = True
+    _regularizable = ("kernel", "bias")
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
@@ -232,6 +233,8 @@ class Embedding(Layer):
         >>> layer(np.array([[1, 2, 0]])).shape
         (1, 3, 4)
     """
+
+    _regularizable = ("embeddings",)
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  mask_zero=False, input_length=None, sparse_gradient=True, **kwargs):

@@ -7,22 +7,23 @@ time loop without the GIL) and backpropagates with the matching ``crnn.ops.*_gra
 state *inside* each step (and, like Keras 3, then draws a separate mask per gate for both
 the inputs and the hidden state), which a fused whole-sequence kernel cannot express.
 During training with ``recurrent_dropout > 0`` the layer therefore runs a per-timestep
-NumPy loop (``_DropoutLoop``) that implements Keras 3's "implementation 1" cell maths
-exactly, with its own backward pass. It is slower; inference never uses it.
+loop (``_DropoutLoop``) for Keras 3's "implementation 1" cells: the per-gate matrix
+products in NumPy, the step's gate maths and its backward in the compiled cell code that
+the fused kernels run too (``crnn._kernels._cells``). It is slower; inference never uses it.
 """
 
 import numpy as np
 
 from crnn import initializers, ops, utils
+from crnn._kernels import _cells
 from crnn._validation import check_positive_int, is_int
 from crnn.layers.base import Layer, check_numeric, check_rate, restoring
-from crnn.reference import ACTIVATIONS as _REF_ACTIVATIONS
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
-_UNSUPPORTED = ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
-                "activity_regularizer", "kernel_constraint", "recurrent_constraint",
-                "bias_constraint")
+# Regularizers and constraints (activity_regularizer too) are taken by the base Layer
+# (see _regularizable).
+_UNSUPPORTED = ()
 
 
 def _check_activation(name, value, allowed):
@@ -41,6 +42,8 @@ class _RNN(Layer):
     _cell = None        # "lstm" | "gru" | "simple_rnn"
     _gates = 1
     _n_states = 1
+
+    _regularizable = ("kernel", "recurrent", "bias")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, kernel_initializer="glorot_uniform",
@@ -168,6 +171,9 @@ class _RNN(Layer):
     def reset_states(self, states=None):
         """Reset a stateful layer's states to zeros, or to ``states`` (shape-checked).
 
+        The values are written into the layer's state arrays in place (see
+        ``live_states``).
+
         Args:
             states: None for zeros, or a list of arrays of shape ``(batch, units)`` (one for
                 GRU/SimpleRNN, ``[h, c]`` for LSTM; a single array is accepted for one state).
@@ -180,11 +186,42 @@ class _RNN(Layer):
         if not self.built:
             raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
         batch = self.input_shape[0]
-        if states is None:
-            self._states = [np.zeros((batch, self.units), self.dtype)
-                            for _ in range(self._n_states)]
-        else:
-            self._states = self._check_states("states", states, batch)
+        if states is not None:
+            states = self._check_states("states", states, batch)
+        self._write_states(states, batch)
+
+    def _write_states(self, values, batch):
+        """Copy ``values`` (None: zeros) into the state arrays, which are created once and
+        then kept: code that streams through them (``live_states``) always sees the
+        current state. A tuple, so that they can be written into but not swapped."""
+        shape = (batch, self.units)
+        if self._states is None or self._states[0].shape != shape:
+            self._states = tuple(np.zeros(shape, self.dtype) for _ in range(self._n_states))
+        for k, target in enumerate(self._states):
+            target[...] = 0 if values is None else values[k]
+
+    def live_states(self):
+        """The state arrays of a stateful layer themselves, not copies.
+
+        They stay the same arrays for the layer's life and every call (``predict``,
+        ``fit``, ``reset_states``, loading a model) updates them in place, so code that
+        steps the layer through them, like ``crnn.streaming.Streamer``, and the layer
+        always agree. Writing into them sets the layer's states. For a copy, use
+        ``states``.
+
+        Returns:
+            A tuple of C-contiguous arrays of shape ``(batch, units)``: ``(h, c)`` for
+            LSTM, ``(h,)`` otherwise.
+
+        Raises:
+            AttributeError: the layer is not stateful.
+            ValueError: the layer is not built yet.
+        """
+        if not self.stateful:
+            raise AttributeError(f"layer {self.name!r} is not stateful, so it keeps no states")
+        if not self.built:
+            raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
+        return self._states
 
     def reset_state(self):
         """Keras 3's name for ``reset_states()``: zero the states of a stateful layer."""
@@ -264,7 +301,8 @@ class _RNN(Layer):
             out_mask = (mask[:, ::-1] if self.go_backwards else mask)[..., None].astype(x.dtype)
             outputs = outputs * out_mask
         if self.stateful:
-            self._states = [np.array(s) for s in states]
+            # In place, after the op (which copied its initial state).
+            self._write_states(states, batch)
         result = outputs if self.return_sequences else outputs[:, -1]
         cache = (core, dp, out_mask, x.shape) if training else None
         if self.return_state:
@@ -528,8 +566,8 @@ class _DropoutLoop:
             input_masks = input_masks * layer._gates
             recurrent_masks = recurrent_masks * layer._gates
         self.dm, self.rm = input_masks, recurrent_masks
-        self.act, self.dact = _REF_ACTIVATIONS[layer.activation]
-        self.ract, self.dract = _REF_ACTIVATIONS[layer.recurrent_activation]
+        self.act = ops.ACTIVATIONS[layer.activation]
+        self.ract = ops.ACTIVATIONS[layer.recurrent_activation]
         kernel, rk = layer.kernel, layer.recurrent_kernel
         self.K = [kernel[:, g * u:(g + 1) * u] for g in range(layer._gates)]
         self.R = [rk[:, g * u:(g + 1) * u] for g in range(layer._gates)]
@@ -573,35 +611,37 @@ class _DropoutLoop:
             self.outputs[:, s] = out_prev
         self.states = states
 
-    # One step of each cell: returns (new_states, what the backward step needs).
+    # One step of each cell: returns (new_states, what the backward step needs). The
+    # products are per gate (each gate has its own dropout masks); the rest is compiled.
 
     def _lstm(self, xs, hs, states):
-        z = [xs[g] @ self.K[g] + hs[g] @ self.R[g] + self.b[g] for g in range(4)]
-        i, f, o = self.ract(z[0]), self.ract(z[1]), self.ract(z[3])
-        g = self.act(z[2])
-        c = f * states[1] + i * g
-        act_c = self.act(c)
-        return [o * act_c, c], (i, f, g, o, act_c)
+        z = np.concatenate([xs[g] @ self.K[g] + hs[g] @ self.R[g] + self.b[g]
+                            for g in range(4)], axis=1)
+        c = np.array(states[1], order="C")
+        h, act_c = np.empty_like(c), np.empty_like(c)
+        _cells.lstm_step(z, c, h, act_c, self.act, self.ract)     # z: activated gates
+        return [h, c], (z, act_c)
 
     def _gru(self, xs, hs, states):
-        xp = [xs[g] @ self.K[g] + self.b[g] for g in range(3)]
+        u = self.layer.units
+        z = np.concatenate([xs[g] @ self.K[g] + self.b[g] for g in range(3)], axis=1)
+        h = np.array(states[0], order="C")
         if self.rb is not None:
-            inner = [hs[g] @ self.R[g] + self.rb[g] for g in range(3)]
+            inner = np.concatenate([hs[g] @ self.R[g] + self.rb[g] for g in range(3)], axis=1)
+            _cells.gru_gates_after(z, inner, self.ract)
+            saved = (z, np.ascontiguousarray(inner[:, 2 * u:]), None)
         else:
-            inner = [hs[g] @ self.R[g] for g in range(2)]
-        z = self.ract(xp[0] + inner[0])
-        r = self.ract(xp[1] + inner[1])
-        if self.rb is not None:
-            hh = self.act(xp[2] + r * inner[2])
-            saved = (z, r, hh, inner[2])
-        else:
-            hh = self.act(xp[2] + (r * hs[2]) @ self.R[2])
-            saved = (z, r, hh, None)
-        h_tm1 = states[0]
-        return [z * h_tm1 + (1 - z) * hh], saved
+            z[:, :2 * u] += np.concatenate([hs[g] @ self.R[g] for g in range(2)], axis=1)
+            rh = np.empty_like(h)
+            _cells.gru_gates_before(z, np.ascontiguousarray(hs[2]), rh, self.ract)
+            z[:, 2 * u:] += rh @ self.R[2]
+            saved = (z, None, rh)
+        _cells.gru_finish(z, h, self.act)                          # z: activated z, r, hh
+        return [h], saved
 
     def _simple_rnn(self, xs, hs, states):
-        h = self.act(xs[0] @ self.K[0] + hs[0] @ self.R[0] + self.b[0])
+        h = np.ascontiguousarray(xs[0] @ self.K[0] + hs[0] @ self.R[0] + self.b[0])
+        _cells.simple_rnn_step(h, np.empty_like(h), self.act)
         return [h], (h,)
 
     def backward(self, d_outputs, d_states=None):
@@ -648,32 +688,42 @@ class _DropoutLoop:
                              d_recurrent_kernel=np.concatenate(dR, axis=1),
                              d_bias=d_bias if layer.use_bias else None)
 
+    def _split(self, a):
+        u = self.layer.units
+        return [a[:, g * u:(g + 1) * u] for g in range(a.shape[1] // u)]
+
     def _d_lstm(self, d_new, xs, hs, states, saved, dR):
-        dh, dc = d_new
-        i, f, g, o, act_c = saved
-        do = dh * act_c
-        dc = dc + dh * o * self.dact(act_c)
-        dz = [dc * g * self.dract(i), dc * states[1] * self.dract(f),
-              dc * i * self.dact(g), do * self.dract(o)]
-        return dz, dz, [np.zeros_like(dh), dc * f]
+        z, act_c = saved
+        dh = np.ascontiguousarray(d_new[0])
+        dc = np.array(d_new[1], order="C")
+        dz = np.empty_like(z)
+        _cells.lstm_step_backward(z, np.ascontiguousarray(states[1]), act_c, dh, dc, dz,
+                                  self.act, self.ract)                 # dc -> dc * f
+        dz = self._split(dz)
+        return dz, dz, [np.zeros_like(dh), dc]
 
     def _d_gru(self, d_new, xs, hs, states, saved, dR):
-        (dh,) = d_new
-        z, r, hh, inner_h = saved
-        h_tm1 = states[0]
-        dz = dh * (h_tm1 - hh) * self.dract(z)
-        dhh = dh * (1 - z) * self.dact(hh)
-        if inner_h is not None:
-            dr = dhh * inner_h * self.dract(r)
-            return [dz, dr, dhh], [dz, dr, dhh * r], [dh * z]
+        z, inner_h, rh = saved
+        dh = np.array(d_new[0], order="C")
+        h_tm1 = np.ascontiguousarray(states[0])
+        dgx = np.empty_like(z)
+        reset_after = inner_h is not None
+        dgi = np.empty_like(z) if reset_after else dgx
+        _cells.gru_step_backward(z, h_tm1, inner_h if reset_after else h_tm1, dh, dgx, dgi,
+                                 self.act, self.ract, reset_after)     # dh -> dh * z
+        if reset_after:
+            return self._split(dgx), self._split(dgi), [dh]
         # reset before: hh = act(x_h + (r * hs[2]) @ R_h)
-        rh = r * hs[2]
-        dR[2] += rh.T @ dhh
-        d_rh = dhh @ self.R[2].T
-        dr = d_rh * hs[2] * self.dract(r)
-        return [dz, dr, dhh], [dz, dr, None], [dh * z + d_rh * r * self.rm[2]]
+        u = self.layer.units
+        dR[2] += rh.T @ dgx[:, 2 * u:]
+        d_rh = np.ascontiguousarray(dgx[:, 2 * u:] @ self.R[2].T)
+        dh_r = np.zeros_like(dh)
+        _cells.gru_reset_backward(z, np.ascontiguousarray(hs[2]), d_rh, dgx, dh_r, self.ract)
+        dgx = self._split(dgx)
+        return dgx, [dgx[0], dgx[1], None], [dh + dh_r * self.rm[2]]
 
     def _d_simple_rnn(self, d_new, xs, hs, states, saved, dR):
         (h,) = saved
-        dz = d_new[0] * self.dact(h)
+        dz = np.empty_like(h)
+        _cells.simple_rnn_step_backward(h, np.ascontiguousarray(d_new[0]), dz, self.act)
         return [dz], [dz], [np.zeros_like(dz)]

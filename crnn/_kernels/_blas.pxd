@@ -1,0 +1,100 @@
+# Row-major GEMM over scipy.linalg.cython_blas, for float32 and float64 (fused type).
+#
+# BLAS is column-major; a row-major matrix is its transpose in column-major eyes, so
+# C = op(A) @ op(B) is computed as C^T = op(B)^T @ op(A)^T by swapping the operands.
+# This is the only place in crnn that thinks about Fortran order.
+
+from cython cimport floating
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                      floating alpha, const floating *a, int lda,
+                      const floating *b, int ldb,
+                      floating beta, floating *c, int ldc) noexcept nogil:
+    """C[m, n] = alpha * op(A)[m, k] @ op(B)[k, n] + beta * C; lda/ldb/ldc are row strides."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float *> b, &ldb, <float *> a, &lda,
+              &beta, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *> b, &ldb, <double *> a, &lda,
+              &beta, c, &ldc)
+
+
+cdef extern from "_smallgemm.h" nogil:
+    Py_ssize_t crnn_packed_size_f32(int k, int n)
+    Py_ssize_t crnn_packed_size_f64(int k, int n)
+    void crnn_pack_f32(int k, int n, const float *b, int ldb, float *packed)
+    void crnn_pack_f64(int k, int n, const double *b, int ldb, double *packed)
+    void crnn_packed_gemm_f32(int m, int n, int k, const float *a, int lda,
+                              const float *packed, float *c, int ldc)
+    void crnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
+                              const double *packed, double *c, int ldc)
+    int crnn_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                      const float *b, int ldb, float beta, float *c, int ldc)
+    int crnn_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
+                      int lda, const double *b, int ldb, double beta, double *c, int ldc)
+
+
+cdef inline Py_ssize_t packed_size(int k, int n, bint double_precision) noexcept nogil:
+    """Length of the buffer that pack_b fills for a (k, n) B (panels zero-padded)."""
+    if double_precision:
+        return crnn_packed_size_f64(k, n)
+    return crnn_packed_size_f32(k, n)
+
+
+cdef inline void pack_b(int k, int n, const floating *b, int ldb,
+                        floating *packed) noexcept nogil:
+    """Copy B (k, n) into the panel layout that gemm_packed streams (see _smallgemm.h);
+    ``packed`` holds packed_size(k, n) elements."""
+    if floating is float:
+        crnn_pack_f32(k, n, b, ldb, packed)
+    else:
+        crnn_pack_f64(k, n, b, ldb, packed)
+
+
+cdef inline void gemm_packed(int m, int n, int k, const floating *a, int lda,
+                             const floating *packed, floating *c, int ldc) noexcept nogil:
+    """C[m, n] += A[m, k] @ B[k, n], with B given packed by pack_b: the per-timestep
+    recurrent product."""
+    if floating is float:
+        crnn_packed_gemm_f32(m, n, k, a, lda, packed, c, ldc)
+    else:
+        crnn_packed_gemm_f64(m, n, k, a, lda, packed, c, ldc)
+
+
+cdef enum:
+    # A per-step product this large (multiply-adds) is worth sharing among BLAS threads.
+    PARALLEL_STEP_WORK = 1 << 21
+
+
+cdef inline void gemm_step(bint threaded, int m, int n, int k, const floating *a, int lda,
+                           const floating *packed, const floating *b, int ldb,
+                           floating *c, int ldc) noexcept nogil:
+    """The per-timestep product C[m, n] += A[m, k] @ B[k, n]: crnn's packed kernel, or,
+    when BLAS has several threads (``threaded``) and the product is large enough to share,
+    the threaded BLAS (which then packs B itself)."""
+    if threaded and <long> m * n * k >= PARALLEL_STEP_WORK:
+        gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
+    else:
+        gemm_packed(m, n, k, a, lda, packed, c, ldc)
+
+
+cdef inline void gemm_big(bint threaded, bint trans_a, bint trans_b, int m, int n, int k,
+                          const floating *a, int lda, const floating *b, int ldb,
+                          floating beta, floating *c, int ldc) noexcept nogil:
+    """A whole-sequence product C[m, n] = op(A) @ op(B) + beta * C, beta 0 or 1 (the input
+    projection, the input and weight gradients): on one thread crnn's own cache-blocked
+    packed kernel (_smallgemm.h), so the speed does not depend on which BLAS kernel is
+    loaded; with several BLAS threads (``threaded``), or if the kernel's work buffers
+    cannot be allocated, BLAS."""
+    cdef int done = -1
+    if not threaded:
+        if floating is float:
+            done = crnn_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        else:
+            done = crnn_gemm_f64(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
+    if done != 0:
+        gemm(trans_a, trans_b, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc)

@@ -1,0 +1,121 @@
+/* The elementwise loops of the cell steps (crnn/_cells.pxd), as C with restrict-qualified
+ * pointers, built per instruction set (CRNN_MULTIVERSION, see _fastmath.h).
+ *
+ * Cython's code is compiled for the x86-64 baseline (SSE2), and its loops over several
+ * pointers that GCC must assume may alias are left scalar or guarded by alias checks;
+ * these helpers say which spans do not overlap, so GCC vectorizes them with the widest
+ * vectors the CPU has. Each one is a line of the maths in _cells.pxd, which documents the
+ * names; callers guarantee that the spans passed as restrict do not overlap.
+ */
+#ifndef CRNN_CELLMATH_H
+#define CRNN_CELLMATH_H
+
+#include "_fastmath.h"
+
+#define CRNN_R __restrict__
+
+/* Activation codes of _activations.pxd, as far as the derivative needs them. */
+enum { CRNN_LINEAR = 0, CRNN_TANH = 1, CRNN_SIGMOID = 2, CRNN_HARD_SIGMOID = 3,
+       CRNN_RELU = 4 };
+
+#define CRNN_DEFINE_CELLMATH(S, T)                                                            \
+/* dy = f'(x) from y = f(x) */                                                                \
+CRNN_INLINE void crnn_derivative_##S##_body(const T *CRNN_R y, T *CRNN_R dy, Py_ssize_t n,    \
+                                            int kind) {                                       \
+    const T zero = 0, one = 1, sixth = (T)(1.0 / 6.0);                                        \
+    Py_ssize_t j;                                                                             \
+    if (kind == CRNN_TANH) {                                                                  \
+        for (j = 0; j < n; j++) dy[j] = one - y[j] * y[j];                                    \
+    } else if (kind == CRNN_SIGMOID) {                                                        \
+        for (j = 0; j < n; j++) dy[j] = y[j] * (one - y[j]);                                  \
+    } else if (kind == CRNN_HARD_SIGMOID) {                                                   \
+        for (j = 0; j < n; j++) dy[j] = (y[j] > zero && y[j] < one) ? sixth : zero;           \
+    } else if (kind == CRNN_RELU) {                                                           \
+        for (j = 0; j < n; j++) dy[j] = y[j] > zero ? one : zero;                             \
+    } else {                                                                                  \
+        for (j = 0; j < n; j++) dy[j] = one;                                                  \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_derivative_##S, (const T *y, T *dy, Py_ssize_t n, int kind),           \
+                  (y, dy, n, kind))                                                           \
+                                                                                              \
+/* y += x */                                                                                  \
+CRNN_INLINE void crnn_add_##S##_body(Py_ssize_t n, const T *CRNN_R x, T *CRNN_R y) {          \
+    for (Py_ssize_t j = 0; j < n; j++) y[j] += x[j];                                          \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_add_##S, (Py_ssize_t n, const T *x, T *y), (n, x, y))                  \
+                                                                                              \
+/* dh += d_out + carry; carry = 0 (the gradient reaching h_t) */                              \
+CRNN_INLINE void crnn_gather_dh_##S##_body(Py_ssize_t n, T *CRNN_R dh,                        \
+                                           const T *CRNN_R d_out, T *CRNN_R carry) {          \
+    for (Py_ssize_t j = 0; j < n; j++) { dh[j] += d_out[j] + carry[j]; carry[j] = 0; }       \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_gather_dh_##S, (Py_ssize_t n, T *dh, const T *d_out, T *carry),        \
+                  (n, dh, d_out, carry))                                                      \
+                                                                                              \
+/* LSTM: c = f * c_tm1 + i * g; ac = c (activated by the caller) */                           \
+CRNN_INLINE void crnn_lstm_state_##S##_body(Py_ssize_t U, const T *CRNN_R z, T *CRNN_R c,     \
+                                            T *CRNN_R ac) {                                   \
+    for (Py_ssize_t j = 0; j < U; j++) {                                                      \
+        T v = z[U + j] * c[j] + z[j] * z[2 * U + j];                                          \
+        c[j] = v;                                                                             \
+        ac[j] = v;                                                                            \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_lstm_state_##S, (Py_ssize_t U, const T *z, T *c, T *ac), (U, z, c, ac))\
+                                                                                              \
+/* y = a * b */                                                                               \
+CRNN_INLINE void crnn_mul_##S##_body(Py_ssize_t n, const T *CRNN_R a, const T *CRNN_R b,      \
+                                     T *CRNN_R y) {                                           \
+    for (Py_ssize_t j = 0; j < n; j++) y[j] = a[j] * b[j];                                    \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_mul_##S, (Py_ssize_t n, const T *a, const T *b, T *y), (n, a, b, y))   \
+                                                                                              \
+/* LSTM backward, given w = [i', f', g', o', act'(c_t)] (5U) */                               \
+CRNN_INLINE void crnn_lstm_backward_##S##_body(Py_ssize_t U, const T *CRNN_R gates,           \
+        const T *CRNN_R c_tm1, const T *CRNN_R ac, const T *CRNN_R dh, T *CRNN_R dc,          \
+        T *CRNN_R dz, const T *CRNN_R w) {                                                    \
+    for (Py_ssize_t j = 0; j < U; j++) {                                                      \
+        T dcv = dc[j] + dh[j] * gates[3 * U + j] * w[4 * U + j];                              \
+        dz[3 * U + j] = dh[j] * ac[j] * w[3 * U + j];                                         \
+        dz[j] = dcv * gates[2 * U + j] * w[j];                                                \
+        dz[U + j] = dcv * c_tm1[j] * w[U + j];                                                \
+        dz[2 * U + j] = dcv * gates[j] * w[2 * U + j];                                        \
+        dc[j] = dcv * gates[U + j];                                                           \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_lstm_backward_##S,                                                     \
+                  (Py_ssize_t U, const T *gates, const T *c_tm1, const T *ac, const T *dh,    \
+                   T *dc, T *dz, const T *w), (U, gates, c_tm1, ac, dh, dc, dz, w))           \
+                                                                                              \
+/* GRU backward, given w = [z', r', hh'] (3U); inner_h and dgi with reset_after only */       \
+CRNN_INLINE void crnn_gru_backward_##S##_body(Py_ssize_t U, const T *CRNN_R gates,            \
+        const T *CRNN_R h_tm1, const T *CRNN_R inner_h, T *CRNN_R dh, T *CRNN_R dgx,          \
+        T *CRNN_R dgi, const T *CRNN_R w, int reset_after) {                                  \
+    const T one = 1;                                                                          \
+    Py_ssize_t j;                                                                             \
+    for (j = 0; j < U; j++) {                                                                 \
+        T dhv = dh[j];                                                                        \
+        dgx[j] = dhv * (h_tm1[j] - gates[2 * U + j]) * w[j];                                  \
+        dgx[2 * U + j] = dhv * (one - gates[j]) * w[2 * U + j];                               \
+        dh[j] = dhv * gates[j];                                                               \
+    }                                                                                         \
+    if (reset_after) {                                                                        \
+        for (j = 0; j < U; j++) {                                                             \
+            T dhh = dgx[2 * U + j];                                                           \
+            dgx[U + j] = dhh * inner_h[j] * w[U + j];                                         \
+            dgi[j] = dgx[j];                                                                  \
+            dgi[U + j] = dgx[U + j];                                                          \
+            dgi[2 * U + j] = dhh * gates[U + j];                                              \
+        }                                                                                     \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_gru_backward_##S,                                                      \
+                  (Py_ssize_t U, const T *gates, const T *h_tm1, const T *inner_h, T *dh,     \
+                   T *dgx, T *dgi, const T *w, int reset_after),                              \
+                  (U, gates, h_tm1, inner_h, dh, dgx, dgi, w, reset_after))
+
+CRNN_DEFINE_CELLMATH(f32, float)
+CRNN_DEFINE_CELLMATH(f64, double)
+
+#endif

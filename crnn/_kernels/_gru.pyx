@@ -1,0 +1,292 @@
+# GRU forward and backward (BPTT) kernels, float32 and float64.
+#
+# Notation (Keras 3 layout; B batch, T timesteps, F features, U units, G = 3U, gate
+# blocks z, r, h):
+#   x_t @ W + b_in                                   (B, G) input projection
+#   reset_after=True  (bias (2, G): b_in, b_rec):
+#       inner = h_tm1 @ R + b_rec
+#       z = ract(xz + inner_z); r = ract(xr + inner_r); hh = act(xh + r * inner_h)
+#   reset_after=False (bias (G,) = b_in):
+#       z = ract(xz + h_tm1 @ R_z); r = ract(xr + h_tm1 @ R_r)
+#       hh = act(xh + (r * h_tm1) @ R_h)
+#   h_t = z * h_tm1 + (1 - z) * hh
+# Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
+# outputs[:, s]. A masked (b, t) keeps h and repeats the previous output.
+#
+# Inside the kernels everything is time-major (see _lstm.pyx for why): gates[t, b, :]
+# holds the input projection, then the activated z, r, hh. Training also keeps x (T, B, F),
+# h_tm1 and `aux`: inner_h (reset_after=True) or r * h_tm1 (reset_after=False).
+#
+# The step maths of a row is _cells.pxd's (shared with streaming); this file owns the time
+# loop, the products and the masks.
+
+import numpy as np
+
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
+                                   gru_gates_after_row, gru_gates_before_row,
+                                   gru_reset_backward_row)
+from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
+
+# Shape of the training-only arrays when they are not needed (their pointers are never
+# read then).
+_UNUSED = (1, 1, 1)
+
+
+cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                   const floating *x, const floating *W, const floating *R,
+                   const floating *bias, const unsigned char *mask, bint has_mask,
+                   bint go_backwards, int act, int ract, bint reset_after,
+                   floating *h, floating *gates, floating *outputs, floating *work,
+                   floating *R_packed, bint training, floating *h_tm1_all,
+                   floating *aux_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
+    cdef Py_ssize_t G = 3 * U
+    cdef Py_ssize_t s, t, b
+    cdef floating *z
+    cdef floating *hb
+    cdef floating *wb
+    cdef floating *out
+    cdef const floating *b_rec = bias + G
+    # gates = x @ W, all timesteps at once (x is time-major here); b_in is added per row
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
+    # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
+    cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
+    if reset_after:
+        pack_b(U, G, R, G, R_packed)
+    else:
+        pack_b(U, 2 * U, R, G, R_packed)
+        pack_b(U, U, R + 2 * U, G, Rh_packed)
+    for s in range(T):
+        t = T - 1 - s if go_backwards else s
+        if reset_after:
+            # work = b_rec + h_tm1 @ R   (B, G)
+            for b in range(B):
+                memcpy(work + b * G, b_rec, G * sizeof(floating))
+            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, work, G)
+        else:
+            # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
+            gemm_step(threaded, B, 2 * U, U, h, U, R_packed, R, G, gates + t * B * G, G)
+        for b in range(B):
+            z = gates + (t * B + b) * G
+            hb = h + b * U
+            if training:
+                memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+            add_span(G, bias, z)
+            if reset_after:
+                wb = work + b * G
+                gru_gates_after_row(U, z, wb, ract)
+                if training:
+                    memcpy(aux_all + (t * B + b) * U, wb + 2 * U, U * sizeof(floating))
+            else:
+                wb = work + b * U
+                gru_gates_before_row(U, z, hb, wb, ract)       # wb = r * h_tm1
+                if training:
+                    memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
+        if not reset_after:
+            # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
+            gemm_step(threaded, B, U, U, work, U, Rh_packed, R + 2 * U, G,
+                      gates + t * B * G + 2 * U, G)
+        for b in range(B):
+            z = gates + (t * B + b) * G
+            hb = h + b * U
+            out = outputs + (b * T + s) * U
+            if has_mask and not mask[b * T + t]:
+                if s == 0:
+                    memset(out, 0, U * sizeof(floating))
+                else:
+                    memcpy(out, out - U, U * sizeof(floating))
+                continue
+            gru_finish_row(U, z, hb, act)
+            memcpy(out, hb, U * sizeof(floating))
+
+
+cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                    const floating *x, const floating *W,
+                    const floating *RT, const unsigned char *mask, bint has_mask,
+                    bint go_backwards, int act, int ract, bint reset_after,
+                    const floating *gates,
+                    const floating *h_tm1_all, const floating *aux_all,
+                    const floating *d_outputs, floating *dh, floating *dgx,
+                    floating *dgi, floating *d_rh, floating *carry, floating *deriv,
+                    floating *RT_packed,
+                    floating *dx, floating *dW, floating *dR, floating *db,
+                    bint threaded, bint blas_whole) noexcept nogil:
+    cdef Py_ssize_t G = 3 * U
+    cdef Py_ssize_t s, t, b, j, row
+    cdef const floating *d_out
+    cdef floating *dxb
+    cdef floating *cr
+    # R^T packed: whole, or as rows R^T[:2U] then R^T[2U:]
+    cdef floating *RTh_packed = RT_packed + packed_size(2 * U, U, floating is double)
+    if reset_after:
+        pack_b(G, U, RT, U, RT_packed)
+    else:
+        pack_b(2 * U, U, RT, U, RT_packed)
+        pack_b(U, U, RT + 2 * U * U, U, RTh_packed)
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if go_backwards else s
+        for b in range(B):
+            row = t * B + b
+            dxb = dgx + row * G
+            d_out = d_outputs + (b * T + s) * U
+            cr = carry + b * U
+            if has_mask and not mask[b * T + t]:
+                # h passes through; this output was a copy of the previous one.
+                for j in range(U):
+                    cr[j] += d_out[j]
+                memset(dxb, 0, G * sizeof(floating))
+                if reset_after:
+                    memset(dgi + row * G, 0, G * sizeof(floating))
+                continue
+            gather_dh(U, dh + b * U, d_out, cr)
+            # dh <- dh * z, its direct path to h_tm1
+            gru_backward_row(U, gates + row * G, h_tm1_all + row * U, aux_all + row * U,
+                             dh + b * U, dxb, dgi + row * G if reset_after else NULL, deriv,
+                             act, ract, reset_after)
+        if reset_after:
+            # dh_tm1 += d_inner_t @ R^T
+            gemm_step(threaded, B, U, G, dgi + t * B * G, G, RT_packed, RT, U, dh, U)
+        else:
+            # d(r * h_tm1) = dhh_pre @ R_h^T
+            memset(d_rh, 0, B * U * sizeof(floating))
+            gemm_step(threaded, B, U, U, dgx + t * B * G + 2 * U, G, RTh_packed,
+                      RT + 2 * U * U, U, d_rh, U)
+            for b in range(B):
+                row = t * B + b
+                if has_mask and not mask[b * T + t]:
+                    continue
+                gru_reset_backward_row(U, gates + row * G, h_tm1_all + row * U,
+                                       d_rh + b * U, dgx + row * G, dh + b * U, deriv, ract)
+            # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
+            gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
+    # Weight and input gradients as whole-sequence GEMMs.
+    # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
+    gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
+    memset(db, 0, (2 * G if reset_after else G) * sizeof(floating))
+    for row in range(T * B):
+        for j in range(G):
+            db[j] += dgx[row * G + j]
+    if reset_after:
+        # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
+        gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dgi, G, 0.0, dR, G)
+        for row in range(T * B):
+            for j in range(G):
+                db[G + j] += dgi[row * G + j]
+    else:
+        # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
+        gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)
+        gemm_big(blas_whole, True, False, U, U, T * B,
+                 aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
+
+
+def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                int activation, int recurrent_activation, bint reset_after,
+                const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True):
+    """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
+    with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
+    training, else a dict of the arrays gru_backward takes by these names. Arguments are
+    checked by crnn.ops.gru; here only shapes are re-checked so that nothing out of bounds
+    can happen."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
+    check_shape("bias", (bias.shape[0],), (2 * G if reset_after else G,))
+    check_shape("initial_state[0]", (h0.shape[0], h0.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    xt_arr = time_major(x)
+    h_arr = np.array(h0, dtype=dtype)
+    gates_arr = np.empty((T, B, G), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
+    work_arr = np.empty((B, G), dtype)
+    packed_arr = np.empty(packed_size(U, 2 * U, floating is double)
+                          + packed_size(U, U, floating is double), dtype)
+    saved_shape = (T, B, U) if training else _UNUSED
+    h_tm1_arr = np.empty(saved_shape, dtype)
+    aux_arr = np.empty(saved_shape, dtype)
+    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef floating[:, ::1] h = h_arr
+    cdef floating[:, :, ::1] gates = gates_arr
+    cdef floating[:, :, ::1] outputs = outputs_arr
+    cdef floating[:, ::1] work = work_arr
+    cdef floating[::1] packed = packed_arr
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] aux_all = aux_arr
+    with nogil:
+        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                 &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                 reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
+                 &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
+                 threaded, threaded or not own_gemm)
+    saved = None
+    if training:
+        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
+    return outputs_arr, h_arr, saved
+
+
+def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
+                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                 int activation, int recurrent_activation, bint reset_after,
+                 const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
+                 const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
+                 const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
+                 bint threaded=False, bint own_gemm=True):
+    """BPTT through gru_forward(training=True), all arguments by name: ``xt`` ... ``aux``
+    are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
+    of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
+    d_bias flat like the forward's ``bias``."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel_t", (recurrent_kernel_t.shape[0], recurrent_kernel_t.shape[1]),
+                (G, U))
+    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
+    for name, saved in (("h_tm1", h_tm1), ("aux", aux)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
+                (B, T, U))
+    check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    dh_arr = np.array(d_h, dtype=dtype)
+    dgx_arr = np.empty((T, B, G), dtype)
+    dgi_arr = np.empty((T, B, G) if reset_after else _UNUSED, dtype)
+    d_rh_arr = np.empty((B, U), dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    deriv_arr = np.empty(G, dtype)
+    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
+    dx_arr = np.empty((T, B, F), dtype)
+    dW_arr = np.empty((F, G), dtype)
+    dR_arr = np.empty((U, G), dtype)
+    db_arr = np.empty(2 * G if reset_after else G, dtype)
+    cdef floating[:, ::1] dh = dh_arr
+    cdef floating[:, :, ::1] dgx = dgx_arr
+    cdef floating[:, :, ::1] dgi = dgi_arr
+    cdef floating[:, ::1] d_rh = d_rh_arr
+    cdef floating[:, ::1] carry = carry_arr
+    cdef floating[::1] deriv = deriv_arr
+    cdef floating[::1] packed = packed_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    with nogil:
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
+                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
+                  &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
+                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
+                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
+    return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr

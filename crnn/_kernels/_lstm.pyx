@@ -1,0 +1,232 @@
+# LSTM forward and backward (BPTT) kernels, float32 and float64.
+#
+# Notation (Keras 3 layout; B batch, T timesteps, F features, U units, G = 4U):
+#   z_t   = x_t @ W + h_tm1 @ R + b              (B, G), gate blocks i, f, c, o
+#   i, f, o = recurrent_activation(z_i, z_f, z_o);  g = activation(z_c)
+#   c_t   = f * c_tm1 + i * g;   h_t = o * activation(c_t)
+# Processing step s reads timestep t (t = s, or T-1-s with go_backwards) and writes
+# outputs[:, s]. A masked (b, t) keeps h and c and repeats the previous output.
+#
+# Memory layout: inside the kernels everything is time-major. gates[t, b, :] holds z_t for
+# sample b, so the input projection for all timesteps is one GEMM over x transposed to
+# (T, B, F), and step t's block is contiguous (B, G) for the per-step recurrent GEMM.
+# (A batch-major block would have rows T*G apart: a multiple of 4 KiB that thrashes cache
+# sets.) Outputs are written straight into the (B, T, U) array users see. Training keeps,
+# per (t, b): the activated gates, h_tm1, c_tm1 and activation(c_t).
+#
+# The step maths of a row is _cells.pxd's (shared with streaming); this file owns the time
+# loop, the products and the masks.
+
+import numpy as np
+
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport add_span, gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
+
+# Shape of the training-only arrays when they are not needed (their pointers are never
+# read then).
+_UNUSED = (1, 1, 1)
+
+
+cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                   const floating *x, const floating *W, const floating *R,
+                   const floating *bias, const unsigned char *mask, bint has_mask,
+                   bint go_backwards, int act, int ract,
+                   floating *h, floating *c, floating *gates, floating *outputs,
+                   floating *act_c_tmp, floating *R_packed, bint training,
+                   floating *h_tm1_all, floating *c_tm1_all,
+                   floating *act_c_all, bint threaded,
+                   bint blas_whole) noexcept nogil:
+    cdef Py_ssize_t G = 4 * U
+    cdef Py_ssize_t s, t, b
+    cdef floating *z
+    cdef floating *hb
+    cdef floating *cb
+    cdef floating *out
+    # gates = x @ W, all timesteps at once (x is time-major here); b is added per row below
+    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
+    pack_b(U, G, R, G, R_packed)
+    for s in range(T):
+        t = T - 1 - s if go_backwards else s
+        # gates[t] += h_tm1 @ R
+        gemm_step(threaded, B, G, U, h, U, R_packed, R, G, gates + t * B * G, G)
+        for b in range(B):
+            z = gates + (t * B + b) * G
+            hb = h + b * U
+            cb = c + b * U
+            out = outputs + (b * T + s) * U
+            if training:
+                memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+                memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
+            if has_mask and not mask[b * T + t]:
+                if s == 0:
+                    memset(out, 0, U * sizeof(floating))
+                else:
+                    memcpy(out, out - U, U * sizeof(floating))
+                continue
+            add_span(G, bias, z)
+            lstm_forward_row(U, z, cb, hb,
+                             act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
+            memcpy(out, hb, U * sizeof(floating))
+
+
+cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                    const floating *x, const floating *W, const floating *RT,
+                    const unsigned char *mask, bint has_mask,
+                    bint go_backwards, int act, int ract, const floating *gates,
+                    const floating *h_tm1_all,
+                    const floating *c_tm1_all, const floating *act_c_all,
+                    const floating *d_outputs, floating *dh, floating *dc,
+                    floating *dz, floating *carry, floating *deriv, floating *RT_packed,
+                    floating *dx, floating *dW, floating *dR, floating *db,
+                    bint threaded, bint blas_whole) noexcept nogil:
+    cdef Py_ssize_t G = 4 * U
+    cdef Py_ssize_t s, t, b, j, row
+    cdef const floating *d_out
+    cdef floating *dzb
+    cdef floating *cr
+    pack_b(G, U, RT, U, RT_packed)
+    for s in range(T - 1, -1, -1):
+        t = T - 1 - s if go_backwards else s
+        for b in range(B):
+            row = t * B + b
+            dzb = dz + row * G
+            d_out = d_outputs + (b * T + s) * U
+            cr = carry + b * U
+            if has_mask and not mask[b * T + t]:
+                # States pass through; this output was a copy of the previous one.
+                for j in range(U):
+                    cr[j] += d_out[j]
+                memset(dzb, 0, G * sizeof(floating))
+                continue
+            gather_dh(U, dh + b * U, d_out, cr)
+            lstm_backward_row(U, gates + row * G, c_tm1_all + row * U, act_c_all + row * U,
+                              dh + b * U, dc + b * U, dzb, deriv, act, ract)
+            # h_tm1 reaches h_t only through z_t (the GEMM below)
+            memset(dh + b * U, 0, U * sizeof(floating))
+        # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
+        gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
+    # Weight and input gradients as whole-sequence GEMMs.
+    # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
+    gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
+    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
+    gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
+    memset(db, 0, G * sizeof(floating))
+    for row in range(B * T):
+        for j in range(G):
+            db[j] += dz[row * G + j]
+
+
+def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                 int activation, int recurrent_activation,
+                 const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
+                 bint threaded=False, bint own_gemm=True):
+    """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
+    training, else a dict of the arrays lstm_backward takes by these names. Arguments are
+    checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
+    bounds can happen."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel", (recurrent_kernel.shape[0], recurrent_kernel.shape[1]), (U, G))
+    check_shape("bias", (bias.shape[0],), (G,))
+    check_shape("initial_state[0]", (h0.shape[0], h0.shape[1]), (B, U))
+    check_shape("initial_state[1]", (c0.shape[0], c0.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    xt_arr = time_major(x)
+    h_arr = np.array(h0, dtype=dtype)
+    c_arr = np.array(c0, dtype=dtype)
+    gates_arr = np.empty((T, B, G), dtype)
+    outputs_arr = np.empty((B, T, U), dtype)
+    act_c_tmp_arr = np.empty(U, dtype)
+    packed_arr = np.empty(packed_size(U, G, floating is double), dtype)
+    saved_shape = (T, B, U) if training else _UNUSED
+    h_tm1_arr = np.empty(saved_shape, dtype)
+    c_tm1_arr = np.empty(saved_shape, dtype)
+    act_c_arr = np.empty(saved_shape, dtype)
+    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef floating[:, ::1] h = h_arr
+    cdef floating[:, ::1] c = c_arr
+    cdef floating[:, :, ::1] gates = gates_arr
+    cdef floating[:, :, ::1] outputs = outputs_arr
+    cdef floating[::1] act_c_tmp = act_c_tmp_arr
+    cdef floating[::1] packed = packed_arr
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
+    cdef floating[:, :, ::1] act_c_all = act_c_arr
+    with nogil:
+        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
+                 &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                 &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
+                 &packed[0], training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
+                 &act_c_all[0, 0, 0], threaded, threaded or not own_gemm)
+    saved = None
+    if training:
+        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+                     act_c=act_c_arr)
+    return outputs_arr, h_arr, c_arr, saved
+
+
+def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurrent_kernel_t,
+                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                  int activation, int recurrent_activation, const floating[:, :, ::1] xt,
+                  const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
+                  const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
+                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
+                  const floating[:, ::1] d_c, bint threaded=False, bint own_gemm=True):
+    """BPTT through lstm_forward(training=True), all arguments by name: ``xt`` ...
+    ``act_c`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed)
+    the weights of that forward call. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel,
+    d_bias)."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
+    check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
+    check_shape("recurrent_kernel_t", (recurrent_kernel_t.shape[0], recurrent_kernel_t.shape[1]),
+                (G, U))
+    check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
+    for name, saved in (("h_tm1", h_tm1), ("c_tm1", c_tm1), ("act_c", act_c)):
+        check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
+                (B, T, U))
+    check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
+    check_shape("d_final_states[1]", (d_c.shape[0], d_c.shape[1]), (B, U))
+    if has_mask:
+        check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
+    check_blas_size(B * T, max(F, G))
+    dtype = np.float32 if floating is float else np.float64
+    dh_arr = np.array(d_h, dtype=dtype)
+    dc_arr = np.array(d_c, dtype=dtype)
+    dz_arr = np.empty((T, B, G), dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    deriv_arr = np.empty(5 * U, dtype)
+    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
+    dx_arr = np.empty((T, B, F), dtype)
+    dW_arr = np.empty((F, G), dtype)
+    dR_arr = np.empty((U, G), dtype)
+    db_arr = np.empty(G, dtype)
+    cdef floating[:, ::1] dh = dh_arr
+    cdef floating[:, ::1] dc = dc_arr
+    cdef floating[:, :, ::1] dz = dz_arr
+    cdef floating[:, ::1] carry = carry_arr
+    cdef floating[::1] deriv = deriv_arr
+    cdef floating[::1] packed = packed_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    with nogil:
+        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
+                  &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
+                  &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
+                  &d_outputs[0, 0, 0], &dh[0, 0], &dc[0, 0],
+                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
+                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
+    return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr

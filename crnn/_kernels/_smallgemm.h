@@ -1,0 +1,262 @@
+/* C[m, n] += A[m, k] @ B[k, n] (row-major, leading dimensions lda/ldc) on a B packed once:
+ * the per-timestep products of the recurrent kernels.
+ *
+ * B (the recurrent kernel) is the same at every timestep, but a BLAS GEMM call packs it
+ * into its panel layout again at each call: for small batches that packing is most of the
+ * call, and for large ones still about a tenth. Here B is packed once per sequence
+ * (crnn_pack_*), and each step's kernel streams the packed panels.
+ *
+ * Packed layout: panels of PW = 128 bytes of columns (32 floats, 16 doubles); panel q holds
+ * rows 0..k-1 of columns [q*PW, q*PW + PW) back to back, the last panel zero-padded, so
+ * the kernel reads each panel sequentially and never needs B itself. crnn_packed_size
+ * gives the buffer length.
+ *
+ * Register blocks, sized per instruction set (GCC vector extensions; CRNN_MULTIVERSION-style
+ * dispatch at run time, see _fastmath.h):
+ *   AVX-512 (32 zmm): 8 rows x 2 zmm (one whole panel row) = 16 accumulators, then a
+ *                     4-row block; a single row runs over 4 panels at once (8 accumulators).
+ *   AVX2+FMA (16 ymm) and the portable path: 4 rows x 2 ymm on each half panel; a single
+ *                     row runs over 2 panels at once (8 accumulators).
+ * 8 independent accumulators at least, so the FMAs do not wait on each other's latency.
+ * A partial last panel goes through a small zero-padded tile of C.
+ */
+#ifndef CRNN_SMALLGEMM_H
+#define CRNN_SMALLGEMM_H
+
+#include <stdlib.h>
+#include <string.h>
+#include "_fastmath.h"
+
+#define CRNN_PANEL_BYTES 128
+
+/* acc[r][v] += A[r, :k] @ Bpanel[:, off + v*VW ...] for R rows and V vectors; b rows are
+ * PS elements apart (the panel width). */
+#define CRNN_DEFINE_BLOCK(NAME, T, VT, R, V)                                                  \
+CRNN_INLINE void NAME(int k, const T *a, int lda, const T *bp, int ps, T *c, int ldc) {       \
+    const int vw = (int)(sizeof(VT) / sizeof(T));                                             \
+    VT acc[R][V], bv[V];                                                                      \
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
+            memcpy(&acc[r][v], c + (Py_ssize_t)r * ldc + v * vw, sizeof(VT));                 \
+    for (int p = 0; p < k; p++, bp += ps) {                                                   \
+        /* B comes from L3 on a block's first pass: fetch 8 rows ahead (both its lines) */    \
+        __builtin_prefetch(bp + 8 * ps);                                                      \
+        __builtin_prefetch(bp + 8 * ps + 64 / sizeof(T));                                     \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
+            memcpy(&bv[v], bp + v * vw, sizeof(VT));                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                 \
+            T av = a[(Py_ssize_t)r * lda + p];                                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[r][v] += av * bv[v];      \
+        }                                                                                     \
+    }                                                                                         \
+    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
+            memcpy(c + (Py_ssize_t)r * ldc + v * vw, &acc[r][v], sizeof(VT));                 \
+}
+
+/* One row of C over NP consecutive full panels (pstride elements apart) at once. */
+#define CRNN_DEFINE_ROW_BLOCK(NAME, T, VT, NP, V)                                             \
+CRNN_INLINE void NAME(int k, const T *a, const T *bp, int pw, Py_ssize_t pstride, T *c) {    \
+    const int vw = (int)(sizeof(VT) / sizeof(T));                                             \
+    VT acc[NP][V], bv;                                                                        \
+    _Pragma("GCC unroll 4") for (int q = 0; q < NP; q++)                                      \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
+            memcpy(&acc[q][v], c + q * pw + v * vw, sizeof(VT));                              \
+    for (int p = 0; p < k; p++, bp += pw) {                                                   \
+        T av = a[p];                                                                          \
+        _Pragma("GCC unroll 4") for (int q = 0; q < NP; q++)                                  \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) {                             \
+                memcpy(&bv, bp + q * pstride + v * vw, sizeof(VT));                           \
+                acc[q][v] += av * bv;                                                         \
+            }                                                                                 \
+    }                                                                                         \
+    _Pragma("GCC unroll 4") for (int q = 0; q < NP; q++)                                      \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++)                                   \
+            memcpy(c + q * pw + v * vw, &acc[q][v], sizeof(VT));                             \
+}
+
+/* The driver, for one vector width VB (bytes): RB-row blocks of SV vectors over each
+ * sub-panel (a panel row is HV = PW / VW vectors), a 4-row block when RB > 4, single rows
+ * over NP panels at once, and the partial last panel through a tile. */
+#define CRNN_DEFINE_PACKED_GEMM_BODY(NAME, T, VB, RB, NP)                                     \
+typedef T NAME##_vt __attribute__((vector_size(VB)));                                         \
+enum { NAME##_pw = CRNN_PANEL_BYTES / (int)sizeof(T), NAME##_vw = VB / (int)sizeof(T),        \
+       NAME##_hv = NAME##_pw / NAME##_vw };                                                   \
+CRNN_DEFINE_BLOCK(NAME##_blk_main, T, NAME##_vt, RB, 2)                                       \
+CRNN_DEFINE_BLOCK(NAME##_blk_4, T, NAME##_vt, 4, 2)                                           \
+CRNN_DEFINE_BLOCK(NAME##_blk_1, T, NAME##_vt, 1, NAME##_hv)                                   \
+CRNN_DEFINE_ROW_BLOCK(NAME##_row, T, NAME##_vt, NP, NAME##_hv)                                \
+CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed, int kp,      \
+                      T *c, int ldc) {                                                        \
+    const int pw = NAME##_pw, vw = NAME##_vw;                                                 \
+    const Py_ssize_t ps = (Py_ssize_t)pw * kp;   /* panel stride */                           \
+    const int full = n / pw, panels = (n + pw - 1) / pw, cols = n - full * pw;                \
+    const int rows4 = m - m % 4;                                                              \
+    int i, q, s;                                                                              \
+    /* whole panels, blocks of rows: panel outside, so its B stays in L1 across rows */      \
+    for (q = 0; q < full; q++) {                                                              \
+        const T *bp = packed + q * ps;                                                        \
+        for (s = 0; s < pw; s += 2 * vw) {                                                    \
+            i = 0;                                                                            \
+            for (; i + RB <= m; i += RB)                                                      \
+                NAME##_blk_main(k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,                  \
+                                c + (Py_ssize_t)i * ldc + q * pw + s, ldc);                   \
+            for (; i + 4 <= m; i += 4)                                                        \
+                NAME##_blk_4(k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,                     \
+                             c + (Py_ssize_t)i * ldc + q * pw + s, ldc);                      \
+        }                                                                                     \
+    }                                                                                         \
+    /* leftover rows (all of a batch of 1) over the whole panels */                          \
+    for (i = rows4; i < m; i++) {                                                             \
+        const T *ai = a + (Py_ssize_t)i * lda;                                                \
+        T *ci = c + (Py_ssize_t)i * ldc;                                                      \
+        for (q = 0; q + NP <= full; q += NP)                                                  \
+            NAME##_row(k, ai, packed + q * ps, pw, ps, ci + q * pw);                            \
+        for (; q < full; q++)                                                                 \
+            NAME##_blk_1(k, ai, lda, packed + q * ps, pw, ci + q * pw, ldc);                    \
+    }                                                                                         \
+    /* the partial last panel: through a zero-padded tile of 4 rows */                        \
+    if (panels > full) {                                                                      \
+        T tile[4 * (CRNN_PANEL_BYTES / sizeof(T))];                                           \
+        const T *bp = packed + full * ps;                                                     \
+        const int j0 = full * pw;                                                             \
+        for (i = 0; i < m; i += 4) {                                                          \
+            int rows = m - i < 4 ? m - i : 4, r;                                              \
+            memset(tile, 0, sizeof tile);                                                     \
+            for (r = 0; r < rows; r++)                                                        \
+                memcpy(tile + r * pw, c + (Py_ssize_t)(i + r) * ldc + j0, cols * sizeof(T));  \
+            if (rows == 4) {                                                                  \
+                for (s = 0; s < cols; s += 2 * vw)                                            \
+                    NAME##_blk_4(k, a + (Py_ssize_t)i * lda, lda, bp + s, pw, tile + s, pw);  \
+            } else {                                                                          \
+                for (r = 0; r < rows; r++)                                                    \
+                    NAME##_blk_1(k, a + (Py_ssize_t)(i + r) * lda, lda, bp, pw,               \
+                                 tile + r * pw, pw);                                          \
+            }                                                                                 \
+            for (r = 0; r < rows; r++)                                                        \
+                memcpy(c + (Py_ssize_t)(i + r) * ldc + j0, tile + r * pw, cols * sizeof(T));  \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+#define CRNN_DEFINE_SMALL_GEMM(SUFFIX, T)                                                     \
+static Py_ssize_t crnn_packed_size_##SUFFIX(int k, int n) {                                   \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
+    return (Py_ssize_t)k * ((n + pw - 1) / pw) * pw;                                          \
+}                                                                                             \
+static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {                \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
+    for (int j0 = 0; j0 < n; j0 += pw) {                                                      \
+        int w = n - j0 < pw ? n - j0 : pw;                                                    \
+        for (int p = 0; p < k; p++, packed += pw) {                                           \
+            memcpy(packed, b + (Py_ssize_t)p * ldb + j0, w * sizeof(T));                      \
+            if (w < pw) memset(packed + w, 0, (pw - w) * sizeof(T));                          \
+        }                                                                                     \
+    }                                                                                         \
+}                                                                                             \
+CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg32_##SUFFIX, T, 32, 4, 2)                                 \
+CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg64_##SUFFIX, T, 64, 8, 4)                                 \
+/* Rows [p0, p0 + kc) of a packed B (all k rows packed): C += A[:, p0:p0+kc] @ B[p0:p0+kc].  \
+ * Whole products are cache-blocked: KC rows of B (a KC x 128-byte panel slice stays in L1) \
+ * by MC rows of A (an MC x KC slice of A stays in L2). */                                    \
+CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_512(int m, int n, int k, const T *a, int lda,   \
+                                                 const T *packed, T *c, int ldc) {           \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
+    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
+        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
+            crnn_pg64_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
+                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
+                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
+}                                                                                             \
+CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_256(int m, int n, int k, const T *a, int lda,   \
+                                                 const T *packed, T *c, int ldc) {           \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
+    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
+        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
+            crnn_pg32_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
+                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
+                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
+}                                                                                             \
+CRNN_INLINE void crnn_pg64_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
+                                           const T *packed, T *c, int ldc) {                 \
+    crnn_pg64_##SUFFIX(m, n, k, a, lda, packed, k, c, ldc);                                   \
+}                                                                                             \
+CRNN_INLINE void crnn_pg32_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
+                                           const T *packed, T *c, int ldc) {                 \
+    crnn_pg32_##SUFFIX(m, n, k, a, lda, packed, k, c, ldc);                                   \
+}                                                                                             \
+CRNN_MULTIVERSION2(crnn_packed_gemm_##SUFFIX, crnn_pg64_##SUFFIX##_whole,                     \
+                   crnn_pg32_##SUFFIX##_whole,                                                \
+                   (int m, int n, int k, const T *a, int lda, const T *packed, T *c, int ldc),\
+                   (m, n, k, a, lda, packed, c, ldc))                                         \
+CRNN_MULTIVERSION2(crnn_gemm_blocked_##SUFFIX, crnn_gemm_blocked_##SUFFIX##_512,              \
+                   crnn_gemm_blocked_##SUFFIX##_256,                                          \
+                   (int m, int n, int k, const T *a, int lda, const T *packed, T *c, int ldc),\
+                   (m, n, k, a, lda, packed, c, ldc))
+
+/* Like CRNN_MULTIVERSION, but the AVX-512 build runs a different body (64-byte vectors)
+ * than the AVX2 and portable builds (32-byte vectors). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CRNN_MULTIVERSION2(NAME, BODY512, BODY, PARAMS, ARGS)                                 \
+    __attribute__((target("avx512f,fma"))) static void NAME##_avx512 PARAMS { BODY512 ARGS; } \
+    __attribute__((target("avx2,fma"))) static void NAME##_avx2 PARAMS { BODY ARGS; }         \
+    static void NAME##_base PARAMS { BODY ARGS; }                                             \
+    static void NAME PARAMS {                                                                 \
+        switch (crnn_isa()) {                                                                 \
+            case 2: NAME##_avx512 ARGS; return;                                               \
+            case 1: NAME##_avx2 ARGS; return;                                                 \
+            default: NAME##_base ARGS; return;                                                \
+        }                                                                                     \
+    }
+#else
+#define CRNN_MULTIVERSION2(NAME, BODY512, BODY, PARAMS, ARGS) static void NAME PARAMS { BODY ARGS; }
+#endif
+
+/* Whole-sequence products (input projection, input and weight gradients) on crnn's own
+ * kernel, so their speed does not depend on which BLAS kernel is loaded:
+ * C[m, n] = op(A) @ op(B) + beta * C with beta 0 or 1, row-major, op = transpose when
+ * trans_*. B is packed into panels (transposing on the way when trans_b), a transposed A is
+ * copied row-major first. Returns -1 (nothing done) if the work buffers cannot be
+ * allocated; the caller then uses BLAS. */
+#define CRNN_DEFINE_OWN_GEMM(SUFFIX, T)                                                       \
+static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,      \
+                              int lda, const T *b, int ldb, T beta, T *c, int ldc) {          \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
+    T *packed = (T *)malloc((size_t)crnn_packed_size_##SUFFIX(k, n) * sizeof(T) + 64);        \
+    T *at = NULL;                                                                             \
+    if (packed == NULL) return -1;                                                            \
+    if (trans_a) {                                                                            \
+        at = (T *)malloc((size_t)m * k * sizeof(T) + 64);                                     \
+        if (at == NULL) { free(packed); return -1; }                                          \
+        for (int p = 0; p < k; p++)                                                           \
+            for (int i = 0; i < m; i++) at[(Py_ssize_t)i * k + p] = a[(Py_ssize_t)p * lda + i];\
+        a = at;                                                                               \
+        lda = k;                                                                              \
+    }                                                                                         \
+    if (trans_b) {    /* B[p, j] = b[j * ldb + p] */                                          \
+        for (int j0 = 0; j0 < n; j0 += pw) {                                                  \
+            T *panel = packed + (Py_ssize_t)j0 * k;                                           \
+            int w = n - j0 < pw ? n - j0 : pw;                                                \
+            if (w < pw) memset(panel, 0, (size_t)k * pw * sizeof(T));                         \
+            for (int j = 0; j < w; j++) {                                                     \
+                const T *src = b + (Py_ssize_t)(j0 + j) * ldb;                                \
+                for (int p = 0; p < k; p++) panel[(Py_ssize_t)p * pw + j] = src[p];           \
+            }                                                                                 \
+        }                                                                                     \
+    } else {                                                                                  \
+        crnn_pack_##SUFFIX(k, n, b, ldb, packed);                                             \
+    }                                                                                         \
+    if (beta == 0)                                                                            \
+        for (int i = 0; i < m; i++) memset(c + (Py_ssize_t)i * ldc, 0, (size_t)n * sizeof(T));\
+    crnn_gemm_blocked_##SUFFIX(m, n, k, a, lda, packed, c, ldc);                              \
+    free(at);                                                                                 \
+    free(packed);                                                                             \
+    return 0;                                                                                 \
+}
+
+CRNN_DEFINE_SMALL_GEMM(f32, float)
+CRNN_DEFINE_SMALL_GEMM(f64, double)
+CRNN_DEFINE_OWN_GEMM(f32, float)
+CRNN_DEFINE_OWN_GEMM(f64, double)
+
+#endif

@@ -1,0 +1,364 @@
+"""The compiled building blocks directly: cell steps, activations, the packed per-step
+product, the one activation table; the sequence kernels at shapes that cross register
+block, panel and split boundaries; and gradients that cannot go stale.
+
+Expected values come from NumPy (and crnn.reference for whole sequences), never from the
+code under test.
+"""
+
+import numpy as np
+import pytest
+
+from crnn import ops
+from crnn._kernels import _cells
+from crnn.layers import activations
+from crnn.reference import ACTIVATIONS as REF
+from ops_cases import (
+    TOLERANCE,
+    grad_ops,
+    grad_reference,
+    make_problem,
+    options,
+    run_ops,
+    run_reference,
+)
+
+DTYPES = [np.float64, np.float32]
+IDS = ["float64", "float32"]
+BATCHES = [1, 2, 5, 7, 8, 33]
+UNITS = [1, 15, 16, 17, 37, 64, 100]
+RECURRENT = ["tanh", "sigmoid", "hard_sigmoid", "relu", "linear"]
+
+
+def _close(actual, expected, dtype, what=""):
+    scale = max(1.0, float(np.abs(expected).max()))
+    err = float(np.abs(np.asarray(actual, np.float64) - expected).max()) / scale
+    assert err <= TOLERANCE[dtype], f"{what}: relative error {err:.3g}"
+
+
+def _f(name, x):
+    return REF[name][0](x)
+
+
+def _df(name, y):
+    return REF[name][1](y)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_one_activation_table_for_python_and_compiled_code():
+    # Every Dense/Activation activation runs compiled in streaming, and nothing else does.
+    assert set(_cells.ACTIVATION_CODES) == set(activations.ALL_NAMES)
+    assert len(set(_cells.ACTIVATION_CODES.values())) == len(_cells.ACTIVATION_CODES)
+    assert set(_cells.RECURRENT_ACTIVATIONS) == set(REF)
+    assert ops.ACTIVATIONS == {n: _cells.ACTIVATION_CODES[n] for n in REF}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("name", sorted(_cells.ACTIVATION_CODES))
+def test_compiled_activation_matches_numpy(name, dtype):
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 16, 33):
+        x = (rng.standard_normal(n) * 4).astype(dtype)
+        expected = activations.apply(name, x.astype(np.float64))
+        got = x.copy()
+        _cells.activate_span(got, _cells.ACTIVATION_CODES[name])
+        tol = 1e-12 if dtype == np.float64 else 2e-6
+        np.testing.assert_allclose(got, expected, rtol=tol, atol=tol, err_msg=name)
+
+
+def test_activate_span_refuses_unknown_codes():
+    with pytest.raises(ValueError, match="unknown activation code"):
+        _cells.activate_span(np.zeros(3), 99)
+    with pytest.raises(ValueError, match="recurrent one"):
+        _cells.simple_rnn_step(np.zeros((1, 2)), np.zeros((1, 2)), 5)
+
+
+# --------------------------------------------------------------------------- cell steps
+
+
+def _rand(rng, dtype, *shape, s=1.0):
+    return (rng.standard_normal(shape) * s).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("act,ract", [("tanh", "sigmoid"), ("relu", "hard_sigmoid"),
+                                      ("linear", "sigmoid"), ("sigmoid", "tanh")])
+def test_lstm_step_and_backward_match_numpy(dtype, act, ract):
+    rng = np.random.default_rng(0)
+    codes = ops.ACTIVATIONS
+    for batch, u in [(1, 1), (2, 15), (5, 16), (7, 17), (33, 37)]:
+        z0 = _rand(rng, dtype, batch, 4 * u, s=2.0)
+        c0 = _rand(rng, dtype, batch, u)
+        i, f, o = (_f(ract, z0[:, k * u:(k + 1) * u].astype(np.float64)) for k in (0, 1, 3))
+        g = _f(act, z0[:, 2 * u:3 * u].astype(np.float64))
+        c_exp = f * c0 + i * g
+        ac_exp = _f(act, c_exp)
+        z, c = z0.copy(), c0.copy()
+        h, ac = np.empty_like(c), np.empty_like(c)
+        _cells.lstm_step(z, c, h, ac, codes[act], codes[ract])
+        _close(z, np.concatenate([i, f, g, o], axis=1), dtype, "gates")
+        _close(c, c_exp, dtype, "c")
+        _close(ac, ac_exp, dtype, "act(c)")
+        _close(h, o * ac_exp, dtype, "h")
+        # backward, from the step's own (float64-checked) outputs
+        gates = z.astype(np.float64)
+        dh, dc_in = _rand(rng, dtype, batch, u), _rand(rng, dtype, batch, u)
+        i, f, g, o = (gates[:, k * u:(k + 1) * u] for k in range(4))
+        acf = ac.astype(np.float64)
+        dcv = dc_in + dh * o * _df(act, acf)
+        dz_exp = np.concatenate([dcv * g * _df(ract, i), dcv * c0 * _df(ract, f),
+                                 dcv * i * _df(act, g), dh * acf * _df(ract, o)], axis=1)
+        dz, dc = np.empty_like(z), dc_in.copy()
+        _cells.lstm_step_backward(z, c0, ac, dh, dc, dz, codes[act], codes[ract])
+        _close(dz, dz_exp, dtype, "dz")
+        _close(dc, dcv * f, dtype, "dc_tm1")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_steps_and_backward_match_numpy(dtype, reset_after):
+    rng = np.random.default_rng(1)
+    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+    for batch, u in [(1, 1), (2, 15), (8, 16), (7, 17), (33, 37)]:
+        x0 = _rand(rng, dtype, batch, 3 * u, s=2.0)
+        h0 = _rand(rng, dtype, batch, u)
+        xf, hf = x0.astype(np.float64), h0.astype(np.float64)
+        z = x0.copy()
+        if reset_after:
+            inner = _rand(rng, dtype, batch, 3 * u)
+            inf = inner.astype(np.float64)
+            zz = _f("sigmoid", xf[:, :u] + inf[:, :u])
+            r = _f("sigmoid", xf[:, u:2 * u] + inf[:, u:2 * u])
+            hh_pre = xf[:, 2 * u:] + r * inf[:, 2 * u:]
+            _cells.gru_gates_after(z, inner, ract)
+        else:
+            zz, r = _f("sigmoid", xf[:, :u]), _f("sigmoid", xf[:, u:2 * u])
+            rh = np.empty_like(h0)
+            _cells.gru_gates_before(z, h0, rh, ract)
+            _close(rh, r * hf, dtype, "r * h")
+            hh_pre = xf[:, 2 * u:]
+        _close(z[:, :2 * u], np.concatenate([zz, r], axis=1), dtype, "z, r")
+        _close(z[:, 2 * u:], hh_pre, dtype, "candidate pre-activation")
+        h = h0.copy()
+        _cells.gru_finish(z, h, act)
+        hh = np.tanh(hh_pre)
+        _close(h, zz * hf + (1 - zz) * hh, dtype, "h")
+        # backward
+        gates = z.astype(np.float64)
+        zz, r, hh = gates[:, :u], gates[:, u:2 * u], gates[:, 2 * u:]
+        dh_in = _rand(rng, dtype, batch, u)
+        dz_exp = dh_in * (hf - hh) * zz * (1 - zz)
+        dhh = dh_in * (1 - zz) * (1 - hh * hh)
+        dh, dgx, dgi = dh_in.copy(), np.empty_like(z), np.empty_like(z)
+        inner_h = np.ascontiguousarray(inner[:, 2 * u:]) if reset_after else h0
+        _cells.gru_step_backward(z, h0, inner_h, dh, dgx, dgi, act, ract, reset_after)
+        _close(dh, dh_in * zz, dtype, "dh * z")
+        _close(dgx[:, :u], dz_exp, dtype, "dz")
+        _close(dgx[:, 2 * u:], dhh, dtype, "dhh")
+        if reset_after:
+            dr = dhh * inner_h * r * (1 - r)
+            _close(dgx[:, u:2 * u], dr, dtype, "dr")
+            _close(dgi, np.concatenate([dz_exp, dr, dhh * r], axis=1), dtype, "d inner")
+        else:
+            d_rh = _rand(rng, dtype, batch, u)
+            dh_r = _rand(rng, dtype, batch, u)
+            dh_r0 = dh_r.astype(np.float64)
+            _cells.gru_reset_backward(z, h0, d_rh, dgx, dh_r, ract)
+            _close(dgx[:, u:2 * u], d_rh * hf * r * (1 - r), dtype, "dr")
+            _close(dh_r, dh_r0 + d_rh * r, dtype, "dh_r")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("act", RECURRENT)
+def test_simple_rnn_step_and_backward_match_numpy(dtype, act):
+    rng = np.random.default_rng(2)
+    code = ops.ACTIVATIONS[act]
+    for batch, u in [(1, 1), (5, 16), (33, 17)]:
+        z0 = _rand(rng, dtype, batch, u, s=2.0)
+        z, h = z0.copy(), np.empty_like(z0)
+        _cells.simple_rnn_step(z, h, code)
+        expected = _f(act, z0.astype(np.float64))
+        _close(z, expected, dtype, "z")
+        np.testing.assert_array_equal(h, z)
+        dh = _rand(rng, dtype, batch, u)
+        dz = np.empty_like(z)
+        _cells.simple_rnn_step_backward(z, dh, dz, code)
+        _close(dz, dh * _df(act, z.astype(np.float64)), dtype, "dz")
+
+
+def test_step_wrappers_check_shapes():
+    with pytest.raises(ValueError, match="h must have shape"):
+        _cells.lstm_step(np.zeros((2, 8)), np.zeros((2, 2)), np.zeros((3, 2)), np.zeros((2, 2)),
+                         1, 2)
+    with pytest.raises(ValueError, match="c must have shape"):
+        _cells.packed_gemm(np.zeros((2, 3)), np.zeros((3, 4)), np.zeros((2, 5)))
+
+
+# --------------------------------------------------------------------------- micro-kernel
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_packed_gemm_matches_numpy_across_block_boundaries(dtype):
+    rng = np.random.default_rng(4)
+    for m in (1, 2, 3, 4, 5, 7, 8, 9, 13, 33):
+        for n in (1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 64, 65, 100, 128, 130, 400):
+            for k in (1, 3, 16, 37):
+                a, b = _rand(rng, dtype, m, k), _rand(rng, dtype, k, n)
+                c0 = _rand(rng, dtype, m, n)
+                c = c0.copy()
+                _cells.packed_gemm(a, b, c)
+                expected = c0.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+                tol = 1e-12 if dtype == np.float64 else 1e-5
+                np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k,
+                                           err_msg=f"m={m} n={n} k={k}")
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def _sequence_case(cell, dtype, batch, units, reset_after=True, go_backwards=False,
+                   masked=False, seed=0):
+    rng = np.random.default_rng(seed)
+    problem = make_problem(cell, rng, batch=batch, timesteps=3, features=5, units=units,
+                           dtype=dtype, reset_after=reset_after, masked=masked)
+    opts = options(cell, go_backwards, reset_after=reset_after)
+    outputs, states, cache = run_ops(cell, problem, opts)
+    ref_outputs, ref_states, tape = run_reference(cell, problem, opts)
+    what = f"{cell} batch={batch} units={units}"
+    _close(outputs, ref_outputs, dtype, what + " outputs")
+    for a, b in zip(states, ref_states):
+        _close(a, b, dtype, what + " states")
+    d_out = rng.standard_normal(outputs.shape).astype(dtype)
+    d_states = [rng.standard_normal(s.shape).astype(dtype) for s in states]
+    grads = grad_ops(cell, cache, d_out, d_states)
+    expected = grad_reference(cell, tape, d_out, d_states)
+    for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
+        _close(getattr(grads, name), expected[name], dtype, f"{what} {name}")
+    for a, b in zip(grads.d_initial_state, expected["d_initial_state"]):
+        _close(a, b, dtype, what + " d_initial_state")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", True), ("gru", False),
+                                              ("simple_rnn", True)])
+@pytest.mark.parametrize("units", UNITS)
+def test_sequence_kernels_match_reference_at_block_boundaries(cell, reset_after, units, dtype):
+    for k, batch in enumerate(BATCHES):
+        _sequence_case(cell, dtype, batch, units, reset_after=reset_after,
+                       go_backwards=k % 2 == 1, masked=k % 3 == 2, seed=k)
+
+
+# --------------------------------------------------------------------------- stale gradients
+
+
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", True), ("gru", False),
+                                              ("simple_rnn", True)])
+def test_changing_weights_or_mask_after_forward_does_not_change_gradients(cell, reset_after):
+    rng = np.random.default_rng(7)
+    problem = make_problem(cell, rng, batch=3, timesteps=4, features=3, units=5,
+                           reset_after=reset_after, masked=True)
+    mask = problem["mask"].astype(np.uint8)       # the kernels' own mask dtype: no copy on the way
+    problem["mask"] = mask
+    opts = options(cell, reset_after=reset_after)
+    outputs, _, cache = run_ops(cell, problem, opts)
+    d_out = rng.standard_normal(outputs.shape)
+    expected = grad_ops(cell, cache, d_out, None)
+    _, _, cache = run_ops(cell, problem, opts)
+    problem["kernel"] += 0.5
+    problem["recurrent_kernel"] += 0.5
+    mask[...] = 1 - mask
+    got = grad_ops(cell, cache, d_out, None)
+    for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+# --------------------------------------------------------------------------- other ISAs
+
+_OTHER_ISA_CHECK = """
+import numpy as np, sys
+sys.path.insert(0, {tests!r})
+from crnn._kernels import _cells
+import test_kernels as t
+for dtype in (np.float32, np.float64):
+    rng = np.random.default_rng(0)
+    for m, n, k in [(1, 64, 16), (5, 100, 37), (9, 33, 3), (33, 256, 64)]:
+        a, b, c = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
+        expected = c.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
+        _cells.packed_gemm(a, b, c)
+        np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-4)
+    for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False), ("simple_rnn", True)]:
+        for batch, units in [(1, 17), (7, 16), (33, 37)]:
+            t._sequence_case(cell, dtype, batch, units, reset_after=reset_after, masked=True)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("isa", ["avx2", "baseline"])
+def test_avx2_and_portable_builds_match_reference(isa):
+    # The same binary, told to use its AVX2+FMA or baseline (SSE2) code (CRNN_ISA, see
+    # _fastmath.h), still matches NumPy and the reference.
+    import os
+    import subprocess
+    import sys
+
+    import crnn
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
+    env = dict(os.environ, CRNN_ISA=isa, PYTHONPATH=os.pathsep.join([package_root, tests]))
+    result = subprocess.run([sys.executable, "-c", _OTHER_ISA_CHECK.format(tests=tests)],
+                            env=env, capture_output=True, text=True, timeout=300, check=False,
+                            cwd=package_root)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("threaded", [False, True], ids=["own", "blas"])
+def test_whole_sequence_gemm_matches_numpy(dtype, threaded):
+    rng = np.random.default_rng(5)
+    for m, n, k in [(1, 1, 1), (7, 17, 5), (33, 100, 37), (200, 64, 300), (97, 130, 600)]:
+        for trans_a in (False, True):
+            for trans_b in (False, True):
+                for beta in (0.0, 1.0):
+                    a = _rand(rng, dtype, *((k, m) if trans_a else (m, k)))
+                    b = _rand(rng, dtype, *((n, k) if trans_b else (k, n)))
+                    c = _rand(rng, dtype, m, n)
+                    expected = ((a.T if trans_a else a).astype(np.float64)
+                                @ (b.T if trans_b else b).astype(np.float64) + beta * c)
+                    _cells.whole_gemm(trans_a, trans_b, a, b, c, beta, threaded)
+                    tol = 1e-12 if dtype == np.float64 else 2e-5
+                    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k ** 0.5,
+                                               err_msg=f"{m} {n} {k} {trans_a} {trans_b}")
+
+
+# --------------------------------------------------------------------------- whole products, threads
+
+
+@pytest.mark.parametrize("gemm", ["own", "blas"])
+def test_sequence_kernels_match_reference_with_either_whole_product(gemm, monkeypatch):
+    from crnn import threads
+
+    monkeypatch.setenv("CRNN_GEMM", gemm)
+    assert threads.use_own_gemm() is (gemm == "own")
+    for dtype in DTYPES:
+        for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False),
+                                  ("simple_rnn", True)]:
+            for batch, units in [(1, 16), (7, 37), (33, 17)]:
+                _sequence_case(cell, dtype, batch, units, reset_after=reset_after,
+                               masked=True, go_backwards=True)
+
+
+def test_without_a_bundled_openblas_threads_fall_back(monkeypatch):
+    from crnn import threads
+
+    monkeypatch.setattr(threads, "_pools", lambda: [])
+    monkeypatch.setattr(threads, "_OWN_GEMM", [])
+    monkeypatch.delenv("CRNN_GEMM", raising=False)
+    assert threads.blas_info() == {}
+    assert threads.use_own_gemm() is False
+    with pytest.raises(RuntimeError, match="threadpoolctl"):
+        threads.set_num_threads(2)
+    with pytest.raises(ValueError, match="positive int"):
+        threads.set_num_threads(0)
