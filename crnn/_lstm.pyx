@@ -55,7 +55,7 @@ def inference_chunk(Py_ssize_t batch, Py_ssize_t units, bint double_precision):
 cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ssize_t chunk,
                    const floating *x, const floating *W, const floating *R,
                    const floating *bias, const unsigned char *mask, bint has_mask,
-                   bint go_backwards, int act, int ract,
+                   bint go_backwards, int act, int ract, Py_ssize_t x_t, Py_ssize_t x_b,
                    floating *h, floating *c, floating *gates, floating *outputs,
                    floating *act_c_tmp, floating *R_packed, floating *W_packed,
                    bint training, floating *h_tm1_all, floating *c_tm1_all,
@@ -64,7 +64,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ss
     into rows pre-filled with the bias (so neither a zero pass nor a bias pass is needed):
     training keeps every step's gates (T, B, G), inference reuses a (chunk, B, G) buffer.
     W is packed once (unless BLAS does the projection, ``blas_proj``). Training and
-    inference run the same sums in the same order."""
+    inference run the same sums in the same order. x[t, b] is at x + t * x_t + b * x_b:
+    time-major (x_t = B * x_b) projects a chunk in one product, else one per timestep."""
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, s0, n, t, t_lo, b, r
     cdef floating *zc
@@ -83,7 +84,13 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ss
         zc = gates + t_lo * B * G if training else gates
         for r in range(n * B):
             memcpy(zc + r * G, bias, G * sizeof(floating))
-        gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * B * F, F, W_packed, W, G, zc, G)
+        if x_t == B * x_b:
+            gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * x_t, x_b, W_packed, W, G, zc,
+                            G)
+        else:
+            for t in range(t_lo, t_lo + n):
+                gemm_packed_big(blas_proj, B, G, F, x + t * x_t, x_b, W_packed, W, G,
+                                zc + (t - t_lo) * B * G, G)
         for s in range(s0, s0 + n):
             t = T - 1 - s if go_backwards else s
             z = zc + (t - t_lo) * B * G
@@ -178,7 +185,6 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
-    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     c_arr = np.array(c0, dtype=dtype)
     # The projection runs on crnn's kernel on one thread and AVX-512 even where BLAS does
@@ -187,6 +193,12 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if chunk <= 0:
         chunk = T if blas_proj else inference_chunk(B, U, floating is double)
     chunk = max(1, min(T, chunk))
+    # Training keeps x time-major for the backward pass's products; inference on crnn's
+    # kernel reads the (B, T, F) input where it is, one product per timestep.
+    cdef bint x_as_given = not (training or blas_proj)
+    x_arr = None if x_as_given else time_major(x)
+    cdef Py_ssize_t x_t = F if x_as_given else B * F
+    cdef Py_ssize_t x_b = T * F if x_as_given else F
     gates_arr = np.empty((T if training else chunk, B, G), dtype)
     outputs_arr = np.empty((B, T, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
@@ -197,7 +209,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     h_tm1_arr = np.empty(saved_shape, dtype)
     c_tm1_arr = np.empty(saved_shape, dtype)
     act_c_arr = np.empty(saved_shape, dtype)
-    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef const floating[:, :, ::1] xt = x if x_as_given else x_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, ::1] c = c_arr
     cdef floating[:, :, ::1] gates = gates_arr
@@ -211,13 +223,13 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     with nogil:
         _forward(B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
-                 recurrent_activation, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
+                 recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
                  &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], training,
                  &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0], threaded,
                  blas_proj)
     saved = None
     if training:
-        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+        saved = dict(xt=x_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
                      act_c=act_c_arr)
     return outputs_arr, h_arr, c_arr, saved
 
