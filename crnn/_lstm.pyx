@@ -38,18 +38,28 @@ _UNUSED = (1, 1, 1)
 # projection and the steps; inference reuses one such buffer instead of a (T, B, 4U)
 # array), with crnn's blocked kernel on W packed once per call. Measured for inference on
 # an AVX-512 core against one whole-sequence projection by OpenBLAS's AVX-512 kernel:
-# 0.87x the time at (64, 100, 128, 256), 1.0x at (64, 50, 512, 512); BLAS per chunk would
-# repack W at every chunk (1.3x). With several BLAS threads, BLAS projects the whole
-# sequence at once.
+# 0.87x the time at (64, 100, 128, 256), but 1.02x at (64, 50, 512, 512) and 1.08x at
+# (16, 25, 1024, 1024), where W no longer stays in cache, and 1.15x at (32, 50, 16, 64)
+# (16 features: the products are mostly output traffic); BLAS per chunk would repack W at
+# every chunk (1.3x). So with an AVX-512 BLAS kernel and a W larger than W_BYTES_CACHED or
+# under 64 features, or with several BLAS threads, BLAS projects the whole sequence.
 CHUNK_BYTES = 1 << 19
 # ... and at most this many timesteps (small layers: enough rows for the blocked GEMM).
 CHUNK_STEPS_MAX = 64
+# A packed W larger than this (it then streams from L3 at each product) is projected for
+# at least CHUNK_ROWS_MIN rows (batch x timesteps) at a time, whatever the gates' size.
+W_BYTES_CACHED = 1 << 20
+CHUNK_ROWS_MIN = 256
 
 
-def inference_chunk(Py_ssize_t batch, Py_ssize_t units, bint double_precision):
-    """Timesteps per projection chunk of the forward pass for this batch and units."""
-    cdef Py_ssize_t step_bytes = batch * 4 * units * (8 if double_precision else 4)
-    return max(1, min(CHUNK_STEPS_MAX, CHUNK_BYTES // max(1, step_bytes)))
+def inference_chunk(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t features,
+                    bint double_precision):
+    """Timesteps per projection chunk of the forward pass for these sizes."""
+    cdef Py_ssize_t size = 8 if double_precision else 4
+    cdef Py_ssize_t steps = CHUNK_BYTES // max(1, batch * 4 * units * size)
+    if features * 4 * units * size > W_BYTES_CACHED:
+        steps = max(steps, (CHUNK_ROWS_MIN + batch - 1) // max(1, batch))
+    return max(1, min(CHUNK_STEPS_MAX, steps))
 
 
 cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ssize_t chunk,
@@ -189,13 +199,18 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     c_arr = np.array(c0, dtype=dtype)
     # The projection runs on crnn's kernel on one thread and AVX-512 even where BLAS does
     # the whole-sequence products of the backward pass (see CHUNK_BYTES).
-    blas_proj = threaded or not (own_gemm or crnn_isa() == 2)
+    # (for a W that stays in cache and enough features: otherwise BLAS whole, measured faster)
+    blas_proj = threaded or not (own_gemm or (
+        crnn_isa() == 2 and F >= 64 and F * G * sizeof(floating) <= W_BYTES_CACHED))
     if chunk <= 0:
-        chunk = T if blas_proj else inference_chunk(B, U, floating is double)
+        chunk = T if blas_proj else inference_chunk(B, U, F, floating is double)
     chunk = max(1, min(T, chunk))
     # Training keeps x time-major for the backward pass's products; inference on crnn's
     # kernel reads the (B, T, F) input where it is, one product per timestep.
-    cdef bint x_as_given = not (training or blas_proj)
+    # (only for a W that stays in cache, and features enough that a product of B rows is
+    # not dominated by reading and writing its output)
+    cdef bint x_as_given = not (training or blas_proj) and F >= 64 and (
+        F * G * sizeof(floating) <= W_BYTES_CACHED)
     x_arr = None if x_as_given else time_major(x)
     cdef Py_ssize_t x_t = F if x_as_given else B * F
     cdef Py_ssize_t x_b = T * F if x_as_given else F

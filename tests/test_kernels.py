@@ -405,10 +405,12 @@ def test_lstm_projection_chunks_match_reference(dtype, own_gemm, monkeypatch):
 def test_lstm_projection_chunk_sizes():
     from crnn import _lstm
 
-    # about CHUNK_BYTES of gates per chunk, at least one step, at most CHUNK_STEPS_MAX
-    assert _lstm.inference_chunk(64, 256, False) * 64 * 1024 * 4 <= _lstm.CHUNK_BYTES
-    assert _lstm.inference_chunk(4096, 4096, True) == 1
-    assert _lstm.inference_chunk(1, 1, False) == _lstm.CHUNK_STEPS_MAX
+    # about CHUNK_BYTES of gates per chunk, at least one step, at most CHUNK_STEPS_MAX;
+    # at least CHUNK_ROWS_MIN rows when W does not stay in cache
+    assert _lstm.inference_chunk(64, 256, 128, False) * 64 * 1024 * 4 <= _lstm.CHUNK_BYTES
+    assert _lstm.inference_chunk(4096, 4096, 1, True) == 1
+    assert _lstm.inference_chunk(1, 1, 1, False) == _lstm.CHUNK_STEPS_MAX
+    assert _lstm.inference_chunk(16, 1024, 1024, False) * 16 >= _lstm.CHUNK_ROWS_MIN
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
