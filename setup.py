@@ -19,9 +19,10 @@ directives = {
 }
 
 # -fno-trapping-math lets GCC if-convert and vectorize the activation loops (see
-# crnn/_fastmath.h); it changes no result, only whether FP exceptions may be raised early.
+# crnn/_kernels/_fastmath.h); it changes no result, only whether FP exceptions may be raised early.
 extensions = [
-    Extension(f"crnn.{name}", [f"crnn/{name}.pyx"], include_dirs=["crnn"],
+    Extension(f"crnn._kernels.{name}", [f"crnn/_kernels/{name}.pyx"],
+              include_dirs=["crnn/_kernels"],
               extra_compile_args=["-O3", "-fno-trapping-math"])
     for name in ("_cells", "_lstm", "_gru", "_simple_rnn", "_stream", "_conv1d")
 ]

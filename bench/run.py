@@ -1,14 +1,16 @@
-"""crnn against the NumPy reference, PyTorch CPU and Keras 3 (TensorFlow), side by side.
+"""crnn against PyTorch, ONNX Runtime (and optionally Keras 3 and the NumPy reference).
 
 One command measures every cell (LSTM, GRU, SimpleRNN), mode (inference, training,
-streaming), size and thread count, with the machine's single-GEMM peak measured in the
-same run. It prints a Markdown table, writes JSON (and a PNG chart when matplotlib is
-installed). See bench/README.md for what each column means.
+streaming), size and thread count, float64 crnn rows, the stream pool, whole models
+(fit per epoch and predict, against Keras and PyTorch), with the machine's peak (an FMA
+probe and the single-core GEMM of OpenBLAS, torch and ONNX Runtime) measured in the same
+run, and checks the goals of the speed issue. It prints a Markdown report, writes JSON
+(and a PNG chart when matplotlib is installed). See bench/README.md for every column.
 
 Usage:
-    python bench/run.py            # full run (about 10-15 minutes on 2 cores)
-    python bench/run.py --quick    # S1 and S2, short timings (under 2 minutes)
-    python bench/run.py --cells lstm --sizes S2 --libs crnn,numpy --threads 1   # issue 2
+    python bench/run.py            # full run (about 10 minutes on 2 cores)
+    python bench/run.py --quick    # S1 and S2, one thread, short timings (1-2 minutes)
+    python bench/run.py --only kernels --sizes S3,S4,S5      # a part of the full run
 """
 
 import argparse
@@ -40,16 +42,28 @@ SIZES = {
 STREAM_SHAPE = (1, 1, 16, 64)   # streaming: batch 1, one timestep per call, LSTM(64)+Dense(1)
 CELLS = ("lstm", "gru", "simple_rnn")
 MODES = ("inference", "training", "streaming")
-LIBS = ("crnn", "numpy", "torch", "keras")
+LIBS = ("crnn", "numpy", "torch", "ort", "keras")
+DEFAULT_LIBS = ("crnn", "torch", "ort")
+SECTIONS = ("peak", "kernels", "float64", "avx2", "streaming", "pool", "models")
+POOL_SIZES = (1, 8, 64, 1024, 16384)
+POOL_SHAPE = (1, 1, 16, 64)     # the pool: LSTM(64)+Dense(1), 16 features, one step per call
+MODEL_NAMES = ("charlstm", "forecaster", "bilstm")
+MODEL_LIBS = ("crnn", "keras", "torch")
+# Environment variables a benchmark worker must not inherit: they force OpenBLAS onto a
+# kernel that users' machines do not get (our CI sets them).
+UNSET_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # Timing budgets (seconds); see timing.Budget. "big" applies to rows above BIG_GFLOP.
 BUDGETS = {
-    "full": dict(target_sample_s=0.05, budget_s=1.0, min_samples=5, max_samples=50,
+    "full": dict(target_sample_s=0.05, budget_s=0.7, min_samples=5, max_samples=50,
                  warmup_s=0.2),
-    "full_big": dict(target_sample_s=0.1, budget_s=1.0, min_samples=3, max_samples=10,
+    "full_big": dict(target_sample_s=0.1, budget_s=0.6, min_samples=3, max_samples=10,
                      warmup_s=0.3),
     "quick": dict(target_sample_s=0.02, budget_s=0.25, min_samples=3, max_samples=20,
                   warmup_s=0.05),
+    # Whole models: one warm-up epoch, then single calls (timing.measure_calls).
+    "models": dict(calls=3, warmup=1),
+    "models_quick": dict(calls=2, warmup=1),
 }
 BIG_GFLOP = 1.0
 
@@ -73,19 +87,37 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="sizes S1,S2, one thread, short timings (< 2 min on 2 cores)")
+                        help="sanity run: sizes S1,S2, one thread, short timings, pool sizes "
+                        "1,64,1024, small model data (1-2 min on 2 cores)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="sections to run, comma-separated subset of %(default)s "
+                        "(the peak is always measured when kernels run)")
     parser.add_argument("--sizes", help="comma-separated size names or BxTxFxH "
                         "(default S1..S5; --quick: S1,S2)")
     parser.add_argument("--cells", default=",".join(CELLS), help="default: %(default)s")
     parser.add_argument("--modes", default=",".join(MODES), help="default: %(default)s")
-    parser.add_argument("--libs", default=",".join(LIBS),
-                        help="libraries to run (crnn is always the baseline of the ratios); "
-                        "default: %(default)s")
+    parser.add_argument("--libs", default=",".join(DEFAULT_LIBS),
+                        help=f"libraries for the kernel rows, subset of {','.join(LIBS)} "
+                        "(crnn is always the baseline of the ratios); default: %(default)s")
+    parser.add_argument("--model-libs", default=",".join(MODEL_LIBS),
+                        help="libraries for the model-level section; default: %(default)s")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES),
+                        help="which models of the model-level section; default: %(default)s")
+    parser.add_argument("--model-scale", type=float,
+                        help="fraction of the model data sets to use (default 1; --quick: "
+                        "0.125)")
+    parser.add_argument("--pool-sizes", help="stream counts N of the pool section "
+                        "(default 1,8,64,1024,16384; --quick: 1,64,1024)")
+    parser.add_argument("--f64-cells", default="lstm,gru",
+                        help="cells with float64 crnn rows (one thread); default: %(default)s")
+    parser.add_argument("--avx2-cells", default="lstm,gru",
+                        help="cells with rows of crnn's AVX2 path (CRNN_ISA=avx2, one "
+                        "thread); default: %(default)s")
     parser.add_argument("--threads", help="comma-separated thread counts (default 1,2; "
                         "--quick: 1)")
     parser.add_argument("--ref-max-gflop", type=float, default=1.0,
-                        help="skip the NumPy reference on rows whose forward pass exceeds this "
-                        "many GFLOP (it is slow); default: %(default)s")
+                        help="skip the NumPy reference (--libs numpy) on rows whose forward "
+                        "pass exceeds this many GFLOP; default: %(default)s")
     parser.add_argument("--json", default=str(HERE / "results.json"),
                         help="where to write the JSON results; default: %(default)s")
     parser.add_argument("--markdown", help="also write the Markdown report to this file")
@@ -93,7 +125,7 @@ def parse_args(argv):
                         help="PNG chart path, made only if matplotlib is installed; "
                         "default: %(default)s")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
-    parser.add_argument("--worker-timeout", type=float, default=1800.0,
+    parser.add_argument("--worker-timeout", type=float, default=900.0,
                         help="seconds before a worker process is killed; default: %(default)s")
     args = parser.parse_args(argv)
 
@@ -105,9 +137,23 @@ def parse_args(argv):
                          f"received {text!r}")
         return items
 
+    def ints(text, name):
+        try:
+            values = [int(v) for v in text.split(",")]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1:
+            parser.error(f"--{name} takes positive integers such as 1,2, received {text!r}")
+        return values
+
+    args.only = split(args.only, SECTIONS, "only")
     args.cells = split(args.cells, CELLS, "cells")
     args.modes = split(args.modes, MODES, "modes")
     args.libs = split(args.libs, LIBS, "libs")
+    args.model_libs = split(args.model_libs, MODEL_LIBS, "model-libs")
+    args.models = split(args.models, MODEL_NAMES, "models")
+    args.f64_cells = split(args.f64_cells, CELLS, "f64-cells")
+    args.avx2_cells = split(args.avx2_cells, CELLS, "avx2-cells")
     if "crnn" not in args.libs:
         args.libs.insert(0, "crnn")
     sizes = args.sizes or ("S1,S2" if args.quick else "S1,S2,S3,S4,S5")
@@ -115,39 +161,57 @@ def parse_args(argv):
         args.sizes = dict(parse_size(v.strip()) for v in sizes.split(",") if v.strip())
     except argparse.ArgumentTypeError as err:
         parser.error(str(err))
-    threads = args.threads or ("1" if args.quick else "1,2")
-    try:
-        args.threads = [int(v) for v in threads.split(",")]
-    except ValueError:
-        args.threads = []
-    if not args.threads or min(args.threads) < 1:
-        parser.error(f"--threads takes positive integers such as 1,2, received {threads!r}")
+    args.threads = ints(args.threads or ("1" if args.quick else "1,2"), "threads")
+    args.pool_sizes = ints(args.pool_sizes or ("1,64,1024" if args.quick else
+                                               ",".join(map(str, POOL_SIZES))), "pool-sizes")
+    if args.model_scale is None:
+        args.model_scale = 0.125 if args.quick else 1.0
+    if not args.model_scale > 0:
+        parser.error(f"--model-scale must be positive, received {args.model_scale}")
     return args
 
 
 # --------------------------------------------------------------------------- plan
 
 
-def make_tasks(args):
-    """Every (cell, mode, size) row, in the order the table shows them."""
+def make_tasks(args, threads):
+    """Every kernel-level task of one thread count, in the order the tables show them."""
     tasks = []
+    seq_modes = [m for m in args.modes if m != "streaming"]
+    first = threads == min(args.threads)
     for cell in args.cells:
-        for mode in args.modes:
-            if mode == "streaming":
-                tasks.append(dict(cell=cell, mode=mode, size="stream", shape=list(STREAM_SHAPE)))
-                continue
-            for name, shape in args.sizes.items():
-                tasks.append(dict(cell=cell, mode=mode, size=name, shape=list(shape),
-                                  big=gflop(cell, "inference", shape) > BIG_GFLOP))
+        if "kernels" in args.only:
+            for mode in seq_modes:
+                for name, shape in args.sizes.items():
+                    tasks.append(dict(cell=cell, mode=mode, size=name, shape=list(shape),
+                                      big=gflop(cell, "inference", shape) > BIG_GFLOP))
+        if "streaming" in args.only and "streaming" in args.modes:
+            tasks.append(dict(cell=cell, mode="streaming", size="stream",
+                              shape=list(STREAM_SHAPE)))
+    if "float64" in args.only and first:
+        for cell in args.f64_cells:
+            for mode in seq_modes:
+                for name, shape in args.sizes.items():
+                    tasks.append(dict(cell=cell, mode=mode, size=name, shape=list(shape),
+                                      dtype="float64", libs=["crnn"],
+                                      big=gflop(cell, "inference", shape) > BIG_GFLOP))
+    if "pool" in args.only and first:
+        for n in args.pool_sizes:
+            for variant in ("all", "half") if n >= 2 else ("all",):
+                tasks.append(dict(cell="lstm", mode="pool", size=f"N{n}-{variant}", n=n,
+                                  variant=variant, shape=list(POOL_SHAPE),
+                                  libs=["crnn", "ort"]))
     return tasks
 
 
 def gemm_tasks(args, tasks):
-    """SciPy sgemm shapes: squares for the peak, plus each row's input and step GEMMs."""
-    out = square_gemm_tasks(args, "start")
+    """SciPy sgemm shapes: the FMA probe, squares for the peak, each row's input and step
+    GEMMs."""
+    out = [dict(cell="fma", mode="fma", size="fma", label="FMA probe")]
+    out += square_gemm_tasks(args, "start")
     seen = set()
     for task in tasks:
-        if task["mode"] == "streaming":
+        if task["mode"] not in ("inference", "training") or task.get("dtype"):
             continue
         batch, timesteps, features, units = task["shape"]
         g = GATES[task["cell"]]
@@ -157,7 +221,7 @@ def gemm_tasks(args, tasks):
                 continue
             seen.add(mkn)
             out.append(dict(cell="gemm", mode="gemm", size=f"{kind}", label=f"sgemm {mkn}",
-                            gemm=list(mkn), big=False))
+                            gemm=list(mkn), big=False, light=True))
     return out
 
 
@@ -168,41 +232,65 @@ def square_gemm_tasks(args, phase):
                  phase=phase, gemm=[n, n, n], big=n >= 2048) for n in squares]
 
 
-def run_worker(lib, threads, tasks, args):
-    """Run one worker process; return its output dict (partial if it crashed)."""
-    budget_key = "quick" if args.quick else "full"
-    plan = dict(lib=lib, threads=threads, tasks=tasks, budget=BUDGETS[budget_key],
-                big_budget=BUDGETS["quick" if args.quick else "full_big"])
-    env = dict(os.environ)
-    # Thread pools read these when they start; threadpoolctl / torch / tf calls in the
-    # worker then pin them again.
+def worker_env(threads):
+    """The environment of a worker: pools sized to ``threads``, OpenBLAS left to pick its
+    own kernel (UNSET_ENV removed)."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET_ENV}
+    # Thread pools read these when they start; threadpoolctl / torch / tf / ORT settings in
+    # the worker then pin them again.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
         env[var] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["KERAS_BACKEND"] = "tensorflow"
     env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
+def avx2_tasks(args):
+    """crnn's inference/training rows again, for the worker that runs crnn's AVX2 path."""
+    return [dict(cell=cell, mode=mode, size=name, shape=list(shape),
+                 big=gflop(cell, "inference", shape) > BIG_GFLOP)
+            for cell in args.avx2_cells for mode in args.modes if mode != "streaming"
+            for name, shape in args.sizes.items()]
+
+
+def run_worker(lib, threads, tasks, args, kind="kernels", extra_env=None):
+    """Run one worker process; return its output dict (partial if it crashed)."""
+    quick = args.quick
+    plan = dict(lib=lib, threads=threads, tasks=tasks, kind=kind,
+                budget=BUDGETS["quick" if quick else "full"],
+                big_budget=BUDGETS["quick" if quick else "full_big"],
+                model_budget=BUDGETS["models_quick" if quick else "models"],
+                light_budget=BUDGETS["quick"],
+                fma_seconds=0.2 if quick else 0.5)
     with tempfile.TemporaryDirectory(prefix="crnn_bench_") as tmp:
         plan_path, out_path = Path(tmp, "plan.json"), Path(tmp, "out.json")
         plan_path.write_text(json.dumps(plan))
         cmd = [sys.executable, str(HERE / "worker.py"), str(plan_path), str(out_path)]
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, env=env, timeout=args.worker_timeout)
+            env = dict(worker_env(threads), **(extra_env or {}))
+            proc = subprocess.run(cmd, env=env, timeout=args.worker_timeout, check=False)
             failure = None if proc.returncode == 0 else f"worker exited with code {proc.returncode}"
         except subprocess.TimeoutExpired:
             failure = f"worker killed after {args.worker_timeout:.0f} s"
         out = (json.loads(out_path.read_text()) if out_path.exists()
                else dict(lib=lib, threads=threads, info={}, notes=[], results=[]))
         out["wall_s"] = round(time.perf_counter() - t0, 2)
-    if failure:
+    out.setdefault("kind", kind)
+    if failure and not out.get("mismatch"):
         out.setdefault("notes", []).append(failure)
-        done = {(r["cell"], r["mode"], r["size"], r.get("label")) for r in out["results"]}
+        done = {_task_key(r) for r in out["results"]}
         for task in tasks:
-            if (task["cell"], task["mode"], task["size"], task.get("label")) not in done:
+            if _task_key(task) not in done:
                 out["results"].append(dict(task, status="error",
                                            note=f"not measured: {failure}"))
     return out
+
+
+def _task_key(task):
+    return (task["cell"], task["mode"], task["size"], task.get("label"), task.get("dtype"))
 
 
 # --------------------------------------------------------------------------- machine
@@ -225,23 +313,27 @@ def machine_info():
         flags = set(lines.get("flags", "").split())
         info["cpu_simd"] = sorted(flags & {"sse4_2", "avx", "avx2", "fma", "avx512f",
                                            "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile"})
+        info["isa"] = ("AVX-512" if "avx512f" in flags else
+                       "AVX2+FMA" if {"avx2", "fma"} <= flags else "no AVX2")
         info["physical_cores"] = len({(b.get("physical id"), b.get("core id"))
                                       for b in _cpu_blocks(cpuinfo)}) or None
     except OSError:
         info["cpu_model"] = platform.processor()
+        info["isa"] = platform.machine()
     try:
         meminfo = Path("/proc/meminfo").read_text().split("\n", 1)[0]
         info["memory"] = meminfo.split(":", 1)[1].strip()
     except (OSError, IndexError):
         pass
     versions = {}
-    for dist in ("numpy", "scipy", "torch", "tensorflow", "tensorflow-cpu", "keras", "crnn",
-                 "threadpoolctl", "Cython"):
+    for dist in ("numpy", "scipy", "torch", "onnxruntime", "onnx", "tensorflow",
+                 "tensorflow-cpu", "keras", "crnn", "threadpoolctl", "Cython"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             pass
     info["versions"] = versions
+    info["env_unset_in_workers"] = {v: os.environ.get(v) for v in UNSET_ENV}
     return info
 
 
@@ -251,74 +343,39 @@ def _cpu_blocks(cpuinfo):
                (line.split(":", 1) for line in block.splitlines() if ":" in line)}
 
 
-def blas_info():
-    """The BLAS libraries NumPy and SciPy load, as threadpoolctl sees them."""
-    try:
-        import numpy  # noqa: F401
-        import scipy.linalg  # noqa: F401
-        from threadpoolctl import threadpool_info
-    except ImportError as err:
-        return [{"note": f"unavailable: {err}"}]
-    keep = ("user_api", "internal_api", "prefix", "version", "architecture",
-            "threading_layer", "num_threads", "filepath")
-    return [{k: pool.get(k) for k in keep} for pool in threadpool_info()]
-
-
 # --------------------------------------------------------------------------- main
 
 
 def main(argv=None):
     args = parse_args(argv)
     started = time.perf_counter()
-    tasks = make_tasks(args)
-    gemms = gemm_tasks(args, tasks)
     doc = {
-        "schema": 1,
+        "schema": 2,
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, "bench/run.py"] + sys.argv[1:]),
         "quick": args.quick,
         "config": {
             "sizes": {k: list(v) for k, v in args.sizes.items()},
-            "stream_shape": list(STREAM_SHAPE),
-            "cells": args.cells, "modes": args.modes, "libs": args.libs,
-            "threads": args.threads, "ref_max_gflop": args.ref_max_gflop,
-            "budgets": BUDGETS, "big_gflop": BIG_GFLOP, "dtype": "float32",
+            "stream_shape": list(STREAM_SHAPE), "pool_shape": list(POOL_SHAPE),
+            "sections": args.only, "cells": args.cells, "modes": args.modes,
+            "libs": args.libs, "model_libs": args.model_libs, "models": args.models,
+            "model_scale": args.model_scale, "pool_sizes": args.pool_sizes,
+            "f64_cells": args.f64_cells, "avx2_cells": args.avx2_cells,
+            "threads": args.threads,
+            "ref_max_gflop": args.ref_max_gflop, "budgets": BUDGETS, "big_gflop": BIG_GFLOP,
+            "unset_env": list(UNSET_ENV),
         },
         "machine": machine_info(),
         "workers": [],
         "results": [],
         "notes": [],
     }
-    doc["machine"]["blas"] = blas_info()
-
-    for threads in args.threads:
-        print(f"== {threads} thread(s): sgemm peak", file=sys.stderr, flush=True)
-        out = run_worker("gemm", threads, gemms, args)
-        _collect(doc, out, "gemm")
-        for lib in args.libs:
-            lib_tasks = tasks
-            if lib == "numpy":
-                lib_tasks = []
-                for task in tasks:
-                    if task["mode"] == "streaming":
-                        doc["results"].append(dict(task, lib=lib, threads=threads,
-                                                   status="skipped",
-                                                   note="the NumPy reference has no model API"))
-                    elif gflop(task["cell"], "inference", task["shape"]) > args.ref_max_gflop:
-                        doc["results"].append(dict(
-                            task, lib=lib, threads=threads, status="skipped",
-                            note=f"NumPy reference skipped above {args.ref_max_gflop:g} "
-                                 f"GFLOP per forward (--ref-max-gflop): too slow"))
-                    else:
-                        lib_tasks.append(task)
-                if not lib_tasks:
-                    continue
-            print(f"== {threads} thread(s): {lib}", file=sys.stderr, flush=True)
-            _collect(doc, run_worker(lib, threads, lib_tasks, args), lib)
-        # The peak again: on a shared machine a moment of load must not set the yardstick.
-        print(f"== {threads} thread(s): sgemm peak again", file=sys.stderr, flush=True)
-        _collect(doc, run_worker("gemm", threads, square_gemm_tasks(args, "end"), args), "gemm")
-
+    doc["_t0"] = started
+    try:
+        _run_all(args, doc)
+    except MismatchError as err:
+        doc["mismatch"] = str(err)
+    del doc["_t0"]
     report.finish(doc)
     doc["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     doc["total_wall_s"] = round(time.perf_counter() - started, 1)
@@ -330,23 +387,122 @@ def main(argv=None):
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
         print(f"Markdown written to {args.markdown}", file=sys.stderr)
-    if not args.no_chart:
+    if not args.no_chart and not doc.get("mismatch"):
         print(report.chart(doc, args.chart), file=sys.stderr)
     print(f"total {doc['total_wall_s']:.0f} s", file=sys.stderr)
+    if doc.get("mismatch"):
+        raise MismatchError(f"implementations disagree, run stopped: {doc['mismatch']}")
+
+
+class MismatchError(RuntimeError):
+    """A worker's numeric cross-check failed: two implementations computed different
+    results, so their timings are not comparable."""
+
+
+def _say(doc, text):
+    """A progress line on stderr, stamped with the run's elapsed time."""
+    print(f"== [{time.perf_counter() - doc['_t0']:5.0f} s] {text}", file=sys.stderr, flush=True)
+
+
+def _run_all(args, doc):
+    kernel_sections = {"peak", "kernels", "float64", "avx2", "streaming", "pool"} & set(args.only)
+    for threads in args.threads if kernel_sections else []:
+        tasks = make_tasks(args, threads)
+        measure_peak = "peak" in args.only or "kernels" in args.only
+        if measure_peak:
+            _say(doc, f"{threads} thread(s): FMA probe and sgemm peak")
+            gemms = gemm_tasks(args, tasks)
+            if threads != min(args.threads):
+                gemms = gemms[1:]      # the FMA probe is single-core: once is enough
+            _collect(doc, run_worker("gemm", threads, gemms, args), "gemm")
+        squares = square_gemm_tasks(args, "start") if measure_peak else []
+        extra = avx2_tasks(args) if "avx2" in args.only and threads == min(args.threads) else []
+        # Interleaved: one chunk (a size, streaming, the pool) at a time, every library in
+        # turn, so that the rows compared in a ratio are timed within seconds of each other
+        # (load on a shared machine drifts over minutes).
+        for i, chunk in enumerate(_chunks(tasks + [dict(t, avx2=True) for t in extra])):
+            for lib in args.libs + ["crnn-avx2"]:
+                if lib == "crnn-avx2":
+                    lib_tasks = [t for t in chunk if t.get("avx2")]
+                else:
+                    lib_tasks = [t for t in chunk
+                                 if not t.get("avx2") and lib in t.get("libs", args.libs)]
+                if lib in ("torch", "ort") and i == 0:
+                    lib_tasks = [dict(t, label=f"{lib} matmul {t['gemm'][0]}^3")
+                                 for t in squares] + lib_tasks
+                if lib == "numpy":
+                    lib_tasks = _numpy_tasks(args, doc, lib_tasks, threads)
+                if not lib_tasks:
+                    continue
+                what = lib_tasks[-1]["size"] if lib_tasks[-1]["mode"] != "pool" else "pool"
+                if lib == "crnn-avx2":
+                    # crnn told to use its AVX2+FMA code (what a machine without AVX-512 runs).
+                    _say(doc, f"{threads} thread(s): {what}: crnn with CRNN_ISA=avx2")
+                    out = run_worker("crnn", threads, lib_tasks, args,
+                                     extra_env={"CRNN_ISA": "avx2"})
+                else:
+                    _say(doc, f"{threads} thread(s): {what}: {lib}")
+                    out = run_worker(lib, threads, lib_tasks, args)
+                _collect(doc, out, lib)
+        if measure_peak:
+            # The peak again: on a shared machine a moment of load must not set the yardstick.
+            _say(doc, f"{threads} thread(s): sgemm peak again")
+            _collect(doc, run_worker("gemm", threads, square_gemm_tasks(args, "end"), args),
+                     "gemm")
+    if "models" in args.only:
+        for threads in args.threads:
+            for lib in args.model_libs:
+                tasks = [dict(cell=name, mode=mode, size="model", shape=[],
+                              scale=args.model_scale)
+                         for name in args.models for mode in ("fit", "predict")]
+                _say(doc, f"{threads} thread(s): models in {lib}")
+                _collect(doc, run_worker(lib, threads, tasks, args, kind="models"), lib)
+
+
+def _chunks(tasks):
+    """Tasks grouped by size (sequence rows of every cell, dtype and mode), then streaming,
+    then the pool, in first-seen order."""
+    groups = {}
+    for task in tasks:
+        key = task["mode"] if task["mode"] in ("streaming", "pool") else task["size"]
+        groups.setdefault(key, []).append(task)
+    return list(groups.values())
+
+
+def _numpy_tasks(args, doc, tasks, threads):
+    """The NumPy reference's tasks; the slow and the impossible ones become skip rows."""
+    keep = []
+    for task in tasks:
+        if task["mode"] not in ("inference", "training"):
+            doc["results"].append(dict(task, lib="numpy", threads=threads, status="skipped",
+                                       note="the NumPy reference has no model API"))
+        elif gflop(task["cell"], "inference", task["shape"]) > args.ref_max_gflop:
+            doc["results"].append(dict(
+                task, lib="numpy", threads=threads, status="skipped",
+                note=f"NumPy reference skipped above {args.ref_max_gflop:g} "
+                     f"GFLOP per forward (--ref-max-gflop): too slow"))
+        else:
+            keep.append(task)
+    return keep
 
 
 def _collect(doc, out, lib):
-    """Fold one worker's output into the run document."""
+    """Fold one worker's output into the run document; raise MismatchError on a failed
+    cross-check (after keeping what the worker measured)."""
     threads = out["threads"]
-    doc["workers"].append({k: out.get(k) for k in ("lib", "threads", "info", "notes",
-                                                    "skipped", "wall_s", "python")})
+    doc["workers"].append(dict({k: out.get(k) for k in ("threads", "kind", "info", "notes",
+                                                         "skipped", "wall_s", "python", "env",
+                                                         "mismatch", "checks")}, lib=lib))
     for note in out.get("notes") or []:
         doc["notes"].append(f"{lib} (threads={threads}): {note}")
     if out.get("skipped"):
         doc["notes"].append(f"{lib} skipped (threads={threads}): {out['skipped']}")
         return
     for result in out["results"]:
-        doc["results"].append(dict(result, lib=lib, threads=threads))
+        doc["results"].append(dict(result, lib=lib, threads=threads,
+                                   kind=out.get("kind", "kernels")))
+    if out.get("mismatch"):
+        raise MismatchError(f"{lib} (threads={threads}): {out['mismatch']}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+VERY_SLOW_S = 1.0   # calls longer than this: no warm-up beyond the first call, 2 samples
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -53,10 +55,17 @@ def measure(fn, budget):
     """
     # Warm-up: the first call can include tracing, allocation and thread-pool start-up;
     # estimate the per-call time from the fastest warm-up call after it.
+    t0 = time.perf_counter()
     fn()
+    first = time.perf_counter() - t0
     warm_times = []
+    if first > VERY_SLOW_S:
+        # A very slow call (a big float64 training step) is settled after the first call:
+        # its one-time costs are negligible beside it.
+        warm_times.append(first)
     start = time.perf_counter()
-    while len(warm_times) < 2 or time.perf_counter() - start < budget.warmup_s:
+    while not warm_times or (len(warm_times) < 2 or time.perf_counter() - start
+                             < budget.warmup_s) and first <= VERY_SLOW_S:
         t0 = time.perf_counter()
         fn()
         warm_times.append(time.perf_counter() - t0)
@@ -67,6 +76,8 @@ def measure(fn, budget):
     number = max(1, int(math.ceil(budget.target_sample_s / per_call)))
     # Slow calls: fewer samples, so the big sizes do not dominate the run.
     min_samples = budget.min_samples if per_call < 0.2 else min(budget.min_samples, 3)
+    if per_call > VERY_SLOW_S:
+        min_samples = min(min_samples, 2)
 
     samples = []
     spent = 0.0
@@ -92,3 +103,30 @@ def measure(fn, budget):
         "samples": len(samples),
         "calls_per_sample": number,
     }
+
+
+def measure_calls(fn, calls=3, warmup=1):
+    """Time ``calls`` single calls of a slow ``fn`` (a training epoch) after ``warmup``.
+
+    Args:
+        fn: the callable to time.
+        calls: timed calls, one sample each.
+        warmup: untimed calls first (tracing, allocation, thread start-up).
+
+    Returns:
+        The same keys as ``measure`` (``calls_per_sample`` is 1).
+    """
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    if len(samples) >= 2:
+        q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    else:
+        q1 = q3 = samples[0]
+    return {"median_s": statistics.median(samples), "min_s": samples[0], "q1_s": q1,
+            "q3_s": q3, "samples": len(samples), "calls_per_sample": 1}

@@ -40,6 +40,7 @@ __all__ = [
     "LecunNormal",
     "LecunUniform",
     "Orthogonal",
+    "Identity",
     "compute_fans",
     "get",
     "serialize",
@@ -499,6 +500,41 @@ class Orthogonal(RandomInitializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix, for 2-D weights (e.g. an IRNN's recurrent kernel).
+
+    As in Keras 3, a non-square shape gets ones on the main diagonal (``numpy.eye``).
+
+    Args:
+        gain: Multiplicative factor. Defaults to 1.0.
+
+    Raises:
+        ValueError: if the shape is not two-dimensional.
+
+    Example:
+
+    >>> Identity(gain=2.0)((2, 3)).tolist()
+    [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
+    """
+
+    def __init__(self, gain=1.0):
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype="float32", rng=None):
+        shape = _check_shape(shape)
+        if len(shape) != 2:
+            raise ValueError(
+                "Identity matrix initializer can only be used for 2D matrices. "
+                f"Received: shape={shape} of rank {len(shape)}.")
+        return super().__call__(shape, dtype, rng)
+
+    def _generate(self, shape, dtype, rng):
+        return self.gain * np.eye(*shape, dtype=dtype)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
 _CLASSES = {
     cls.__name__: cls
     for cls in (
@@ -516,6 +552,7 @@ _CLASSES = {
         LecunNormal,
         LecunUniform,
         Orthogonal,
+        Identity,
     )
 }
 
@@ -534,6 +571,8 @@ _ALIASES = {
     "lecun_normal": LecunNormal,
     "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal,
+    "identity": Identity,
+    "IdentityInitializer": Identity,
 }
 
 

@@ -651,6 +651,9 @@ class _ConfusionCounts(Metric):
                 )
             y_true, y_pred = y_true[..., self.class_id], y_pred[..., self.class_id]
             weights = weights[..., self.class_id]
+        self._count(y_true, y_pred, weights)
+
+    def _count(self, y_true, y_pred, weights):
         labels = y_true.reshape(-1) != 0
         preds = y_pred.reshape(-1)
         w = weights.reshape(-1)
@@ -725,10 +728,12 @@ class Recall(_ConfusionCounts):
 class AUC(_ConfusionCounts):
     """Area under the ROC or precision-recall curve, from confusion counts at thresholds.
 
-    Keras's ``AUC`` for one label (``multi_label=False``): predictions and labels
-    are flattened; the thresholds are ``num_thresholds`` evenly spaced points with
-    ``-1e-7`` and ``1 + 1e-7`` as end points, or the given ``thresholds`` plus
-    those end points.
+    Keras's ``AUC``. With ``multi_label=False`` (default) predictions and labels are
+    flattened into one curve; with ``multi_label=True`` they must be
+    ``(samples, labels)`` and each label gets its own curve, the result being the mean
+    of the labels' AUCs (weighted by ``label_weights`` when given). The thresholds
+    are ``num_thresholds`` evenly spaced points with ``-1e-7`` and ``1 + 1e-7`` as end
+    points, or the given ``thresholds`` plus those end points.
 
     Args:
         num_thresholds: Int > 1. Defaults to 200.
@@ -738,12 +743,20 @@ class AUC(_ConfusionCounts):
         name: Defaults to ``"auc"``.
         thresholds: Optional list of thresholds in [0, 1] (overrides
             ``num_thresholds``).
+        multi_label: One curve per label (column) instead of one over all values.
+            Defaults to False.
+        num_labels: The number of labels with ``multi_label=True`` (otherwise taken
+            from the first batch). Defaults to None.
+        label_weights: Non-negative weights, one per label: with ``multi_label=True``
+            the weights of the labels' AUCs in their average; otherwise they weight
+            each label's counts (as Keras). Defaults to None.
         from_logits: Whether ``y_pred`` are logits (a sigmoid is applied first).
             Defaults to False.
 
     Raises:
-        ValueError: For bad arguments; ``multi_label=True``, ``num_labels`` and
-            ``label_weights`` are not supported by crnn.
+        ValueError: For bad arguments (``num_labels`` without ``multi_label=True``,
+            negative ``label_weights``...), or ``multi_label`` data that is not 2-d or
+            has another number of labels.
 
     Example:
 
@@ -756,12 +769,35 @@ class AUC(_ConfusionCounts):
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name="auc",
                  dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
                  from_logits=False):
-        if multi_label or num_labels is not None or label_weights is not None:
+        if num_labels is not None and not multi_label:
             raise ValueError(
-                "crnn's AUC supports one label only: multi_label=True, num_labels and label_weights are "
-                f"not supported. Received: multi_label={multi_label}, num_labels={num_labels}, "
-                f"label_weights={label_weights!r}."
+                f"`num_labels` is needed only when `multi_label` is True. Received: num_labels={num_labels!r}, "
+                f"multi_label={multi_label!r}."
             )
+        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, (int, np.integer))
+                                       or num_labels < 1):
+            raise ValueError(
+                f"Argument `num_labels` must be a positive int or None. Received: num_labels={num_labels!r}."
+            )
+        if label_weights is not None:
+            try:
+                lw = np.asarray(label_weights, dtype=np.float64)
+            except (TypeError, ValueError):
+                lw = None
+            if lw is None or lw.ndim != 1 or not lw.size or not np.all(np.isfinite(lw)) or np.any(lw < 0):
+                raise ValueError(
+                    "Argument `label_weights` must be a 1-d list of non-negative numbers, one per label. "
+                    f"Received: label_weights={label_weights!r}."
+                )
+            if num_labels is not None and lw.size != num_labels:
+                raise ValueError(
+                    f"`label_weights` has {lw.size} entries but num_labels={num_labels}. "
+                    f"Received: label_weights={label_weights!r}."
+                )
+            label_weights = lw
+        self.multi_label = bool(multi_label)
+        self.num_labels = None if num_labels is None else int(num_labels)
+        self.label_weights = label_weights
         if str(curve).upper() not in ("ROC", "PR"):
             raise ValueError(f'Argument `curve` must be "ROC" or "PR". Received: curve={curve!r}.')
         if str(summation_method).lower() not in ("interpolation", "minoring", "majoring"):
@@ -795,6 +831,52 @@ class AUC(_ConfusionCounts):
     def _prepare(self, y_pred):
         return 1.0 / (1.0 + np.exp(-y_pred)) if self.from_logits else y_pred
 
+    def reset_state(self):
+        if not self.multi_label:
+            return super().reset_state()
+        shape = None if self.num_labels is None else (len(self._thresholds), self.num_labels)
+        shape = getattr(self, "_count_shape", None) or shape
+        zeros = (lambda: None) if shape is None else (lambda: np.zeros(shape))
+        self.true_positives, self.false_positives = zeros(), zeros()
+        self.true_negatives, self.false_negatives = zeros(), zeros()
+
+    def _count(self, y_true, y_pred, weights):
+        lw = self.label_weights
+        if lw is not None and lw.size != y_pred.shape[-1]:
+            raise ValueError(
+                f"`label_weights` has {lw.size} entries but y_pred has {y_pred.shape[-1]} labels "
+                f"(shape {y_pred.shape})."
+            )
+        if not self.multi_label:
+            return super()._count(y_true, y_pred, weights if lw is None else weights * lw)
+        expected = self.num_labels if self.true_positives is None else self.true_positives.shape[1]
+        if y_pred.ndim != 2 or (expected is not None and y_pred.shape[1] != expected):
+            raise ValueError(
+                "`y_pred` must have shape (samples, labels) when `multi_label=True`"
+                + (f", with {expected} labels" if expected is not None else "")
+                + f". Received: y_pred.shape={y_pred.shape}."
+            )
+        if self.true_positives is None:
+            self._count_shape = (len(self._thresholds), y_pred.shape[1])
+            self.reset_state()
+        labels = y_true != 0
+        above = y_pred[None, :, :] > self._thresholds[:, None, None]
+        self.true_positives += np.einsum("tnl,nl->tl", above & labels, weights)
+        self.false_positives += np.einsum("tnl,nl->tl", above & ~labels, weights)
+        self.false_negatives += np.einsum("tnl,nl->tl", ~above & labels, weights)
+        self.true_negatives += np.einsum("tnl,nl->tl", ~above & ~labels, weights)
+
+    def _average(self, per_label):
+        """One AUC from the per-threshold increments (summed over thresholds, then over
+        labels as Keras: plain or ``label_weights``-weighted mean)."""
+        by_label = np.sum(per_label, axis=0)
+        if not self.multi_label:
+            return float(by_label)
+        if self.label_weights is None:
+            return float(np.mean(by_label))
+        total = float(np.sum(self.label_weights))
+        return float(np.sum(by_label * self.label_weights)) / total if total else 0.0
+
     def _interpolate_pr_auc(self):
         tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -806,9 +888,11 @@ class AUC(_ConfusionCounts):
             ratio = np.where((p[:-1] > 0) & (p[1:] > 0), p[:-1] / np.where(p[1:] > 0, p[1:], 1), 1.0)
             den = np.maximum(tp[1:] + fn[1:], 0)
             num = slope * (dtp + intercept * np.log(ratio))
-            return float(np.sum(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)))
+            return self._average(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
 
     def result(self):
+        if self.true_positives is None:         # multi_label, no batch seen yet
+            return 0.0
         if self.curve == "PR" and self.summation_method == "interpolation":
             return self._interpolate_pr_auc()
         tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
@@ -827,12 +911,14 @@ class AUC(_ConfusionCounts):
             heights = np.minimum(y[:-1], y[1:])
         else:
             heights = np.maximum(y[:-1], y[1:])
-        return float(np.sum((x[:-1] - x[1:]) * heights))
+        return self._average((x[:-1] - x[1:]) * heights)
 
     def get_config(self):
         return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
                 "summation_method": self.summation_method, "thresholds": self._given_thresholds,
-                "multi_label": False, "from_logits": self.from_logits}
+                "multi_label": self.multi_label, "num_labels": self.num_labels,
+                "label_weights": None if self.label_weights is None else self.label_weights.tolist(),
+                "from_logits": self.from_logits}
 
 
 _CLASSES = {

@@ -17,8 +17,8 @@ from numpy.typing import ArrayLike
 
 from crnn import saving
 from crnn.layers import InputLayer, Layer, deserialize, serialize
-from crnn.layers.base import assign_weights, unique_name
-from crnn.trainer import Trainer, within_budget
+from crnn.layers.base import assign_weights, check_numeric, unique_name
+from crnn.trainer import Trainer, compile_arguments, within_budget
 
 __all__ = ["Sequential", "from_bytes", "load_model"]
 
@@ -85,6 +85,18 @@ class Sequential(Trainer):
             >>> model.output_shape
             (None, 1)
         """
+        # Keras 3's TimeDistributed runs its layer's call() and skips that layer's activity
+        # regularizer; crnn refuses it rather than ignore it (Bidirectional takes it).
+        nested = [layer] if isinstance(layer, InputLayer) else \
+            (layer._inner_layers() if hasattr(layer, "_inner_layers")
+             and not hasattr(layer, "_nested_activity_penalty") else [])
+        for inner in nested:
+            if getattr(inner, "activity_regularizer", None) is not None:
+                raise NotImplementedError(
+                    f"layer {inner.name!r}: activity_regularizer is not supported on an Input or "
+                    f"inside {type(layer).__name__} (Keras ignores it there); put it on the "
+                    f"{type(layer).__name__} instead"
+                )
         if isinstance(layer, InputLayer):
             if self._layers or self._input_layer is not None:
                 raise ValueError(
@@ -315,11 +327,16 @@ class Sequential(Trainer):
         """
         self._require_built("set_states")
         current = self.get_states()
+        if not hasattr(states, "__iter__") or isinstance(states, (str, bytes, dict)):
+            raise TypeError(f"states must be a list of arrays (as get_states() returns), "
+                            f"received {type(states).__name__}")
         states = list(states)
         if len(states) != len(current):
             raise ValueError(f"model {self.name!r} has {len(current)} state arrays, received "
                              f"{len(states)}; expected shapes {[s.shape for s in current]}")
-        checked = [np.asarray(s) for s in states]
+        # Every array checked here, before the first layer's states change.
+        checked = [check_numeric(f"state {k} of model {self.name!r}", s)
+                   for k, s in enumerate(states)]
         for k, (own, new) in enumerate(zip(current, checked)):
             if new.shape != own.shape:
                 raise ValueError(f"state {k} of model {self.name!r} must have shape "
@@ -367,9 +384,7 @@ class Sequential(Trainer):
         model = type(self).from_config(config)
         model.set_weights(self.get_weights())
         if self._compile_config is not None:
-            model.compile(optimizer=self._compile_config["optimizer"],
-                          loss=self._compile_config["loss"],
-                          metrics=[m for m in self._compile_config["metrics"] if m])
+            model.compile(**compile_arguments(self._compile_config))
         return model
 
     # ------------------------------------------------------------------ running
@@ -380,7 +395,8 @@ class Sequential(Trainer):
         for layer in self._layers:
             out_mask = layer.compute_mask(x, mask)
             x, cache = layer.forward(x, training=training, mask=mask)
-            caches.append(cache)
+            # A layer with an activity regularizer keeps its outputs for the penalty.
+            caches.append((cache, x if layer.activity_regularizer is not None else None))
             mask = out_mask
         # The output's mask (a sequence output after Embedding(mask_zero)/Masking) weights
         # the loss and metrics in the trainer, as in Keras.
@@ -388,11 +404,25 @@ class Sequential(Trainer):
 
     def _backward(self, caches, d_outputs):
         grads = []
-        for layer, cache in zip(reversed(self._layers), reversed(caches)):
+        for layer, (cache, outputs) in zip(reversed(self._layers), reversed(caches)):
+            if outputs is not None:
+                d_outputs = d_outputs + layer._activity_gradient(outputs)
             d_outputs, layer_grads = layer.backward(cache, d_outputs)
             grads.append(layer_grads)
         return [g for layer_grads in reversed(grads) for g in layer_grads] \
             if self.trainable else []
+
+    def _activity_loss(self, caches):
+        """The layers' activity penalties for the outputs kept in ``caches`` (Keras adds
+        them to the loss, in training and evaluation)."""
+        total = 0.0
+        for layer, (cache, outputs) in zip(self._layers, caches):
+            if outputs is not None:
+                total += layer._activity_penalty(outputs)
+            nested = getattr(layer, "_nested_activity_penalty", None)   # Bidirectional's directions
+            if nested is not None:
+                total += nested(cache)
+        return total
 
     @within_budget
     def __call__(self, x: ArrayLike, training: bool = False) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Functional API: whole-sequence LSTM, GRU and SimpleRNN, forward and backward.
 
 Each function checks its arguments, makes them C-contiguous, and hands them to the
-compiled kernel of its cell family (``crnn/_lstm.pyx``, ``_gru.pyx``, ``_simple_rnn.pyx``),
-which runs the time loop without the GIL; the step maths of each cell is defined once, in
-``crnn/_cells.pxd``, and the activation codes in ``crnn/_activations.pxd`` (exposed to
-Python as ``crnn._cells.ACTIVATION_CODES``). The maths and the weight layout are Keras 3's;
+compiled kernel of its cell family (``crnn/_kernels/_lstm.pyx``, ``_gru.pyx``,
+``_simple_rnn.pyx``), which runs the time loop without the GIL; the step maths of each cell
+is defined once, in ``crnn/_kernels/_cells.pxd``, and the activation codes in
+``crnn/_kernels/_activations.pxd`` (exposed to Python as
+``crnn._kernels._cells.ACTIVATION_CODES``). The maths and the weight layout are Keras 3's;
 ``crnn.reference`` holds the same maths in plain NumPy.
 
 A training-mode call returns a cache that the matching ``*_grad`` consumes. The cache owns
@@ -31,8 +32,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from crnn import _gru, _lstm, _simple_rnn
-from crnn._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
+from crnn._kernels import _gru, _lstm, _simple_rnn
+from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
 from crnn.threads import get_num_threads, use_own_gemm
 
 __all__ = [
@@ -46,7 +47,8 @@ __all__ = [
     "ACTIVATIONS",
 ]
 
-# The activations the recurrent kernels run, name -> code (crnn/_activations.pxd's codes).
+# The activations the recurrent kernels run, name -> code (the codes of
+# crnn/_kernels/_activations.pxd).
 ACTIVATIONS = {name: ACTIVATION_CODES[name] for name in RECURRENT_ACTIVATIONS}
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -1,7 +1,7 @@
 """Pure-NumPy reference of the recurrent maths: the ground truth for tests and docs.
 
 Readable first, slow on purpose: one Python loop over timesteps, whole-batch NumPy
-expressions inside it. The compiled kernels (``crnn/_lstm.pyx``, ``_gru.pyx``,
+expressions inside it. The compiled kernels (``crnn/_kernels/_lstm.pyx``, ``_gru.pyx``,
 ``_simple_rnn.pyx``) compute exactly this and are tested against it.
 
 Notation, per processing step ``s`` reading input timestep ``t``

@@ -10,7 +10,8 @@ it, as Keras does), and gives the penalty's gradient::
 
 Layers take them as ``kernel_regularizer``, ``recurrent_regularizer``, ``bias_regularizer``
 (``Dense``, ``Conv1D``, ``LSTM``, ``GRU``, ``SimpleRNN``) and ``embeddings_regularizer``
-(``Embedding``).
+(``Embedding``); every layer of a model takes an ``activity_regularizer``, a penalty of its
+outputs divided by the batch size (Keras 3's rule).
 """
 
 import numpy as np

@@ -175,6 +175,13 @@ def _write_atomically(filepath, arrays, overwrite):
                               f"or choose another path")
     directory = os.path.dirname(os.path.abspath(filepath))
     basename = os.path.basename(filepath)
+    # Named here: the temporary file's error would name a path the caller never gave.
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"can't save to {filepath!r}: the folder {directory!r} does "
+                                f"not exist; create it first")
+    if os.path.isdir(filepath):
+        raise IsADirectoryError(f"can't save to {filepath!r}: it is a folder; give a file "
+                                f"path such as {os.path.join(filepath, 'model.crnn')!r}")
     # Before writing, so that the space of killed saves is free for this one.
     _remove_stale_temps(directory, basename)
     fd, tmp = tempfile.mkstemp(prefix=f".{basename}.pid{os.getpid()}.", suffix=".tmp",
@@ -760,9 +767,10 @@ def _restore_training(archive, model, compile_config):
             or "loss" not in compile_config \
             or not isinstance(compile_config.get("metrics", []), list):
         raise _FileError(f"{path!r} has a damaged header: invalid compile config")
+    from crnn.trainer import compile_arguments
+
     try:
-        model.compile(optimizer=compile_config["optimizer"], loss=compile_config["loss"],
-                      metrics=[m for m in compile_config.get("metrics", []) if m])
+        model.compile(**compile_arguments(compile_config))
     except Exception as error:  # noqa: BLE001 (any failure here means a bad file)
         raise _FileError(f"{path!r} holds a compile config crnn can't rebuild: "
                          f"{type(error).__name__}: {str(error)[:500]}") from None

@@ -3,7 +3,7 @@
 ``model.predict_on_batch`` goes through the whole Python layer stack on every call (shape
 checks, dtype conversions, one kernel call per layer), which costs tens of microseconds,
 far more than the arithmetic of one timestep. Both classes here check the model once and
-run each step as a single compiled call (``crnn._stream``) without the GIL:
+run each step as a single compiled call (``crnn._kernels._stream``) without the GIL:
 
 * ``StreamPool`` serves many streams (users, sensors, symbols) with one model. It owns one
   state per stream; ``step(ids, X)`` advances any subset of them together, as one batched
@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from crnn._cells import ACTIVATION_CODES
-from crnn._stream import StreamCore
+from crnn._kernels._cells import ACTIVATION_CODES
+from crnn._kernels._stream import StreamCore
 from crnn.layers.core import Activation, Dense, Dropout
 from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from crnn.layers.wrappers import TimeDistributed

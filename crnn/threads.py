@@ -290,7 +290,7 @@ def use_own_gemm() -> bool:
     if forced in ("own", "blas"):
         return forced == "own"
     if not _OWN_GEMM:
-        from crnn._cells import isa
+        from crnn._kernels._cells import isa
 
         pool = next((p for p in _pools() if p.package == "scipy"), None)
         corename = (pool.corename or "").lower() if pool else ""

@@ -23,8 +23,9 @@ asked for.
 
 What the trainer needs from the model it is mixed into: ``_layers`` (the layer list),
 ``_input_batch_shape()``, ``_build()`` and ``_build_shape`` (to build on first use),
-``_forward(x, training)`` and ``_backward(caches, d_outputs)``, ``trainable_weights``,
-``_stateful_batch_size()``, ``_stateful_layers()`` and ``_declared_by()``.
+``_forward(x, training)``, ``_backward(caches, d_outputs)``, ``_activity_loss(caches)``,
+``trainable_weights``, ``_stateful_batch_size()``, ``_stateful_layers()`` and
+``_declared_by()``.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class Trainer:
         self.optimizer = None
         self.loss = None
         self.compiled_metrics = []
+        self.weighted_metrics = []
+        self._metric_names = []
+        self._loss_weight = None
         self._compile_config = None
         self.stop_training = False
         self.history = None
@@ -176,7 +180,7 @@ class Trainer:
         try:
             with np.errstate(all="ignore"):
                 self.loss.value_and_grad(y, stand_in, compute_grad=False)
-                for metric in self.compiled_metrics:
+                for _, metric, _ in self._named_metrics():
                     copy.deepcopy(metric).update_state(y, stand_in)
         except (TypeError, ValueError) as error:
             raise ValueError(
@@ -217,6 +221,8 @@ class Trainer:
     def compile(self, optimizer: str | optimizers_module.Optimizer = "rmsprop",
                 loss: str | losses_module.Loss | None = None,
                 metrics: Sequence[str | metrics_module.Metric] | None = None,
+                loss_weights: float | Sequence[float] | dict | None = None,
+                weighted_metrics: Sequence[str | metrics_module.Metric] | dict | None = None,
                 **kwargs) -> None:
         """Configure training.
 
@@ -227,14 +233,21 @@ class Trainer:
                 ``crnn.losses`` instance. Required.
             metrics: list of metric names or instances, e.g. ``["mae"]`` or
                 ``["accuracy"]``. Default None (the loss only).
+            loss_weights: the model's one output takes one weight, as in Keras 3: a float,
+                or a one-element list/tuple/dict (the dict's key is not checked, as Keras's
+                single-output rule). The loss is multiplied by it (the regularization
+                penalties are not), and the reported loss is the weighted one.
+            weighted_metrics: metrics (list, tuple or dict of them) that see the
+                ``sample_weight``/``class_weight`` of ``fit``/``evaluate`` (``metrics`` don't);
+                one that repeats a ``metrics`` name is reported as ``weighted_<name>``.
             **kwargs: Keras's ``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and
-                ``auto_scale_loss`` are accepted and ignored (they mean nothing here);
-                ``loss_weights`` and ``weighted_metrics`` must be None (or empty).
+                ``auto_scale_loss`` are accepted and ignored (they mean nothing here).
 
         Raises:
-            ValueError: if ``loss`` is missing or a name is unknown.
-            TypeError: if ``metrics`` is not a list, or for an unknown keyword.
-            NotImplementedError: for ``loss_weights`` or ``weighted_metrics``.
+            ValueError: if ``loss`` is missing, a name is unknown, or ``loss_weights`` isn't one
+                float (or a one-element list/dict of one).
+            TypeError: if ``metrics`` or ``weighted_metrics`` is not a list, or for an unknown
+                keyword.
 
         Example:
             >>> import crnn
@@ -243,13 +256,6 @@ class Trainer:
             >>> model.metrics_names
             ['loss', 'mae']
         """
-        for key in ("loss_weights", "weighted_metrics"):
-            value = kwargs.pop(key, None)
-            if value is not None and not (isinstance(value, (list, tuple, dict)) and not value):
-                raise NotImplementedError(
-                    f"compile(): {key} is not supported by crnn yet (a single-output model "
-                    f"has one loss); pass {key}=None or leave it out"
-                )
         # Keras switches with no meaning for crnn's one eager NumPy/Cython engine.
         for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
             kwargs.pop(key, None)
@@ -257,19 +263,39 @@ class Trainer:
             raise TypeError(f"compile() got unexpected keyword argument(s) {sorted(kwargs)}")
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='mse'")
-        self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
+        loss_weight = _check_loss_weights(loss_weights)
         if metrics is None:
             metrics = []
         if not isinstance(metrics, (list, tuple)):
             raise TypeError(f"metrics must be a list, received {type(metrics).__name__}")
-        self.compiled_metrics = [metrics_module.get(m, loss=self.loss) for m in metrics]
+        if isinstance(weighted_metrics, dict):       # one output: all of them apply to it
+            weighted_metrics = [weighted_metrics[k] for k in sorted(weighted_metrics)]
+        if weighted_metrics is None:
+            weighted_metrics = []
+        if not isinstance(weighted_metrics, (list, tuple)):
+            raise TypeError(
+                "weighted_metrics must be a list, tuple or dict, received "
+                f"{type(weighted_metrics).__name__}: weighted_metrics={weighted_metrics!r}"
+            )
+        optimizer = optimizers_module.get(optimizer)
+        loss = losses_module.get(loss)
+        compiled = [metrics_module.get(m, loss=loss) for m in metrics]
+        weighted = [metrics_module.get(m, loss=loss) for m in weighted_metrics]
+        self.optimizer, self.loss, self._loss_weight = optimizer, loss, loss_weight
+        self.compiled_metrics = compiled
+        self.weighted_metrics = weighted
+        self._metric_names = _keras_metric_names(compiled, weighted)
         self._compile_config = {
             "optimizer": optimizers_module.serialize(self.optimizer),
             "loss": _serialize_object(self.loss),
             "metrics": [m if isinstance(m, str) else getattr(m, "name", None)
                         for m in metrics],
         }
+        if loss_weight is not None:
+            self._compile_config["loss_weights"] = loss_weight
+        if weighted:
+            self._compile_config["weighted_metrics"] = [
+                m if isinstance(m, str) else getattr(m, "name", None) for m in weighted_metrics]
 
     def _require_compiled(self, what):
         if self.optimizer is None or self.loss is None:
@@ -281,32 +307,41 @@ class Trainer:
     @property
     def metrics_names(self) -> list[str]:
         """``["loss", *metric names]``: the order of ``evaluate``'s list result."""
-        return ["loss"] + [m.name for m in self.compiled_metrics]
+        return ["loss"] + list(getattr(self, "_metric_names", [m.name for m in self.compiled_metrics]))
+
+    def _named_metrics(self):
+        """``(reported name, metric, weighted)`` for every compiled metric, in Keras's order."""
+        names = getattr(self, "_metric_names", [m.name for m in self.compiled_metrics])
+        weighted = getattr(self, "weighted_metrics", [])
+        flags = [False] * len(self.compiled_metrics) + [True] * len(weighted)
+        return list(zip(names, self.compiled_metrics + weighted, flags))
 
     # ------------------------------------------------------------------ steps
 
     def _reset_trackers(self):
         self._loss_total = 0.0
         self._loss_count = 0
-        for metric in self.compiled_metrics:
+        for _, metric, _ in self._named_metrics():
             metric.reset_state()
 
     def _logs(self):
         logs = {"loss": self._loss_total / max(self._loss_count, 1)}
-        for metric in self.compiled_metrics:
-            logs[metric.name] = float(metric.result())
+        for name, metric, _ in self._named_metrics():
+            logs[name] = float(metric.result())
         return logs
 
-    def _track(self, loss, y, y_pred, mask=None):
+    def _track(self, loss, y, y_pred, mask=None, sample_weight=None):
         n = y_pred.shape[0]
         self._loss_total += float(loss) * n
         self._loss_count += n
-        for metric in self.compiled_metrics:
-            # As Keras: compiled metrics see the output's mask, not the sample weights.
-            if mask is None:
+        for _, metric, weighted in self._named_metrics():
+            # As Keras: compiled metrics see the output's mask only; weighted metrics the
+            # sample weights too (times the mask).
+            weights = _times_mask(sample_weight if weighted else None, mask)
+            if weights is None:
                 metric.update_state(y, y_pred)
             else:
-                metric.update_state(y, y_pred, sample_weight=mask)
+                metric.update_state(y, y_pred, sample_weight=weights)
 
     def _weight_rules(self):
         """``(array, regularizer, constraint)`` of the trainable weights that have one."""
@@ -324,10 +359,12 @@ class Trainer:
     def _train_step(self, x, y, sample_weight=None):
         y_pred, caches, mask = self._forward(x, training=True, return_mask=True)
         loss, d_pred = self.loss.value_and_grad(y, y_pred, sample_weight=sample_weight, mask=mask)
+        if self._loss_weight is not None:
+            loss, d_pred = loss * self._loss_weight, np.asarray(d_pred) * self._loss_weight
         rules = self._weight_rules()
-        loss += self._penalty(rules)
+        loss += self._penalty(rules) + self._activity_loss(caches)
         # Metrics before the update: one that refuses y fails before any weight moves.
-        self._track(loss, y, y_pred, mask)
+        self._track(loss, y, y_pred, mask, sample_weight)
         grads = self._backward(caches, np.asarray(d_pred, dtype=y_pred.dtype))
         params = self.trainable_weights
         # Sparse rows (Embedding's IndexedSlices) go to the optimizer as they are.
@@ -366,11 +403,13 @@ class Trainer:
             raise
 
     def _test_step(self, x, y, sample_weight=None):
-        y_pred, _, mask = self._forward(x, training=False, return_mask=True)
+        y_pred, caches, mask = self._forward(x, training=False, return_mask=True)
         loss, _ = self.loss.value_and_grad(y, y_pred, compute_grad=False, sample_weight=sample_weight,
                                            mask=mask)
-        loss += self._penalty(self._weight_rules())
-        self._track(loss, y, y_pred, mask)
+        if self._loss_weight is not None:
+            loss = loss * self._loss_weight
+        loss += self._penalty(self._weight_rules()) + self._activity_loss(caches)
+        self._track(loss, y, y_pred, mask, sample_weight)
 
     def _predict_step(self, x):
         return self._forward(x, training=False)[0]
@@ -965,6 +1004,78 @@ def _class_weight_to_sample_weight(y, class_weight):
         y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[:, 0]
     classes = np.round(y).astype(np.int64)
     return np.array([float(class_weight.get(int(c), 1.0)) for c in classes])
+
+
+def _check_loss_weights(loss_weights):
+    """The one loss weight of a single-output model, by Keras 3's rules, or None."""
+    if loss_weights is None:
+        return None
+    value = loss_weights
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(
+                f"`loss_weights` must match the number of losses, got 1 loss and {len(value)} "
+                f"weights: loss_weights={loss_weights!r}"
+            )
+        value = value[0]
+    elif not isinstance(value, float) and not (is_number(value) and value == 0):   # Keras lets 0 by
+        raise ValueError(
+            "Expected `loss_weights` argument to be a float (single output case) or a list, tuple, "
+            f"or dict (multiple output case). Received instead: loss_weights={loss_weights!r} of "
+            f"type {type(loss_weights).__name__}"
+        )
+    if not is_number(value) or not np.isfinite(value):
+        raise ValueError(f"`loss_weights` must hold a finite number, received loss_weights={loss_weights!r}")
+    return float(value)
+
+
+def _keras_metric_names(metrics, weighted):
+    """The names Keras 3 reports: repeats of a name get ``_1``, ``_2``...; a weighted metric
+    whose name is taken becomes ``weighted_<name>`` (then numbered)."""
+    seen, names = {}, []
+    for metric in metrics:
+        name = metric.name
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name] - 1}"
+        else:
+            seen[name] = 1
+        names.append(name)
+    for metric in weighted:
+        name = metric.name
+        if name not in seen:
+            seen[name] = 1
+        else:
+            name = f"weighted_{name}"
+            if name not in seen:
+                seen[name] = 1
+            else:
+                seen[name] += 1
+                name = f"{name}_{seen[name] - 1}"
+        names.append(name)
+    return names
+
+
+def _times_mask(sample_weight, mask):
+    """``sample_weight`` times the output's mask (either may be None)."""
+    if sample_weight is None or mask is None:
+        return mask if sample_weight is None else sample_weight
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    mask = np.asarray(mask, dtype=np.float64)
+    return (sw.reshape(sw.shape + (1,) * (mask.ndim - sw.ndim)) if sw.ndim < mask.ndim else sw) * mask
+
+
+def compile_arguments(config: dict) -> dict:
+    """``compile()``'s keyword arguments from a model's saved compile config."""
+    args = {"optimizer": config["optimizer"], "loss": config["loss"],
+            "metrics": [m for m in config.get("metrics", []) if m]}
+    if config.get("loss_weights") is not None:
+        args["loss_weights"] = config["loss_weights"]
+    if config.get("weighted_metrics"):
+        args["weighted_metrics"] = [m for m in config["weighted_metrics"] if m]
+    return args
 
 
 def _sample_weight_for(y, sample_weight, class_weight, what="fit"):

@@ -58,7 +58,7 @@ def test_import_crnn_and_every_module_without_optional_extras():
     root = os.path.dirname(os.path.dirname(crnn.__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=300)
+                            env=env, cwd=root, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
@@ -69,7 +69,7 @@ def test_import_crnn_stays_light():
     root = os.path.dirname(os.path.dirname(crnn.__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=300)
+                            env=env, cwd=root, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = eval(result.stdout)
     assert not [m for m in loaded if m.split(".")[0] in OPTIONAL], loaded

@@ -1,4 +1,4 @@
-"""Accuracy of the vectorized float32 and float64 activations (crnn/_fastmath.h).
+"""Accuracy of the vectorized float32 and float64 activations (crnn/_kernels/_fastmath.h).
 
 They are reached through a one-step SimpleRNN with kernel 1, no recurrence and no bias, so
 each output is exactly activation(x) for one input value.

@@ -29,6 +29,9 @@ from crnn import layers as L
 from crnn import saving
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Children import the crnn this process imported (the installed one under .ci/run), and run
+# from its folder: from the source root, `-c` would import the uncompiled sources.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
 LIMIT = 1 << 30          # address space of the child: 1 GiB
 TIMEOUT = 120            # seconds for the whole batch of hostile loads
 
@@ -166,9 +169,9 @@ _CHILD = textwrap.dedent("""
 
 def _load_bounded(cases):
     """Load each ``(path, "model" | "weights")`` in a child limited to LIMIT bytes."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", _CHILD, str(LIMIT)], input=json.dumps(cases),
-                          check=False, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=ROOT)
+                          check=False, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=PACKAGE_PARENT)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -383,9 +386,9 @@ def test_a_large_model_loads_in_memory_proportional_to_its_size(tmp_path):
     """)
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("needs Linux's /proc/self/clear_refs to measure a peak")
-    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, OPENBLAS_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", child], check=False, capture_output=True, text=True,
-                          timeout=TIMEOUT, env=env, cwd=ROOT)
+                          timeout=TIMEOUT, env=env, cwd=PACKAGE_PARENT)
     assert done.returncode == 0, done.stderr[-2000:]
     growth, checksum = json.loads(done.stdout.strip().splitlines()[-1])
     assert checksum == pytest.approx(float(np.abs(model.get_weights()[1]).sum()))
@@ -444,8 +447,8 @@ def test_temp_file_of_a_save_killed_mid_write_is_removed_by_the_next_save(tmp_pa
         os.replace = lambda *args: time.sleep(3600)     # killed before the rename
         model.save({str(target)!r})
     """)
-    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-c", child], env=env, cwd=ROOT)
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT, OPENBLAS_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-c", child], env=env, cwd=PACKAGE_PARENT)
     try:
         deadline = time.monotonic() + 60
         while not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]:

@@ -200,10 +200,41 @@ def test_get_identifiers():
         initializers.get(3)
     with pytest.raises(ValueError, match="Only crnn Initializer instances"):
         initializers.serialize(fn)
-    with pytest.raises(ValueError, match="Unknown initializer class_name='Identity'"):
-        initializers.get({"class_name": "Identity", "config": {}})
+    with pytest.raises(ValueError, match="Unknown initializer class_name='NoSuchInit'"):
+        initializers.get({"class_name": "NoSuchInit", "config": {}})
 
 
 def test_docstring_examples():
     result = doctest.testmod(initializers)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_identity_like_keras():
+    from crnn.initializers import Identity, get, serialize
+
+    np.testing.assert_array_equal(Identity()((3, 3)), np.eye(3, dtype="float32"))
+    np.testing.assert_array_equal(get("identity")((2, 3), dtype="float64"),
+                                  np.eye(2, 3))                    # non-square: numpy.eye
+    assert get(serialize(Identity(gain=0.5))).gain == 0.5
+    assert get({"class_name": "IdentityInitializer", "config": {"gain": 2.0}})((1, 1)) == 2.0
+    with pytest.raises(ValueError, match="2D"):
+        Identity()((4,))
+
+
+def test_keras_irnn_file_with_identity_initializer_loads():
+    """A Keras IRNN (recurrent_initializer=Identity) saved by Keras 3 loads and predicts
+    what Keras predicted (tests/qa_golden/make_irnn_golden.py)."""
+    import os
+
+    import crnn
+
+    pytest.importorskip("h5py", reason="the test extra installs h5py")
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "qa_golden")
+    golden = np.load(os.path.join(folder, "irnn_golden.npz"))
+    model = crnn.load_model(os.path.join(folder, "irnn.keras"))
+    np.testing.assert_allclose(model.predict(golden["x"], verbose=0), golden["y"],
+                               rtol=1e-5, atol=1e-6)
+    layer = model.layers[0]
+    assert type(layer.recurrent_initializer).__name__ == "Identity"
+    # Keras 3.15's Identity.get_config() is empty: the file keeps the weights, not the gain.
+    np.testing.assert_array_equal(golden["recurrent_kernel"], 0.5 * np.eye(4))

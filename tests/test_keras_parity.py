@@ -189,8 +189,10 @@ def test_layer_from_a_keras_layer_config(class_name):
     assert ours["dtype"] == "float32"
 
 
-def test_keras_config_with_an_activity_regularizer_is_still_refused():
+def test_keras_config_with_an_activity_regularizer_is_taken():
     config = dict(_keras_configs()["LSTM"])
     config["activity_regularizer"] = {"class_name": "L2", "config": {"l2": 0.01}}
-    with pytest.raises(NotImplementedError, match="activity_regularizer"):
+    assert L.LSTM.from_config(config).activity_regularizer.l2 == 0.01
+    config["activity_regularizer"] = {"class_name": "NoSuchRegularizer", "config": {}}
+    with pytest.raises(ValueError, match="NoSuchRegularizer"):
         L.LSTM.from_config(config)

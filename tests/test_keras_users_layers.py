@@ -185,7 +185,7 @@ def test_conv1d_causal_output_ignores_the_future():
 
 
 def test_conv1d_kernel_matches_a_numpy_reference_in_both_dtypes():
-    from crnn import _conv1d
+    from crnn._kernels import _conv1d
     from crnn.layers.convolutional import conv1d_geometry
 
     rng = np.random.default_rng(3)
@@ -206,7 +206,7 @@ def test_conv1d_kernel_matches_a_numpy_reference_in_both_dtypes():
 
 def test_conv1d_rejects_bad_arguments():
     for kwargs, match in [({"padding": "full"}, "padding"), ({"strides": 2, "dilation_rate": 2}, "both"),
-                          ({"groups": 2}, "groups"), ({"activity_regularizer": "l2"}, "activity_regularizer")]:
+                          ({"groups": 2}, "groups"), ({"activity_regularizer": "l3"}, "l3")]:
         with pytest.raises((ValueError, NotImplementedError), match=match):
             L.Conv1D(2, 3, **kwargs)
     with pytest.raises(ValueError, match="fewer than the kernel"):

@@ -68,7 +68,7 @@ def test_in_top_k_counts_ties_as_in():
 @pytest.mark.parametrize("make, match", [
     (lambda: metrics.AUC(num_thresholds=1), "num_thresholds"),
     (lambda: metrics.AUC(curve="XY"), "curve"),
-    (lambda: metrics.AUC(multi_label=True), "multi_label"),
+    (lambda: metrics.AUC(num_labels=2), "multi_label"),
     (lambda: metrics.Precision(thresholds=1.5), "Threshold"),
     (lambda: metrics.Recall(top_k=0), "top_k"),
     (lambda: metrics.TopKCategoricalAccuracy(k=0), "`k`"),

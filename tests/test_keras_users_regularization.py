@@ -77,7 +77,7 @@ def test_frozen_layers_carry_no_penalty():
 @pytest.mark.parametrize("make, error, match", [
     (lambda: L.Dense(2, recurrent_regularizer="l2"), NotImplementedError, "takes kernel_regularizer"),
     (lambda: L.Embedding(5, 2, kernel_constraint="non_neg"), NotImplementedError, "embeddings_constraint"),
-    (lambda: L.GRU(2, activity_regularizer="l1"), NotImplementedError, "activity_regularizer"),
+    (lambda: L.GRU(2, activity_regularizer="l3"), ValueError, "Unknown regularizer"),
     (lambda: L.Dense(2, kernel_regularizer="l3"), ValueError, "Unknown regularizer"),
     (lambda: L.Dense(2, kernel_constraint="positive"), ValueError, "Unknown constraint"),
     (lambda: regularizers.L2(-1.0), ValueError, "l2"),

@@ -9,7 +9,8 @@ code under test.
 import numpy as np
 import pytest
 
-from crnn import _cells, ops
+from crnn import ops
+from crnn._kernels import _cells
 from crnn.layers import activations
 from crnn.reference import ACTIVATIONS as REF
 from ops_cases import (
@@ -278,7 +279,7 @@ def test_changing_weights_or_mask_after_forward_does_not_change_gradients(cell, 
 _OTHER_ISA_CHECK = """
 import numpy as np, sys
 sys.path.insert(0, {tests!r})
-from crnn import _cells
+from crnn._kernels import _cells
 import test_kernels as t
 for dtype in (np.float32, np.float64):
     rng = np.random.default_rng(0)
@@ -308,7 +309,8 @@ def test_avx2_and_portable_builds_match_reference(isa):
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
     env = dict(os.environ, CRNN_ISA=isa, PYTHONPATH=os.pathsep.join([package_root, tests]))
     result = subprocess.run([sys.executable, "-c", _OTHER_ISA_CHECK.format(tests=tests)],
-                            env=env, capture_output=True, text=True, timeout=300, check=False)
+                            env=env, capture_output=True, text=True, timeout=300, check=False,
+                            cwd=package_root)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
@@ -372,7 +374,7 @@ def test_lstm_projection_chunks_match_reference(dtype, own_gemm, monkeypatch):
     # chunk, chunk + 1 and 2 chunks + 1 steps, both directions, masked or not, non-zero
     # initial states; outputs, states and gradients against the reference, and inference
     # equal to training.
-    from crnn import _lstm
+    from crnn._kernels import _lstm
 
     chunk = 3
     monkeypatch.setattr(_lstm, "inference_chunk", lambda *args: chunk)
@@ -403,7 +405,7 @@ def test_lstm_projection_chunks_match_reference(dtype, own_gemm, monkeypatch):
 
 
 def test_lstm_projection_chunk_sizes():
-    from crnn import _lstm
+    from crnn._kernels import _lstm
 
     # about CHUNK_BYTES of gates per chunk, at least one step, at most CHUNK_STEPS_MAX;
     # at least CHUNK_ROWS_MIN rows when W does not stay in cache
@@ -415,7 +417,7 @@ def test_lstm_projection_chunk_sizes():
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_lstm_with_the_automatic_chunk_crosses_it(dtype):
-    from crnn import _lstm
+    from crnn._kernels import _lstm
 
     rng = np.random.default_rng(12)
     timesteps = _lstm.CHUNK_STEPS_MAX + 1         # batch 1, 1 unit: chunks of the maximum

@@ -398,7 +398,6 @@ def test_layer_reset_states_explicit_values_checked():
     (lambda: L.LSTM(3, recurrent_activation="tanh"), "recurrent_activation must be one of"),
     (lambda: L.SimpleRNN(3, dropout=1.5), r"dropout must be a float in \[0, 1\), received 1.5"),
     (lambda: L.GRU(3, recurrent_dropout=-0.1), "recurrent_dropout must be a float"),
-    (lambda: L.LSTM(3, activity_regularizer="l2"), "activity_regularizer='l2' is not supported"),
     (lambda: L.Dense(3, activaton="relu"), r"unexpected keyword argument\(s\) \['activaton'\]"),
     (lambda: L.Dense(2, activation="nope"), "activation must be one of"),
     (lambda: L.Dropout(1.0), "rate must be a float"),

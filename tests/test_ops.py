@@ -311,7 +311,7 @@ def test_grad_errors():
 @pytest.mark.parametrize("cell", CELLS)
 def test_compiled_entry_points_check_shapes_themselves(cell):
     """Even called directly, past crnn.ops, the kernels refuse inconsistent shapes."""
-    from crnn import _gru, _lstm, _simple_rnn
+    from crnn._kernels import _gru, _lstm, _simple_rnn
     G, U = GATES[cell] * 3, 3
     x = np.zeros((2, 3, 4))
     kernel = np.zeros((5, G))                       # wrong: features is 4

@@ -15,7 +15,7 @@ import pytest
 
 import crnn
 from crnn import layers as L
-from crnn._stream import StreamCore
+from crnn._kernels._stream import StreamCore
 from crnn.streaming import Streamer, StreamPool
 
 F = 5

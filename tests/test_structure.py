@@ -18,7 +18,8 @@ def _run(code):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(crnn.__file__)), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120)
+                          env=env, cwd=os.path.dirname(os.path.dirname(crnn.__file__)),
+                          timeout=120)
 
 
 def test_loops_live_in_the_trainer_and_structure_in_the_model():

@@ -563,20 +563,17 @@ def _optimizer(path, config):
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
     kept = {}
     for key, value in options.items():
-        if key in _OPTIMIZER_OFF:
+        if key in allowed:          # weight_decay, a schedule as learning_rate: crnn has them
+            kept[key] = value
+        elif key in _OPTIMIZER_OFF:
             if value not in _OPTIMIZER_OFF[key]:
                 raise _Unsupported(f"the optimizer option {key}={value!r} has no crnn "
                                    f"equivalent")
         elif key in _OPTIMIZER_IGNORED:
             continue
-        elif key not in allowed:
+        else:
             raise _Unsupported(f"crnn's {cls.__name__} has no option {key!r} "
                                f"(= {value!r})")
-        elif key == "learning_rate" and isinstance(value, dict):
-            raise _Unsupported("the learning rate is a schedule "
-                               f"({value.get('class_name')}), which crnn does not have")
-        else:
-            kept[key] = value
     return cls(**kept)
 
 
@@ -588,6 +585,11 @@ def _loss(config):
         if inner.get("reduction") in ("sum_over_batch_size", "auto", None):
             inner.pop("reduction", None)
         inner.pop("dtype", None)
+        # Keras writes these at their defaults (crnn's only behaviour) in every config.
+        if inner.get("axis") == -1:
+            del inner["axis"]
+        if "ignore_class" in inner and inner["ignore_class"] is None:
+            del inner["ignore_class"]
         config = {"class_name": config.get("class_name"), "config": inner}
     return losses.get(config)
 
@@ -643,30 +645,40 @@ def _compile(path, model, optimizer, loss, metrics):
 def _keras_slot_order(opt, n_params):
     """``[(slot name, parameter index)]`` in the order Keras 3 stores optimizer variables
     after ``iterations`` and ``learning_rate``: each ``add_optimizer_variables`` call in the
-    optimizer's ``build`` adds its slot names parameter by parameter (Adam: m0, v0, m1, v1,
-    ..., then the AMSGrad maxima; RMSprop: all velocities, then momentums, then averages)."""
-    name = type(opt).__name__
-    if name == "Adam":
+    optimizer's ``build`` adds its slot names parameter by parameter (Adam and AdamW: m0, v0,
+    m1, v1, ..., then the AMSGrad maxima; Adamax: m0, u0, m1, u1...; Nadam: m0, v0...;
+    RMSprop: all velocities, then momentums, then averages)."""
+    from crnn import optimizers
+
+    if isinstance(opt, optimizers.Adam):
         calls = [["momentum", "velocity"]] + ([["velocity_hat"]] if opt.amsgrad else [])
+    elif isinstance(opt, (optimizers.Adamax, optimizers.Nadam)):
+        calls = [opt._slot_names()]
     else:           # SGD, RMSprop, Adagrad: one slot per call, in crnn's slot order
         calls = [[slot] for slot in opt._slot_names()]
     return [(slot, k) for call in calls for k in range(n_params) for slot in call]
 
 
 def _restore_optimizer(path, h5, model, nodes):
-    """Keras 3 optimizer variables (``iterations``, ``learning_rate``, then the slots in
-    ``_keras_slot_order``) into crnn's order (iterations, then slot by slot)."""
+    """Keras 3 optimizer variables (``iterations``, ``learning_rate`` unless it is a
+    schedule, then the slots in ``_keras_slot_order``, then Nadam's momentum-schedule
+    product) into crnn's order (iterations, then slot by slot, then that product)."""
+    from crnn import optimizers
+
     opt = model.optimizer
     params = model.trainable_weights
     order = _keras_slot_order(opt, len(params))
-    if len(nodes) == 2 and order:
+    # Keras keeps no learning_rate variable for a schedule (it is computed from iterations).
+    fixed = 1 if opt.learning_rate_schedule is not None else 2
+    extra = 1 if isinstance(opt, optimizers.Nadam) else 0
+    if len(nodes) == fixed and order:
         # Keras creates the slots on the first training step: none was taken.
         return
-    if len(nodes) != 2 + len(order):
+    if len(nodes) != fixed + len(order) + extra:
         _warn_state(path, f"{len(nodes)} optimizer variables, crnn's "
-                          f"{type(opt).__name__} expects {2 + len(order)}")
+                          f"{type(opt).__name__} expects {fixed + len(order) + extra}")
         return
-    where = {entry: nodes[2 + i] for i, entry in enumerate(order)}
+    where = {entry: nodes[fixed + i] for i, entry in enumerate(order)}
     try:
         iterations = nodes[0]
         if not isinstance(iterations, h5.h5py.Dataset) or iterations.shape != () \
@@ -674,12 +686,16 @@ def _restore_optimizer(path, h5, model, nodes):
             raise ValueError(f"{path!r}: the optimizer's iteration count is damaged")
         for (slot, k), node in where.items():
             h5.check_dataset(node, params[k].shape, f"optimizer slot {slot!r} of parameter {k}")
+        if extra:
+            h5.check_dataset(nodes[-1], (), "Nadam's momentum-schedule product")
     except ValueError as error:
         _warn_state(path, str(error))
         return
     count = int(h5.read(iterations, "the optimizer's iteration count"))
     arrays = [h5.read(where[(slot, k)], f"optimizer slot {slot!r} of parameter {k}")
               for slot in opt._slot_names() for k in range(len(params))]
+    if extra:
+        arrays.append(h5.read(nodes[-1], "Nadam's momentum-schedule product"))
     opt.set_state([np.array(count, np.int64)] + arrays)
 
 

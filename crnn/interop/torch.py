@@ -52,7 +52,10 @@ _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_rev
 def _numpy(name, value):
     """A state_dict entry as a float NumPy array (tensors via duck typing, no torch import)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+            value = value.float()       # NumPy has no bfloat16; float32 holds it exactly
+        value = value.numpy()
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
         raise TypeError(f"state_dict[{name!r}] must be a numeric array or tensor, received "
@@ -337,9 +340,10 @@ def _recurrent_parts(layer):
             raise ValueError(f"layer {cell.name!r}: recurrent_activation="
                              f"{cell.recurrent_activation!r} has no PyTorch equivalent "
                              f"(PyTorch: sigmoid)")
-    if not isinstance(layer, Bidirectional) and first.go_backwards:
-        raise ValueError(f"layer {layer.name!r}: go_backwards=True has no PyTorch equivalent "
-                         f"outside a bidirectional module")
+    if first.go_backwards:
+        # In a Bidirectional, a go_backwards forward layer swaps the two directions.
+        raise ValueError(f"layer {layer.name!r}: go_backwards=True (of the wrapped layer, "
+                         f"for a Bidirectional) has no PyTorch equivalent")
     return mode, inner, isinstance(layer, Bidirectional), first.return_sequences
 
 
@@ -382,11 +386,13 @@ def to_state_dict(model, prefix="", head_prefix="head."):
         raise ValueError("the model has no recurrent layer to convert")
     mode, _, bidirectional, _, _ = stack[0]
     units = stack[0][1][0].units
+    use_bias = stack[0][1][0].use_bias
     for k, (m, inner, bi, seq, layer) in enumerate(stack):
-        if m != mode or bi != bidirectional or inner[0].units != units:
+        if m != mode or bi != bidirectional or inner[0].units != units \
+                or any(cell.use_bias != use_bias for cell in inner):
             raise ValueError(f"layer {layer.name!r}: a PyTorch {mode} stack has one cell kind, "
-                             f"one hidden size ({units}) and one bidirectional flag for all "
-                             f"layers")
+                             f"one hidden size ({units}), one bias flag ({use_bias}) and one "
+                             f"bidirectional flag for all layers")
         if k < len(stack) - 1 and not seq:
             raise ValueError(f"layer {layer.name!r} must have return_sequences=True to feed "
                              f"the next recurrent layer")
@@ -419,6 +425,10 @@ def to_state_dict(model, prefix="", head_prefix="head."):
         head = heads[0].layer if isinstance(heads[0], TimeDistributed) else heads[0]
         if not isinstance(head, Dense):
             raise ValueError(f"layer {heads[0].name!r} is not a Dense head")
+        if head.activation != "linear":
+            raise ValueError(f"layer {head.name!r}: activation={head.activation!r}; nn.Linear "
+                             f"has none, so only a linear head converts (apply the activation "
+                             f"after the PyTorch module, or convert the layers before it)")
         weights = head.get_weights()
         state[f"{head_prefix}weight"] = weights[0].T.copy()
         if head.use_bias:

@@ -4,8 +4,8 @@ Each entry maps a Keras activation name to ``(forward, backward)``: ``forward(z)
 ``y``, and ``backward(z, y, dy)`` gives ``dz`` (both are given so that each derivative can
 use whichever is cheaper). The recurrent layers do not use this module: their activations
 run inside the compiled kernels (see ``crnn.ops.ACTIVATIONS``). Every activation here also
-runs compiled in ``crnn.streaming`` (codes in ``crnn._cells.ACTIVATION_CODES``, one table
-in ``crnn/_activations.pxd``; a test keeps the two name sets equal).
+runs compiled in ``crnn.streaming`` (codes in ``crnn._kernels._cells.ACTIVATION_CODES``, one table
+in ``crnn/_kernels/_activations.pxd``; a test keeps the two name sets equal).
 """
 
 import numpy as np

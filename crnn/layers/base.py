@@ -197,6 +197,10 @@ class Layer:
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
                  batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+        from crnn import regularizers
+
+        # Keras 3's activity regularizer: a penalty on the outputs (see _activity_penalty).
+        self.activity_regularizer = regularizers.get(kwargs.pop("activity_regularizer", None))
         self._rule_config = _pop_weight_rules(type(self), kwargs)
         self._rules = []            # (array, regularizer, constraint) per weight that has one
         if kwargs:
@@ -373,6 +377,17 @@ class Layer:
         """Return ``(dx, grads)``: grads aligned with ``self.trainable_weights``."""
         raise NotImplementedError
 
+    def _activity_penalty(self, outputs):
+        """The activity loss of ``outputs``, as Keras 3: the regularizer's penalty divided
+        by the batch size (0 without a regularizer)."""
+        if self.activity_regularizer is None or not outputs.shape[0]:
+            return 0.0
+        return self.activity_regularizer(outputs) / outputs.shape[0]
+
+    def _activity_gradient(self, outputs):
+        """The gradient of ``_activity_penalty`` with respect to ``outputs``."""
+        return self.activity_regularizer.gradient(outputs) / outputs.dtype.type(outputs.shape[0])
+
     def _grads_for_trainable(self, grads):
         """Drop the gradients of frozen weights so they match ``trainable_weights``."""
         if not self.trainable:
@@ -407,6 +422,10 @@ class Layer:
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
         config.update(_serialize_weight_rules(self._rule_config))
+        if self.activity_regularizer is not None:
+            from crnn import regularizers
+
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
@@ -537,8 +556,8 @@ def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, 
 
 def _pop_weight_rules(cls, kwargs):
     """Take the ``*_regularizer``/``*_constraint`` arguments a layer class accepts out of
-    ``kwargs`` (crnn.regularizers / crnn.constraints objects). ``activity_regularizer`` and
-    families the class doesn't have are refused."""
+    ``kwargs`` (crnn.regularizers / crnn.constraints objects); families the class doesn't
+    have are refused."""
     from crnn import constraints, regularizers
 
     rules = {}

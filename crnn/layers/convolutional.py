@@ -1,11 +1,12 @@
-"""``Conv1D`` on ``(batch, steps, channels)``, compiled (``crnn/_conv1d.pyx``: im2col and
+"""``Conv1D`` on ``(batch, steps, channels)``, compiled (``crnn/_kernels/_conv1d.pyx``: im2col and
 col2im loops without the GIL, the products in SciPy's BLAS), as Keras 3's layer: padding
 ``"valid"``, ``"same"`` or ``"causal"``, ``strides``, ``dilation_rate``; kernel
 ``(kernel_size, channels, filters)`` then bias, Keras's layout and order."""
 
 import numpy as np
 
-from crnn import _conv1d, initializers
+from crnn import initializers
+from crnn._kernels import _conv1d
 from crnn._validation import check_positive_int
 from crnn.layers import activations
 from crnn.layers.base import Layer

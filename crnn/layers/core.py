@@ -33,6 +33,21 @@ def _check_last_axis(layer, x, expected):
         )
 
 
+def _noise_shape(value):
+    """A Dropout ``noise_shape``: a tuple of positive ints or None (checked, as Keras's)."""
+    try:
+        entries = tuple(value)
+    except TypeError:
+        raise ValueError(f"noise_shape must be a tuple of positive ints or None (one per input "
+                         f"axis), received {value!r}") from None
+    for v in entries:
+        if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(
+                v, (int, np.integer)) or v <= 0):
+            raise ValueError(f"noise_shape must be a tuple of positive ints or None (one per "
+                             f"input axis), received {value!r}")
+    return tuple(None if v is None else int(v) for v in entries)
+
+
 class Dense(Layer):
     """Densely connected layer on the last axis: ``activation(x @ kernel + bias)``.
 
@@ -162,7 +177,7 @@ class Dropout(Layer):
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.noise_shape = None if noise_shape is None else _noise_shape(noise_shape)
         self.seed = seed
         self._rng = utils.make_rng(seed)
 
@@ -315,6 +330,10 @@ class Masking(Layer):
     supports_masking = True
 
     def __init__(self, mask_value=0.0, **kwargs):
+        if isinstance(mask_value, (bool, np.bool_)) or not isinstance(
+                mask_value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"mask_value must be a number, received {mask_value!r} of type "
+                             f"{type(mask_value).__name__}")
         super().__init__(**kwargs)
         self.mask_value = float(mask_value)
 

@@ -9,19 +9,20 @@ the inputs and the hidden state), which a fused whole-sequence kernel cannot exp
 During training with ``recurrent_dropout > 0`` the layer therefore runs a per-timestep
 loop (``_DropoutLoop``) for Keras 3's "implementation 1" cells: the per-gate matrix
 products in NumPy, the step's gate maths and its backward in the compiled cell code that
-the fused kernels run too (``crnn._cells``). It is slower; inference never uses it.
+the fused kernels run too (``crnn._kernels._cells``). It is slower; inference never uses it.
 """
 
 import numpy as np
 
-from crnn import _cells, initializers, ops, utils
+from crnn import initializers, ops, utils
+from crnn._kernels import _cells
 from crnn._validation import check_positive_int, is_int
 from crnn.layers.base import Layer, check_numeric, check_rate, restoring
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
-# Regularizers and constraints are taken by the base Layer (see _regularizable);
-# activity_regularizer is refused there.
+# Regularizers and constraints (activity_regularizer too) are taken by the base Layer
+# (see _regularizable).
 _UNSUPPORTED = ()
 
 

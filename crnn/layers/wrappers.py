@@ -289,7 +289,9 @@ class Bidirectional(_Wrapper):
             y = (y_f + y_b) / 2
         else:
             y = [y_f, y_b]
-        cache = (cache_f, cache_b, y_f, y_b) if training else None
+        # The directions' outputs also carry their activity penalties (Keras calls both).
+        inner_activity = any(inner.activity_regularizer is not None for inner in self._inner_layers())
+        cache = (cache_f, cache_b, y_f, y_b) if training or inner_activity else None
         if self.return_state:
             y = (y if isinstance(y, list) else [y]) + states
         return y, cache
@@ -307,11 +309,21 @@ class Bidirectional(_Wrapper):
             d_f = d_b = d_outputs / 2
         else:
             d_f, d_b = d_outputs
+        if self.forward_layer.activity_regularizer is not None:
+            d_f = d_f + self.forward_layer._activity_gradient(y_f)
+        if self.backward_layer.activity_regularizer is not None:      # elementwise: y_b's order
+            d_b = d_b + self.backward_layer._activity_gradient(y_b)
         if self.return_sequences:
             d_b = d_b[:, ::-1]
         dx_f, g_f = self.forward_layer.backward(cache_f, np.ascontiguousarray(d_f))
         dx_b, g_b = self.backward_layer.backward(cache_b, np.ascontiguousarray(d_b))
         return dx_f + dx_b, (g_f + g_b) if self.trainable else []
+
+    def _nested_activity_penalty(self, cache):
+        """The two directions' activity penalties, from ``forward``'s cache."""
+        if cache is None:
+            return 0.0
+        return self.forward_layer._activity_penalty(cache[2]) + self.backward_layer._activity_penalty(cache[3])
 
     def __call__(self, inputs, training=False, mask=None, initial_state=None):
         self._ensure_built(inputs)

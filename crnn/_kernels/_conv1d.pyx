@@ -12,7 +12,7 @@ from cython cimport floating
 
 import numpy as np
 
-from crnn._blas cimport gemm
+from crnn._kernels._blas cimport gemm
 
 
 cdef void _im2col(const floating *x, floating *cols, int B, int T, int C, int T_out, int K,

@@ -1,7 +1,7 @@
 # The one activation table of the compiled code: codes, activations over contiguous spans
 # and their derivatives. Used by the cell steps (crnn/_cells.pxd, so by the sequence kernels
 # and streaming) and by streaming's Dense/Activation stages. Python sees the codes through
-# crnn._cells.ACTIVATION_CODES (which crnn.ops.ACTIVATIONS and crnn.streaming read).
+# crnn._kernels._cells.ACTIVATION_CODES (which crnn.ops.ACTIVATIONS and crnn.streaming read).
 #
 # Codes 0-4 are the recurrent set (the cells' `activation`/`recurrent_activation`); the
 # rest occur only in Dense and Activation stages of a stream.

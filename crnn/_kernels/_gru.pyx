@@ -25,10 +25,11 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
-                          gru_gates_after_row, gru_gates_before_row, gru_reset_backward_row)
-from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
+from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
+                                   gru_gates_after_row, gru_gates_before_row,
+                                   gru_reset_backward_row)
+from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).

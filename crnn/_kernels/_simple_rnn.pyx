@@ -14,10 +14,10 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
-                          simple_rnn_forward_row)
-from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
+from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
+                                   simple_rnn_forward_row)
+from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).

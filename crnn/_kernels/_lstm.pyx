@@ -22,9 +22,9 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
-from crnn._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
-from crnn._common cimport batch_major, check_blas_size, check_shape, time_major
+from crnn._kernels._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU

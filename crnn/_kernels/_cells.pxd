@@ -1,7 +1,7 @@
 # The one compiled definition of each cell: the per-row maths of a step, forward and
 # backward, on raw pointers. The sequence kernels (_lstm.pyx, _gru.pyx, _simple_rnn.pyx),
 # streaming (_stream.pyx) and the recurrent-dropout loop (through _cells.pyx's batch
-# wrappers) all run these; another .pyx reuses them with `from crnn._cells cimport ...`.
+# wrappers) all run these; another .pyx reuses them with `from crnn._kernels._cells cimport ...`.
 # The matrix products stay with the caller (it knows the batch and the weight layout); a
 # row function starts from the pre-activations that the products left.
 #
@@ -21,7 +21,7 @@
 from cython cimport floating
 from libc.string cimport memcpy
 
-from crnn._activations cimport activate, derivative
+from crnn._kernels._activations cimport activate, derivative
 
 # The elementwise loops, vectorized per instruction set (see _cellmath.h).
 cdef extern from "_cellmath.h" nogil:

@@ -11,12 +11,13 @@ import numpy as np
 
 from cython cimport floating
 
-from crnn cimport _activations as A
-from crnn._blas cimport gemm_big, gemm_packed, pack_b, packed_size
-from crnn._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
-                          gru_gates_before_row, gru_reset_backward_row, lstm_backward_row,
-                          lstm_forward_row, simple_rnn_backward_row, simple_rnn_forward_row)
-from crnn._common cimport check_shape
+from crnn._kernels cimport _activations as A
+from crnn._kernels._blas cimport gemm_big, gemm_packed, pack_b, packed_size
+from crnn._kernels._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
+                                   gru_gates_before_row, gru_reset_backward_row, lstm_backward_row,
+                                   lstm_forward_row, simple_rnn_backward_row,
+                                   simple_rnn_forward_row)
+from crnn._kernels._common cimport check_shape
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()

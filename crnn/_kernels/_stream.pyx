@@ -35,11 +35,11 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint8_t
 
-from crnn._activations cimport activate_any, N_ACTIVATIONS, N_RECURRENT_ACTIVATIONS
-from crnn._blas cimport gemm_big
-from crnn._cells cimport (gru_finish_row, gru_gates_after_row, gru_gates_before_row,
-                          lstm_forward_row, simple_rnn_forward_row)
-from crnn._common cimport check_shape
+from crnn._kernels._activations cimport activate_any, N_ACTIVATIONS, N_RECURRENT_ACTIVATIONS
+from crnn._kernels._blas cimport gemm_big
+from crnn._kernels._cells cimport (gru_finish_row, gru_gates_after_row, gru_gates_before_row,
+                                   lstm_forward_row, simple_rnn_forward_row)
+from crnn._kernels._common cimport check_shape
 
 _empty = np.empty
 

@@ -1,0 +1,33 @@
+"""crnn's compiled code: the Cython kernels and their C headers, all in this one folder.
+
+Nothing here is public API: ``crnn.ops``, ``crnn.streaming``, ``crnn.layers`` and
+``crnn.threads`` import these modules and wrap them. Map of the files, from the time loops
+down to the SIMD code:
+
+* ``_lstm.pyx``, ``_gru.pyx``, ``_simple_rnn.pyx``: the forward and backward time loops,
+  one file per cell family (``lstm_forward``/``lstm_backward``, ...), called by ``crnn.ops``.
+* ``_stream.pyx``: ``StreamCore``, compiled one-step inference over many streams
+  (the chain driver behind ``crnn.streaming.StreamPool`` and ``Streamer``).
+* ``_conv1d.pyx``: ``Conv1D`` forward and backward (im2col and one GEMM), for
+  ``crnn.layers.Conv1D``.
+* ``_cells.pxd``: the one definition of each cell's step, forward and backward, per row;
+  shared by the time loops, streaming and recurrent dropout.
+* ``_cells.pyx``: the Python face of the cells: activation codes (``ACTIVATION_CODES``),
+  whole-batch cell steps (recurrent dropout in ``crnn.layers``), the instruction set in use
+  (``isa``), micro-kernel test hooks.
+* ``_activations.pxd``: the one activation table: codes, activations and their derivatives
+  on contiguous spans.
+* ``_blas.pxd``: row-major GEMM over ``scipy.linalg.cython_blas`` and the packed per-step
+  product (``gemm_packed``, ``gemm_step``).
+* ``_common.pxd``: shape guards and batch-major/time-major layout changes.
+* ``_smallgemm.h``: the packed micro-kernel for the per-step products (weights packed once
+  per call).
+* ``_rowgemv.h``: the one-row product of a streaming step.
+* ``_cellmath.h``: the cells' elementwise loops (state update, backward gate maths) as
+  ``restrict`` C, vectorized per instruction set.
+* ``_fastmath.h``: vectorized float32/float64 sigmoid and tanh, and the run-time dispatch
+  (AVX-512 / AVX2+FMA / SSE2; ``CRNN_ISA`` caps it) the other headers use.
+
+The extensions are built by ``setup.py`` (``python setup.py build_ext --inplace``);
+CONTRIBUTING.md says how to add a kernel.
+"""
