@@ -362,3 +362,72 @@ def test_without_a_bundled_openblas_threads_fall_back(monkeypatch):
         threads.set_num_threads(2)
     with pytest.raises(ValueError, match="positive int"):
         threads.set_num_threads(0)
+
+
+# --------------------------------------------------------------------------- projection chunks
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("own_gemm", [True, False], ids=["own", "blas"])
+def test_lstm_projection_chunks_match_reference(dtype, own_gemm, monkeypatch):
+    # The input projection runs per chunk of timesteps (3 here): sequences of 1, chunk - 1,
+    # chunk, chunk + 1 and 2 chunks + 1 steps, both directions, masked or not, non-zero
+    # initial states; outputs, states and gradients against the reference, and inference
+    # equal to training.
+    from crnn._kernels import _lstm
+
+    chunk = 3
+    monkeypatch.setattr(_lstm, "inference_chunk", lambda *args: chunk)
+    monkeypatch.setenv("CRNN_GEMM", "own" if own_gemm else "blas")
+    rng = np.random.default_rng(11)
+    for k, timesteps in enumerate([1, chunk - 1, chunk, chunk + 1, 2 * chunk + 1]):
+        for go_backwards in (False, True):
+            masked = (k + go_backwards) % 2 == 1
+            problem = make_problem("lstm", rng, batch=5, timesteps=timesteps, features=4,
+                                   units=17, dtype=dtype, masked=masked)
+            opts = options("lstm", go_backwards)
+            what = f"timesteps={timesteps} go_backwards={go_backwards} masked={masked}"
+            outputs, states, cache = run_ops("lstm", problem, opts)
+            ref_outputs, ref_states, tape = run_reference("lstm", problem, opts)
+            _close(outputs, ref_outputs, dtype, what + " outputs")
+            for a, b in zip(states, ref_states):
+                _close(a, b, dtype, what + " states")
+            infer_outputs, infer_states, _ = run_ops("lstm", problem, opts, training=False)
+            np.testing.assert_array_equal(infer_outputs, outputs, err_msg=what)
+            for a, b in zip(infer_states, states):
+                np.testing.assert_array_equal(a, b, err_msg=what)
+            d_out = rng.standard_normal(outputs.shape).astype(dtype)
+            d_states = [rng.standard_normal(s.shape).astype(dtype) for s in states]
+            grads = grad_ops("lstm", cache, d_out, d_states)
+            expected = grad_reference("lstm", tape, d_out, d_states)
+            for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
+                _close(getattr(grads, name), expected[name], dtype, f"{what} {name}")
+
+
+def test_lstm_projection_chunk_sizes():
+    from crnn._kernels import _lstm
+
+    # about CHUNK_BYTES of gates per chunk, at least one step, at most CHUNK_STEPS_MAX;
+    # at least CHUNK_ROWS_MIN rows when W does not stay in cache
+    assert _lstm.inference_chunk(64, 256, 128, False) * 64 * 1024 * 4 <= _lstm.CHUNK_BYTES
+    assert _lstm.inference_chunk(4096, 4096, 1, True) == 1
+    assert _lstm.inference_chunk(1, 1, 1, False) == _lstm.CHUNK_STEPS_MAX
+    assert _lstm.inference_chunk(16, 1024, 1024, False) * 16 >= _lstm.CHUNK_ROWS_MIN
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_lstm_with_the_automatic_chunk_crosses_it(dtype):
+    from crnn._kernels import _lstm
+
+    rng = np.random.default_rng(12)
+    timesteps = _lstm.CHUNK_STEPS_MAX + 1         # batch 1, 1 unit: chunks of the maximum
+    for go_backwards in (False, True):
+        problem = make_problem("lstm", rng, batch=1, timesteps=timesteps, features=2,
+                               units=1, dtype=dtype, masked=go_backwards)
+        opts = options("lstm", go_backwards)
+        ref_outputs, ref_states, _ = run_reference("lstm", problem, opts)
+        for training in (False, True):
+            outputs, states, _ = run_ops("lstm", problem, opts, training=training)
+            _close(outputs, ref_outputs, dtype, "outputs")
+            for a, b in zip(states, ref_states):
+                _close(a, b, dtype, "states")

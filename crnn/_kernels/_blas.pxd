@@ -32,6 +32,10 @@ cdef extern from "_smallgemm.h" nogil:
                               const float *packed, float *c, int ldc)
     void crnn_packed_gemm_f64(int m, int n, int k, const double *a, int lda,
                               const double *packed, double *c, int ldc)
+    void crnn_gemm_blocked_f32(int m, int n, int k, const float *a, int lda,
+                               const float *packed, float *c, int ldc)
+    void crnn_gemm_blocked_f64(int m, int n, int k, const double *a, int lda,
+                               const double *packed, double *c, int ldc)
     int crnn_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc)
     int crnn_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
@@ -63,6 +67,20 @@ cdef inline void gemm_packed(int m, int n, int k, const floating *a, int lda,
         crnn_packed_gemm_f32(m, n, k, a, lda, packed, c, ldc)
     else:
         crnn_packed_gemm_f64(m, n, k, a, lda, packed, c, ldc)
+
+
+cdef inline void gemm_packed_big(bint blas, int m, int n, int k, const floating *a,
+                                 int lda, const floating *packed, const floating *b,
+                                 int ldb, floating *c, int ldc) noexcept nogil:
+    """C[m, n] += A[m, k] @ B[k, n] for a product with many rows (e.g. the input projection
+    of a chunk of timesteps): crnn's cache-blocked kernel on B packed once by pack_b, or
+    BLAS on ``b`` itself when ``blas`` (several BLAS threads, or an AVX-512 BLAS kernel)."""
+    if blas:
+        gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
+    elif floating is float:
+        crnn_gemm_blocked_f32(m, n, k, a, lda, packed, c, ldc)
+    else:
+        crnn_gemm_blocked_f64(m, n, k, a, lda, packed, c, ldc)
 
 
 cdef enum:

@@ -8,7 +8,7 @@
 # outputs[:, s]. A masked (b, t) keeps h and c and repeats the previous output.
 #
 # Memory layout: inside the kernels everything is time-major. gates[t, b, :] holds z_t for
-# sample b, so the input projection for all timesteps is one GEMM over x transposed to
+# sample b, so the input projection of a run of timesteps is one GEMM over x transposed to
 # (T, B, F), and step t's block is contiguous (B, G) for the per-step recurrent GEMM.
 # (A batch-major block would have rows T*G apart: a multiple of 4 KiB that thrashes cache
 # sets.) Outputs are written straight into the (B, T, U) array users see. Training keeps,
@@ -22,55 +22,108 @@ import numpy as np
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport add_span, gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._kernels._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
 from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
+
+cdef extern from "_fastmath.h" nogil:
+    int crnn_isa()    # 2 on an AVX-512 CPU
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
 _UNUSED = (1, 1, 1)
 
+# On one thread, the forward pass projects the input per chunk of timesteps, each chunk
+# just before its steps, into about this many bytes of gates (they stay in L2 between the
+# projection and the steps; inference reuses one such buffer instead of a (T, B, 4U)
+# array), with crnn's blocked kernel on W packed once per call. Measured for inference on
+# an AVX-512 core against one whole-sequence projection by OpenBLAS's AVX-512 kernel:
+# 0.87x the time at (64, 100, 128, 256), but 1.02x at (64, 50, 512, 512) and 1.08x at
+# (16, 25, 1024, 1024), where W no longer stays in cache, and 1.15x at (32, 50, 16, 64)
+# (16 features: the products are mostly output traffic); BLAS per chunk would repack W at
+# every chunk (1.3x). So with an AVX-512 BLAS kernel and a W larger than W_BYTES_CACHED or
+# under 64 features, or with several BLAS threads, BLAS projects the whole sequence.
+CHUNK_BYTES = 1 << 19
+# ... and at most this many timesteps (small layers: enough rows for the blocked GEMM).
+CHUNK_STEPS_MAX = 64
+# A packed W larger than this (it then streams from L3 at each product) is projected for
+# at least CHUNK_ROWS_MIN rows (batch x timesteps) at a time, whatever the gates' size.
+W_BYTES_CACHED = 1 << 20
+CHUNK_ROWS_MIN = 256
 
-cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+
+def inference_chunk(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t features,
+                    bint double_precision):
+    """Timesteps per projection chunk of the forward pass for these sizes."""
+    cdef Py_ssize_t size = 8 if double_precision else 4
+    cdef Py_ssize_t steps = CHUNK_BYTES // max(1, batch * 4 * units * size)
+    if features * 4 * units * size > W_BYTES_CACHED:
+        steps = max(steps, (CHUNK_ROWS_MIN + batch - 1) // max(1, batch))
+    return max(1, min(CHUNK_STEPS_MAX, steps))
+
+
+cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ssize_t chunk,
                    const floating *x, const floating *W, const floating *R,
                    const floating *bias, const unsigned char *mask, bint has_mask,
-                   bint go_backwards, int act, int ract,
+                   bint go_backwards, int act, int ract, Py_ssize_t x_t, Py_ssize_t x_b,
                    floating *h, floating *c, floating *gates, floating *outputs,
-                   floating *act_c_tmp, floating *R_packed, bint training,
-                   floating *h_tm1_all, floating *c_tm1_all,
-                   floating *act_c_all, bint threaded,
-                   bint blas_whole) noexcept nogil:
+                   floating *act_c_tmp, floating *R_packed, floating *W_packed,
+                   bint training, floating *h_tm1_all, floating *c_tm1_all,
+                   floating *act_c_all, bint threaded, bint blas_proj) noexcept nogil:
+    """The input projection runs per chunk of ``chunk`` timesteps, just before their steps,
+    into rows pre-filled with the bias (so neither a zero pass nor a bias pass is needed):
+    training keeps every step's gates (T, B, G), inference reuses a (chunk, B, G) buffer.
+    W is packed once (unless BLAS does the projection, ``blas_proj``). Training and
+    inference run the same sums in the same order. x[t, b] is at x + t * x_t + b * x_b:
+    time-major (x_t = B * x_b) projects a chunk in one product, else one per timestep."""
     cdef Py_ssize_t G = 4 * U
-    cdef Py_ssize_t s, t, b
+    cdef Py_ssize_t s, s0, n, t, t_lo, b, r
+    cdef floating *zc
     cdef floating *z
     cdef floating *hb
     cdef floating *cb
     cdef floating *out
-    # gates = x @ W, all timesteps at once (x is time-major here); b is added per row below
-    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     pack_b(U, G, R, G, R_packed)
-    for s in range(T):
-        t = T - 1 - s if go_backwards else s
-        # gates[t] += h_tm1 @ R
-        gemm_step(threaded, B, G, U, h, U, R_packed, R, G, gates + t * B * G, G)
-        for b in range(B):
-            z = gates + (t * B + b) * G
-            hb = h + b * U
-            cb = c + b * U
-            out = outputs + (b * T + s) * U
-            if training:
-                memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
-                memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
-            if has_mask and not mask[b * T + t]:
-                if s == 0:
-                    memset(out, 0, U * sizeof(floating))
-                else:
-                    memcpy(out, out - U, U * sizeof(floating))
-                continue
-            add_span(G, bias, z)
-            lstm_forward_row(U, z, cb, hb,
-                             act_c_all + (t * B + b) * U if training else act_c_tmp, act, ract)
-            memcpy(out, hb, U * sizeof(floating))
+    if not blas_proj:
+        pack_b(F, G, W, G, W_packed)
+    s0 = 0
+    while s0 < T:
+        n = min(chunk, T - s0)
+        # the chunk's timesteps are t_lo .. t_lo + n - 1 in either direction
+        t_lo = T - s0 - n if go_backwards else s0
+        zc = gates + t_lo * B * G if training else gates
+        for r in range(n * B):
+            memcpy(zc + r * G, bias, G * sizeof(floating))
+        if x_t == B * x_b:
+            gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * x_t, x_b, W_packed, W, G, zc,
+                            G)
+        else:
+            for t in range(t_lo, t_lo + n):
+                gemm_packed_big(blas_proj, B, G, F, x + t * x_t, x_b, W_packed, W, G,
+                                zc + (t - t_lo) * B * G, G)
+        for s in range(s0, s0 + n):
+            t = T - 1 - s if go_backwards else s
+            z = zc + (t - t_lo) * B * G
+            # z += h_tm1 @ R
+            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, z, G)
+            for b in range(B):
+                hb = h + b * U
+                cb = c + b * U
+                out = outputs + (b * T + s) * U
+                if training:
+                    memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+                    memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
+                if has_mask and not mask[b * T + t]:
+                    if s == 0:
+                        memset(out, 0, U * sizeof(floating))
+                    else:
+                        memcpy(out, out - U, U * sizeof(floating))
+                    continue
+                lstm_forward_row(U, z + b * G, cb, hb,
+                                 act_c_all + (t * B + b) * U if training else act_c_tmp,
+                                 act, ract)
+                memcpy(out, hb, U * sizeof(floating))
+        s0 += n
 
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
@@ -125,11 +178,12 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation,
                  const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
-                 bint threaded=False, bint own_gemm=True):
+                 bint threaded=False, bint own_gemm=True, Py_ssize_t chunk=0):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
     training, else a dict of the arrays lstm_backward takes by these names. Arguments are
     checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
-    bounds can happen."""
+    bounds can happen. ``chunk``: timesteps per input-projection chunk (0: inference_chunk's
+    choice)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -141,36 +195,56 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
-    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     c_arr = np.array(c0, dtype=dtype)
-    gates_arr = np.empty((T, B, G), dtype)
+    # The projection runs on crnn's kernel on one thread and AVX-512 even where BLAS does
+    # the whole-sequence products of the backward pass (see CHUNK_BYTES).
+    # (for a W that stays in cache and enough features: otherwise BLAS whole, measured faster)
+    blas_proj = threaded or not (own_gemm or (
+        crnn_isa() == 2 and F >= 64 and F * G * sizeof(floating) <= W_BYTES_CACHED))
+    if chunk <= 0:
+        chunk = T if blas_proj else inference_chunk(B, U, F, floating is double)
+    chunk = max(1, min(T, chunk))
+    # Training keeps x time-major for the backward pass's products; inference on crnn's
+    # kernel reads the (B, T, F) input where it is, one product per timestep.
+    # (only for a W that stays in cache, and features enough that a product of B rows is
+    # not dominated by reading and writing its output)
+    cdef bint x_as_given = not (training or blas_proj) and F >= 64 and (
+        F * G * sizeof(floating) <= W_BYTES_CACHED)
+    x_arr = None if x_as_given else time_major(x)
+    cdef Py_ssize_t x_t = F if x_as_given else B * F
+    cdef Py_ssize_t x_b = T * F if x_as_given else F
+    gates_arr = np.empty((T if training else chunk, B, G), dtype)
     outputs_arr = np.empty((B, T, U), dtype)
     act_c_tmp_arr = np.empty(U, dtype)
     packed_arr = np.empty(packed_size(U, G, floating is double), dtype)
+    w_packed_arr = np.empty(1 if blas_proj else
+                            packed_size(F, G, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = np.empty(saved_shape, dtype)
     c_tm1_arr = np.empty(saved_shape, dtype)
     act_c_arr = np.empty(saved_shape, dtype)
-    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef const floating[:, :, ::1] xt = x if x_as_given else x_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, ::1] c = c_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     cdef floating[::1] act_c_tmp = act_c_tmp_arr
     cdef floating[::1] packed = packed_arr
+    cdef floating[::1] w_packed = w_packed_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
     cdef floating[:, :, ::1] act_c_all = act_c_arr
     with nogil:
-        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
-                 &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
-                 &h[0, 0], &c[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &act_c_tmp[0],
-                 &packed[0], training, &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0],
-                 &act_c_all[0, 0, 0], threaded, threaded or not own_gemm)
+        _forward(B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+                 &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
+                 recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
+                 &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], training,
+                 &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0], threaded,
+                 blas_proj)
     saved = None
     if training:
-        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+        saved = dict(xt=x_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
                      act_c=act_c_arr)
     return outputs_arr, h_arr, c_arr, saved
 
