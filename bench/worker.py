@@ -192,10 +192,17 @@ def crnn_isa(crnn):
                 with contextlib.suppress(Exception):
                     return {"source": f"{owner.__name__}.{attr}",
                             "isa": str(value() if callable(value) else value)}
-    header = Path(crnn.__file__).parent / "_fastmath.h"
-    reads_cap = header.exists() and "CRNN_ISA" in header.read_text()
-    best = _cpu_best_isa()
     cap = os.environ.get("CRNN_ISA")
+    # crnn's own report: crnn._kernels._cells.isa() (this wave's layout), which applies the cap.
+    with contextlib.suppress(Exception):
+        cells = importlib.import_module("crnn._kernels._cells")
+        return {"isa": str(cells.isa()), "cap": cap, "reads_CRNN_ISA": True,
+                "source": "crnn._kernels._cells.isa()"
+                          + (f", capped by CRNN_ISA={cap}" if cap else "")}
+    header = next((h for h in (Path(crnn.__file__).parent / "_kernels" / "_fastmath.h",
+                               Path(crnn.__file__).parent / "_fastmath.h") if h.exists()), None)
+    reads_cap = header is not None and "CRNN_ISA" in header.read_text()
+    best = _cpu_best_isa()
     order = ["baseline", "avx2", "avx512"]
     isa = best
     if reads_cap and cap in order and best in order:

@@ -19,7 +19,7 @@
 # step and the final-state gradient), and give the gradients of the pre-activations.
 
 from cython cimport floating
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from crnn._kernels._activations cimport activate, derivative
 
@@ -53,6 +53,15 @@ cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept
         crnn_add_f32(n, x, y)
     else:
         crnn_add_f64(n, x, y)
+
+
+cdef inline void sum_rows(Py_ssize_t rows, Py_ssize_t n, const floating *x,
+                          floating *y) noexcept nogil:
+    """y[:n] = x.reshape(rows, n).sum(0) (no overlap): a bias gradient from its rows."""
+    cdef Py_ssize_t r
+    memset(y, 0, n * sizeof(floating))
+    for r in range(rows):
+        add_span(n, x + r * n, y)
 
 
 cdef inline void gather_dh(Py_ssize_t n, floating *dh, const floating *d_out,

@@ -21,13 +21,21 @@ cdef inline int check_blas_size(Py_ssize_t rows, Py_ssize_t cols) except -1:
     return 0
 
 
+cdef inline object _swapped_copy(a):
+    """C-contiguous copy of ``a`` with its first two axes swapped, in workspace memory."""
+    import numpy
+    from crnn._kernels._workspace import empty
+    view = numpy.swapaxes(numpy.asarray(a), 0, 1)
+    out = empty(view.shape, view.dtype)
+    numpy.copyto(out, view)
+    return out
+
+
 cdef inline object time_major(a):
     """(B, T, ...) -> C-contiguous (T, B, ...): the kernels' internal layout."""
-    import numpy
-    return numpy.ascontiguousarray(numpy.swapaxes(numpy.asarray(a), 0, 1))
+    return _swapped_copy(a)
 
 
 cdef inline object batch_major(a):
     """(T, B, ...) -> C-contiguous (B, T, ...), the layout users see."""
-    import numpy
-    return numpy.ascontiguousarray(numpy.swapaxes(a, 0, 1))
+    return _swapped_copy(a)

@@ -22,11 +22,13 @@
 
 import numpy as np
 
+from crnn._kernels._workspace import empty as workspace_empty
+
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport (add_span, gather_dh, gru_backward_row, gru_finish_row,
+from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_row, gru_finish_row,
                                    gru_gates_after_row, gru_gates_before_row,
                                    gru_reset_backward_row)
 from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
@@ -167,16 +169,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
     gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
-    memset(db, 0, (2 * G if reset_after else G) * sizeof(floating))
-    for row in range(T * B):
-        for j in range(G):
-            db[j] += dgx[row * G + j]
+    sum_rows(T * B, G, dgx, db)
     if reset_after:
         # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
         gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dgi, G, 0.0, dR, G)
-        for row in range(T * B):
-            for j in range(G):
-                db[G + j] += dgi[row * G + j]
+        sum_rows(T * B, G, dgi, db + G)
     else:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
         gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)
@@ -206,14 +203,14 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     dtype = np.float32 if floating is float else np.float64
     xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
-    gates_arr = np.empty((T, B, G), dtype)
-    outputs_arr = np.empty((B, T, U), dtype)
-    work_arr = np.empty((B, G), dtype)
-    packed_arr = np.empty(packed_size(U, 2 * U, floating is double)
+    gates_arr = workspace_empty((T, B, G), dtype)
+    outputs_arr = workspace_empty((B, T, U), dtype)
+    work_arr = workspace_empty((B, G), dtype)
+    packed_arr = workspace_empty(packed_size(U, 2 * U, floating is double)
                           + packed_size(U, U, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
-    h_tm1_arr = np.empty(saved_shape, dtype)
-    aux_arr = np.empty(saved_shape, dtype)
+    h_tm1_arr = workspace_empty(saved_shape, dtype)
+    aux_arr = workspace_empty(saved_shape, dtype)
     cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
@@ -261,16 +258,16 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
     dh_arr = np.array(d_h, dtype=dtype)
-    dgx_arr = np.empty((T, B, G), dtype)
-    dgi_arr = np.empty((T, B, G) if reset_after else _UNUSED, dtype)
-    d_rh_arr = np.empty((B, U), dtype)
+    dgx_arr = workspace_empty((T, B, G), dtype)
+    dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)
+    d_rh_arr = workspace_empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
-    deriv_arr = np.empty(G, dtype)
-    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
-    dx_arr = np.empty((T, B, F), dtype)
-    dW_arr = np.empty((F, G), dtype)
-    dR_arr = np.empty((U, G), dtype)
-    db_arr = np.empty(2 * G if reset_after else G, dtype)
+    deriv_arr = workspace_empty(G, dtype)
+    packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
+    dx_arr = workspace_empty((T, B, F), dtype)
+    dW_arr = workspace_empty((F, G), dtype)
+    dR_arr = workspace_empty((U, G), dtype)
+    db_arr = workspace_empty(2 * G if reset_after else G, dtype)
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dgx = dgx_arr
     cdef floating[:, :, ::1] dgi = dgi_arr

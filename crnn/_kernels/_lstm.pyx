@@ -19,11 +19,14 @@
 
 import numpy as np
 
+from crnn._kernels._workspace import empty as workspace_empty
+
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport gather_dh, lstm_backward_row, lstm_forward_row
+from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_row,
+                                   sum_rows)
 from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
 
 cdef extern from "_fastmath.h" nogil:
@@ -167,10 +170,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
     gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
-    memset(db, 0, G * sizeof(floating))
-    for row in range(B * T):
-        for j in range(G):
-            db[j] += dz[row * G + j]
+    sum_rows(B * T, G, dz, db)
 
 
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -214,16 +214,16 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     x_arr = None if x_as_given else time_major(x)
     cdef Py_ssize_t x_t = F if x_as_given else B * F
     cdef Py_ssize_t x_b = T * F if x_as_given else F
-    gates_arr = np.empty((T if training else chunk, B, G), dtype)
-    outputs_arr = np.empty((B, T, U), dtype)
-    act_c_tmp_arr = np.empty(U, dtype)
-    packed_arr = np.empty(packed_size(U, G, floating is double), dtype)
-    w_packed_arr = np.empty(1 if blas_proj else
+    gates_arr = workspace_empty((T if training else chunk, B, G), dtype)
+    outputs_arr = workspace_empty((B, T, U), dtype)
+    act_c_tmp_arr = workspace_empty(U, dtype)
+    packed_arr = workspace_empty(packed_size(U, G, floating is double), dtype)
+    w_packed_arr = workspace_empty(1 if blas_proj else
                             packed_size(F, G, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
-    h_tm1_arr = np.empty(saved_shape, dtype)
-    c_tm1_arr = np.empty(saved_shape, dtype)
-    act_c_arr = np.empty(saved_shape, dtype)
+    h_tm1_arr = workspace_empty(saved_shape, dtype)
+    c_tm1_arr = workspace_empty(saved_shape, dtype)
+    act_c_arr = workspace_empty(saved_shape, dtype)
     cdef const floating[:, :, ::1] xt = x if x_as_given else x_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, ::1] c = c_arr
@@ -278,14 +278,14 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     dtype = np.float32 if floating is float else np.float64
     dh_arr = np.array(d_h, dtype=dtype)
     dc_arr = np.array(d_c, dtype=dtype)
-    dz_arr = np.empty((T, B, G), dtype)
+    dz_arr = workspace_empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
-    deriv_arr = np.empty(5 * U, dtype)
-    packed_arr = np.empty(packed_size(G, U, floating is double), dtype)
-    dx_arr = np.empty((T, B, F), dtype)
-    dW_arr = np.empty((F, G), dtype)
-    dR_arr = np.empty((U, G), dtype)
-    db_arr = np.empty(G, dtype)
+    deriv_arr = workspace_empty(5 * U, dtype)
+    packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
+    dx_arr = workspace_empty((T, B, F), dtype)
+    dW_arr = workspace_empty((F, G), dtype)
+    dR_arr = workspace_empty((U, G), dtype)
+    db_arr = workspace_empty(G, dtype)
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, ::1] dc = dc_arr
     cdef floating[:, :, ::1] dz = dz_arr

@@ -11,11 +11,13 @@
 
 import numpy as np
 
+from crnn._kernels._workspace import empty as workspace_empty
+
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport (add_span, gather_dh, simple_rnn_backward_row,
+from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, simple_rnn_backward_row,
                                    simple_rnn_forward_row)
 from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
 
@@ -94,10 +96,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     gemm_big(blas_whole, False, True, T * B, F, U, dz, U, W, U, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, U, T * B, x, F, dz, U, 0.0, dW, U)
     gemm_big(blas_whole, True, False, U, U, T * B, h_tm1_all, U, dz, U, 0.0, dR, U)
-    memset(db, 0, U * sizeof(floating))
-    for row in range(T * B):
-        for j in range(U):
-            db[j] += dz[row * U + j]
+    sum_rows(T * B, U, dz, db)
 
 
 def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -121,10 +120,10 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     dtype = np.float32 if floating is float else np.float64
     xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
-    gates_arr = np.empty((T, B, U), dtype)
-    outputs_arr = np.empty((B, T, U), dtype)
-    packed_arr = np.empty(packed_size(U, U, floating is double), dtype)
-    h_tm1_arr = np.empty((T, B, U) if training else _UNUSED, dtype)
+    gates_arr = workspace_empty((T, B, U), dtype)
+    outputs_arr = workspace_empty((B, T, U), dtype)
+    packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
+    h_tm1_arr = workspace_empty((T, B, U) if training else _UNUSED, dtype)
     cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
@@ -166,14 +165,14 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
     check_blas_size(B * T, max(F, U))
     dtype = np.float32 if floating is float else np.float64
     dh_arr = np.array(d_h, dtype=dtype)
-    dz_arr = np.empty((T, B, U), dtype)
+    dz_arr = workspace_empty((T, B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
-    deriv_arr = np.empty(U, dtype)
-    packed_arr = np.empty(packed_size(U, U, floating is double), dtype)
-    dx_arr = np.empty((T, B, F), dtype)
-    dW_arr = np.empty((F, U), dtype)
-    dR_arr = np.empty((U, U), dtype)
-    db_arr = np.empty(U, dtype)
+    deriv_arr = workspace_empty(U, dtype)
+    packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
+    dx_arr = workspace_empty((T, B, F), dtype)
+    dW_arr = workspace_empty((F, U), dtype)
+    dR_arr = workspace_empty((U, U), dtype)
+    db_arr = workspace_empty(U, dtype)
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
