@@ -429,6 +429,8 @@ class StreamPool(StreamCore):
                     capacity: int | None = None, grow: bool = True) -> StreamPool:
         """A new pool on ``model`` holding the streams saved by ``save_states``.
 
+        ``save_states``'s example loads its file back with this method.
+
         Args:
             filepath: a file written by ``save_states``.
             model: a model with the same architecture (layers, units, activations,
@@ -446,8 +448,6 @@ class StreamPool(StreamCore):
             FileNotFoundError: no such file.
             TypeError: as for ``StreamPool``.
             NotImplementedError: as for ``StreamPool``.
-
-        ``save_states``'s example loads its file back.
         """
         archive = _Archive(filepath)
         try:
