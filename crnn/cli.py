@@ -10,11 +10,17 @@ stateful model's carried states are checked too). Keras is not needed for the ch
 forecasting demo of ``crnn.demo``.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["convert", "main"]
 
@@ -34,28 +40,47 @@ def _random_input(model, rng):
     return [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
 
 
-def convert(source, target, overwrite=False, seed=0, print_fn=print):
+def convert(source: str | os.PathLike, target: str | os.PathLike, overwrite: bool = False,
+            seed: int = 0, print_fn: Callable[[str], object] = print) -> float:
     """Convert a Keras (or crnn) model file to a crnn file and verify the result.
+
+    What ``crnn convert SOURCE TARGET`` runs. The written file is loaded back, its summary
+    printed, and its predictions compared with those of the source as crnn loads it, on
+    two calls of random input (so that a stateful model's carried states are compared too).
 
     Args:
         source: a ``.keras``/``.h5`` Keras file (or a crnn file).
         target: the crnn file to write.
         overwrite: replace an existing ``target`` (default False).
-        seed: seed of the random verification input.
-        print_fn: where the summary and the check's result go.
+        seed: seed of the random verification input (default 0).
+        print_fn: where the summary and the check's result go, line by line (default
+            ``print``).
 
     Returns:
-        The largest absolute difference between the two models' predictions (0.0 when the
-        conversion is exact, which it is).
+        The largest absolute difference between the two models' predictions: 0.0 (any
+        other difference raises).
 
     Raises:
         FileExistsError: ``target`` exists and ``overwrite`` is False.
+        FileNotFoundError: ``source`` does not exist, or ``target``'s folder does not.
         ValueError: the source can't be loaded, or the written file predicts differently.
         ImportError: a Keras file and no h5py.
 
     Example:
-        ``crnn convert forecaster.keras forecaster.crnn`` on the command line, or
-        ``crnn.cli.convert("forecaster.keras", "forecaster.crnn")``.
+        On the command line: ``crnn convert forecaster.keras forecaster.crnn``. From
+        Python, here on a crnn file (a Keras file needs h5py):
+
+        >>> import os, tempfile
+        >>> import crnn
+        >>> folder = tempfile.mkdtemp()
+        >>> model = crnn.Sequential([crnn.layers.GRU(3, input_shape=(None, 2))])
+        >>> model.save(os.path.join(folder, "source.crnn"))
+        >>> lines = []
+        >>> crnn.cli.convert(os.path.join(folder, "source.crnn"),
+        ...                  os.path.join(folder, "copy.crnn"), print_fn=lines.append)
+        0.0
+        >>> lines[-1].endswith("identical to the source's (max abs diff 0, two calls)")
+        True
     """
     from crnn.saving import load_model
 
@@ -92,8 +117,30 @@ _HELP = """usage: crnn convert IN OUT [--overwrite] [--seed N]
 """
 
 
-def main(argv=None):
-    """Entry point of the ``crnn`` script and of ``python -m crnn``; returns the exit code."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``crnn`` script and of ``python -m crnn``; returns the exit code.
+
+    ``crnn convert IN OUT [--overwrite] [--seed N]`` runs :func:`convert`; ``crnn demo
+    [options]``, or ``crnn`` with demo options only, runs ``crnn.demo.main``; ``-h`` or
+    ``--help`` first prints the usage. A conversion error is printed to stderr.
+
+    Args:
+        argv: the command-line arguments after the program name (default None:
+            ``sys.argv[1:]``).
+
+    Returns:
+        0 on success; 1 if the conversion failed (or the demo's reload check did).
+
+    Raises:
+        SystemExit: for options argparse refuses (it prints the usage; exit status 2).
+
+    Example:
+        >>> import crnn
+        >>> crnn.cli.main(["--help"])
+        usage: crnn convert IN OUT [--overwrite] [--seed N]
+        ...
+        0
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
         print(_HELP)

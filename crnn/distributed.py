@@ -77,6 +77,12 @@ def init(comm: Any = None) -> None:
     Raises:
         ImportError: if mpi4py is not installed (the message says what to install).
         TypeError: if ``comm`` is not an mpi4py intracommunicator.
+
+    Example:
+        >>> import crnn.distributed as cd                         # doctest: +SKIP
+        >>> cd.init()                           # MPI.COMM_WORLD  # doctest: +SKIP
+        >>> cd.is_initialized()                                   # doctest: +SKIP
+        True
     """
     global _comm
     MPI = _mpi()
@@ -89,7 +95,19 @@ def init(comm: Any = None) -> None:
 
 
 def is_initialized() -> bool:
-    """Whether ``init()`` has been called in this process."""
+    """Whether ``init()`` has been called in this process.
+
+    Needs no MPI: it only says whether ``init`` (or a function that calls it, such as
+    ``rank``) has run.
+
+    Returns:
+        True after ``init()``, False before.
+
+    Example:
+        >>> import crnn.distributed as cd
+        >>> isinstance(cd.is_initialized(), bool)
+        True
+    """
     return _comm is not None
 
 
@@ -100,12 +118,36 @@ def _world():
 
 
 def rank() -> int:
-    """This process's rank, 0 to ``size() - 1`` (calls ``init()`` if needed)."""
+    """This process's rank, 0 to ``size() - 1`` (calls ``init()`` if needed).
+
+    Returns:
+        The rank in the communicator of ``init`` (0 without ``mpiexec``).
+
+    Raises:
+        ImportError: if mpi4py is not installed.
+
+    Example:
+        >>> import crnn.distributed as cd                         # doctest: +SKIP
+        >>> cd.rank()                          # without mpiexec  # doctest: +SKIP
+        0
+    """
     return _world().Get_rank()
 
 
 def size() -> int:
-    """The number of processes in the world (calls ``init()`` if needed)."""
+    """The number of processes in the world (calls ``init()`` if needed).
+
+    Returns:
+        The size of the communicator of ``init`` (1 without ``mpiexec``).
+
+    Raises:
+        ImportError: if mpi4py is not installed.
+
+    Example:
+        >>> import crnn.distributed as cd                         # doctest: +SKIP
+        >>> cd.size()                          # without mpiexec  # doctest: +SKIP
+        1
+    """
     return _world().Get_size()
 
 
@@ -312,9 +354,14 @@ def DistributedOptimizer(optimizer: Any, comm: Any = None) -> optimizers_module.
 
     Raises:
         ImportError: if mpi4py is not installed.
+        TypeError: if ``optimizer`` is already a distributed one.
+        ValueError: if ``optimizer`` is an unknown name.
 
     Example:
+        >>> import crnn, crnn.distributed as cd                          # doctest: +SKIP
         >>> opt = cd.DistributedOptimizer(crnn.optimizers.Adam(1e-3))   # doctest: +SKIP
+        >>> type(opt).__name__                                          # doctest: +SKIP
+        'Adam'
     """
     base = optimizers_module.get(optimizer)
     if isinstance(base, _DistributedMixin):
@@ -340,11 +387,18 @@ def broadcast_weights(model: Any, root_rank: int = 0, comm: Any = None) -> None:
 
     Args:
         model: the model (built).
-        root_rank: the rank whose values win.
-        comm: an mpi4py communicator (default: the one from ``init()``).
+        root_rank: the rank whose values win (default 0).
+        comm: an mpi4py communicator (default: the one from ``init()``, which is called
+            if needed).
 
     Raises:
+        ImportError: if mpi4py is not installed.
         ValueError: if ``root_rank`` is out of range or the ranks' models differ.
+
+    Example:
+        >>> import crnn.distributed as cd                           # doctest: +SKIP
+        >>> model = crnn.Sequential([crnn.layers.LSTM(8, input_shape=(10, 1))])  # doctest: +SKIP
+        >>> cd.broadcast_weights(model, root_rank=0)   # every rank  # doctest: +SKIP
     """
     collective = _Collective(comm if comm is not None else _world())
     if isinstance(root_rank, bool) or not isinstance(root_rank, (int, np.integer)) \
@@ -400,8 +454,16 @@ class BroadcastWeights(callbacks_module.Callback):
     Args:
         root_rank: the rank whose values win (default 0).
 
+    Raises:
+        ValueError: if ``root_rank`` is not a non-negative int (whether it is below the
+            world's size is checked when ``fit`` starts).
+
     Example:
-        >>> model.fit(x, y, callbacks=[cd.BroadcastWeights(root_rank=0)])  # doctest: +SKIP
+        >>> import crnn.distributed as cd
+        >>> callback = cd.BroadcastWeights(root_rank=0)    # no MPI needed until fit
+        >>> callback.root_rank
+        0
+        >>> model.fit(x, y, callbacks=[callback])          # on every rank  # doctest: +SKIP
     """
 
     _collective = True
@@ -413,7 +475,19 @@ class BroadcastWeights(callbacks_module.Callback):
             raise ValueError(f"root_rank must be a non-negative int, received {root_rank!r}")
         self.root_rank = int(root_rank)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Broadcast the root rank's weights, optimizer state and RNN states.
+
+        Uses the communicator of the model's ``DistributedOptimizer``, or the one from
+        ``init()`` when the optimizer is a plain one.
+
+        Args:
+            logs: unused (Keras's callback signature).
+
+        Raises:
+            ImportError: if mpi4py is not installed.
+            ValueError: if ``root_rank`` is out of range or the ranks' models differ.
+        """
         collective = getattr(self.model.optimizer, "distributed", None)
         broadcast_weights(self.model, self.root_rank,
                           comm=None if collective is None else collective.comm)
@@ -545,6 +619,18 @@ class FitManyResult(NamedTuple):
         histories: key -> ``History.history`` dict (loss and metrics per epoch).
         errors: key -> the error text (type, message and traceback) for the keys that
             failed.
+
+    Example:
+        >>> import numpy as np, crnn, crnn.distributed as cd
+        >>> def build():
+        ...     model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(2,))])
+        ...     model.compile(optimizer="sgd", loss="mse")
+        ...     return model
+        >>> data = {"good": (np.ones((4, 2)), np.ones((4, 1))),
+        ...         "bad": (np.ones((4, 3)), np.ones((4, 1)))}     # 3 features, not 2
+        >>> result = cd.fit_many(build, data, epochs=2)               # locally: no Dask
+        >>> list(result.models), len(result.histories["good"]["loss"]), list(result.errors)
+        (['good'], 2, ['bad'])
     """
 
     models: dict
@@ -620,14 +706,25 @@ def fit_many(build_fn: Callable[[], Any], datasets: Mapping[Any, tuple] | Sequen
         A ``FitManyResult(models, histories, errors)``.
 
     Raises:
-        TypeError, ValueError: if ``build_fn`` is not callable or ``datasets`` is not a
-            collection of ``(x, y)`` pairs (checked before any training).
+        TypeError: if ``build_fn`` is not callable (or is a model), or ``datasets`` is
+            neither a dict nor a list (checked before any training).
+        ValueError: if ``datasets`` is empty or an entry is not an ``(x, y)`` pair
+            (checked before any training).
 
     Example:
-        >>> result = cd.fit_many(build, {"shop_1": (x1, y1), "shop_2": (x2, y2)},
-        ...                      client=client, epochs=20)                # doctest: +SKIP
-        >>> result.errors                                                # doctest: +SKIP
-        {}
+        >>> import numpy as np, crnn, crnn.distributed as cd
+        >>> def build():
+        ...     model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(2,))])
+        ...     model.compile(optimizer="sgd", loss="mse")
+        ...     return model
+        >>> shops = [(np.ones((8, 2)), np.ones((8, 1))), (np.zeros((8, 2)), np.ones((8, 1)))]
+        >>> result = cd.fit_many(build, shops, epochs=3)       # locally, one after the other
+        >>> sorted(result.models), result.errors
+        ([0, 1], {})
+
+        On a Dask cluster (``build`` then must be picklable: a module-level function):
+
+        >>> result = cd.fit_many(build, shops, client=client, epochs=3)  # doctest: +SKIP
     """
     if not callable(build_fn) or hasattr(build_fn, "fit"):
         raise TypeError(f"build_fn must be a function returning a compiled model (a new one "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -27,12 +27,26 @@ __all__ = ["Sequential", "from_bytes", "load_model"]
 class Sequential(Trainer):
     """A linear stack of layers, with Keras's ``compile``/``fit``/``evaluate``/``predict``.
 
+    The model builds (creates its weights) as soon as its input shape is known: declared
+    on the first layer (``input_shape=``/``batch_input_shape=``), by a leading
+    ``crnn.Input``, by ``build(input_shape)``, or on the first data it sees. The loops
+    (``compile``, ``fit``, ``evaluate``, ``predict``, the ``*_on_batch`` methods) are
+    ``crnn.trainer.Trainer``'s.
+
     Args:
-        layers: optional list of layers to add (an ``Input``/``InputLayer`` may come first).
-        name: model name (default ``"sequential"``, ``"sequential_1"``...).
-        trainable: whether ``fit`` updates the weights.
+        layers: optional list of layers to add, in order, as ``add`` does (an
+            ``Input``/``InputLayer`` may come first). Default None (an empty model).
+        name: model name. Default None: a unique ``"sequential"``, ``"sequential_1"``...
+        trainable: whether ``fit`` updates the weights. Default True.
+
+    Raises:
+        TypeError: if an entry of ``layers`` is not a crnn layer.
+        ValueError: if a layer's name repeats another's, a layer returns several arrays,
+            or an ``Input`` comes after a layer (see ``add``).
 
     Example:
+        >>> import numpy as np
+        >>> from crnn.models import Sequential
         >>> from crnn.layers import LSTM, Dense
         >>> x = np.random.default_rng(0).normal(size=(16, 10, 1)).astype("float32")
         >>> y = x.mean(axis=1)                                  # (16, 1)
@@ -76,8 +90,11 @@ class Sequential(Trainer):
             TypeError: if ``layer`` is not a crnn layer.
             ValueError: if the layer returns several arrays (``return_state=True``,
                 ``merge_mode=None``), its name is taken, or an ``Input`` comes after a layer.
+            NotImplementedError: if an ``Input`` or a layer inside a ``TimeDistributed``
+                has an ``activity_regularizer`` (Keras ignores it there).
 
         Example:
+            >>> from crnn.models import Sequential
             >>> from crnn.layers import GRU, Dense
             >>> model = Sequential()
             >>> model.add(GRU(4, input_shape=(6, 2)))
@@ -262,6 +279,9 @@ class Sequential(Trainer):
     def count_params(self) -> int:
         """The number of weights (scalars) in the model.
 
+        Returns:
+            The total size of all weight arrays, trainable or not.
+
         Raises:
             ValueError: if the model isn't built.
         """
@@ -296,7 +316,7 @@ class Sequential(Trainer):
 
     # ---------------------------------------------- deployment helpers (issue 8)
 
-    def get_states(self):
+    def get_states(self) -> list[np.ndarray]:
         """Copies of every stateful layer's states, layer by layer.
 
         Returns:
@@ -316,14 +336,17 @@ class Sequential(Trainer):
         """
         return [s for layer in self._stateful_layers() for s in layer._state_arrays()]
 
-    def set_states(self, states):
+    def set_states(self, states: Sequence[ArrayLike]) -> None:
         """Set every stateful layer's states from a list in ``get_states()`` order.
 
         Args:
             states: the arrays, as ``get_states()`` returns them.
 
         Raises:
-            ValueError: if the count or a shape differs (nothing is changed then).
+            TypeError: if ``states`` is not a list of arrays, or an array is not real
+                numeric (nothing is changed then).
+            ValueError: if the model isn't built, or the count or a shape differs
+                (nothing is changed then).
         """
         self._require_built("set_states")
         current = self.get_states()
@@ -346,7 +369,7 @@ class Sequential(Trainer):
             layer._set_state_arrays(checked[:n])
             checked = checked[n:]
 
-    def with_batch_size(self, batch_size):
+    def with_batch_size(self, batch_size: int | None) -> Sequential:
         """A copy of this model declared with another batch size, with the same weights.
 
         The usual way to deploy a stateful model trained on batches of ``B`` sequences
@@ -359,6 +382,10 @@ class Sequential(Trainer):
 
         Returns:
             A new ``Sequential``.
+
+        Raises:
+            ValueError: if the model isn't built, ``batch_size`` is not a positive int or
+                None, or it is None and the model is stateful.
 
         Example:
             >>> import numpy as np, crnn
@@ -480,6 +507,7 @@ class Sequential(Trainer):
             ValueError: if ``config`` is not a Sequential config.
 
         Example:
+            >>> from crnn.models import Sequential
             >>> from crnn.layers import LSTM
             >>> model = Sequential([LSTM(3, input_shape=(5, 2))])
             >>> Sequential.from_config(model.get_config()).count_params() == model.count_params()
@@ -498,14 +526,22 @@ class Sequential(Trainer):
     # ------------------------------------------------------------------ summary
 
     def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
-                print_fn: Callable[[str], object] | None = None, **kwargs) -> None:
+                print_fn: Callable[[str], object] | None = None, **kwargs: Any) -> None:
         """Print a table of the layers, their output shapes and parameter counts, as Keras.
 
         Args:
             line_length: accepted for Keras compatibility (the table sizes itself).
-            positions: accepted for Keras compatibility.
-            print_fn: called with each line (default ``print``).
+            positions: accepted for Keras compatibility (ignored).
+            print_fn: called with each line (default None: ``print``).
             **kwargs: Keras's other options (``expand_nested``...), ignored.
+
+        Example:
+            >>> import crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,), name="d")])
+            >>> lines = []
+            >>> model.summary(print_fn=lines.append)
+            >>> lines[0], lines[-3]
+            ('Model: "sequential..."', ' Total params: 8 (32.00 B)')
         """
         print_fn = print_fn or print
         rows = []
@@ -559,16 +595,28 @@ class Sequential(Trainer):
              include_optimizer: bool = True) -> None:
         """Save config, weights, optimizer state and stateful layers' states to one file.
 
+        See ``crnn.saving`` for the format and ``crnn.load_model`` to read it back.
+
         Args:
             filepath: destination (``.crnn`` is customary); written atomically.
-            overwrite: replace an existing file.
+            overwrite: replace an existing file. Default True.
             include_optimizer: also save the optimizer state, so training resumes exactly.
+                Default True.
 
         Raises:
             ValueError: if the model isn't built.
             FileExistsError: if the file exists and ``overwrite`` is False.
+            FileNotFoundError: if the destination folder does not exist.
+            IsADirectoryError: if ``filepath`` is a folder.
 
-        See ``crnn.saving`` for the format and ``crnn.load_model`` to read it back.
+        Example:
+            >>> import os, tempfile
+            >>> import crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+            >>> path = os.path.join(tempfile.mkdtemp(), "model.crnn")
+            >>> model.save(path)
+            >>> crnn.load_model(path).count_params()
+            8
         """
         saving.save_model(self, filepath, overwrite=overwrite,
                           include_optimizer=include_optimizer)
@@ -578,11 +626,13 @@ class Sequential(Trainer):
 
         Args:
             filepath: destination; written atomically.
-            overwrite: replace an existing file.
+            overwrite: replace an existing file. Default True.
 
         Raises:
             ValueError: if the model isn't built.
             FileExistsError: if the file exists and ``overwrite`` is False.
+            FileNotFoundError: if the destination folder does not exist.
+            IsADirectoryError: if ``filepath`` is a folder.
         """
         saving.save_weights(self, filepath, overwrite=overwrite)
 
@@ -594,8 +644,19 @@ class Sequential(Trainer):
 
         Raises:
             FileNotFoundError: if there is no such file.
-            ValueError: if the file is damaged or its weights don't fit this model (checked
-                before any weight changes).
+            ValueError: if the model isn't built, or the file is damaged or its weights
+                don't fit this model (checked before any weight changes).
+
+        Example:
+            >>> import os, tempfile
+            >>> import numpy as np, crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+            >>> path = os.path.join(tempfile.mkdtemp(), "weights.crnn")
+            >>> model.save_weights(path)
+            >>> twin = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+            >>> twin.load_weights(path)
+            >>> all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), model.get_weights()))
+            True
         """
         saving.load_weights(self, filepath)
 
@@ -606,7 +667,7 @@ class Sequential(Trainer):
         MPI ranks); ``crnn.models.from_bytes`` reads it back.
 
         Args:
-            include_optimizer: also include the optimizer state.
+            include_optimizer: also include the optimizer state. Default True.
 
         Returns:
             The bytes of a ``.crnn`` file.
@@ -620,12 +681,12 @@ class Sequential(Trainer):
         return f"<Sequential name={self.name!r} layers={[l.name for l in self._layers]}>"
 
 
-def from_bytes(data: bytes, compile: bool = True) -> Sequential:
+def from_bytes(data: bytes | bytearray | memoryview, compile: bool = True) -> Sequential:
     """Rebuild a model from ``model.to_bytes()`` (or a saved file's bytes).
 
     Args:
-        data: the bytes.
-        compile: recompile with the saved optimizer state, loss and metrics.
+        data: the bytes (``bytes``, ``bytearray`` or ``memoryview``).
+        compile: recompile with the saved optimizer state, loss and metrics. Default True.
 
     Returns:
         The model, as ``crnn.load_model`` returns it.
@@ -650,15 +711,33 @@ def _format_bytes(n):
         n /= 1024
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
     """Keras's spelling, ``keras.models.load_model``: the same as ``crnn.load_model``.
 
+    Reads crnn files, and Keras ``.keras``/``.h5`` files (with h5py), as
+    ``crnn.saving.load_model`` does.
+
     Args:
-        filepath: a file written by ``model.save``.
+        filepath: a file written by ``model.save`` (or a Keras model file).
         compile: recompile with the saved optimizer (and its state), loss and metrics.
+            Default True.
 
     Returns:
         The ``Sequential`` model.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if the file is damaged, truncated, hostile, or not a model file.
+        ImportError: if it is a Keras file and h5py is not installed.
+
+    Example:
+        >>> import os, tempfile
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.LSTM(4, input_shape=(5, 2))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.crnn")
+        >>> model.save(path)
+        >>> crnn.models.load_model(path).get_config() == model.get_config()
+        True
     """
     from crnn import saving
 

@@ -28,13 +28,20 @@ Example:
     ((8, 20, 3), (3, 64))
 """
 
-from typing import NamedTuple, Optional
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from crnn._kernels import _gru, _lstm, _simple_rnn
 from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
 from crnn.threads import get_num_threads, use_own_gemm
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "Gradients",
@@ -56,14 +63,34 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 class Gradients(NamedTuple):
     """Gradients of a loss with respect to everything a recurrent op consumed.
 
-    ``d_bias`` is None when the forward pass had no bias.
+    What ``lstm_grad``, ``gru_grad`` and ``simple_rnn_grad`` return: a named tuple, each
+    gradient with the shape and dtype of what it is the gradient of.
+
+    Attributes:
+        dx: (batch, timesteps, features), the gradient w.r.t. ``x``.
+        d_initial_state: one array (batch, units) per state (``[dh0, dc0]`` for LSTM,
+            ``[dh0]`` for GRU and SimpleRNN), the gradients w.r.t. the initial states.
+        d_kernel: the gradient w.r.t. ``kernel``.
+        d_recurrent_kernel: the gradient w.r.t. ``recurrent_kernel``.
+        d_bias: the gradient w.r.t. ``bias``, in its shape; None when the forward pass had
+            no bias.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((2, 3, 4), "float32")
+        >>> kernel = np.full((4, 5), 0.1, "float32")
+        >>> recurrent_kernel = np.full((5, 5), 0.1, "float32")
+        >>> _, _, cache = crnn.ops.simple_rnn(x, kernel, recurrent_kernel, training=True)
+        >>> grads = crnn.ops.simple_rnn_grad(cache, np.ones((2, 3, 5), "float32"))
+        >>> grads.dx.shape, grads.d_initial_state[0].shape, grads.d_bias is None
+        ((2, 3, 4), (2, 5), True)
     """
 
     dx: np.ndarray
-    d_initial_state: list
+    d_initial_state: list[np.ndarray]
     d_kernel: np.ndarray
     d_recurrent_kernel: np.ndarray
-    d_bias: Optional[np.ndarray]
+    d_bias: np.ndarray | None
 
 
 class RNNCache:
@@ -251,29 +278,57 @@ def _gradients(cache, dx, d_states, d_kernel, d_recurrent_kernel, d_bias):
 # --------------------------------------------------------------------------- LSTM
 
 
-def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwards=False,
-         mask=None, activation="tanh", recurrent_activation="sigmoid", training=False):
+def lstm(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+         bias: ArrayLike | None = None, initial_state: Sequence[ArrayLike] | None = None, *,
+         go_backwards: bool = False, mask: ArrayLike | None = None,
+         activation: str | None = "tanh", recurrent_activation: str | None = "sigmoid",
+         training: bool = False) -> tuple[np.ndarray, list[np.ndarray], RNNCache | None]:
     """Run an LSTM over whole sequences (Keras 3 maths and weight layout).
+
+    All arrays of one call share x's dtype, float32 or float64; they are read, never
+    written, and need not be contiguous.
 
     Args:
         x: (batch, timesteps, features) float32 or float64 array.
         kernel: (features, 4 * units), gates in order i, f, c, o.
         recurrent_kernel: (units, 4 * units).
-        bias: (4 * units,) or None for no bias.
-        initial_state: ``[h, c]``, each (batch, units), or None for zeros.
-        go_backwards: process the sequence from the last timestep to the first.
-        mask: (batch, timesteps) booleans. A masked step keeps the states and repeats
-            the previous output (zeros before the sample's first unmasked step).
-        activation: "tanh" (default), "relu", "sigmoid", "hard_sigmoid" or "linear".
+        bias: (4 * units,), or None (the default) for no bias.
+        initial_state: ``[h, c]``, each (batch, units), or None (the default) for zeros.
+        go_backwards: process the sequence from the last timestep to the first. Defaults
+            to False.
+        mask: (batch, timesteps) booleans (or 0/1 numbers), or None (the default) for no
+            mask. A masked step keeps the states and repeats the previous output (zeros
+            before the sample's first unmasked step).
+        activation: "tanh" (default), "relu", "sigmoid", "hard_sigmoid" or "linear" (None
+            means "linear").
         recurrent_activation: "sigmoid" (default), "hard_sigmoid", or any of the above.
         training: keep what ``lstm_grad`` needs and return it as ``cache`` (the saved
             activations and private copies of the weights and mask, so the gradients are
             those of this call even if the caller's arrays change in place afterwards).
+            Defaults to False.
 
     Returns:
         ``(outputs, [h, c], cache)``: outputs (batch, timesteps, units) in processing
         order (reversed with ``go_backwards``, as Keras returns them), the final states,
         and the cache (None unless ``training``).
+
+    Raises:
+        TypeError: if x is not a float32 or float64 array, if another array's dtype
+            differs from x's, or if mask is neither boolean nor 0/1 values.
+        ValueError: if x is not 3-D with non-zero sizes, if a weight, bias, state or mask
+            has the wrong shape, if initial_state is not a list of 2 arrays, or if an
+            activation is not one of the names above.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((2, 5, 3), "float32")
+        >>> kernel = np.full((3, 4 * 8), 0.1, "float32")
+        >>> recurrent_kernel = np.full((8, 4 * 8), 0.1, "float32")
+        >>> outputs, (h, c), cache = crnn.ops.lstm(x, kernel, recurrent_kernel)
+        >>> outputs.shape, h.shape, c.shape, cache is None
+        ((2, 5, 8), (2, 8), (2, 8), True)
+        >>> bool(np.array_equal(outputs[:, -1], h))
+        True
     """
     x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
         "lstm", 4, 2, x, kernel, recurrent_kernel, bias, lambda u: (4 * u,), initial_state, mask)
@@ -290,17 +345,38 @@ def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backw
     return outputs, [h, c], cache
 
 
-def lstm_grad(cache, d_outputs, d_final_states=None):
+def lstm_grad(cache: RNNCache, d_outputs: ArrayLike,
+              d_final_states: Sequence[ArrayLike | None] | None = None) -> Gradients:
     """Backpropagate through an ``lstm`` call made with ``training=True``.
+
+    The cache may be used any number of times; the gradients are those of the forward
+    call that made it.
 
     Args:
         cache: the third value returned by ``lstm(..., training=True)``.
-        d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``.
-        d_final_states: None, or ``[dh, dc]`` (either may be None), gradients w.r.t. the
-            final states.
+        d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
+            the forward call's dtype.
+        d_final_states: None (the default), or ``[dh, dc]`` (either may be None),
+            gradients w.r.t. the final states.
 
     Returns:
         ``Gradients(dx, d_initial_state=[dh0, dc0], d_kernel, d_recurrent_kernel, d_bias)``.
+
+    Raises:
+        TypeError: if cache is not the cache of an ``lstm`` training call, or if a gradient
+            is not an array of the forward call's dtype.
+        ValueError: if a gradient has the wrong shape, or if d_final_states is not None or
+            a list of 2.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((2, 5, 3), "float32")
+        >>> kernel = np.full((3, 4 * 8), 0.1, "float32")
+        >>> recurrent_kernel = np.full((8, 4 * 8), 0.1, "float32")
+        >>> outputs, _, cache = crnn.ops.lstm(x, kernel, recurrent_kernel, training=True)
+        >>> grads = crnn.ops.lstm_grad(cache, np.ones_like(outputs))
+        >>> grads.dx.shape, grads.d_kernel.shape, len(grads.d_initial_state)
+        ((2, 5, 3), (3, 32), 2)
     """
     d_outputs, d_states = _check_grad_inputs(cache, "lstm", d_outputs, d_final_states)
     dx, dh0, dc0, dk, drk, db = _lstm.lstm_backward(
@@ -312,10 +388,16 @@ def lstm_grad(cache, d_outputs, d_final_states=None):
 # --------------------------------------------------------------------------- GRU
 
 
-def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwards=False,
-        mask=None, activation="tanh", recurrent_activation="sigmoid", reset_after=True,
-        training=False):
+def gru(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+        bias: ArrayLike | None = None,
+        initial_state: Sequence[ArrayLike] | np.ndarray | None = None, *,
+        go_backwards: bool = False, mask: ArrayLike | None = None,
+        activation: str | None = "tanh", recurrent_activation: str | None = "sigmoid",
+        reset_after: bool = True,
+        training: bool = False) -> tuple[np.ndarray, list[np.ndarray], RNNCache | None]:
     """Run a GRU over whole sequences (Keras 3 maths and weight layout).
+
+    All arrays of one call share x's dtype, float32 or float64.
 
     Args:
         x: (batch, timesteps, features) float32 or float64 array.
@@ -323,14 +405,33 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwa
         recurrent_kernel: (units, 3 * units).
         bias: with ``reset_after=True`` (the default) shape (2, 3 * units): the input
             bias row, then the recurrent bias row; with ``reset_after=False`` (3 * units,).
-            None for no bias.
-        initial_state: ``[h]`` with h (batch, units), or None for zeros.
-        go_backwards, mask, activation, recurrent_activation, training: as for ``lstm``.
+            None (the default) for no bias.
+        initial_state: ``[h]`` (or a bare h) with h (batch, units), or None (the default)
+            for zeros.
+        go_backwards: as for ``lstm``. Defaults to False.
+        mask: as for ``lstm``. Defaults to None.
+        activation: as for ``lstm``. Defaults to "tanh".
+        recurrent_activation: as for ``lstm``. Defaults to "sigmoid".
         reset_after: apply the reset gate after the recurrent matrix product (Keras 3 and
-            cuDNN convention) rather than before it.
+            cuDNN convention) rather than before it. Defaults to True.
+        training: as for ``lstm``; the cache is for ``gru_grad``. Defaults to False.
 
     Returns:
         ``(outputs, [h], cache)``, as for ``lstm``.
+
+    Raises:
+        TypeError: as for ``lstm``.
+        ValueError: as for ``lstm`` (initial_state must hold 1 array).
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((2, 5, 3), "float32")
+        >>> kernel = np.full((3, 3 * 8), 0.1, "float32")
+        >>> recurrent_kernel = np.full((8, 3 * 8), 0.1, "float32")
+        >>> bias = np.zeros((2, 3 * 8), "float32")        # reset_after=True: two rows
+        >>> outputs, [h], cache = crnn.ops.gru(x, kernel, recurrent_kernel, bias)
+        >>> outputs.shape, h.shape
+        ((2, 5, 8), (2, 8))
     """
     bias_shape_fn = (lambda u: (2, 3 * u)) if reset_after else (lambda u: (3 * u,))
     x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
@@ -349,10 +450,40 @@ def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, go_backwa
     return outputs, [h], cache
 
 
-def gru_grad(cache, d_outputs, d_final_states=None):
+def gru_grad(cache: RNNCache, d_outputs: ArrayLike,
+             d_final_states: Sequence[ArrayLike | None] | np.ndarray | None = None
+             ) -> Gradients:
     """Backpropagate through a ``gru`` call made with ``training=True``.
 
-    Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
+    As ``lstm_grad``, for the one-state GRU.
+
+    Args:
+        cache: the third value returned by ``gru(..., training=True)``.
+        d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
+            the forward call's dtype.
+        d_final_states: None (the default), or ``[dh]`` (or a bare dh), the gradient
+            w.r.t. the final state.
+
+    Returns:
+        ``Gradients(dx, d_initial_state=[dh0], d_kernel, d_recurrent_kernel, d_bias)``,
+        ``d_bias`` in the bias's shape (None if the forward call had no bias).
+
+    Raises:
+        TypeError: if cache is not the cache of a ``gru`` training call, or if a gradient
+            is not an array of the forward call's dtype.
+        ValueError: if a gradient has the wrong shape, or if d_final_states is not None or
+            a list of 1.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((2, 5, 3), "float32")
+        >>> kernel = np.full((3, 3 * 8), 0.1, "float32")
+        >>> recurrent_kernel = np.full((8, 3 * 8), 0.1, "float32")
+        >>> bias = np.zeros((2, 3 * 8), "float32")
+        >>> outputs, _, cache = crnn.ops.gru(x, kernel, recurrent_kernel, bias, training=True)
+        >>> grads = crnn.ops.gru_grad(cache, np.ones_like(outputs))
+        >>> grads.dx.shape, grads.d_bias.shape
+        ((2, 5, 3), (2, 24))
     """
     d_outputs, d_states = _check_grad_inputs(cache, "gru", d_outputs, d_final_states)
     dx, dh0, dk, drk, db = _gru.gru_backward(
@@ -364,18 +495,44 @@ def gru_grad(cache, d_outputs, d_final_states=None):
 # --------------------------------------------------------------------------- SimpleRNN
 
 
-def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
-               go_backwards=False, mask=None, activation="tanh", training=False):
+def simple_rnn(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+               bias: ArrayLike | None = None,
+               initial_state: Sequence[ArrayLike] | np.ndarray | None = None, *,
+               go_backwards: bool = False, mask: ArrayLike | None = None,
+               activation: str | None = "tanh", training: bool = False
+               ) -> tuple[np.ndarray, list[np.ndarray], RNNCache | None]:
     """Run a fully connected RNN, ``h = activation(x @ kernel + h @ recurrent_kernel + bias)``.
+
+    All arrays of one call share x's dtype, float32 or float64.
 
     Args:
         x: (batch, timesteps, features) float32 or float64 array.
-        kernel: (features, units). recurrent_kernel: (units, units). bias: (units,) or None.
-        initial_state: ``[h]`` with h (batch, units), or None for zeros.
-        go_backwards, mask, activation, training: as for ``lstm``.
+        kernel: (features, units).
+        recurrent_kernel: (units, units).
+        bias: (units,), or None (the default) for no bias.
+        initial_state: ``[h]`` (or a bare h) with h (batch, units), or None (the default)
+            for zeros.
+        go_backwards: as for ``lstm``. Defaults to False.
+        mask: as for ``lstm``. Defaults to None.
+        activation: as for ``lstm``. Defaults to "tanh".
+        training: as for ``lstm``; the cache is for ``simple_rnn_grad``. Defaults to False.
 
     Returns:
         ``(outputs, [h], cache)``, as for ``lstm``.
+
+    Raises:
+        TypeError: as for ``lstm``.
+        ValueError: as for ``lstm`` (initial_state must hold 1 array).
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((1, 2, 1), "float32")
+        >>> kernel = np.ones((1, 1), "float32")
+        >>> recurrent_kernel = np.ones((1, 1), "float32")
+        >>> outputs, [h], _ = crnn.ops.simple_rnn(x, kernel, recurrent_kernel,
+        ...                                       activation="linear")
+        >>> outputs.ravel().tolist(), h.ravel().tolist()      # h1 = 1, h2 = 1 + h1
+        ([1.0, 2.0], [2.0])
     """
     x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask = _prepare(
         "simple_rnn", 1, 1, x, kernel, recurrent_kernel, bias, lambda u: (u,), initial_state,
@@ -392,10 +549,38 @@ def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
     return outputs, [h], cache
 
 
-def simple_rnn_grad(cache, d_outputs, d_final_states=None):
+def simple_rnn_grad(cache: RNNCache, d_outputs: ArrayLike,
+                    d_final_states: Sequence[ArrayLike | None] | np.ndarray | None = None
+                    ) -> Gradients:
     """Backpropagate through a ``simple_rnn`` call made with ``training=True``.
 
-    Args and returns as for ``lstm_grad``, with ``d_final_states`` None or ``[dh]``.
+    As ``lstm_grad``, for the one-state SimpleRNN.
+
+    Args:
+        cache: the third value returned by ``simple_rnn(..., training=True)``.
+        d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
+            the forward call's dtype.
+        d_final_states: None (the default), or ``[dh]`` (or a bare dh), the gradient
+            w.r.t. the final state.
+
+    Returns:
+        ``Gradients(dx, d_initial_state=[dh0], d_kernel, d_recurrent_kernel, d_bias)``.
+
+    Raises:
+        TypeError: if cache is not the cache of a ``simple_rnn`` training call, or if a
+            gradient is not an array of the forward call's dtype.
+        ValueError: if a gradient has the wrong shape, or if d_final_states is not None or
+            a list of 1.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((1, 2, 1), "float32")
+        >>> w = np.ones((1, 1), "float32")
+        >>> outputs, _, cache = crnn.ops.simple_rnn(x, w, w, activation="linear",
+        ...                                         training=True)
+        >>> grads = crnn.ops.simple_rnn_grad(cache, np.ones_like(outputs))
+        >>> grads.dx.ravel().tolist()       # d(h1 + h2)/dx1 = 2, d(h1 + h2)/dx2 = 1
+        [2.0, 1.0]
     """
     d_outputs, d_states = _check_grad_inputs(cache, "simple_rnn", d_outputs, d_final_states)
     dx, dh0, dk, drk, db = _simple_rnn.simple_rnn_backward(

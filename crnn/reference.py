@@ -23,7 +23,16 @@ d_final_states)`` returns a dict with ``dx``, ``d_initial_state`` (list), ``d_ke
 ``d_recurrent_kernel`` and ``d_bias``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "ACTIVATIONS",
@@ -71,8 +80,48 @@ def _mask_column(mask, t, x):
 # --------------------------------------------------------------------------- LSTM
 
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask=None,
-                 go_backwards=False, activation="tanh", recurrent_activation="sigmoid"):
+def lstm_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
+                 bias: np.ndarray | None, initial_state: Sequence[ArrayLike],
+                 mask: np.ndarray | None = None, go_backwards: bool = False,
+                 activation: str = "tanh", recurrent_activation: str = "sigmoid"
+                 ) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
+    """Run an LSTM over whole sequences, in NumPy (the maths of ``crnn.ops.lstm``).
+
+    Nothing is checked: the arrays must already have the shapes of the module notes and
+    one float dtype, which the outputs keep.
+
+    Args:
+        x: (batch, timesteps, features) array.
+        kernel: (features, 4 * units), gates in order i, f, c, o.
+        recurrent_kernel: (units, 4 * units).
+        bias: (4 * units,), or None for no bias.
+        initial_state: ``[h, c]``, each (batch, units); required (pass zeros for none).
+        mask: (batch, timesteps) booleans or 0/1, or None (the default) for no mask.
+        go_backwards: process the sequence from the last timestep to the first. Defaults
+            to False.
+        activation: a key of ``ACTIVATIONS``. Defaults to "tanh".
+        recurrent_activation: a key of ``ACTIVATIONS``. Defaults to "sigmoid".
+
+    Returns:
+        ``(outputs, [h, c], tape)``: outputs (batch, timesteps, units) in processing order,
+        the final states, and the tape (a dict) that ``lstm_backward`` reads.
+
+    Raises:
+        KeyError: if an activation is not a key of ``ACTIVATIONS``.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((2, 4, 3))
+        >>> kernel = rng.standard_normal((3, 4 * 5)) * 0.3
+        >>> recurrent_kernel = rng.standard_normal((5, 4 * 5)) * 0.3
+        >>> state = [np.zeros((2, 5)), np.zeros((2, 5))]
+        >>> outputs, (h, c), tape = crnn.reference.lstm_forward(
+        ...     x, kernel, recurrent_kernel, None, state)
+        >>> fast, _, _ = crnn.ops.lstm(x, kernel, recurrent_kernel)
+        >>> outputs.shape, bool(np.allclose(outputs, fast))
+        ((2, 4, 5), True)
+    """
     act, _ = ACTIVATIONS[activation]
     ract, _ = ACTIVATIONS[recurrent_activation]
     batch, timesteps, _ = x.shape
@@ -102,7 +151,34 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, initial_state, mask=None,
     return outputs, [h, c], tape
 
 
-def lstm_backward(tape, d_outputs, d_final_states):
+def lstm_backward(tape: dict[str, Any], d_outputs: np.ndarray,
+                  d_final_states: Sequence[ArrayLike]) -> dict[str, Any]:
+    """Backpropagate through an ``lstm_forward`` call, in NumPy.
+
+    Args:
+        tape: the third value returned by ``lstm_forward``.
+        d_outputs: (batch, timesteps, units), the gradient w.r.t. the outputs.
+        d_final_states: ``[dh, dc]``, each (batch, units), the gradients w.r.t. the final
+            states; required (pass zeros for none).
+
+    Returns:
+        A dict with ``dx``, ``d_initial_state`` (``[dh0, dc0]``), ``d_kernel``,
+        ``d_recurrent_kernel`` and ``d_bias`` (always an array of shape (4 * units,), even
+        when the forward call had no bias).
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((2, 4, 3))
+        >>> kernel = rng.standard_normal((3, 4 * 5)) * 0.3
+        >>> recurrent_kernel = rng.standard_normal((5, 4 * 5)) * 0.3
+        >>> zeros = [np.zeros((2, 5)), np.zeros((2, 5))]
+        >>> outputs, _, tape = crnn.reference.lstm_forward(x, kernel, recurrent_kernel,
+        ...                                                None, zeros)
+        >>> grads = crnn.reference.lstm_backward(tape, np.ones_like(outputs), zeros)
+        >>> grads["dx"].shape, grads["d_bias"].shape
+        ((2, 4, 3), (20,))
+    """
     x, kernel, recurrent_kernel = tape["x"], tape["kernel"], tape["recurrent_kernel"]
     _, dact = ACTIVATIONS[tape["activation"]]
     _, dract = ACTIVATIONS[tape["recurrent_activation"]]
@@ -143,9 +219,52 @@ def lstm_backward(tape, d_outputs, d_final_states):
 # --------------------------------------------------------------------------- GRU
 
 
-def gru_forward(x, kernel, recurrent_kernel, bias, initial_state, mask=None,
-                go_backwards=False, activation="tanh", recurrent_activation="sigmoid",
-                reset_after=True):
+def gru_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
+                bias: np.ndarray | None, initial_state: Sequence[ArrayLike],
+                mask: np.ndarray | None = None, go_backwards: bool = False,
+                activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                reset_after: bool = True
+                ) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
+    """Run a GRU over whole sequences, in NumPy (the maths of ``crnn.ops.gru``).
+
+    Nothing is checked: the arrays must already have the shapes of the module notes and
+    one float dtype, which the outputs keep.
+
+    Args:
+        x: (batch, timesteps, features) array.
+        kernel: (features, 3 * units), gates in order z, r, h.
+        recurrent_kernel: (units, 3 * units).
+        bias: (2, 3 * units) (input row, recurrent row) with ``reset_after=True``,
+            (3 * units,) with ``reset_after=False``; or None for no bias.
+        initial_state: ``[h]`` with h (batch, units); required (pass zeros for none).
+        mask: (batch, timesteps) booleans or 0/1, or None (the default) for no mask.
+        go_backwards: process the sequence from the last timestep to the first. Defaults
+            to False.
+        activation: a key of ``ACTIVATIONS``. Defaults to "tanh".
+        recurrent_activation: a key of ``ACTIVATIONS``. Defaults to "sigmoid".
+        reset_after: apply the reset gate after the recurrent matrix product (Keras 3's
+            default) rather than before it. Defaults to True.
+
+    Returns:
+        ``(outputs, [h], tape)``: outputs (batch, timesteps, units) in processing order,
+        the final state, and the tape (a dict) that ``gru_backward`` reads.
+
+    Raises:
+        KeyError: if an activation is not a key of ``ACTIVATIONS``.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((2, 4, 3))
+        >>> kernel = rng.standard_normal((3, 3 * 5)) * 0.3
+        >>> recurrent_kernel = rng.standard_normal((5, 3 * 5)) * 0.3
+        >>> bias = rng.standard_normal((2, 3 * 5)) * 0.1
+        >>> outputs, [h], _ = crnn.reference.gru_forward(x, kernel, recurrent_kernel, bias,
+        ...                                              [np.zeros((2, 5))])
+        >>> fast, _, _ = crnn.ops.gru(x, kernel, recurrent_kernel, bias)
+        >>> outputs.shape, bool(np.allclose(outputs, fast))
+        ((2, 4, 5), True)
+    """
     act, _ = ACTIVATIONS[activation]
     ract, _ = ACTIVATIONS[recurrent_activation]
     batch, timesteps, _ = x.shape
@@ -183,7 +302,34 @@ def gru_forward(x, kernel, recurrent_kernel, bias, initial_state, mask=None,
     return outputs, [h], tape
 
 
-def gru_backward(tape, d_outputs, d_final_states):
+def gru_backward(tape: dict[str, Any], d_outputs: np.ndarray,
+                 d_final_states: Sequence[ArrayLike]) -> dict[str, Any]:
+    """Backpropagate through a ``gru_forward`` call, in NumPy.
+
+    Args:
+        tape: the third value returned by ``gru_forward``.
+        d_outputs: (batch, timesteps, units), the gradient w.r.t. the outputs.
+        d_final_states: ``[dh]`` with dh (batch, units), the gradient w.r.t. the final
+            state; required (pass zeros for none).
+
+    Returns:
+        A dict with ``dx``, ``d_initial_state`` (``[dh0]``), ``d_kernel``,
+        ``d_recurrent_kernel`` and ``d_bias`` (in the forward bias's shape; when the
+        forward call had no bias, that of the zeros it used).
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((2, 4, 3))
+        >>> kernel = rng.standard_normal((3, 3 * 5)) * 0.3
+        >>> recurrent_kernel = rng.standard_normal((5, 3 * 5)) * 0.3
+        >>> zeros = [np.zeros((2, 5))]
+        >>> outputs, _, tape = crnn.reference.gru_forward(x, kernel, recurrent_kernel,
+        ...                                               None, zeros)
+        >>> grads = crnn.reference.gru_backward(tape, np.ones_like(outputs), zeros)
+        >>> grads["d_kernel"].shape, grads["d_bias"].shape
+        ((3, 15), (2, 15))
+    """
     x, kernel, recurrent_kernel = tape["x"], tape["kernel"], tape["recurrent_kernel"]
     _, dact = ACTIVATIONS[tape["activation"]]
     _, dract = ACTIVATIONS[tape["recurrent_activation"]]
@@ -235,8 +381,43 @@ def gru_backward(tape, d_outputs, d_final_states):
 # --------------------------------------------------------------------------- SimpleRNN
 
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, initial_state, mask=None,
-                       go_backwards=False, activation="tanh"):
+def simple_rnn_forward(x: np.ndarray, kernel: np.ndarray, recurrent_kernel: np.ndarray,
+                       bias: np.ndarray | None, initial_state: Sequence[ArrayLike],
+                       mask: np.ndarray | None = None, go_backwards: bool = False,
+                       activation: str = "tanh"
+                       ) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
+    """Run a SimpleRNN over whole sequences, in NumPy (the maths of ``crnn.ops.simple_rnn``).
+
+    Nothing is checked: the arrays must already have the shapes of the module notes and
+    one float dtype, which the outputs keep.
+
+    Args:
+        x: (batch, timesteps, features) array.
+        kernel: (features, units).
+        recurrent_kernel: (units, units).
+        bias: (units,), or None for no bias.
+        initial_state: ``[h]`` with h (batch, units); required (pass zeros for none).
+        mask: (batch, timesteps) booleans or 0/1, or None (the default) for no mask.
+        go_backwards: process the sequence from the last timestep to the first. Defaults
+            to False.
+        activation: a key of ``ACTIVATIONS``. Defaults to "tanh".
+
+    Returns:
+        ``(outputs, [h], tape)``: outputs (batch, timesteps, units) in processing order,
+        the final state, and the tape (a dict) that ``simple_rnn_backward`` reads.
+
+    Raises:
+        KeyError: if activation is not a key of ``ACTIVATIONS``.
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((1, 3, 1))
+        >>> w = np.ones((1, 1))
+        >>> outputs, [h], _ = crnn.reference.simple_rnn_forward(
+        ...     x, w, w, None, [np.zeros((1, 1))], activation="linear")
+        >>> outputs.ravel().tolist()          # h_t = x_t + h_tm1
+        [1.0, 2.0, 3.0]
+    """
     act, _ = ACTIVATIONS[activation]
     batch, timesteps, _ = x.shape
     units = recurrent_kernel.shape[0]
@@ -256,7 +437,32 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, initial_state, mask=No
     return outputs, [h], tape
 
 
-def simple_rnn_backward(tape, d_outputs, d_final_states):
+def simple_rnn_backward(tape: dict[str, Any], d_outputs: np.ndarray,
+                        d_final_states: Sequence[ArrayLike]) -> dict[str, Any]:
+    """Backpropagate through a ``simple_rnn_forward`` call, in NumPy.
+
+    Args:
+        tape: the third value returned by ``simple_rnn_forward``.
+        d_outputs: (batch, timesteps, units), the gradient w.r.t. the outputs.
+        d_final_states: ``[dh]`` with dh (batch, units), the gradient w.r.t. the final
+            state; required (pass zeros for none).
+
+    Returns:
+        A dict with ``dx``, ``d_initial_state`` (``[dh0]``), ``d_kernel``,
+        ``d_recurrent_kernel`` and ``d_bias`` (always an array of shape (units,), even when
+        the forward call had no bias).
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> x = np.ones((1, 3, 1))
+        >>> w = np.ones((1, 1))
+        >>> zeros = [np.zeros((1, 1))]
+        >>> outputs, _, tape = crnn.reference.simple_rnn_forward(x, w, w, None, zeros,
+        ...                                                      activation="linear")
+        >>> grads = crnn.reference.simple_rnn_backward(tape, np.ones_like(outputs), zeros)
+        >>> grads["dx"].ravel().tolist()      # d(h1 + h2 + h3)/dx_t = 3, 2, 1
+        [3.0, 2.0, 1.0]
+    """
     x, kernel, recurrent_kernel = tape["x"], tape["kernel"], tape["recurrent_kernel"]
     _, dact = ACTIVATIONS[tape["activation"]]
     dx = np.zeros_like(x)

@@ -38,7 +38,7 @@ Guarantees:
 
 Example:
     >>> import os, tempfile
-    >>> import crnn
+    >>> import numpy as np, crnn
     >>> model = crnn.Sequential([crnn.layers.GRU(4, input_shape=(5, 2)), crnn.layers.Dense(1)])
     >>> path = os.path.join(tempfile.mkdtemp(), "forecaster.crnn")
     >>> model.save(path)
@@ -47,6 +47,8 @@ Example:
     >>> bool(np.array_equal(same.predict(x, verbose=0), model.predict(x, verbose=0)))
     True
 """
+
+from __future__ import annotations
 
 import ast
 import contextlib
@@ -59,10 +61,14 @@ import struct
 import tempfile
 import time
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from crnn.layers.base import weights_from
+
+if TYPE_CHECKING:
+    from crnn.models import Sequential
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights"]
 
@@ -217,11 +223,15 @@ def _state_arrays(model):
     return counts, {_name("state", k): s for k, s in enumerate(arrays)}
 
 
-def save_model(model, filepath, overwrite=True, include_optimizer=True):
+def save_model(model: Sequential, filepath: str | os.PathLike, overwrite: bool = True,
+               include_optimizer: bool = True) -> None:
     """Save a ``Sequential`` model to one file (see the module notes for the format).
 
+    What ``model.save`` does: config, weights, compile config, optimizer state and the
+    stateful layers' states, written atomically.
+
     Args:
-        model: the model.
+        model: the model, built.
         filepath: destination path (any extension; ``.crnn`` is customary).
         overwrite: replace an existing file (default True).
         include_optimizer: also save the optimizer state, so that training resumes
@@ -230,6 +240,18 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     Raises:
         ValueError: if the model is not built.
         FileExistsError: if the file exists and ``overwrite`` is False.
+        FileNotFoundError: if the destination folder does not exist.
+        IsADirectoryError: if ``filepath`` is a folder.
+
+    Example:
+        >>> import os, tempfile
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> model.compile(optimizer="adam", loss="mse")
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.crnn")
+        >>> crnn.saving.save_model(model, path)
+        >>> type(crnn.saving.load_model(path).optimizer).__name__
+        'Adam'
     """
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built, so it has no weights to save; "
@@ -253,7 +275,8 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     _write_atomically(filepath, arrays, overwrite)
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model: Sequential, filepath: str | os.PathLike,
+                 overwrite: bool = True) -> None:
     """Save only the weights of ``model`` (restore with ``load_weights``), atomically.
 
     Args:
@@ -264,6 +287,19 @@ def save_weights(model, filepath, overwrite=True):
     Raises:
         ValueError: if the model is not built.
         FileExistsError: if the file exists and ``overwrite`` is False.
+        FileNotFoundError: if the destination folder does not exist.
+        IsADirectoryError: if ``filepath`` is a folder.
+
+    Example:
+        >>> import os, tempfile
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "weights.crnn")
+        >>> crnn.saving.save_weights(model, path)
+        >>> crnn.saving.load_model(path)
+        Traceback (most recent call last):
+        ...
+        ValueError: '...weights.crnn' holds only weights (written by save_weights); ...
     """
     if not model.built:
         raise ValueError(f"model {model.name!r} is not built, so it has no weights to save")
@@ -593,7 +629,7 @@ class _Archive:
         self._file.close()
 
 
-def load_weights(model, filepath):
+def load_weights(model: Sequential, filepath: str | os.PathLike) -> None:
     """Load weights from a ``save_weights`` or ``save`` file into ``model``.
 
     The stored shapes are checked against the model's from the arrays' headers before any
@@ -607,6 +643,17 @@ def load_weights(model, filepath):
         FileNotFoundError: if there is no such file.
         ValueError: if the model is not built, or the file is damaged, hostile, or holds
             weights of other shapes.
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np, crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.crnn")
+        >>> model.save(path)                    # a whole-model file holds weights too
+        >>> twin = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> crnn.saving.load_weights(twin, path)
+        >>> all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), model.get_weights()))
+        True
     """
     if not model.built:
         raise ValueError(f"model {model.name!r} must be built before load_weights; declare its "
@@ -632,11 +679,12 @@ def _read_weights_for(model, filepath):
         archive.close()
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
     """Load a model saved with ``model.save``: config, weights, optimizer and RNN states.
 
     The file is not trusted: see the module notes for what is checked, and in which order,
-    so that a damaged or hostile file costs little time and memory.
+    so that a damaged or hostile file costs little time and memory. Keras
+    ``.keras``/``.h5`` files are handed to ``crnn.interop.keras.load_model``.
 
     Args:
         filepath: the file.
@@ -650,8 +698,19 @@ def load_model(filepath, compile=True):
     Raises:
         FileNotFoundError: if there is no such file.
         ValueError: if the file is damaged, truncated, hostile, or not a crnn model file.
+        ImportError: if it is a Keras file and h5py is not installed.
 
-    Keras ``.keras``/``.h5`` files are read by ``crnn.interop.keras.load_model``.
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np, crnn
+        >>> model = crnn.Sequential([crnn.layers.LSTM(3, stateful=True,
+        ...                                           batch_input_shape=(2, 4, 1))])
+        >>> _ = model.predict(np.ones((2, 4, 1), "float32"), verbose=0)   # states move
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.crnn")
+        >>> model.save(path)
+        >>> same = crnn.saving.load_model(path)
+        >>> all(np.array_equal(a, b) for a, b in zip(same.get_states(), model.get_states()))
+        True
     """
     from crnn.interop import keras as keras_files  # Keras .keras/.h5 files (issue 8)
 
@@ -809,7 +868,7 @@ def _restore_training(archive, model, compile_config):
 __all__ += ["to_bytes", "from_bytes"]
 
 
-def to_bytes(model, include_optimizer=True):
+def to_bytes(model: Sequential, include_optimizer: bool = True) -> bytes:
     """The model in crnn's pickle-free file format, as bytes.
 
     Args:
@@ -818,6 +877,9 @@ def to_bytes(model, include_optimizer=True):
 
     Returns:
         The bytes of the file ``save_model`` would write (``from_bytes`` reads them).
+
+    Raises:
+        ValueError: if the model is not built.
 
     Example:
         >>> import crnn
@@ -834,7 +896,7 @@ def to_bytes(model, include_optimizer=True):
             return f.read()
 
 
-def from_bytes(data, compile=True):
+def from_bytes(data: bytes | bytearray | memoryview, compile: bool = True) -> Sequential:
     """Rebuild a model from ``to_bytes`` output (or a saved file's bytes).
 
     Args:
@@ -847,6 +909,16 @@ def from_bytes(data, compile=True):
     Raises:
         TypeError: if ``data`` is not bytes-like.
         ValueError: if ``data`` is not a crnn model (damaged, truncated, weights only...).
+
+    Example:
+        >>> import crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(2, input_shape=(3,))])
+        >>> crnn.saving.from_bytes(model.to_bytes()).count_params()
+        8
+        >>> crnn.saving.from_bytes(b"not a model")
+        Traceback (most recent call last):
+        ...
+        ValueError: the data passed to from_bytes is not a crnn model or weights file: ...
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes (from model.to_bytes()), received "

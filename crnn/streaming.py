@@ -17,9 +17,12 @@ a new Streamer or pool after changing the model's structure (``add``/``pop``) or
 replacing a weight array object (rather than writing into it).
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +32,13 @@ from crnn.layers.core import Activation, Dense, Dropout
 from crnn.layers.recurrent import GRU, LSTM, SimpleRNN
 from crnn.layers.wrappers import TimeDistributed
 from crnn.saving import FORMAT, STREAM_STATES, VERSION, _Archive, _header_array, _write_atomically
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+
+    from crnn.models import Sequential
 
 __all__ = ["StreamPool", "Streamer"]
 
@@ -161,8 +171,10 @@ class Streamer(StreamCore):
             features)`` and whose recurrent layers are all ``stateful=True``.
 
     Raises:
-        ValueError: the model is not built, its batch size is not 1, a recurrent layer is
-            not stateful, or its layers mix dtypes.
+        TypeError: ``model`` is not a crnn ``Sequential``.
+        ValueError: the model is not built, its input is not 3-D, its batch size is not 1,
+            it has no recurrent layer, a recurrent layer is not stateful, or its layers mix
+            dtypes.
         NotImplementedError: the model has a layer that the Streamer cannot run.
 
     Example:
@@ -179,7 +191,7 @@ class Streamer(StreamCore):
         >>> streamer.reset_states()             # same as model.reset_states()
     """
 
-    def __init__(self, model):
+    def __init__(self, model: Sequential):
         self.model = model
         self.dtype, self.n_features, stages, self.output_shape, recurrent = _describe(
             model, "Streamer")
@@ -189,7 +201,7 @@ class Streamer(StreamCore):
 
     step = StreamCore._step_one
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         """Reset the model's recurrent states to zeros (as ``model.reset_states()``)."""
         self.model.reset_states()
 
@@ -241,8 +253,9 @@ class StreamPool(StreamCore):
             False raises ``RuntimeError`` instead.
 
     Raises:
-        ValueError: the model is not built, has no recurrent layer, or mixes dtypes;
-            ``capacity`` is not a positive int.
+        TypeError: ``model`` is not a crnn ``Sequential``, or ``grow`` is not a bool.
+        ValueError: the model is not built, its input is not 3-D, it has no recurrent
+            layer, or it mixes dtypes; ``capacity`` is not a positive int.
         NotImplementedError: the model has a layer that the pool cannot run.
 
     Example:
@@ -260,7 +273,7 @@ class StreamPool(StreamCore):
         1
     """
 
-    def __init__(self, model, capacity=64, grow=True):
+    def __init__(self, model: Sequential, capacity: int = 64, grow: bool = True):
         if (isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer))
                 or capacity < 1):
             raise ValueError(f"capacity must be a positive int, received {capacity!r}")
@@ -290,6 +303,9 @@ class StreamPool(StreamCore):
     def close(self, sid: int) -> None:
         """Close stream ``sid`` and free its slot (its id is never valid again).
 
+        Args:
+            sid: an open stream's id, as ``open`` returned it.
+
         Raises:
             ValueError: ``sid`` is not an open stream of this pool.
             TypeError: ``sid`` is not an int.
@@ -299,14 +315,20 @@ class StreamPool(StreamCore):
     def reset(self, sid: int) -> None:
         """Set the states of stream ``sid`` to zeros (a new sequence on the same stream).
 
+        Args:
+            sid: an open stream's id.
+
         Raises:
             ValueError: ``sid`` is not an open stream of this pool.
             TypeError: ``sid`` is not an int.
         """
         self._reset_stream(sid)
 
-    def get_state(self, sid: int) -> list:
+    def get_state(self, sid: int) -> list[np.ndarray]:
         """A copy of the states of stream ``sid``.
+
+        Args:
+            sid: an open stream's id.
 
         Returns:
             A list of arrays of shape ``(units,)``, the recurrent layers in model order
@@ -319,7 +341,7 @@ class StreamPool(StreamCore):
         """
         return self._get_stream(sid)
 
-    def set_state(self, sid: int, states) -> None:
+    def set_state(self, sid: int, states: Sequence[ArrayLike]) -> None:
         """Set the states of stream ``sid`` (as ``get_state`` returns them).
 
         Args:
@@ -357,7 +379,7 @@ class StreamPool(StreamCore):
     def __len__(self):
         return self.n_open
 
-    def save_states(self, filepath, overwrite: bool = True) -> None:
+    def save_states(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
         """Save the states and ids of all open streams to one file.
 
         The file is a pickle-free ``.npz`` archive (crnn's file conventions, see
@@ -371,6 +393,22 @@ class StreamPool(StreamCore):
 
         Raises:
             FileExistsError: the file exists and ``overwrite`` is False.
+            FileNotFoundError: the destination folder does not exist.
+            IsADirectoryError: ``filepath`` is a folder.
+
+        Example:
+            >>> import os, tempfile
+            >>> import numpy as np, crnn
+            >>> from crnn.streaming import StreamPool
+            >>> model = crnn.Sequential([crnn.layers.GRU(4, input_shape=(None, 2))])
+            >>> pool = StreamPool(model, capacity=2)
+            >>> sid = pool.open()
+            >>> _ = pool.step([sid], np.ones((1, 2), "float32"))
+            >>> path = os.path.join(tempfile.mkdtemp(), "streams.npz")
+            >>> pool.save_states(path)
+            >>> again = StreamPool.load_states(path, model)      # e.g. after a restart
+            >>> again.ids == [sid], np.array_equal(again.get_state(sid)[0], pool.get_state(sid)[0])
+            (True, True)
         """
         filepath = os.fspath(filepath)
         if not overwrite and os.path.exists(filepath):
@@ -387,23 +425,29 @@ class StreamPool(StreamCore):
         _write_atomically(filepath, arrays, overwrite)
 
     @classmethod
-    def load_states(cls, filepath, model, capacity=None, grow=True):
+    def load_states(cls, filepath: str | os.PathLike, model: Sequential,
+                    capacity: int | None = None, grow: bool = True) -> StreamPool:
         """A new pool on ``model`` holding the streams saved by ``save_states``.
+
+        ``save_states``'s example loads its file back with this method.
 
         Args:
             filepath: a file written by ``save_states``.
             model: a model with the same architecture (layers, units, activations,
                 dtype) as the one whose pool was saved; its weights may differ.
-            capacity: slots to allocate (default: as many as the saved pool had).
-            grow: as for ``StreamPool``.
+            capacity: slots to allocate (default None: as many as the saved pool had).
+            grow: as for ``StreamPool`` (default True).
 
         Returns:
             A ``StreamPool`` whose open streams are the saved ones, with the same ids.
 
         Raises:
             ValueError: the file is not a crnn stream-states file, is damaged, or was
-                saved from a model of another architecture.
+                saved from a model of another architecture; or ``capacity`` is not a
+                positive int or is too small for the saved streams' slots.
             FileNotFoundError: no such file.
+            TypeError: as for ``StreamPool``.
+            NotImplementedError: as for ``StreamPool``.
         """
         archive = _Archive(filepath)
         try:

@@ -14,7 +14,7 @@ two pools never run threads side by side. The pools are put back when the call r
 The default budget is one thread, which is never slower than more: on a machine whose
 cores are shared with other work, OpenBLAS threads that wait for a busy core make a
 char-level LSTM step several times slower with two threads than with one. Ask for more with
-``set_num_threads`` (or ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS``, read at import)
+``set_num_threads`` (or ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS``, read on first use)
 when the cores are yours.
 
 The pools are found without threadpoolctl: the OpenBLAS files that NumPy's and SciPy's
@@ -154,9 +154,19 @@ def _default_budget():
 def get_num_threads() -> int:
     """crnn's thread budget: the threads crnn's kernels run on (1 by default).
 
+    The budget is what ``set_num_threads`` last set. Until it is called, the environment
+    gives it, read once, on the first call of this function (or of a crnn computation).
+
     Returns:
-        The budget set by ``set_num_threads``; else ``OPENBLAS_NUM_THREADS`` or
-        ``OMP_NUM_THREADS`` as read at import; else 1.
+        The budget set by ``set_num_threads``; else a positive integer in
+        ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS`` (in that order) as read on first
+        use; else 1.
+
+    Example:
+        >>> import crnn
+        >>> n = crnn.get_num_threads()
+        >>> isinstance(n, int) and n >= 1
+        True
     """
     budget = _STATE["budget"]
     if budget is None:
@@ -206,9 +216,18 @@ def set_num_threads(n: int) -> None:
 def blas_pools() -> list[dict]:
     """The OpenBLAS pools crnn sizes, SciPy's first.
 
+    The pools are looked up once, on first use; a library shared by NumPy and SciPy counts
+    once. The list is empty when neither uses an OpenBLAS crnn can find.
+
     Returns:
         One dict per pool: ``{"package", "path", "num_threads"}`` (``package`` is the one
         whose wheel or process the library was found for).
+
+    Example:
+        >>> import crnn
+        >>> pools = crnn.threads.blas_pools()
+        >>> all(sorted(pool) == ["num_threads", "package", "path"] for pool in pools)
+        True
     """
     return [{"package": pool.package, "path": pool.path, "num_threads": int(pool.get())}
             for pool in _pools()]
@@ -268,6 +287,14 @@ def blas_info() -> dict:
         ``{"scipy": {...}, "numpy": {...}}`` (only those found), each with ``path``,
         ``corename`` (the kernel OpenBLAS loaded, e.g. ``"SkylakeX"`` or ``"Haswell"``; None
         if the library does not say) and ``num_threads``.
+
+    Example:
+        >>> import crnn
+        >>> info = crnn.threads.blas_info()
+        >>> set(info) <= {"scipy", "numpy"}
+        True
+        >>> all(sorted(lib) == ["corename", "num_threads", "path"] for lib in info.values())
+        True
     """
     return {pool.package: {"path": pool.path, "corename": pool.corename,
                            "num_threads": int(pool.get())} for pool in _pools()}
@@ -281,10 +308,16 @@ def use_own_gemm() -> bool:
     1.1-1.3x the speed of OpenBLAS's AVX2 ("Haswell") kernel and 0.85-0.9x its AVX-512
     ("SkylakeX") kernel. So crnn's kernel is used on an AVX-512 CPU whose loaded OpenBLAS
     kernel is not an AVX-512 one (e.g. under ``OPENBLAS_CORETYPE=Haswell``), BLAS otherwise.
-    ``CRNN_GEMM=own`` or ``CRNN_GEMM=blas`` in the environment forces either.
+    ``CRNN_GEMM=own`` or ``CRNN_GEMM=blas`` in the environment forces either (read on
+    each call; the measured choice is made once, on first use).
 
     Returns:
-        bool.
+        True for crnn's own kernel, False for SciPy's BLAS.
+
+    Example:
+        >>> import crnn
+        >>> isinstance(crnn.threads.use_own_gemm(), bool)
+        True
     """
     forced = os.environ.get("CRNN_GEMM", "").lower()
     if forced in ("own", "blas"):

@@ -36,7 +36,8 @@ import functools
 import math
 import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -96,7 +97,21 @@ class Trainer:
     """The training and inference API of a crnn model (Keras's ``Trainer``).
 
     Not used on its own: ``crnn.Sequential`` inherits it. See the module notes for what it
-    needs from the model.
+    needs from the model. The constructor takes no arguments; it starts uncompiled
+    (``optimizer`` and ``loss`` are None until ``compile``).
+
+    Example:
+        >>> import numpy as np, crnn
+        >>> model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(2,),
+        ...                                            kernel_initializer="zeros")])
+        >>> isinstance(model, crnn.trainer.Trainer)
+        True
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x = np.ones((4, 2), "float32"); y = np.ones((4, 1), "float32")
+        >>> model.train_on_batch(x, y)          # the loss before the step: (0 - 1) ** 2
+        1.0
+        >>> round(model.evaluate(x, y, verbose=0), 4)     # after one SGD step: (0.06 - 1) ** 2
+        0.8836
     """
 
     def __init__(self):
@@ -223,8 +238,10 @@ class Trainer:
                 metrics: Sequence[str | metrics_module.Metric] | None = None,
                 loss_weights: float | Sequence[float] | dict | None = None,
                 weighted_metrics: Sequence[str | metrics_module.Metric] | dict | None = None,
-                **kwargs) -> None:
+                **kwargs: Any) -> None:
         """Configure training.
+
+        Compiling again replaces the optimizer (and its state), loss and metrics.
 
         Args:
             optimizer: name (``"sgd"``, ``"rmsprop"``, ``"adam"``, ``"adagrad"``) or a
@@ -236,10 +253,12 @@ class Trainer:
             loss_weights: the model's one output takes one weight, as in Keras 3: a float,
                 or a one-element list/tuple/dict (the dict's key is not checked, as Keras's
                 single-output rule). The loss is multiplied by it (the regularization
-                penalties are not), and the reported loss is the weighted one.
+                penalties are not), and the reported loss is the weighted one. Default None
+                (no weight).
             weighted_metrics: metrics (list, tuple or dict of them) that see the
                 ``sample_weight``/``class_weight`` of ``fit``/``evaluate`` (``metrics`` don't);
                 one that repeats a ``metrics`` name is reported as ``weighted_<name>``.
+                Default None.
             **kwargs: Keras's ``run_eagerly``, ``jit_compile``, ``steps_per_execution`` and
                 ``auto_scale_loss`` are accepted and ignored (they mean nothing here).
 
@@ -424,28 +443,36 @@ class Trainer:
     # ------------------------------------------------------------------ one batch
 
     @within_budget
-    def train_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike | None = None,
+    def train_on_batch(self, x: ArrayLike, y: ArrayLike | None = None,
+                       sample_weight: ArrayLike | None = None,
                        class_weight: dict | None = None,
                        return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """One gradient step on one batch.
 
+        The data is checked before the step; if the step fails, the RNN states are put
+        back (the weights and optimizer slots change only in its last action, the update).
+
         Args:
             x: the batch's inputs (a stateful model: exactly its declared batch size).
-            y: the batch's targets.
+            y: the batch's targets (required: the default None, Keras's signature, is
+                refused).
             sample_weight: optional weights, one per sample, or ``(samples, timesteps)``
                 for sequence outputs: the loss positions are multiplied by them (the
-                mean still divides by the number of positions, as Keras).
+                mean still divides by the number of positions, as Keras). Default None.
             class_weight: optional dict ``{class index: weight}``, turned into one
                 weight per sample from ``y`` (argmax of one-hot targets), as Keras.
-            return_dict: return ``{"loss": ..., metric: ...}``.
+                Default None.
+            return_dict: return ``{"loss": ..., metric: ...}``. Default False.
 
         Returns:
-            The batch loss, ``[loss, *metrics]`` when metrics were compiled, or a dict
-            with ``return_dict=True``.
+            The batch loss (measured before the step, as Keras reports it), ``[loss,
+            *metrics]`` when metrics were compiled, or a dict with ``return_dict=True``.
 
         Raises:
             RuntimeError: if the model is not compiled.
-            ValueError: if ``x`` or ``y`` doesn't fit the model.
+            TypeError: if ``x`` or ``y`` is not real numeric data.
+            ValueError: if ``x`` or ``y`` doesn't fit the model, or both ``sample_weight``
+                and ``class_weight`` are given.
         """
         self._require_compiled("train_on_batch")
         x = self._check_x(x)
@@ -458,21 +485,27 @@ class Trainer:
         return self._flatten_logs(self._logs(), return_dict)
 
     @within_budget
-    def test_on_batch(self, x: ArrayLike, y: ArrayLike = None, sample_weight: ArrayLike | None = None,
+    def test_on_batch(self, x: ArrayLike, y: ArrayLike | None = None,
+                      sample_weight: ArrayLike | None = None,
                       return_dict: bool = False) -> float | list[float] | dict[str, float]:
         """Loss (and metrics) on one batch, without updating weights.
 
+        A stateful model's states advance through the batch (and are put back if it
+        fails).
+
         Args:
             x: the batch's inputs (a stateful model: exactly its declared batch size).
-            y: the batch's targets.
-            sample_weight: optional weights (see ``train_on_batch``).
-            return_dict: return ``{"loss": ..., metric: ...}``.
+            y: the batch's targets (required: the default None is refused).
+            sample_weight: optional weights (see ``train_on_batch``). Default None.
+            return_dict: return ``{"loss": ..., metric: ...}``. Default False.
 
         Returns:
-            As ``train_on_batch``.
+            The batch loss, ``[loss, *metrics]`` when metrics were compiled, or a dict
+            with ``return_dict=True``.
 
         Raises:
             RuntimeError: if the model is not compiled.
+            TypeError: if ``x`` or ``y`` is not real numeric data.
             ValueError: if ``x`` or ``y`` doesn't fit the model.
         """
         self._require_compiled("test_on_batch")
@@ -501,6 +534,7 @@ class Trainer:
             The outputs array.
 
         Raises:
+            TypeError: if ``x`` is not real numeric data.
             ValueError: if ``x`` doesn't fit the model.
         """
         if type(x) is np.ndarray and x.ndim == 3:
@@ -558,7 +592,8 @@ class Trainer:
     # ------------------------------------------------------------------ loops
 
     @within_budget
-    def fit(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
+    def fit(self, x: ArrayLike | Iterable[tuple] | None = None, y: ArrayLike | None = None,
+            batch_size: int | None = None,
             epochs: int = 1, verbose: int | str = "auto",
             callbacks: Sequence[callbacks_module.Callback] | None = None,
             validation_split: float = 0.0, validation_data: tuple | None = None,
@@ -566,33 +601,38 @@ class Trainer:
             sample_weight: ArrayLike | None = None, initial_epoch: int = 0,
             steps_per_epoch: int | None = None, validation_steps: int | None = None,
             validation_batch_size: int | None = None, validation_freq: int | Sequence[int] = 1,
-            **kwargs) -> callbacks_module.History:
+            **kwargs: Any) -> callbacks_module.History:
         """Train the model for ``epochs`` passes over ``(x, y)``.
 
         Args:
             x: inputs, e.g. (samples, timesteps, features); or a generator, iterator or
                 iterable of batches ``(x, y)`` / ``(x, y, sample_weight)`` (then ``y``
                 must be None), such as ``crnn.utils.timeseries_dataset_from_array``'s result.
-            y: targets.
+            y: targets (None when ``x`` yields the batches).
             batch_size: samples per gradient step; default 32, or the declared batch size
                 of a stateful model (any other value is an error there).
             epochs: index of the last epoch (training runs from ``initial_epoch``).
-            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line per epoch.
-            callbacks: list of ``crnn.callbacks.Callback``.
+                Default 1.
+            verbose: 0 silent, 1 (or "auto", the default) progress bar, 2 one line per
+                epoch.
+            callbacks: list of ``crnn.callbacks.Callback``. Default None.
             validation_split: fraction of the data (and of ``sample_weight``), taken from
-                the end before any shuffling, to evaluate on after each epoch.
+                the end before any shuffling, to evaluate on after each epoch. Default 0.0
+                (none).
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``,
-                or an iterable of such batches, to evaluate on after each epoch.
+                or an iterable of such batches, to evaluate on after each epoch. Default
+                None; it wins over ``validation_split``.
             shuffle: shuffle the samples each epoch. Default: True for stateless models,
                 False for stateful ones, whose samples continue each other from batch to
                 batch; ``shuffle=True`` on a stateful model is allowed but warns.
             class_weight: dict ``{class index: weight}``: each sample's loss is weighted
-                by its class's weight (Keras's rule; targets of rank <= 2).
+                by its class's weight (Keras's rule; targets of rank <= 2). Default None.
             sample_weight: one weight per sample, or ``(samples, timesteps)`` for a
                 sequence output: multiplies the loss positions (Keras's
-                ``sum_over_batch_size``: the mean still divides by the positions).
+                ``sum_over_batch_size``: the mean still divides by the positions). Default
+                None.
             initial_epoch: epoch to start from (to resume training; a
-                ``BackupAndRestore`` callback sets it from its backup).
+                ``BackupAndRestore`` callback sets it from its backup). Default 0.
             steps_per_epoch: batches per epoch when ``x`` is an iterable of batches
                 (default: until it runs out); not used with arrays.
             validation_steps: batches per validation when ``validation_data`` is an
@@ -601,6 +641,7 @@ class Trainer:
                 ``batch_size``).
             validation_freq: validate every ``validation_freq`` epochs (an int), or after
                 the listed 1-based epochs (a list). Default 1.
+            **kwargs: refused: any keyword not named above raises TypeError.
 
         Returns:
             A ``History`` whose ``history`` dict maps ``"loss"``, metrics and ``"val_*"``
@@ -608,13 +649,14 @@ class Trainer:
 
         Raises:
             RuntimeError: if the model is not compiled.
+            TypeError: for an unknown keyword argument, or data that is not real numeric.
             ValueError: for data that doesn't fit the model, a bad argument, or a stateful
                 model's sample count that is not a multiple of its batch size (all checked
                 before the first step on arrays; batches from an iterable are checked one
                 by one, before each is used).
 
         Example:
-            >>> import crnn
+            >>> import numpy as np, crnn
             >>> model = crnn.Sequential([crnn.layers.SimpleRNN(4, input_shape=(5, 1)),
             ...                          crnn.layers.Dense(1)])
             >>> model.compile(optimizer="sgd", loss="mse")
@@ -864,25 +906,31 @@ class Trainer:
         return self._logs()
 
     @within_budget
-    def evaluate(self, x: ArrayLike = None, y: ArrayLike = None, batch_size: int | None = None,
+    def evaluate(self, x: ArrayLike | Iterable[tuple] | None = None,
+                 y: ArrayLike | None = None, batch_size: int | None = None,
                  verbose: int | str = "auto", sample_weight: ArrayLike | None = None,
                  steps: int | None = None,
                  callbacks: Sequence[callbacks_module.Callback] | None = None,
                  return_dict: bool = False,
-                 **kwargs) -> float | list[float] | dict[str, float]:
+                 **kwargs: Any) -> float | list[float] | dict[str, float]:
         """Loss and metrics on ``(x, y)``, batch by batch (no weight updates).
+
+        A stateful model's states advance through the batches, as in Keras.
 
         Args:
             x: inputs, or a generator/iterable of ``(x, y[, sample_weight])`` batches
                 (then ``y`` must be None).
             y: targets.
             batch_size: samples per batch (default 32, or a stateful model's batch size).
-            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
+            verbose: 0 silent, 1 (or "auto", the default) progress bar, 2 one line.
             sample_weight: optional weights, one per sample or ``(samples, timesteps)``
-                (see ``fit``).
-            steps: run only the first ``steps`` batches (None: all), as Keras does.
+                (see ``fit``). Default None.
+            steps: run only the first ``steps`` batches (None, the default: all), as Keras
+                does.
             callbacks: list of ``crnn.callbacks.Callback`` (``on_test_*`` hooks fire).
-            return_dict: return ``{"loss": ..., metric: ...}``.
+                Default None.
+            return_dict: return ``{"loss": ..., metric: ...}``. Default False.
+            **kwargs: refused: any keyword raises TypeError.
 
         Returns:
             The loss, ``[loss, *metrics]`` when metrics were compiled, or a dict with
@@ -890,7 +938,17 @@ class Trainer:
 
         Raises:
             RuntimeError: if the model is not compiled.
+            TypeError: for an unknown keyword argument, or data that is not real numeric.
             ValueError: for data that doesn't fit the model or a bad argument.
+
+        Example:
+            >>> import numpy as np, crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(2,),
+            ...                                            kernel_initializer="ones")])
+            >>> model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+            >>> x = np.ones((6, 2), "float32"); y = np.zeros((6, 1), "float32")
+            >>> model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+            {'loss': 4.0, 'mae': 2.0}
         """
         if kwargs:
             raise TypeError(f"evaluate() got unexpected keyword argument(s) {sorted(kwargs)}")
@@ -935,15 +993,26 @@ class Trainer:
             x: inputs.
             batch_size: samples per batch (default 32, or a stateful model's batch size);
                 the last batch may be smaller.
-            verbose: 0 silent, 1 (or "auto") progress bar, 2 one line.
-            steps: run only the first ``steps`` batches (None: all), as Keras does.
-            callbacks: list of ``crnn.callbacks.Callback``.
+            verbose: 0 silent, 1 (or "auto", the default) progress bar, 2 one line.
+            steps: run only the first ``steps`` batches (None, the default: all), as Keras
+                does.
+            callbacks: list of ``crnn.callbacks.Callback``. Default None.
 
         Returns:
             The outputs of all batches, concatenated along the batch axis.
 
         Raises:
+            TypeError: if ``x`` is not real numeric data.
             ValueError: for data that doesn't fit the model or a bad argument.
+
+        Example:
+            >>> import numpy as np, crnn
+            >>> model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(2,),
+            ...                                            kernel_initializer="ones")])
+            >>> model.predict(np.arange(6, dtype="float32").reshape(3, 2), verbose=0)
+            array([[1.],
+                   [5.],
+                   [9.]], dtype=float32)
         """
         verbose = _check_verbose(verbose)
         x = self._check_x(x)

@@ -28,14 +28,20 @@ Example (with a Keras file at hand, so not a doctest)::
     model.save("forecaster.crnn")                   # now loads with numpy + scipy only
 """
 
+from __future__ import annotations
+
 import inspect
 import json
 import os
 import tempfile
 import warnings
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from crnn.models import Sequential
 
 __all__ = ["is_keras_file", "load_model"]
 
@@ -101,17 +107,33 @@ def _kind(path):
     return None
 
 
-def is_keras_file(filepath):
+def is_keras_file(filepath: str | os.PathLike) -> bool:
     """Whether ``filepath`` is a Keras 3 ``.keras`` archive or an HDF5 file.
 
     Only the first bytes (and, for a zip, the member names) are looked at; h5py is not
-    needed.
+    needed. The file name's extension plays no part.
 
     Args:
         filepath: a path.
 
     Returns:
-        True for a zip with ``config.json`` and ``model.weights.h5``, or an HDF5 file.
+        True for a zip with ``config.json`` and ``model.weights.h5``, or an HDF5 file;
+        False for anything else, including a file that is missing or can't be read.
+
+    Example:
+        >>> import os, tempfile, zipfile
+        >>> import crnn
+        >>> folder = tempfile.mkdtemp()
+        >>> path = os.path.join(folder, "model.keras")
+        >>> with zipfile.ZipFile(path, "w") as archive:      # the members a .keras file has
+        ...     archive.writestr("config.json", "{}")
+        ...     archive.writestr("model.weights.h5", b"")
+        >>> crnn.interop.keras.is_keras_file(path)
+        True
+        >>> model = crnn.Sequential([crnn.layers.Dense(1, input_shape=(2,))])
+        >>> model.save(os.path.join(folder, "model.crnn"))    # crnn's own format
+        >>> crnn.interop.keras.is_keras_file(os.path.join(folder, "model.crnn"))
+        False
     """
     return _kind(os.fspath(filepath)) is not None
 
@@ -833,7 +855,7 @@ def _restore_legacy_optimizer(path, h5, model):
     _restore_optimizer(path, h5, model, nodes)
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:
     """Load a Keras ``.keras`` or ``.h5`` Sequential model as a crnn ``Sequential``.
 
     Args:
@@ -849,14 +871,18 @@ def load_model(filepath, compile=True):
         does not save RNN states.
 
     Raises:
+        FileNotFoundError: there is no such file.
         ImportError: h5py is not installed (``pip install "crnn[keras]"``).
         ValueError: the file is not a Keras model file, is damaged, truncated or hostile,
             holds a functional model, or uses a layer or option crnn does not have (the
             message names the layer and the option); raised before any weight is read.
 
-    Example (with a Keras file at hand)::
+    Example:
+        With a Keras file at hand and h5py installed:
 
-        model = crnn.interop.keras.load_model("model.keras")
+        >>> import crnn
+        >>> model = crnn.interop.keras.load_model("forecaster.keras")  # doctest: +SKIP
+        >>> model.save("forecaster.crnn")      # loads with NumPy and SciPy only  # doctest: +SKIP
     """
     path = os.fspath(filepath)
     if not os.path.exists(path):

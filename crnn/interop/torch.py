@@ -38,9 +38,18 @@ Example:
     True
 """
 
+from __future__ import annotations
+
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from crnn.layers import Dense, Layer
+    from crnn.models import Sequential
 
 __all__ = ["dense_from_state_dict", "layers_from_state_dict", "sequential_from_state_dict",
            "to_state_dict"]
@@ -179,9 +188,10 @@ def _convert(state_dict, mode, prefix, return_sequences, nonlinearity, stateful,
     return layers, weights, first_input
 
 
-def layers_from_state_dict(state_dict, mode, prefix="", return_sequences=False,
-                           nonlinearity="tanh", stateful=False, batch_size=None,
-                           dtype="float32"):
+def layers_from_state_dict(state_dict: Mapping[str, Any], mode: str, prefix: str = "",
+                           return_sequences: bool = False, nonlinearity: str = "tanh",
+                           stateful: bool = False, batch_size: int | None = None,
+                           dtype: str = "float32") -> list[Layer]:
     """crnn layers with the weights of a PyTorch ``nn.LSTM``/``nn.GRU``/``nn.RNN``.
 
     ``num_layers``, ``bidirectional``, ``hidden_size``, ``input_size`` and ``bias`` are read
@@ -190,14 +200,14 @@ def layers_from_state_dict(state_dict, mode, prefix="", return_sequences=False,
     Args:
         state_dict: ``module.state_dict()`` (tensors or NumPy arrays), or a larger model's
             ``state_dict`` with ``prefix`` selecting the recurrent module.
-        mode: ``"LSTM"``, ``"GRU"`` or ``"RNN"``.
-        prefix: the recurrent module's key prefix, e.g. ``"rnn."``.
+        mode: ``"LSTM"``, ``"GRU"`` or ``"RNN"`` (any case).
+        prefix: the recurrent module's key prefix, e.g. ``"rnn."`` (default ``""``).
         return_sequences: the last layer returns the whole sequence (PyTorch's
-            ``output``) instead of its final hidden state (``h_n[-1]``).
-        nonlinearity: for ``"RNN"``, the module's ``nonlinearity`` (``"tanh"`` or
-            ``"relu"``).
-        stateful: make the layers stateful (then ``batch_size`` is needed).
-        batch_size: the batch size to build the layers for (None: any).
+            ``output``) instead of its final hidden state (``h_n[-1]``). Default False.
+        nonlinearity: for ``"RNN"``, the module's ``nonlinearity`` (``"tanh"``, the
+            default, or ``"relu"``).
+        stateful: make the layers stateful (then ``batch_size`` is needed). Default False.
+        batch_size: the batch size to build the layers for (None, the default: any).
         dtype: ``"float32"`` (default) or ``"float64"``.
 
     Returns:
@@ -205,8 +215,19 @@ def layers_from_state_dict(state_dict, mode, prefix="", return_sequences=False,
         or ``Bidirectional`` of them.
 
     Raises:
-        ValueError: unknown keys, inconsistent shapes, ``proj_size > 0``, a bad mode, or
-            ``stateful=True`` without ``batch_size``.
+        TypeError: ``state_dict`` is not a dict, or an entry is not a numeric array or
+            tensor.
+        ValueError: unknown keys, inconsistent shapes, ``proj_size > 0``, a bad mode or
+            nonlinearity, or ``stateful=True`` without ``batch_size``.
+
+    Example:
+        >>> import numpy as np
+        >>> from crnn.interop import torch as from_torch
+        >>> sd = {"weight_ih_l0": np.zeros((16, 3)), "weight_hh_l0": np.zeros((16, 4)),
+        ...       "weight_ih_l1": np.zeros((16, 4)), "weight_hh_l1": np.zeros((16, 4))}
+        >>> layers = from_torch.layers_from_state_dict(sd, "LSTM")    # num_layers=2, bias=False
+        >>> [(type(layer).__name__, layer.units, layer.return_sequences) for layer in layers]
+        [('LSTM', 4, True), ('LSTM', 4, False)]
     """
     if stateful and batch_size is None:
         raise ValueError("stateful=True needs batch_size=... (a stateful layer keeps one "
@@ -221,18 +242,33 @@ def layers_from_state_dict(state_dict, mode, prefix="", return_sequences=False,
     return layers
 
 
-def dense_from_state_dict(state_dict, prefix="", activation=None, dtype="float32"):
+def dense_from_state_dict(state_dict: Mapping[str, Any], prefix: str = "",
+                          activation: str | None = None, dtype: str = "float32") -> Dense:
     """A built crnn ``Dense`` with the weights of a PyTorch ``nn.Linear``.
 
     Args:
         state_dict: holds ``weight`` (out, in) and optionally ``bias`` (out,), under
             ``prefix``.
-        prefix: the Linear module's key prefix, e.g. ``"head."``.
-        activation: the activation that follows it in the PyTorch model, if any.
+        prefix: the Linear module's key prefix, e.g. ``"head."`` (default ``""``).
+        activation: the activation that follows it in the PyTorch model, if any (default
+            None: linear).
         dtype: ``"float32"`` (default) or ``"float64"``.
 
     Returns:
         A ``Dense`` layer.
+
+    Raises:
+        TypeError: an entry is not a numeric array or tensor.
+        ValueError: there is no ``weight`` under ``prefix``, or ``weight`` is not 2-D, or
+            ``bias`` does not match it.
+
+    Example:
+        >>> import numpy as np
+        >>> from crnn.interop import torch as from_torch
+        >>> sd = {"head.weight": np.ones((2, 3)), "head.bias": np.array([0.5, -0.5])}
+        >>> dense = from_torch.dense_from_state_dict(sd, prefix="head.")
+        >>> dense.kernel.shape, dense.bias.tolist()       # kernel = weight.T
+        ((3, 2), [0.5, -0.5])
     """
     from crnn.layers import Dense
 
@@ -257,27 +293,50 @@ def dense_from_state_dict(state_dict, prefix="", activation=None, dtype="float32
     return layer
 
 
-def sequential_from_state_dict(state_dict, mode, prefix="", head_prefix=None,
-                               head_activation=None, timesteps=None, batch_size=None,
-                               return_sequences=False, nonlinearity="tanh", stateful=False,
-                               dtype="float32"):
+def sequential_from_state_dict(state_dict: Mapping[str, Any], mode: str, prefix: str = "",
+                               head_prefix: str | None = None,
+                               head_activation: str | None = None,
+                               timesteps: int | None = None, batch_size: int | None = None,
+                               return_sequences: bool = False, nonlinearity: str = "tanh",
+                               stateful: bool = False, dtype: str = "float32") -> Sequential:
     """A crnn ``Sequential``: the recurrent module's layers, then an optional Linear head.
 
     Args:
         state_dict: a module's ``state_dict()``.
         mode: ``"LSTM"``, ``"GRU"`` or ``"RNN"``.
-        prefix: key prefix of the recurrent module (e.g. ``"rnn."``).
+        prefix: key prefix of the recurrent module (e.g. ``"rnn."``; default ``""``).
         head_prefix: key prefix of an ``nn.Linear`` applied to the recurrent output (e.g.
-            ``"head."``), or None for no head. With ``return_sequences=True`` it is applied
-            at every timestep, as ``nn.Linear`` on a 3-D tensor does.
-        head_activation: activation after the head, if any.
-        timesteps: the sequence length to declare (None: any).
-        batch_size: the batch size to declare (needed with ``stateful=True``).
-        return_sequences, nonlinearity, stateful, dtype: as in
-            :func:`layers_from_state_dict`.
+            ``"head."``), or None (the default) for no head. With ``return_sequences=True``
+            it is applied at every timestep, as ``nn.Linear`` on a 3-D tensor does.
+        head_activation: activation after the head, if any (default None).
+        timesteps: the sequence length to declare (None, the default: any).
+        batch_size: the batch size to declare (None, the default: any; needed with
+            ``stateful=True``).
+        return_sequences: as in :func:`layers_from_state_dict` (default False).
+        nonlinearity: as in :func:`layers_from_state_dict` (default ``"tanh"``).
+        stateful: as in :func:`layers_from_state_dict` (default False).
+        dtype: as in :func:`layers_from_state_dict` (default ``"float32"``).
 
     Returns:
         A built ``Sequential``, uncompiled.
+
+    Raises:
+        TypeError: as in :func:`layers_from_state_dict`.
+        ValueError: as in :func:`layers_from_state_dict`, or the head's input size is not
+            the recurrent module's output size.
+
+    Example:
+        >>> import numpy as np
+        >>> from crnn.interop import torch as from_torch
+        >>> sd = {"rnn.weight_ih_l0": np.zeros((4, 2)), "rnn.weight_hh_l0": np.zeros((4, 4)),
+        ...       "rnn.bias_ih_l0": np.zeros(4), "rnn.bias_hh_l0": np.zeros(4),
+        ...       "head.weight": np.zeros((1, 4)), "head.bias": np.ones(1)}
+        >>> model = from_torch.sequential_from_state_dict(
+        ...     sd, "RNN", prefix="rnn.", head_prefix="head.", nonlinearity="relu")
+        >>> [type(layer).__name__ for layer in model.layers]
+        ['SimpleRNN', 'Dense']
+        >>> model.predict(np.ones((1, 3, 2)), verbose=0)   # zero weights: the head's bias
+        array([[1.]], dtype=float32)
     """
     from crnn.layers import Input, TimeDistributed
     from crnn.models import Sequential
@@ -347,7 +406,8 @@ def _recurrent_parts(layer):
     return mode, inner, isinstance(layer, Bidirectional), first.return_sequences
 
 
-def to_state_dict(model, prefix="", head_prefix="head."):
+def to_state_dict(model: Sequential | Sequence[Layer], prefix: str = "",
+                  head_prefix: str = "head.") -> dict[str, np.ndarray]:
     """A PyTorch ``state_dict`` (NumPy arrays) from a crnn model's recurrent stack and head.
 
     The model (or list of layers) must be: recurrent layers of one kind (``LSTM``, ``GRU``
@@ -361,15 +421,31 @@ def to_state_dict(model, prefix="", head_prefix="head."):
 
     Args:
         model: a ``Sequential`` or a list of layers, built.
-        prefix: prefix of the recurrent module's keys (e.g. ``"rnn."``).
-        head_prefix: prefix of the head's keys (``"head."``).
+        prefix: prefix of the recurrent module's keys (e.g. ``"rnn."``; default ``""``).
+        head_prefix: prefix of the head's keys (default ``"head."``).
 
     Returns:
         ``{key: np.ndarray}``; load it with
         ``module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
 
     Raises:
-        ValueError: a layer or option with no PyTorch equivalent.
+        ValueError: a layer that is not built, no recurrent layer, or a layer or option
+            with no PyTorch equivalent.
+
+    Example:
+        >>> import crnn
+        >>> from crnn.interop import torch as from_torch
+        >>> model = crnn.Sequential([crnn.layers.GRU(4, input_shape=(None, 2)),
+        ...                          crnn.layers.Dense(1)])
+        >>> sd = from_torch.to_state_dict(model, prefix="rnn.")
+        >>> for key, value in sd.items():           # nn.GRU(2, 4), then nn.Linear(4, 1)
+        ...     print(key, value.shape)
+        rnn.weight_ih_l0 (12, 2)
+        rnn.weight_hh_l0 (12, 4)
+        rnn.bias_ih_l0 (12,)
+        rnn.bias_hh_l0 (12,)
+        head.weight (1, 4)
+        head.bias (1,)
     """
     from crnn.layers import Dense, Dropout, TimeDistributed
 
