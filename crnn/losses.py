@@ -20,14 +20,20 @@ their sum); the gradient is zero where the clip is active, as TensorFlow's.
 
 Example:
 
->>> loss = get("mse")
+>>> import numpy as np
+>>> import crnn
+>>> loss = crnn.losses.get("mse")
 >>> loss(np.array([[1.0], [2.0]]), np.array([[1.5], [2.0]]))
 0.125
 """
 
+from __future__ import annotations
+
 import warnings
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "Loss",
@@ -117,25 +123,47 @@ def _clip_mask(p, dtype):
 class Loss:
     """Base class of the losses.
 
-    Subclasses implement ``_values_and_grad(y_true, y_pred)``, returning the
-    per-position loss values and the gradient of their *sum* with respect to
-    ``y_pred``; the base class applies the reduction.
+    Subclasses implement ``_values_and_grad(y_true, y_pred, dtype, compute_grad)``,
+    returning the per-position loss values and the gradient of their *sum* with
+    respect to ``y_pred`` (None when ``compute_grad`` is False); the base class
+    applies the sample weights, the mask and the reduction.
+
+    Calling a loss, ``loss(y_true, y_pred, sample_weight=None)``, returns
+    ``value_and_grad(y_true, y_pred, compute_grad=False, sample_weight=...)[0]``.
 
     Args:
-        name: Name of the loss (Keras's default for each class).
-        reduction: ``"sum_over_batch_size"`` (default: mean of the per-position
-            values) or ``"sum"``.
+        name: Name of the loss (each subclass has Keras's name as its default).
+        reduction: ``"sum_over_batch_size"`` (the mean of the per-position
+            values) or ``"sum"``. Defaults to ``"sum_over_batch_size"``.
 
     Call arguments:
         y_true: Targets.
         y_pred: Predictions, same shape as ``y_true`` (except for the sparse
             loss, and a trailing axis of size 1 that Keras squeezes or adds).
+        sample_weight: Optional weights, as in ``value_and_grad``.
 
     Returns:
-        The loss as a Python float.
+        The loss as a Python float (when called).
+
+    Raises:
+        ValueError: If ``reduction`` is not one of the two above or ``name`` is
+            not a string.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> loss = crnn.losses.MeanSquaredError()
+    >>> value, grad = loss.value_and_grad(np.array([[1.0, 2.0]]), np.array([[1.5, 2.0]]))
+    >>> value
+    0.125
+    >>> grad
+    array([[0.5, 0. ]])
+    >>> crnn.losses.MeanSquaredError(reduction="sum")(np.zeros((2, 1)), np.ones((2, 1)))
+    2.0
     """
 
-    def __init__(self, name, reduction="sum_over_batch_size"):
+    def __init__(self, name: str, reduction: str = "sum_over_batch_size") -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(
                 f"Argument `reduction` must be one of {_REDUCTIONS}. Received: reduction={reduction!r}."
@@ -145,17 +173,26 @@ class Loss:
         self.name = name
         self.reduction = reduction
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return self.value_and_grad(y_true, y_pred, compute_grad=False, sample_weight=sample_weight)[0]
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike,
+                 sample_weight: ArrayLike | None = None) -> float:
+        return self.value_and_grad(y_true, y_pred, compute_grad=False,
+                                   sample_weight=sample_weight)[0]
 
-    def value_and_grad(self, y_true, y_pred, compute_grad=True, sample_weight=None, mask=None):
+    def value_and_grad(
+        self,
+        y_true: ArrayLike,
+        y_pred: ArrayLike,
+        compute_grad: bool = True,
+        sample_weight: ArrayLike | None = None,
+        mask: ArrayLike | None = None,
+    ) -> tuple[float, np.ndarray | None]:
         """Returns the loss and its gradient with respect to ``y_pred``.
 
         Args:
-            y_true: Targets.
-            y_pred: Predictions.
+            y_true: Targets (numeric).
+            y_pred: Predictions (numeric).
             compute_grad: If False, the gradient is not computed (returned as
-                None).
+                None). Defaults to True.
             sample_weight: Optional weights, one per sample (broadcast over the
                 timesteps of sequence outputs) or one per loss position, as Keras:
                 the values are multiplied by them before the reduction, which still
@@ -168,10 +205,14 @@ class Loss:
 
         Returns:
             Tuple ``(loss, d_y_pred)``: the loss as a Python float and an array of
-            ``y_pred``'s shape and (floating) dtype.
+            ``y_pred``'s shape and dtype (float32 for an integer ``y_pred``), or
+            None when ``compute_grad`` is False.
 
         Raises:
-            ValueError: If the shapes are incompatible or the labels invalid.
+            ValueError: If ``y_true`` or ``y_pred`` is not numeric, the shapes are
+                incompatible, the labels are invalid (sparse loss),
+                ``sample_weight`` is not finite, or ``sample_weight`` or ``mask``
+                does not fit the loss positions.
         """
         y_pred_in = _as_float_array(y_pred, "y_pred")
         dtype = y_pred_in.dtype if y_pred_in.dtype.kind == "f" else np.dtype("float32")
@@ -228,13 +269,29 @@ class Loss:
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
         raise NotImplementedError
 
-    def get_config(self):
-        """Returns the constructor arguments as a JSON-serializable dict."""
+    def get_config(self) -> dict[str, Any]:
+        """Returns the constructor arguments as a JSON-serializable dict.
+
+        Returns:
+            Dict of the constructor's keyword arguments (``name``,
+            ``reduction`` and the subclass's own, such as ``from_logits``).
+        """
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config):
-        """Creates a loss from ``get_config()``'s output."""
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        """Creates a loss from ``get_config()``'s output.
+
+        Args:
+            config: Dict of constructor keyword arguments.
+
+        Returns:
+            A new loss of this class.
+
+        Raises:
+            TypeError: If ``config`` has a key the constructor does not take.
+            ValueError: If a value is invalid (see the constructor).
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -243,19 +300,30 @@ class Loss:
 
 
 class MeanSquaredError(Loss):
-    """Mean of ``(y_true - y_pred)**2`` over the last axis, then over the rest.
+    """Mean of ``(y_true - y_pred)**2`` over the last axis, then reduced over the rest.
+
+    The per-position values (one per sample, or per sample and timestep) are
+    averaged (``"sum_over_batch_size"``) or summed (``"sum"``).
 
     Args:
-        reduction: See ``Loss``.
+        reduction: ``"sum_over_batch_size"`` or ``"sum"`` (see ``Loss``).
+            Defaults to ``"sum_over_batch_size"``.
         name: Defaults to ``"mean_squared_error"``.
+
+    Raises:
+        ValueError: If ``reduction`` or ``name`` is invalid (see ``Loss``).
 
     Example:
 
-    >>> MeanSquaredError()(np.zeros((2, 2)), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    >>> import numpy as np
+    >>> import crnn
+    >>> loss = crnn.losses.MeanSquaredError()
+    >>> loss(np.zeros((2, 2)), np.array([[1.0, 0.0], [0.0, 1.0]]))
     0.5
     """
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+    def __init__(self, reduction: str = "sum_over_batch_size",
+                 name: str = "mean_squared_error") -> None:
         super().__init__(name, reduction)
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
@@ -268,21 +336,29 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    """Mean of ``|y_true - y_pred|`` over the last axis, then over the rest.
+    """Mean of ``|y_true - y_pred|`` over the last axis, then reduced over the rest.
 
     The gradient at ``y_pred == y_true`` is 0 (``sign(0)``), as in TensorFlow.
 
     Args:
-        reduction: See ``Loss``.
+        reduction: ``"sum_over_batch_size"`` or ``"sum"`` (see ``Loss``).
+            Defaults to ``"sum_over_batch_size"``.
         name: Defaults to ``"mean_absolute_error"``.
+
+    Raises:
+        ValueError: If ``reduction`` or ``name`` is invalid (see ``Loss``).
 
     Example:
 
-    >>> MeanAbsoluteError()(np.zeros((2, 2)), np.array([[1.0, 0.0], [0.0, -1.0]]))
+    >>> import numpy as np
+    >>> import crnn
+    >>> loss = crnn.losses.MeanAbsoluteError()
+    >>> loss(np.zeros((2, 2)), np.array([[1.0, 0.0], [0.0, -1.0]]))
     0.5
     """
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+    def __init__(self, reduction: str = "sum_over_batch_size",
+                 name: str = "mean_absolute_error") -> None:
         super().__init__(name, reduction)
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
@@ -322,23 +398,34 @@ class BinaryCrossentropy(Loss):
     Args:
         from_logits: Whether ``y_pred`` holds logits. Defaults to False.
         label_smoothing: Float in [0, 1]; targets become
-            ``t * (1 - label_smoothing) + 0.5 * label_smoothing``. Defaults to 0.
-        reduction: See ``Loss``.
+            ``t * (1 - label_smoothing) + 0.5 * label_smoothing``. Defaults to 0.0.
+        reduction: ``"sum_over_batch_size"`` or ``"sum"`` (see ``Loss``).
+            Defaults to ``"sum_over_batch_size"``.
         name: Defaults to ``"binary_crossentropy"``.
+
+    Raises:
+        ValueError: If ``from_logits`` is not a bool, ``label_smoothing`` is not
+            a number in [0, 1], or ``reduction`` or ``name`` is invalid.
 
     Example:
 
-    >>> round(BinaryCrossentropy()(np.array([[1.0]]), np.array([[0.5]])), 6)
+    >>> import numpy as np
+    >>> import crnn
+    >>> loss = crnn.losses.BinaryCrossentropy()
+    >>> round(loss(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]])), 6)
+    0.693147
+    >>> logits = crnn.losses.BinaryCrossentropy(from_logits=True)
+    >>> round(logits(np.array([[1.0, 0.0]]), np.array([[0.0, 0.0]])), 6)
     0.693147
     """
 
     def __init__(
         self,
-        from_logits=False,
-        label_smoothing=0.0,
-        reduction="sum_over_batch_size",
-        name="binary_crossentropy",
-    ):
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        reduction: str = "sum_over_batch_size",
+        name: str = "binary_crossentropy",
+    ) -> None:
         super().__init__(name, reduction)
         self.from_logits = _check_bool("from_logits", from_logits)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
@@ -367,7 +454,7 @@ class BinaryCrossentropy(Loss):
             grad = grad * dtype.type(1.0 / width)
         return values, grad
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
         return config
@@ -378,28 +465,39 @@ class CategoricalCrossentropy(Loss):
 
     Per position: ``-sum(t * log(q))`` over the last (class) axis, where
     ``q = clip(p / sum(p), 1e-7, 1 - 1e-7)``; with ``from_logits=True``,
-    ``q = softmax(y_pred)`` computed stably and unclipped.
+    ``q = softmax(y_pred)`` computed stably and unclipped. ``y_true`` and
+    ``y_pred`` must have the same shape ``(..., num_classes)``; a ``UserWarning``
+    is issued when ``num_classes`` is 1 (the loss is then always 0).
 
     Args:
         from_logits: Whether ``y_pred`` holds logits. Defaults to False.
         label_smoothing: Float in [0, 1]; targets become
             ``t * (1 - label_smoothing) + label_smoothing / num_classes``.
-        reduction: See ``Loss``.
+            Defaults to 0.0.
+        reduction: ``"sum_over_batch_size"`` or ``"sum"`` (see ``Loss``).
+            Defaults to ``"sum_over_batch_size"``.
         name: Defaults to ``"categorical_crossentropy"``.
+
+    Raises:
+        ValueError: If ``from_logits`` is not a bool, ``label_smoothing`` is not
+            a number in [0, 1], or ``reduction`` or ``name`` is invalid.
 
     Example:
 
-    >>> round(CategoricalCrossentropy()(np.array([[0, 1.0]]), np.array([[0.5, 0.5]])), 6)
+    >>> import numpy as np
+    >>> import crnn
+    >>> loss = crnn.losses.CategoricalCrossentropy()
+    >>> round(loss(np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]])), 6)
     0.693147
     """
 
     def __init__(
         self,
-        from_logits=False,
-        label_smoothing=0.0,
-        reduction="sum_over_batch_size",
-        name="categorical_crossentropy",
-    ):
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        reduction: str = "sum_over_batch_size",
+        name: str = "categorical_crossentropy",
+    ) -> None:
         super().__init__(name, reduction)
         self.from_logits = _check_bool("from_logits", from_logits)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
@@ -438,7 +536,7 @@ class CategoricalCrossentropy(Loss):
                 grad = (d_q - np.sum(d_q * q, axis=-1, keepdims=True)) / total
         return values, grad
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
         return config
@@ -456,20 +554,30 @@ class SparseCategoricalCrossentropy(Loss):
 
     Args:
         from_logits: Whether ``y_pred`` holds logits. Defaults to False.
-        reduction: See ``Loss``.
+        reduction: ``"sum_over_batch_size"`` or ``"sum"`` (see ``Loss``).
+            Defaults to ``"sum_over_batch_size"``.
         name: Defaults to ``"sparse_categorical_crossentropy"``.
 
     Raises:
-        ValueError: If a label is not an integer in ``[0, num_classes)`` or the
-            shapes do not fit.
+        ValueError: If ``from_logits`` is not a bool or ``reduction`` or ``name``
+            is invalid; when called, if a label is not an integer in
+            ``[0, num_classes)`` or the shapes do not fit.
 
     Example:
 
-    >>> round(SparseCategoricalCrossentropy()(np.array([1]), np.array([[0.5, 0.5]])), 6)
+    >>> import numpy as np
+    >>> import crnn
+    >>> loss = crnn.losses.SparseCategoricalCrossentropy()
+    >>> round(loss(np.array([1, 0]), np.array([[0.5, 0.5], [0.5, 0.5]])), 6)
     0.693147
     """
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="sparse_categorical_crossentropy"):
+    def __init__(
+        self,
+        from_logits: bool = False,
+        reduction: str = "sum_over_batch_size",
+        name: str = "sparse_categorical_crossentropy",
+    ) -> None:
         super().__init__(name, reduction)
         self.from_logits = _check_bool("from_logits", from_logits)
 
@@ -517,7 +625,7 @@ class SparseCategoricalCrossentropy(Loss):
                 grad = np.where(inside, 1 / total - onehot / c, dtype.type(0))
         return values, grad
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"from_logits": self.from_logits})
         return config
@@ -544,15 +652,54 @@ _ALIASES = {
 }
 
 
-def serialize(loss):
-    """Returns ``{"class_name": ..., "config": {...}}`` for a loss."""
+def serialize(loss: Loss) -> dict[str, Any]:
+    """Returns a loss's class name and configuration, Keras's serialized form.
+
+    Args:
+        loss: A ``Loss`` instance.
+
+    Returns:
+        ``{"class_name": ..., "config": loss.get_config()}``.
+
+    Raises:
+        ValueError: If ``loss`` is not a ``Loss``.
+
+    Example:
+
+    >>> import crnn
+    >>> config = crnn.losses.serialize(crnn.losses.MeanAbsoluteError())
+    >>> config["class_name"], config["config"]
+    ('MeanAbsoluteError', {'name': 'mean_absolute_error', 'reduction': 'sum_over_batch_size'})
+    """
     if not isinstance(loss, Loss):
         raise ValueError(f"Expected a crnn Loss. Received: {loss!r}.")
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
-def deserialize(config):
-    """Creates a loss from ``serialize``'s output."""
+def deserialize(config: dict[str, Any]) -> Loss:
+    """Creates a loss from ``serialize``'s output.
+
+    Args:
+        config: Dict with ``"class_name"`` (a class name such as
+            ``"MeanSquaredError"``, or a name that ``get`` knows, such as
+            ``"mse"``) and optionally ``"config"`` (constructor arguments).
+
+    Returns:
+        A new ``Loss``.
+
+    Raises:
+        ValueError: If ``config`` is not a dict with a ``"class_name"``, the
+            class name is unknown, or a constructor argument is invalid.
+        TypeError: If ``"config"`` has a key the constructor does not take.
+
+    Example:
+
+    >>> import crnn
+    >>> config = crnn.losses.serialize(crnn.losses.BinaryCrossentropy(from_logits=True))
+    >>> loss = crnn.losses.deserialize(config)
+    >>> type(loss).__name__, loss.name, loss.from_logits
+    ('BinaryCrossentropy', 'binary_crossentropy', True)
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
     name = config["class_name"]
@@ -562,26 +709,32 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: str | dict[str, Any] | Loss | type[Loss]) -> Loss:
     """Returns a loss from a name, a class name, a config dict or an instance.
 
     Args:
         identifier: ``"mse"``, ``"mean_squared_error"``, ``"mae"``,
             ``"mean_absolute_error"``, ``"binary_crossentropy"``,
-            ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``,
-            a class name (``"MeanSquaredError"``), a ``{"class_name", "config"}``
-            dict, a ``Loss`` class or instance (returned unchanged).
+            ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``
+            or a class name (``"MeanSquaredError"``), each giving the class with
+            its defaults; a ``{"class_name", "config"}`` dict (see
+            ``deserialize``); a ``Loss`` subclass (created with its defaults); or
+            a ``Loss`` instance (returned unchanged).
 
     Returns:
         A ``Loss``.
 
     Raises:
-        ValueError: If the identifier is not recognized.
+        ValueError: If the identifier is not recognized (or, for a dict, as
+            ``deserialize``).
 
     Example:
 
-    >>> get("mse").name
+    >>> import crnn
+    >>> crnn.losses.get("mse").name
     'mean_squared_error'
+    >>> crnn.losses.get("SparseCategoricalCrossentropy").from_logits
+    False
     """
     if isinstance(identifier, Loss):
         return identifier
@@ -603,7 +756,7 @@ def get(identifier):
     )
 
 
-def logits_counterpart(loss, activation):
+def logits_counterpart(loss: Loss, activation: str | None) -> Loss | None:
     """Returns the ``from_logits=True`` twin of a probability crossentropy.
 
     Keras on TensorFlow computes a crossentropy on the logits when ``y_pred``
@@ -619,13 +772,20 @@ def logits_counterpart(loss, activation):
 
     Returns:
         A new ``Loss`` with ``from_logits=True`` and the same name, reduction and
-        label smoothing, or ``None`` if Keras would not switch to the logits.
+        label smoothing, or ``None`` if Keras would not switch to the logits:
+        ``loss`` already takes logits or is not a crossentropy, or the
+        activation is not the one that matches it (``"sigmoid"`` for
+        ``BinaryCrossentropy``, ``"softmax"`` for the categorical ones).
 
     Example:
 
-    >>> logits_counterpart(get("binary_crossentropy"), "sigmoid").from_logits
+    >>> import crnn
+    >>> bce = crnn.losses.get("binary_crossentropy")
+    >>> crnn.losses.logits_counterpart(bce, "sigmoid").from_logits
     True
-    >>> logits_counterpart(get("mse"), "sigmoid") is None
+    >>> crnn.losses.logits_counterpart(bce, "softmax") is None
+    True
+    >>> crnn.losses.logits_counterpart(crnn.losses.get("mse"), "sigmoid") is None
     True
     """
     if getattr(loss, "from_logits", True):

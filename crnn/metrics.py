@@ -14,7 +14,9 @@ categorical accuracy. The metric keeps the name it was asked for ("accuracy" or
 
 Example:
 
->>> m = get("mae")
+>>> import numpy as np
+>>> import crnn
+>>> m = crnn.metrics.get("mae")
 >>> m.update_state(np.array([[1.0], [2.0]]), np.array([[1.5], [2.0]]))
 >>> m.result()
 0.25
@@ -22,7 +24,13 @@ Example:
 'mae'
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from crnn.losses import _squeeze_or_expand
 
@@ -93,26 +101,47 @@ def _weighted_per_sample(values, sample_weight):
 class Metric:
     """Base class: a running mean of per-sample values.
 
-    Subclasses implement ``_values(y_true, y_pred)`` returning per-position values.
+    Subclasses implement ``_values(y_true, y_pred)``, which gets both as NumPy
+    arrays and returns per-position values (one per sample, or per sample and
+    timestep...); ``update_state`` averages them per sample and ``result()`` is
+    the mean over all samples since the last ``reset_state()``.
 
     Args:
-        name: Key of the metric in the logs.
+        name: Key of the metric in the logs (a non-empty string).
 
     Attributes:
         name: The log key.
         direction: ``"up"`` if larger is better, ``"down"`` otherwise (used by
             ``EarlyStopping``/``ModelCheckpoint`` in ``mode="auto"``).
+
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> class MaxError(crnn.metrics.Metric):
+    ...     def _values(self, y_true, y_pred):
+    ...         return np.max(np.abs(y_pred - y_true), axis=-1)
+    >>> m = MaxError("max_error")
+    >>> m.update_state(np.zeros((2, 2)), np.array([[1.0, 3.0], [0.0, 1.0]]))
+    >>> m.result()
+    2.0
+    >>> m.reset_state()
+    >>> m.result()
+    0.0
     """
 
     direction = "down"
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Argument `name` must be a non-empty string. Received: name={name!r}.")
         self.name = name
         self.reset_state()
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Forgets every value seen so far."""
         self.total = 0.0
         self.count = 0
@@ -127,15 +156,21 @@ class Metric:
         self.total += float(np.sum(values))
         self.count += int(values.size) if values.ndim else 1
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike,
+                     sample_weight: ArrayLike | None = None) -> None:
         """Adds one batch.
 
         Args:
-            y_true: Targets of the batch.
-            y_pred: Predictions of the batch.
+            y_true: Targets of the batch (numeric).
+            y_pred: Predictions of the batch (numeric).
             sample_weight: Optional weights, one per sample (or per position,
                 e.g. a timestep mask), as Keras: the result becomes
-                ``sum(w * value) / sum(w)``.
+                ``sum(w * value) / sum(w)``. Defaults to None (all 1).
+
+        Raises:
+            ValueError: If ``y_true`` or ``y_pred`` is not numeric, their shapes
+                do not fit the metric, or ``sample_weight`` is not finite or does
+                not broadcast to the values.
         """
         self._accumulate(self._values(_to_array(y_true, "y_true"), _to_array(y_pred, "y_pred")),
                          sample_weight)
@@ -143,17 +178,39 @@ class Metric:
     def _values(self, y_true, y_pred):
         raise NotImplementedError
 
-    def result(self):
-        """Returns the running mean as a Python float (0.0 before any update)."""
+    def result(self) -> float:
+        """Returns the metric's value.
+
+        Returns:
+            The running mean as a Python float (0.0 before any update, or when
+            the weights seen so far sum to 0).
+        """
         return self.total / self.count if self.count else 0.0
 
-    def get_config(self):
-        """Returns the constructor arguments as a JSON-serializable dict."""
+    def get_config(self) -> dict[str, Any]:
+        """Returns the constructor arguments.
+
+        Returns:
+            Dict of the constructor's keyword arguments (``name`` and the
+            subclass's own, such as ``threshold``), JSON-serializable when they
+            were given as plain Python values.
+        """
         return {"name": self.name}
 
     @classmethod
-    def from_config(cls, config):
-        """Creates a metric from ``get_config()``'s output."""
+    def from_config(cls, config: dict[str, Any]) -> Metric:
+        """Creates a metric from ``get_config()``'s output.
+
+        Args:
+            config: Dict of constructor keyword arguments.
+
+        Returns:
+            A new metric of this class, with no values seen.
+
+        Raises:
+            TypeError: If ``config`` has a key the constructor does not take.
+            ValueError: If a value is invalid (see the constructor).
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -171,25 +228,37 @@ class Mean(Metric):
     Args:
         name: Defaults to ``"mean"``.
 
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
     Example:
 
-    >>> m = Mean()
+    >>> import crnn
+    >>> m = crnn.metrics.Mean()
     >>> m.update_state(1.0, sample_weight=3)
     >>> m.update_state(2.0, sample_weight=1)
     >>> m.result()
     1.25
+    >>> m.update_state([4.0, 4.0, 4.0, 4.0])
+    >>> m.result()
+    2.625
     """
 
-    def __init__(self, name="mean"):
+    def __init__(self, name: str = "mean") -> None:
         super().__init__(name)
 
-    def update_state(self, values, sample_weight=None):
+    def update_state(self, values: ArrayLike, sample_weight: float | None = None) -> None:
         """Adds values.
 
         Args:
-            values: Scalar or array; arrays count one sample per first-axis entry.
+            values: Scalar or array; a scalar counts as one sample, an array as
+                one sample per first-axis entry (averaged over its other axes).
             sample_weight: Optional scalar weight for a scalar value (e.g. the
-                number of samples a batch mean covers).
+                number of samples a batch mean covers). Defaults to None.
+
+        Raises:
+            ValueError: If ``sample_weight`` is given with an array value, is not
+                a scalar, or is negative (or NaN).
         """
         values = np.asarray(values, dtype=np.float64)
         if sample_weight is not None:
@@ -209,13 +278,31 @@ class Mean(Metric):
 class MeanMetricWrapper(Metric):
     """Wraps ``fn(y_true, y_pred) -> per-position values`` in a running mean.
 
+    ``fn`` gets ``y_true`` and ``y_pred`` as NumPy arrays. Such a metric can't
+    be serialized (``get_config`` raises ``NotImplementedError``).
+
     Args:
-        fn: Function returning an array of values.
-        name: Log key.
-        direction: ``"up"`` or ``"down"``.
+        fn: Function returning an array of values, one per sample or per
+            position (averaged per sample).
+        name: Log key (a non-empty string).
+        direction: ``"up"`` if larger is better, ``"down"`` otherwise (used by
+            callbacks in ``mode="auto"``; not checked). Defaults to ``"down"``.
+
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.MeanMetricWrapper(lambda t, p: np.abs(p - t), name="abs_error")
+    >>> m.update_state(np.array([[1.0], [2.0]]), np.array([[1.5], [2.0]]))
+    >>> m.result()
+    0.25
     """
 
-    def __init__(self, fn, name, direction="down"):
+    def __init__(self, fn: Callable[[np.ndarray, np.ndarray], ArrayLike], name: str,
+                 direction: str = "down") -> None:
         self._fn = fn
         self.direction = direction
         super().__init__(name)
@@ -223,7 +310,12 @@ class MeanMetricWrapper(Metric):
     def _values(self, y_true, y_pred):
         return self._fn(y_true, y_pred)
 
-    def get_config(self):
+    def get_config(self) -> NoReturn:
+        """Always raises: a wrapped function can't be serialized.
+
+        Raises:
+            NotImplementedError: Always.
+        """
         raise NotImplementedError("MeanMetricWrapper around an arbitrary function cannot be serialized.")
 
 
@@ -292,11 +384,16 @@ class BinaryAccuracy(Metric):
 
     Args:
         name: Defaults to ``"binary_accuracy"``.
-        threshold: Defaults to 0.5.
+        threshold: A prediction above it counts as 1. Defaults to 0.5.
+
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+        TypeError: If ``threshold`` can't be converted to a float (e.g. None).
 
     Example:
 
-    >>> m = BinaryAccuracy()
+    >>> import crnn
+    >>> m = crnn.metrics.BinaryAccuracy()
     >>> m.update_state([[1], [1], [0], [0]], [[0.98], [1], [0], [0.6]])
     >>> m.result()
     0.75
@@ -304,14 +401,14 @@ class BinaryAccuracy(Metric):
 
     direction = "up"
 
-    def __init__(self, name="binary_accuracy", threshold=0.5):
+    def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5) -> None:
         self.threshold = float(threshold)
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
         return binary_accuracy(y_true, y_pred, self.threshold)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "threshold": self.threshold}
 
 
@@ -321,9 +418,13 @@ class CategoricalAccuracy(Metric):
     Args:
         name: Defaults to ``"categorical_accuracy"``.
 
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
     Example:
 
-    >>> m = CategoricalAccuracy()
+    >>> import crnn
+    >>> m = crnn.metrics.CategoricalAccuracy()
     >>> m.update_state([[0, 0, 1], [0, 1, 0]], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]])
     >>> m.result()
     0.5
@@ -331,7 +432,7 @@ class CategoricalAccuracy(Metric):
 
     direction = "up"
 
-    def __init__(self, name="categorical_accuracy"):
+    def __init__(self, name: str = "categorical_accuracy") -> None:
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
@@ -344,9 +445,13 @@ class SparseCategoricalAccuracy(Metric):
     Args:
         name: Defaults to ``"sparse_categorical_accuracy"``.
 
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
     Example:
 
-    >>> m = SparseCategoricalAccuracy()
+    >>> import crnn
+    >>> m = crnn.metrics.SparseCategoricalAccuracy()
     >>> m.update_state([[2], [1]], [[0.1, 0.6, 0.3], [0.05, 0.95, 0]])
     >>> m.result()
     0.5
@@ -354,7 +459,7 @@ class SparseCategoricalAccuracy(Metric):
 
     direction = "up"
 
-    def __init__(self, name="sparse_categorical_accuracy"):
+    def __init__(self, name: str = "sparse_categorical_accuracy") -> None:
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
@@ -381,16 +486,23 @@ class Accuracy(Metric):
     does not forget it), as Keras builds the metric once.
 
     Args:
-        name: ``"accuracy"`` (default) or ``"acc"``; the log key.
-        kind: Optional ``"binary"``, ``"categorical"`` or ``"sparse"`` to fix the
-            kind up front.
+        name: The log key, usually ``"accuracy"`` or ``"acc"``. Defaults to
+            ``"accuracy"``.
+        kind: ``"binary"``, ``"categorical"`` or ``"sparse"`` to fix the kind up
+            front. Defaults to None (chosen from the first batch).
 
     Attributes:
         kind: The chosen kind, or ``None`` before the first batch.
 
+    Raises:
+        ValueError: If ``kind`` is not one of the above or None, or ``name`` is
+            not a non-empty string.
+
     Example:
 
-    >>> m = Accuracy()
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.Accuracy()
     >>> m.update_state(np.array([0, 2]), np.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]]))
     >>> m.kind, m.result()
     ('sparse', 1.0)
@@ -403,7 +515,7 @@ class Accuracy(Metric):
         "sparse": sparse_categorical_accuracy,
     }
 
-    def __init__(self, name="accuracy", kind=None):
+    def __init__(self, name: str = "accuracy", kind: str | None = None) -> None:
         if kind is not None and kind not in self._FUNCTIONS:
             raise ValueError(
                 f"Argument `kind` must be one of {sorted(self._FUNCTIONS)} or None. Received: kind={kind!r}."
@@ -416,7 +528,7 @@ class Accuracy(Metric):
             self.kind = _accuracy_kind(y_true, y_pred)
         return self._FUNCTIONS[self.kind](y_true, y_pred)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind}
 
 
@@ -425,9 +537,21 @@ class MeanAbsoluteError(Metric):
 
     Args:
         name: Defaults to ``"mean_absolute_error"`` (``get("mae")`` names it "mae").
+
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.MeanAbsoluteError()
+    >>> m.update_state(np.array([[0.0, 1.0], [0.0, 0.0]]), np.array([[1.0, 1.0], [1.0, 0.0]]))
+    >>> m.result()
+    0.5
     """
 
-    def __init__(self, name="mean_absolute_error"):
+    def __init__(self, name: str = "mean_absolute_error") -> None:
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
@@ -439,9 +563,21 @@ class MeanSquaredError(Metric):
 
     Args:
         name: Defaults to ``"mean_squared_error"`` (``get("mse")`` names it "mse").
+
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.MeanSquaredError()
+    >>> m.update_state(np.array([[0.0, 1.0], [0.0, 0.0]]), np.array([[2.0, 1.0], [1.0, 0.0]]))
+    >>> m.result()
+    1.25
     """
 
-    def __init__(self, name="mean_squared_error"):
+    def __init__(self, name: str = "mean_squared_error") -> None:
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
@@ -454,22 +590,32 @@ class RootMeanSquaredError(Metric):
     Args:
         name: Defaults to ``"root_mean_squared_error"``.
 
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
     Example:
 
-    >>> m = RootMeanSquaredError()
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.RootMeanSquaredError()
     >>> m.update_state(np.array([[0.0, 1.0]]), np.array([[1.0, 1.0]]))
     >>> round(m.result(), 6)
     0.707107
     """
 
-    def __init__(self, name="root_mean_squared_error"):
+    def __init__(self, name: str = "root_mean_squared_error") -> None:
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
         y_true, y_pred = _squeeze_or_expand(y_true, y_pred)
         return np.square(y_pred.astype(np.float64) - y_true)
 
-    def result(self):
+    def result(self) -> float:
+        """Returns the square root of the running mean of squared errors.
+
+        Returns:
+            A Python float (0.0 before any update).
+        """
         return float(np.sqrt(super().result()))
 
 
@@ -483,18 +629,26 @@ def mean_absolute_percentage_error(y_true, y_pred):
 class MeanAbsolutePercentageError(Metric):
     """Mean absolute percentage error (Keras's ``MeanAbsolutePercentageError``).
 
+    Per position: ``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over
+    the last axis.
+
     Args:
         name: Defaults to ``"mean_absolute_percentage_error"``.
 
+    Raises:
+        ValueError: If ``name`` is not a non-empty string.
+
     Example:
 
-    >>> m = MeanAbsolutePercentageError()
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.MeanAbsolutePercentageError()
     >>> m.update_state(np.array([[2.0, 4.0]]), np.array([[1.0, 5.0]]))
     >>> m.result()
     37.5
     """
 
-    def __init__(self, name="mean_absolute_percentage_error"):
+    def __init__(self, name: str = "mean_absolute_percentage_error") -> None:
         super().__init__(name)
 
     def _values(self, y_true, y_pred):
@@ -519,21 +673,31 @@ def _check_k(k):
 class TopKCategoricalAccuracy(Metric):
     """How often the one-hot target is among the ``k`` highest predictions.
 
+    A target whose score ties the ``k``-th highest counts as in the top ``k``
+    (TensorFlow's ``in_top_k``); a non-finite target score never does.
+
     Args:
         k: Number of top predictions. Defaults to 5.
         name: Defaults to ``"top_k_categorical_accuracy"``.
 
+    Raises:
+        ValueError: If ``k`` is not a positive int or ``name`` is not a
+            non-empty string.
+
     Example:
 
-    >>> m = TopKCategoricalAccuracy(k=1)
-    >>> m.update_state(np.array([[0, 0, 1], [0, 1, 0]]), np.array([[0.1, 0.9, 0.8], [0.05, 0.95, 0]]))
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.TopKCategoricalAccuracy(k=1)
+    >>> m.update_state(np.array([[0, 0, 1], [0, 1, 0]]),
+    ...                np.array([[0.1, 0.9, 0.8], [0.05, 0.95, 0]]))
     >>> m.result()
     0.5
     """
 
     direction = "up"
 
-    def __init__(self, k=5, name="top_k_categorical_accuracy"):
+    def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy") -> None:
         self.k = _check_k(k)
         super().__init__(name)
 
@@ -542,20 +706,28 @@ class TopKCategoricalAccuracy(Metric):
         flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
         return flat.reshape(targets.shape).astype(np.float64)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.k}
 
 
 class SparseTopKCategoricalAccuracy(Metric):
     """How often the integer target is among the ``k`` highest predictions.
 
+    Ties count as in ``TopKCategoricalAccuracy``.
+
     Args:
         k: Number of top predictions. Defaults to 5.
         name: Defaults to ``"sparse_top_k_categorical_accuracy"``.
 
+    Raises:
+        ValueError: If ``k`` is not a positive int or ``name`` is not a
+            non-empty string.
+
     Example:
 
-    >>> m = SparseTopKCategoricalAccuracy(k=2)
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.SparseTopKCategoricalAccuracy(k=2)
     >>> m.update_state(np.array([2, 2]), np.array([[0.1, 0.9, 0.8], [0.05, 0.95, 0.0]]))
     >>> m.result()
     0.5
@@ -563,7 +735,7 @@ class SparseTopKCategoricalAccuracy(Metric):
 
     direction = "up"
 
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
+    def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy") -> None:
         self.k = _check_k(k)
         super().__init__(name)
 
@@ -575,7 +747,7 @@ class SparseTopKCategoricalAccuracy(Metric):
         flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
         return flat.reshape(targets.shape).astype(np.float64)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.k}
 
 
@@ -596,7 +768,8 @@ class _ConfusionCounts(Metric):
 
     direction = "up"
 
-    def __init__(self, thresholds, top_k=None, class_id=None, name=None):
+    def __init__(self, thresholds: list[float], top_k: int | None = None,
+                 class_id: int | None = None, name: str | None = None) -> None:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
             raise ValueError(f"Argument `top_k` must be a positive int or None. Received: top_k={top_k!r}.")
         if class_id is not None and (isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer))
@@ -607,7 +780,7 @@ class _ConfusionCounts(Metric):
         self._thresholds = np.asarray(thresholds, dtype=np.float64)
         super().__init__(name)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         n = len(self._thresholds)
         self.true_positives = np.zeros(n)
         self.false_positives = np.zeros(n)
@@ -617,8 +790,22 @@ class _ConfusionCounts(Metric):
     def _prepare(self, y_pred):
         return y_pred
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Adds one batch (``sample_weight`` weights each sample's counts)."""
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike,
+                     sample_weight: ArrayLike | None = None) -> None:
+        """Adds one batch's counts.
+
+        Args:
+            y_true: Labels (non-zero is a positive), of ``y_pred``'s shape (a
+                trailing axis of size 1 may differ).
+            y_pred: Predictions (a value above a threshold is a positive).
+            sample_weight: Optional weights of each sample's counts (one per
+                sample, or per element). Defaults to None (all 1).
+
+        Raises:
+            ValueError: If ``y_true`` or ``y_pred`` is not numeric, the shapes
+                differ, ``sample_weight`` does not broadcast to ``y_pred``, or
+                ``class_id`` is out of range for ``y_pred``'s last axis.
+        """
         y_true = _to_array(y_true, "y_true").astype(np.float64)
         y_pred = self._prepare(_to_array(y_pred, "y_pred").astype(np.float64))
         y_pred, y_true = _squeeze_or_expand(y_pred, y_true)
@@ -668,7 +855,7 @@ class _ConfusionCounts(Metric):
             out = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
         return float(out[0]) if not self._many else out
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "thresholds": self._config_thresholds, "top_k": self.top_k,
                 "class_id": self.class_id}
 
@@ -678,26 +865,43 @@ class Precision(_ConfusionCounts):
 
     Args:
         thresholds: Float in [0, 1] or a list of them; a prediction above it is
-            a positive. Defaults to 0.5. With a list, ``result()`` is an array.
+            a positive. With a list (or tuple, or array), ``result()`` is an array
+            with one value per threshold. Defaults to None: 0.5, or with
+            ``top_k`` no threshold (each of the ``top_k`` predictions is a
+            positive).
         top_k: Only the ``top_k`` highest predictions of each sample count as
             candidates. Defaults to None.
         class_id: Only this class (last axis) is evaluated. Defaults to None.
         name: Defaults to ``"precision"``.
 
+    Raises:
+        ValueError: If a threshold is not a number in [0, 1], ``top_k`` is not
+            a positive int, ``class_id`` is not an int >= 0, or ``name`` is not a
+            non-empty string.
+
     Example:
 
-    >>> m = Precision()
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.Precision()
     >>> m.update_state(np.array([0, 1, 1, 1]), np.array([1.0, 1.0, 1.0, 0.0]))
     >>> round(m.result(), 6)
     0.666667
     """
 
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision"):
+    def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str = "precision") -> None:
         values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
         self._config_thresholds = thresholds
         super().__init__(values, top_k, class_id, name)
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
+        """Returns the precision at each threshold.
+
+        Returns:
+            A Python float, or an array with one value per threshold when
+            ``thresholds`` was a list; 0.0 where nothing was predicted positive.
+        """
         return self._per_threshold(self.true_positives, self.true_positives + self.false_positives)
 
 
@@ -705,23 +909,41 @@ class Recall(_ConfusionCounts):
     """``true_positives / (true_positives + false_negatives)`` (Keras's ``Recall``).
 
     Args:
-        thresholds, top_k, class_id: See ``Precision``.
+        thresholds: Float in [0, 1] or a list of them (see ``Precision``).
+            Defaults to None: 0.5, or with ``top_k`` no threshold.
+        top_k: Only the ``top_k`` highest predictions of each sample count as
+            candidates. Defaults to None.
+        class_id: Only this class (last axis) is evaluated. Defaults to None.
         name: Defaults to ``"recall"``.
+
+    Raises:
+        ValueError: If a threshold is not a number in [0, 1], ``top_k`` is not
+            a positive int, ``class_id`` is not an int >= 0, or ``name`` is not a
+            non-empty string.
 
     Example:
 
-    >>> m = Recall()
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.Recall()
     >>> m.update_state(np.array([0, 1, 1, 1]), np.array([1.0, 0.0, 1.0, 1.0]))
     >>> round(m.result(), 6)
     0.666667
     """
 
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall"):
+    def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
+                 class_id: int | None = None, name: str = "recall") -> None:
         values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
         self._config_thresholds = thresholds
         super().__init__(values, top_k, class_id, name)
 
-    def result(self):
+    def result(self) -> float | np.ndarray:
+        """Returns the recall at each threshold.
+
+        Returns:
+            A Python float, or an array with one value per threshold when
+            ``thresholds`` was a list; 0.0 where no label was positive.
+        """
         return self._per_threshold(self.true_positives, self.true_positives + self.false_negatives)
 
 
@@ -741,8 +963,10 @@ class AUC(_ConfusionCounts):
         summation_method: ``"interpolation"`` (default; for PR, Davis and
             Goadrich's interpolation, as Keras), ``"minoring"`` or ``"majoring"``.
         name: Defaults to ``"auc"``.
+        dtype: Ignored (accepted for Keras compatibility; counts are kept in
+            float64). Defaults to None.
         thresholds: Optional list of thresholds in [0, 1] (overrides
-            ``num_thresholds``).
+            ``num_thresholds``). Defaults to None.
         multi_label: One curve per label (column) instead of one over all values.
             Defaults to False.
         num_labels: The number of labels with ``multi_label=True`` (otherwise taken
@@ -754,21 +978,38 @@ class AUC(_ConfusionCounts):
             Defaults to False.
 
     Raises:
-        ValueError: For bad arguments (``num_labels`` without ``multi_label=True``,
-            negative ``label_weights``...), or ``multi_label`` data that is not 2-d or
-            has another number of labels.
+        ValueError: For bad arguments: ``num_labels`` without ``multi_label=True``
+            or not a positive int, ``label_weights`` not a 1-d list of
+            non-negative numbers (or not ``num_labels`` long), an unknown
+            ``curve`` or ``summation_method``, ``num_thresholds`` not an int > 1,
+            a threshold outside [0, 1], or ``name`` not a non-empty string.
+            When updated: for ``multi_label`` data that is not 2-d or has
+            another number of labels, or ``label_weights`` that do not match the
+            number of labels (besides ``Precision.update_state``'s errors).
 
     Example:
 
-    >>> m = AUC()
+    >>> import numpy as np
+    >>> import crnn
+    >>> m = crnn.metrics.AUC()
     >>> m.update_state(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
     >>> round(m.result(), 4)
     0.75
     """
 
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name="auc",
-                 dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
-                 from_logits=False):
+    def __init__(
+        self,
+        num_thresholds: int = 200,
+        curve: str = "ROC",
+        summation_method: str = "interpolation",
+        name: str = "auc",
+        dtype: Any = None,
+        thresholds: list[float] | None = None,
+        multi_label: bool = False,
+        num_labels: int | None = None,
+        label_weights: ArrayLike | None = None,
+        from_logits: bool = False,
+    ) -> None:
         if num_labels is not None and not multi_label:
             raise ValueError(
                 f"`num_labels` is needed only when `multi_label` is True. Received: num_labels={num_labels!r}, "
@@ -824,14 +1065,14 @@ class AUC(_ConfusionCounts):
         super().__init__([0.0 - 1e-7] + inner + [1.0 + 1e-7], name=name)
 
     @property
-    def thresholds(self):
+    def thresholds(self) -> list[float]:
         """The thresholds, end points included."""
         return self._thresholds.tolist()
 
     def _prepare(self, y_pred):
         return 1.0 / (1.0 + np.exp(-y_pred)) if self.from_logits else y_pred
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         if not self.multi_label:
             return super().reset_state()
         shape = None if self.num_labels is None else (len(self._thresholds), self.num_labels)
@@ -890,7 +1131,13 @@ class AUC(_ConfusionCounts):
             num = slope * (dtp + intercept * np.log(ratio))
             return self._average(np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
 
-    def result(self):
+    def result(self) -> float:
+        """Returns the area under the curve.
+
+        Returns:
+            A Python float: with ``multi_label=True`` the (weighted) mean of the
+            labels' AUCs; 0.0 before any update with ``multi_label=True``.
+        """
         if self.true_positives is None:         # multi_label, no batch seen yet
             return 0.0
         if self.curve == "PR" and self.summation_method == "interpolation":
@@ -913,7 +1160,7 @@ class AUC(_ConfusionCounts):
             heights = np.maximum(y[:-1], y[1:])
         return self._average((x[:-1] - x[1:]) * heights)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
                 "summation_method": self.summation_method, "thresholds": self._given_thresholds,
                 "multi_label": self.multi_label, "num_labels": self.num_labels,
@@ -959,15 +1206,53 @@ _NAMES = {
 }
 
 
-def serialize(metric):
-    """Returns ``{"class_name": ..., "config": {...}}`` for a metric."""
+def serialize(metric: Metric) -> dict[str, Any]:
+    """Returns a built-in metric's class name and configuration.
+
+    Args:
+        metric: An instance of one of crnn's built-in metric classes (not a
+            ``MeanMetricWrapper`` or a custom subclass).
+
+    Returns:
+        ``{"class_name": ..., "config": metric.get_config()}``.
+
+    Raises:
+        ValueError: If ``metric`` is not an instance of a built-in metric class.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.metrics.serialize(crnn.metrics.BinaryAccuracy(threshold=0.7))
+    {'class_name': 'BinaryAccuracy', 'config': {'name': 'binary_accuracy', 'threshold': 0.7}}
+    """
     if not isinstance(metric, Metric) or type(metric) not in _CLASSES.values():
         raise ValueError(f"Expected one of crnn's built-in metrics. Received: {metric!r}.")
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 
-def deserialize(config):
-    """Creates a metric from ``serialize``'s output."""
+def deserialize(config: dict[str, Any]) -> Metric:
+    """Creates a metric from ``serialize``'s output.
+
+    Args:
+        config: Dict with ``"class_name"`` (a built-in class name such as
+            ``"AUC"``) and optionally ``"config"`` (constructor arguments).
+
+    Returns:
+        A new ``Metric``, with no values seen.
+
+    Raises:
+        ValueError: If ``config`` is not a dict with a ``"class_name"``, the
+            class name is unknown, or a constructor argument is invalid.
+        TypeError: If ``"config"`` has a key the constructor does not take.
+
+    Example:
+
+    >>> import crnn
+    >>> m = crnn.metrics.deserialize({"class_name": "TopKCategoricalAccuracy",
+    ...                               "config": {"k": 3}})
+    >>> m.name, m.k
+    ('top_k_categorical_accuracy', 3)
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
     cls = _CLASSES.get(config["class_name"])
@@ -976,17 +1261,22 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier, loss=None):
+def get(identifier: str | dict[str, Any] | Metric | type[Metric], loss: Any = None) -> Metric:
     """Returns a metric from a name, a config dict or an instance.
 
     Args:
-        identifier: ``"accuracy"``/``"acc"`` (kind chosen from the first batch's
-            shapes, as Keras 3 does), ``"binary_accuracy"``,
+        identifier: ``"accuracy"``/``"acc"`` (any case; kind chosen from the
+            first batch's shapes, as Keras 3 does), ``"binary_accuracy"``,
             ``"categorical_accuracy"``, ``"sparse_categorical_accuracy"``,
             ``"mae"``/``"mean_absolute_error"``, ``"mse"``/``"mean_squared_error"``,
-            a class name, a ``{"class_name", "config"}`` dict, or a ``Metric``
-            instance (returned unchanged). A string keeps its spelling as the
-            metric's name (the log key), as in Keras.
+            ``"mape"``/``"mean_absolute_percentage_error"``,
+            ``"root_mean_squared_error"``, ``"top_k_categorical_accuracy"``,
+            ``"sparse_top_k_categorical_accuracy"``, ``"precision"``,
+            ``"recall"``, ``"auc"`` or a class name (``"AUC"``), each giving the
+            class with its defaults; a ``{"class_name", "config"}`` dict (see
+            ``deserialize``); a ``Metric`` subclass (created with its defaults);
+            or a ``Metric`` instance (returned unchanged). A string keeps its
+            spelling as the metric's name (the log key), as in Keras.
         loss: Optional compiled loss. Keras 3 ignores the loss when resolving
             "accuracy" and so does crnn; the argument exists so that callers can
             pass it without knowing that.
@@ -999,8 +1289,11 @@ def get(identifier, loss=None):
 
     Example:
 
-    >>> get("acc").name
+    >>> import crnn
+    >>> crnn.metrics.get("acc").name
     'acc'
+    >>> crnn.metrics.get("mse")
+    MeanSquaredError(name='mse')
     """
     del loss  # Keras 3 resolves "accuracy" from shapes only (see module docstring).
     if isinstance(identifier, Metric):

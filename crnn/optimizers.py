@@ -30,10 +30,15 @@ applied as Keras on TensorFlow applies it, row occurrence by row occurrence wher
 Keras's TensorFlow backend does (see ``IndexedSlices``).
 """
 
+from __future__ import annotations
+
 import math
 import types
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from crnn._validation import is_number as _is_number
 
@@ -90,14 +95,25 @@ class IndexedSlices:
         indices: Integer array of shape ``(n,)``, row indices into the parameter.
         dense_shape: Shape of the parameter.
 
+    Raises:
+        ValueError: If ``indices`` is not a 1-d integer array, ``values`` does not
+            have the shape above, or an index is outside ``[0, dense_shape[0])``.
+
     Example:
 
-    >>> g = IndexedSlices(np.ones((3, 2)), np.array([1, 1, 0]), (4, 2))
+    >>> import numpy as np
+    >>> import crnn
+    >>> g = crnn.optimizers.IndexedSlices(np.ones((3, 2)), np.array([1, 1, 0]), (4, 2))
     >>> g.to_dense().tolist()
     [[1.0, 1.0], [2.0, 2.0], [0.0, 0.0], [0.0, 0.0]]
+    >>> w = np.zeros((4, 2))
+    >>> crnn.optimizers.SGD(learning_rate=0.5).apply([w], [g])
+    >>> w[:2]
+    array([[-0.5, -0.5],
+           [-1. , -1. ]])
     """
 
-    def __init__(self, values, indices, dense_shape):
+    def __init__(self, values: ArrayLike, indices: ArrayLike, dense_shape: Sequence[int]) -> None:
         self.values = np.asarray(values)
         self.indices = np.asarray(indices)
         self.dense_shape = tuple(int(d) for d in dense_shape)
@@ -120,8 +136,16 @@ class IndexedSlices:
         np.add.at(dense, self.indices, values)
         return dense
 
-    def to_dense(self, dtype=None):
-        """Returns the dense gradient (repeated indices summed)."""
+    def to_dense(self, dtype: DTypeLike | None = None) -> np.ndarray:
+        """Returns the dense gradient (repeated indices summed).
+
+        Args:
+            dtype: The result's dtype. Defaults to None (``values``'s dtype).
+
+        Returns:
+            An array of shape ``dense_shape``: zeros, plus ``values[k]`` summed
+            into row ``indices[k]`` for every ``k``.
+        """
         return self._densify(self.values, dtype or self.values.dtype)
 
 
@@ -132,18 +156,57 @@ class LearningRateSchedule:
     ``iterations`` (0 for the first update) before every update. As in Keras,
     the value is computed in float32.
 
-    Subclasses implement ``__call__(step)`` and ``get_config()``.
+    Subclasses implement ``__call__(step)`` and ``get_config()``. Only the
+    built-in schedules can be restored from an optimizer's config (``get``,
+    ``deserialize``, saved models).
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> class Halving(crnn.optimizers.LearningRateSchedule):
+    ...     def __init__(self, rate):
+    ...         self.rate = rate
+    ...     def __call__(self, step):
+    ...         return self.rate / 2 ** step
+    ...     def get_config(self):
+    ...         return {"rate": self.rate}
+    >>> opt = crnn.optimizers.SGD(learning_rate=Halving(1.0))
+    >>> w = np.zeros(1)
+    >>> for _ in range(3):
+    ...     opt.apply([w], [np.ones(1)])
+    >>> w, opt.learning_rate
+    (array([-1.75]), 0.125)
     """
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> float | np.floating:
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """Returns the schedule's constructor arguments.
+
+        Returns:
+            Dict of the constructor's keyword arguments.
+
+        Raises:
+            NotImplementedError: In the base class; subclasses implement it.
+        """
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config):
-        """Creates the schedule from ``get_config()``'s output."""
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
+        """Creates the schedule from ``get_config()``'s output.
+
+        Args:
+            config: Dict of constructor keyword arguments.
+
+        Returns:
+            A new schedule of this class.
+
+        Raises:
+            TypeError: If ``config`` has a key the constructor does not take.
+            ValueError: If a value is invalid (see the constructor).
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -193,30 +256,39 @@ class ExponentialDecay(LearningRateSchedule):
         decay_rate: Float, the factor per period.
         staircase: If True, ``step / decay_steps`` is floored (decay in
             discrete intervals). Defaults to False.
-        name: Defaults to ``"ExponentialDecay"``.
+        name: Defaults to ``"ExponentialDecay"`` (also used for None).
+
+    Raises:
+        ValueError: If ``initial_learning_rate`` or ``decay_rate`` is not a
+            finite number, ``decay_steps`` is not a positive one, or ``name`` is
+            neither a string nor None.
 
     Example:
 
-    >>> schedule = ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
-    >>> round(float(schedule(10)), 6)
+    >>> import crnn
+    >>> schedule = crnn.optimizers.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    >>> [round(float(schedule(s)), 6) for s in (0, 10, 15)]
+    [0.1, 0.05, 0.035355]
+    >>> stairs = crnn.optimizers.ExponentialDecay(0.1, 10, 0.5, staircase=True)
+    >>> round(float(stairs(15)), 6)
     0.05
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool = False, name: str | None = "ExponentialDecay") -> None:
         self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _check_steps("decay_steps", decay_steps)
         self.decay_rate = _check_float("decay_rate", decay_rate)
         self.staircase = bool(staircase)
         self.name = _check_schedule_name(name, "ExponentialDecay")
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> np.float32:
         p = _f32(step) / _f32(self.decay_steps)
         if self.staircase:
             p = np.floor(p)
         return _f32(self.initial_learning_rate) * _pow32(_f32(self.decay_rate), p)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
@@ -229,29 +301,36 @@ class InverseTimeDecay(LearningRateSchedule):
         decay_steps: Positive number of steps per decay period.
         decay_rate: Float.
         staircase: If True, ``step / decay_steps`` is floored. Defaults to False.
-        name: Defaults to ``"InverseTimeDecay"``.
+        name: Defaults to ``"InverseTimeDecay"`` (also used for None).
+
+    Raises:
+        ValueError: If ``initial_learning_rate`` or ``decay_rate`` is not a
+            finite number, ``decay_steps`` is not a positive one, or ``name`` is
+            neither a string nor None.
 
     Example:
 
-    >>> round(float(InverseTimeDecay(0.1, 1, 0.5)(2)), 6)
-    0.05
+    >>> import crnn
+    >>> schedule = crnn.optimizers.InverseTimeDecay(0.1, decay_steps=1, decay_rate=0.5)
+    >>> [round(float(schedule(s)), 6) for s in (0, 2, 6)]
+    [0.1, 0.05, 0.025]
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
+                 staircase: bool = False, name: str | None = "InverseTimeDecay") -> None:
         self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _check_steps("decay_steps", decay_steps)
         self.decay_rate = _check_float("decay_rate", decay_rate)
         self.staircase = bool(staircase)
         self.name = _check_schedule_name(name, "InverseTimeDecay")
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> np.float32:
         p = _f32(step) / _f32(self.decay_steps)
         if self.staircase:
             p = np.floor(p)
         return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * p)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
@@ -260,22 +339,25 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     """``values[0]`` up to ``boundaries[0]`` (inclusive), ``values[1]`` up to ``boundaries[1]``...
 
     Args:
-        boundaries: Increasing list of step numbers.
+        boundaries: Strictly increasing list of step numbers.
         values: List of floats, one more than ``boundaries``.
-        name: Defaults to ``"PiecewiseConstant"``.
+        name: Defaults to ``"PiecewiseConstant"`` (also used for None).
 
     Raises:
-        ValueError: If ``len(values) != len(boundaries) + 1`` or the boundaries
-            are not increasing.
+        ValueError: If ``len(values) != len(boundaries) + 1``, a boundary or
+            value is not a finite number, the boundaries are not strictly
+            increasing, or ``name`` is neither a string nor None.
 
     Example:
 
-    >>> schedule = PiecewiseConstantDecay([2, 4], [1.0, 0.5, 0.1])
+    >>> import crnn
+    >>> schedule = crnn.optimizers.PiecewiseConstantDecay([2, 4], [1.0, 0.5, 0.1])
     >>> [float(schedule(s)) for s in (2, 3, 5)]
     [1.0, 0.5, 0.10000000149011612]
     """
 
-    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+    def __init__(self, boundaries: Sequence[float], values: Sequence[float],
+                 name: str | None = "PiecewiseConstant") -> None:
         boundaries, values = list(boundaries), list(values)
         if len(values) != len(boundaries) + 1:
             raise ValueError(
@@ -292,13 +374,13 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.values = values
         self.name = _check_schedule_name(name, "PiecewiseConstant")
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> np.float32:
         for boundary, value in zip(self.boundaries, self.values):
             if step <= boundary:
                 return _f32(value)
         return _f32(self.values[-1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
 
 
@@ -318,19 +400,27 @@ class CosineDecay(LearningRateSchedule):
         decay_steps: Positive number of steps to decay over.
         alpha: Minimum rate as a fraction of the decay's starting rate.
             Defaults to 0.0.
-        name: Defaults to ``"CosineDecay"``.
+        name: Defaults to ``"CosineDecay"`` (also used for None).
         warmup_target: Float or None (no warmup). Defaults to None.
         warmup_steps: Non-negative number of warmup steps. Defaults to 0.
 
+    Raises:
+        ValueError: If ``initial_learning_rate``, ``alpha`` or ``warmup_target``
+            (when given) is not a finite number, ``decay_steps`` is not a
+            positive one, ``warmup_steps`` is negative (or not a number), or
+            ``name`` is neither a string nor None.
+
     Example:
 
-    >>> schedule = CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=5)
-    >>> [round(float(schedule(s)), 6) for s in (0, 5, 15)]
-    [0.0, 0.1, 0.0]
+    >>> import crnn
+    >>> schedule = crnn.optimizers.CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=5)
+    >>> [round(float(schedule(s)), 6) for s in (0, 5, 10, 15)]
+    [0.0, 0.1, 0.05, 0.0]
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
-                 warmup_target=None, warmup_steps=0):
+    def __init__(self, initial_learning_rate: float, decay_steps: float, alpha: float = 0.0,
+                 name: str | None = "CosineDecay", warmup_target: float | None = None,
+                 warmup_steps: float = 0) -> None:
         self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
         self.decay_steps = _check_steps("decay_steps", decay_steps)
         self.alpha = _check_float("alpha", alpha)
@@ -344,7 +434,7 @@ class CosineDecay(LearningRateSchedule):
         decayed = _f32(1 - self.alpha) * cosine + _f32(self.alpha)
         return decay_from * decayed
 
-    def __call__(self, step):
+    def __call__(self, step: float) -> np.float32:
         initial = _f32(self.initial_learning_rate)
         step = _f32(step)
         decay_steps = _f32(self.decay_steps)
@@ -357,7 +447,7 @@ class CosineDecay(LearningRateSchedule):
             return (target - initial) * (step / warmup_steps) + initial
         return self._decay(step - warmup_steps, target)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
                 "warmup_steps": self.warmup_steps}
@@ -414,26 +504,50 @@ class Optimizer:
     ``_update(param, grad, slots, lr, step)``.
 
     Args:
-        learning_rate: Positive float.
+        learning_rate: Positive float, or a ``LearningRateSchedule`` (or the
+            ``{"class_name", "config"}`` dict of a built-in one, as
+            ``get_config`` writes it).
         clipnorm: Optional positive float: clip each gradient to this L2 norm.
+            Defaults to None.
         clipvalue: Optional positive float: clip each gradient element to
-            ``[-clipvalue, clipvalue]``.
+            ``[-clipvalue, clipvalue]``. Defaults to None.
         global_clipnorm: Optional positive float: scale all gradients together
-            so that their joint L2 norm is at most this value.
-        name: Optional name; defaults to the lower-case class name.
+            so that their joint L2 norm is at most this value. Defaults to None.
+        name: Optional name. Defaults to None (the lower-case class name).
         weight_decay: Optional non-negative float: before each update,
             ``p -= p * weight_decay * lr`` (decoupled weight decay, as Keras).
+            Defaults to None.
 
     Attributes:
         iterations: Number of ``apply`` calls so far (int).
 
     Raises:
-        ValueError: If an argument is out of range, or more than one clipping
+        ValueError: If an argument is out of range or of the wrong type, a
+            schedule dict names an unknown schedule, or more than one clipping
             option is set.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> opt = crnn.optimizers.SGD(learning_rate=0.1, clipnorm=1.0)
+    >>> w = np.array([1.0, 1.0])
+    >>> opt.apply([w], [np.array([3.0, 4.0])])  # the gradient's norm 5 is clipped to 1
+    >>> w
+    array([0.94, 0.92])
+    >>> opt.iterations, opt.name
+    (1, 'sgd')
     """
 
-    def __init__(self, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
-                 weight_decay=None):
+    def __init__(
+        self,
+        learning_rate: float | LearningRateSchedule | dict[str, Any],
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         learning_rate = _deserialize_learning_rate(learning_rate)
         if not isinstance(learning_rate, LearningRateSchedule):
             learning_rate = _check_positive("learning_rate", learning_rate)
@@ -464,18 +578,19 @@ class Optimizer:
         self._slots = None  # dict: slot name -> list of arrays, one per parameter
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """The current learning rate (a schedule is evaluated at ``iterations``).
 
-        Setting it (as ``ReduceLROnPlateau`` does) needs a positive float and an
-        optimizer created with a float learning rate.
+        Setting it (as ``ReduceLROnPlateau`` does) needs a positive float
+        (else ``ValueError``) and an optimizer created with a float learning
+        rate (else ``TypeError``).
         """
         if isinstance(self._learning_rate, LearningRateSchedule):
             return float(self._learning_rate(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: float) -> None:
         if isinstance(self._learning_rate, LearningRateSchedule):
             raise TypeError(
                 f"This optimizer was created with the schedule {self._learning_rate!r} as its "
@@ -487,7 +602,7 @@ class Optimizer:
         self._learning_rate = _check_positive("learning_rate", value)
 
     @property
-    def learning_rate_schedule(self):
+    def learning_rate_schedule(self) -> LearningRateSchedule | None:
         """The ``LearningRateSchedule`` given as learning rate, or None."""
         return self._learning_rate if isinstance(self._learning_rate, LearningRateSchedule) else None
 
@@ -510,11 +625,11 @@ class Optimizer:
 
     # ------------------------------------------------------------------- API
     @property
-    def built(self):
+    def built(self) -> bool:
         """Whether the slots exist (after the first ``apply`` or ``set_state``)."""
         return self._shapes is not None
 
-    def build(self, params):
+    def build(self, params: Sequence[np.ndarray]) -> None:
         """Creates the slot arrays for ``params`` (zeros, or Adagrad's initial value).
 
         ``apply`` calls this on its first call; call it yourself only to create the
@@ -522,6 +637,9 @@ class Optimizer:
 
         Args:
             params: List of NumPy arrays, the parameters to optimize.
+
+        Raises:
+            ValueError: If a parameter is not a writable floating NumPy array.
         """
         params = self._check_params(params)
         self._shapes = [(p.shape, p.dtype) for p in params]
@@ -530,19 +648,25 @@ class Optimizer:
             for name in self._slot_names()
         }
 
-    def apply(self, params, grads):
+    def apply(
+        self,
+        params: Sequence[np.ndarray],
+        grads: Sequence[ArrayLike | IndexedSlices | None],
+    ) -> None:
         """Clips ``grads`` and updates each ``params[i]`` in place.
 
         Args:
-            params: List of floating NumPy arrays, always the same ones in the
-                same order. They are modified in place.
+            params: List of writable floating NumPy arrays, always the same ones
+                in the same order. They are modified in place.
             grads: List of arrays with the same shapes (``None`` entries are
                 skipped, as Keras skips missing gradients), or ``IndexedSlices``
                 for gathered parameters such as embeddings.
 
         Raises:
-            ValueError: If the lists differ in length, a shape differs from the
-                parameter's or from the first call's, or every gradient is None.
+            ValueError: If the lists differ in length, a parameter is not a
+                writable floating NumPy array, a shape (or an ``IndexedSlices``'s
+                ``dense_shape``) differs from the parameter's or from the first
+                call's, or every gradient is None.
         """
         params = list(params)
         grads = list(grads)
@@ -660,10 +784,15 @@ class Optimizer:
             return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
         return grads
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Returns the constructor arguments as a JSON-serializable dict.
 
         A schedule is written in Keras's ``{"class_name", "config"}`` form.
+
+        Returns:
+            Dict of the constructor's keyword arguments (``name``,
+            ``learning_rate``, ``weight_decay``, the clipping options and the
+            subclass's own, such as ``beta_1``); no state.
         """
         return {
             "name": self.name,
@@ -675,11 +804,22 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config):
-        """Creates an optimizer (without state) from ``get_config()``'s output."""
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        """Creates an optimizer (without state) from ``get_config()``'s output.
+
+        Args:
+            config: Dict of constructor keyword arguments.
+
+        Returns:
+            A new optimizer of this class, not built.
+
+        Raises:
+            TypeError: If ``config`` has a key the constructor does not take.
+            ValueError: If a value is invalid (see the constructor).
+        """
         return cls(**config)
 
-    def get_state(self):
+    def get_state(self) -> list[np.ndarray]:
         """Returns the optimizer state as a list of arrays.
 
         Returns:
@@ -693,7 +833,7 @@ class Optimizer:
                 state.extend(a.copy() for a in self._slots[name])
         return state
 
-    def set_state(self, state):
+    def set_state(self, state: Sequence[ArrayLike]) -> None:
         """Restores a state returned by ``get_state``.
 
         If the optimizer is not built yet, the slot shapes are taken from
@@ -704,7 +844,9 @@ class Optimizer:
             state: List of arrays as returned by ``get_state``.
 
         Raises:
-            ValueError: If the number of arrays or a shape does not match.
+            ValueError: If ``state`` is empty, its first array is not an integer
+                iteration count, or the number of arrays or a shape does not
+                match.
         """
         state = list(state)
         if not state:
@@ -762,30 +904,49 @@ class SGD(Optimizer):
       ``nesterov=True`` ``p += momentum * m - lr * g`` (using the new ``m``).
 
     Args:
-        learning_rate: Positive float. Defaults to 0.01.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.01.
         momentum: Float in [0, 1]. Defaults to 0.0.
         nesterov: Whether to use Nesterov momentum. Defaults to False.
-        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"sgd"``).
+        weight_decay: Optional non-negative float; see ``Optimizer``. Defaults
+            to None.
+
+    Raises:
+        ValueError: If ``momentum`` is not in [0, 1], ``nesterov`` is not a
+            bool, or a base argument is invalid (see ``Optimizer``).
 
     Example:
 
-    >>> p = np.array([1.0])
-    >>> SGD(learning_rate=0.1).apply([p], [np.array([2.0])])
-    >>> p
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> crnn.optimizers.SGD(learning_rate=0.1).apply([w], [np.array([2.0])])
+    >>> w
     array([0.8])
+    >>> w = np.array([1.0])
+    >>> opt = crnn.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.apply([w], [np.array([2.0])])
+    >>> w  # velocity -0.2, then 0.9 * -0.2 - 0.2 = -0.38
+    array([0.42])
     """
 
     def __init__(
         self,
-        learning_rate=0.01,
-        momentum=0.0,
-        nesterov=False,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-        weight_decay=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -818,7 +979,7 @@ class SGD(Optimizer):
         else:
             param += m
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"momentum": self.momentum, "nesterov": self.nesterov})
         return config
@@ -837,35 +998,49 @@ class RMSprop(Optimizer):
         otherwise:    p -= increment
 
     Args:
-        learning_rate: Positive float. Defaults to 0.001.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.001.
         rho: Discount factor in [0, 1). Defaults to 0.9.
         momentum: Float in [0, 1]. Defaults to 0.0.
         epsilon: Positive float. Defaults to 1e-7.
         centered: Whether to normalize by the gradient's estimated variance.
             Defaults to False.
-        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"rmsprop"``).
+        weight_decay: Optional non-negative float; see ``Optimizer``. Defaults
+            to None.
+
+    Raises:
+        ValueError: If ``rho`` is not in [0, 1), ``momentum`` not in [0, 1],
+            ``epsilon`` not positive, ``centered`` not a bool, or a base argument
+            is invalid (see ``Optimizer``).
 
     Example:
 
-    >>> p = np.zeros(2)
-    >>> RMSprop().apply([p], [np.ones(2)])
-    >>> bool(np.allclose(p, -0.001 / np.sqrt(0.1 + 1e-7)))
-    True
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> crnn.optimizers.RMSprop(learning_rate=0.1).apply([w], [np.array([2.0])])
+    >>> w  # v = 0.1 * 2**2 = 0.4; w = 1 - 0.1 * 2 / sqrt(0.4 + 1e-7)
+    array([0.68377227])
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        rho=0.9,
-        momentum=0.0,
-        epsilon=1e-7,
-        centered=False,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-        weight_decay=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.rho = _check_range("rho", rho, 0.0, 1.0, high_open=True)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
@@ -931,7 +1106,7 @@ class RMSprop(Optimizer):
         else:
             param -= increment
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": self.centered}
@@ -951,34 +1126,48 @@ class Adam(Optimizer):
         p -= alpha * m / (sqrt(v) + epsilon)
 
     Args:
-        learning_rate: Positive float. Defaults to 0.001.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.001.
         beta_1: Float in [0, 1). Defaults to 0.9.
         beta_2: Float in [0, 1). Defaults to 0.999.
         epsilon: Positive float. Defaults to 1e-7.
         amsgrad: Whether to use the AMSGrad variant. Defaults to False.
-        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"adam"``).
+        weight_decay: Optional non-negative float; see ``Optimizer``. Defaults
+            to None.
+
+    Raises:
+        ValueError: If ``beta_1`` or ``beta_2`` is not in [0, 1), ``epsilon`` is
+            not positive, ``amsgrad`` is not a bool, or a base argument is
+            invalid (see ``Optimizer``).
 
     Example:
 
-    >>> p = np.zeros(1)
-    >>> Adam(learning_rate=0.1).apply([p], [np.array([3.0])])
-    >>> bool(np.allclose(p, -0.1, atol=1e-6))
-    True
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> crnn.optimizers.Adam(learning_rate=0.1).apply([w], [np.array([3.0])])
+    >>> w  # the first step is about learning_rate, whatever the gradient's size
+    array([0.90000077])
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        amsgrad=False,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-        weight_decay=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
@@ -1024,7 +1213,7 @@ class Adam(Optimizer):
         step_ /= work
         param -= step_
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
@@ -1041,30 +1230,44 @@ class Adagrad(Optimizer):
         p -= lr * g / sqrt(acc + epsilon)
 
     Args:
-        learning_rate: Positive float. Defaults to 0.001.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.001.
         initial_accumulator_value: Non-negative float. Defaults to 0.1.
         epsilon: Positive float. Defaults to 1e-7.
-        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"adagrad"``).
+        weight_decay: Optional non-negative float; see ``Optimizer``. Defaults
+            to None.
+
+    Raises:
+        ValueError: If ``initial_accumulator_value`` is negative (or not a
+            finite number), ``epsilon`` is not positive, or a base argument is
+            invalid (see ``Optimizer``).
 
     Example:
 
-    >>> p = np.zeros(1)
-    >>> Adagrad(learning_rate=0.1).apply([p], [np.array([1.0])])
-    >>> bool(np.allclose(p, -0.1 / np.sqrt(1.1 + 1e-7)))
-    True
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> crnn.optimizers.Adagrad(learning_rate=0.1).apply([w], [np.array([1.0])])
+    >>> w  # acc = 0.1 + 1**2; w = 1 - 0.1 * 1 / sqrt(1.1 + 1e-7)
+    array([0.90465374])
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        initial_accumulator_value=0.1,
-        epsilon=1e-7,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-        weight_decay=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         if not _is_number(initial_accumulator_value) or not (
             np.isfinite(initial_accumulator_value) and initial_accumulator_value >= 0
@@ -1095,7 +1298,7 @@ class Adagrad(Optimizer):
         acc += np.square(grad)
         param -= dt(lr) * grad / np.sqrt(acc + dt(self.epsilon))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon}
@@ -1109,32 +1312,47 @@ class AdamW(Adam):
     Before each Adam update, ``p -= p * weight_decay * lr``.
 
     Args:
-        learning_rate: Positive float or schedule. Defaults to 0.001.
-        weight_decay: Non-negative float. Defaults to 0.004.
-        beta_1, beta_2, epsilon, amsgrad: See ``Adam``.
-        clipnorm, clipvalue, global_clipnorm, name: See ``Optimizer``.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.001.
+        weight_decay: Non-negative float (not None). Defaults to 0.004.
+        beta_1: Float in [0, 1). Defaults to 0.9.
+        beta_2: Float in [0, 1). Defaults to 0.999.
+        epsilon: Positive float. Defaults to 1e-7.
+        amsgrad: Whether to use the AMSGrad variant. Defaults to False.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"adamw"``).
+
+    Raises:
+        ValueError: If ``weight_decay`` is None or negative, or another argument
+            is invalid (see ``Adam``).
 
     Example:
 
-    >>> p = np.ones(1)
-    >>> AdamW(learning_rate=0.1, weight_decay=0.5).apply([p], [np.array([0.0])])
-    >>> round(float(p[0]), 6)
-    0.95
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> opt = crnn.optimizers.AdamW(learning_rate=0.1, weight_decay=0.5)
+    >>> opt.apply([w], [np.array([0.0])])
+    >>> w  # a zero gradient: only the decay, 1 - 1 * 0.5 * 0.1
+    array([0.95])
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        weight_decay=0.004,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        amsgrad=False,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+    ) -> None:
         if weight_decay is None:
             raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, clipnorm, clipvalue,
@@ -1151,32 +1369,45 @@ class Adamax(Optimizer):
         p -= lr * m / ((1 - beta_1**t) * (u + epsilon))
 
     Args:
-        learning_rate: Positive float or schedule. Defaults to 0.001.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.001.
         beta_1: Float in [0, 1). Defaults to 0.9.
         beta_2: Float in [0, 1). Defaults to 0.999.
         epsilon: Positive float. Defaults to 1e-7.
-        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"adamax"``).
+        weight_decay: Optional non-negative float; see ``Optimizer``. Defaults
+            to None.
+
+    Raises:
+        ValueError: If ``beta_1`` or ``beta_2`` is not in [0, 1), ``epsilon`` is
+            not positive, or a base argument is invalid (see ``Optimizer``).
 
     Example:
 
-    >>> p = np.zeros(1)
-    >>> Adamax(learning_rate=0.1).apply([p], [np.array([2.0])])
-    >>> round(float(p[0]), 6)
-    -0.1
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> crnn.optimizers.Adamax(learning_rate=0.1).apply([w], [np.array([2.0])])
+    >>> round(float(w[0]), 6)  # m = 0.2, u = 2: w = 1 - 0.1 * 0.2 / (0.1 * 2)
+    0.9
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-        weight_decay=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
@@ -1195,7 +1426,7 @@ class Adamax(Optimizer):
         np.maximum(dt(self.beta_2) * u, abs_grad, out=u)
         param -= (dt(lr) * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
         return config
@@ -1214,32 +1445,45 @@ class Nadam(Optimizer):
     ``P`` is kept in the first parameter's dtype, as Keras keeps it.
 
     Args:
-        learning_rate: Positive float or schedule. Defaults to 0.001.
+        learning_rate: Positive float or ``LearningRateSchedule``. Defaults to
+            0.001.
         beta_1: Float in [0, 1). Defaults to 0.9.
         beta_2: Float in [0, 1). Defaults to 0.999.
         epsilon: Positive float. Defaults to 1e-7.
-        clipnorm, clipvalue, global_clipnorm, name, weight_decay: See ``Optimizer``.
+        clipnorm: Optional positive float; see ``Optimizer``. Defaults to None.
+        clipvalue: Optional positive float; see ``Optimizer``. Defaults to None.
+        global_clipnorm: Optional positive float; see ``Optimizer``. Defaults to
+            None.
+        name: Defaults to None (``"nadam"``).
+        weight_decay: Optional non-negative float; see ``Optimizer``. Defaults
+            to None.
+
+    Raises:
+        ValueError: If ``beta_1`` or ``beta_2`` is not in [0, 1), ``epsilon`` is
+            not positive, or a base argument is invalid (see ``Optimizer``).
 
     Example:
 
-    >>> p = np.zeros(3)
-    >>> Nadam(learning_rate=0.1).apply([p], [np.ones(3)])
-    >>> bool(np.all(p < 0))
-    True
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = np.array([1.0])
+    >>> crnn.optimizers.Nadam(learning_rate=0.1).apply([w], [np.array([2.0])])
+    >>> w
+    array([0.89372122])
     """
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        name=None,
-        weight_decay=None,
-    ):
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
         self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
@@ -1249,7 +1493,7 @@ class Nadam(Optimizer):
     def _slot_names(self):
         return ["momentum", "velocity"]
 
-    def build(self, params):
+    def build(self, params: Sequence[np.ndarray]) -> None:
         super().build(params)
         params = list(params)
         self._u_product = (params[0].dtype if params else np.dtype("float32")).type(1.0)
@@ -1279,15 +1523,30 @@ class Nadam(Optimizer):
         v_hat = v / (dt(1) - beta_2_power)
         param -= (m_hat * dt(lr)) / (np.sqrt(v_hat) + dt(self.epsilon))
 
-    def get_state(self):
-        """As ``Optimizer.get_state``, with the momentum-schedule product last."""
+    def get_state(self) -> list[np.ndarray]:
+        """Returns the optimizer state as a list of arrays.
+
+        Returns:
+            As ``Optimizer.get_state``, followed (once built) by the scalar
+            momentum-schedule product.
+        """
         state = super().get_state()
         if self.built:
             state.append(np.array(self._u_product))
         return state
 
-    def set_state(self, state):
-        """Restores a state returned by ``get_state``."""
+    def set_state(self, state: Sequence[ArrayLike]) -> None:
+        """Restores a state returned by ``get_state``.
+
+        Args:
+            state: List of arrays as returned by ``Nadam.get_state``: the
+                iteration count, the slot arrays, then the scalar
+                momentum-schedule product (absent before the first update).
+
+        Raises:
+            ValueError: If the last array is not a scalar, or as
+                ``Optimizer.set_state``.
+        """
         state = list(state)
         if len(state) > 1:
             u_product = np.asarray(state[-1])
@@ -1302,7 +1561,7 @@ class Nadam(Optimizer):
         else:
             super().set_state(state)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
         return config
@@ -1312,22 +1571,54 @@ _CLASSES = {cls.__name__: cls for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Ad
 _ALIASES = {name.lower(): cls for name, cls in _CLASSES.items()}
 
 
-def serialize(optimizer):
-    """Returns ``{"class_name": ..., "config": {...}}`` (no state) for an optimizer."""
+def serialize(optimizer: Optimizer) -> dict[str, Any]:
+    """Returns an optimizer's class name and configuration (no state).
+
+    Args:
+        optimizer: An ``Optimizer`` instance.
+
+    Returns:
+        ``{"class_name": ..., "config": optimizer.get_config()}``.
+
+    Raises:
+        ValueError: If ``optimizer`` is not an ``Optimizer``.
+
+    Example:
+
+    >>> import crnn
+    >>> config = crnn.optimizers.serialize(crnn.optimizers.SGD(momentum=0.9))
+    >>> config["class_name"], config["config"]["learning_rate"], config["config"]["momentum"]
+    ('SGD', 0.01, 0.9)
+    >>> sorted(config["config"])[:4]
+    ['clipnorm', 'clipvalue', 'global_clipnorm', 'learning_rate']
+    """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"Expected a crnn Optimizer. Received: {optimizer!r}.")
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: dict[str, Any]) -> Optimizer:
     """Creates an optimizer from ``serialize``'s output.
 
     Args:
         config: Dict with ``"class_name"`` (e.g. ``"Adam"`` or ``"adam"``) and
-            ``"config"`` (constructor arguments).
+            optionally ``"config"`` (constructor arguments).
 
     Returns:
         A new ``Optimizer`` without state.
+
+    Raises:
+        ValueError: If ``config`` is not a dict with a ``"class_name"``, the
+            class name is unknown, or a constructor argument is invalid.
+        TypeError: If ``"config"`` has a key the constructor does not take.
+
+    Example:
+
+    >>> import crnn
+    >>> config = crnn.optimizers.serialize(crnn.optimizers.Adam(learning_rate=0.01))
+    >>> opt = crnn.optimizers.deserialize(config)
+    >>> type(opt).__name__, opt.learning_rate, opt.iterations
+    ('Adam', 0.01, 0)
     """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
@@ -1338,7 +1629,7 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:
     """Returns an optimizer from a name, a config dict or an instance.
 
     Args:
@@ -1351,12 +1642,16 @@ def get(identifier):
         An ``Optimizer``.
 
     Raises:
-        ValueError: If the identifier is not recognized.
+        ValueError: If the identifier is not recognized (or, for a dict, as
+            ``deserialize``).
 
     Example:
 
-    >>> get("adam").epsilon
+    >>> import crnn
+    >>> crnn.optimizers.get("Adam").epsilon
     1e-07
+    >>> crnn.optimizers.get({"class_name": "SGD", "config": {"learning_rate": 0.5}}).learning_rate
+    0.5
     """
     if isinstance(identifier, Optimizer):
         return identifier
