@@ -8,6 +8,10 @@ runs compiled in ``crnn.streaming`` (codes in ``crnn._kernels._cells.ACTIVATION_
 in ``crnn/_kernels/_activations.pxd``; a test keeps the two name sets equal).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 from scipy import special
 
@@ -105,20 +109,30 @@ ALL_NAMES = tuple(sorted(_TABLE))
 NAMES = ALL_NAMES     # the older name of the same list
 
 
-def get(identifier):
+def get(
+        identifier: str | None,
+) -> tuple[str, Callable[..., np.ndarray], Callable[..., np.ndarray]]:
     """Resolve an activation name to its canonical name and ``(forward, backward)`` pair.
 
     Args:
-        identifier: a Keras activation name such as ``"relu"`` or ``"softmax"``, or None
-            for ``"linear"``.
+        identifier: a Keras activation name such as ``"relu"`` or ``"softmax"`` (one of
+            ``ALL_NAMES``, or the aliases ``"swish"`` and ``"hard_swish"``), or None for
+            ``"linear"``.
 
     Returns:
-        ``(name, forward, backward)``.
+        ``(name, forward, backward)``: the canonical name, ``forward(z)`` giving the
+        activation ``y``, and ``backward(z, y, dy)`` giving ``d loss / d z``.
+
+    Raises:
+        ValueError: if ``identifier`` is not a known activation name or None.
 
     Example:
+        >>> import numpy as np
         >>> name, forward, backward = get("relu")
-        >>> forward(np.array([-1.0, 2.0]))
-        array([0., 2.])
+        >>> name, forward(np.array([-1.0, 2.0]))
+        ('relu', array([0., 2.]))
+        >>> get("swish")[0], get(None)[0]
+        ('silu', 'linear')
     """
     name = _ALIASES.get(identifier, identifier)
     if not isinstance(name, str) or name not in _TABLE:
@@ -130,15 +144,45 @@ def get(identifier):
     return name, forward, backward
 
 
-def apply(name, z):
-    """Run activation ``name`` on ``z``, keeping z's dtype."""
+def apply(name: str, z: np.ndarray) -> np.ndarray:
+    """Run activation ``name`` on ``z``, keeping z's dtype.
+
+    Args:
+        name: a canonical activation name (``get``'s first result).
+        z: the pre-activations.
+
+    Returns:
+        The activations, in ``z``'s dtype.
+    """
     return np.asarray(_TABLE[name][0](z), dtype=z.dtype)
 
 
-def gradient(name, z, y, dy):
-    """``d loss / d z`` for activation ``name``, given its input, output and ``dy``."""
+def gradient(name: str, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``d loss / d z`` for activation ``name``, given its input, output and ``dy``.
+
+    Args:
+        name: a canonical activation name (``get``'s first result).
+        z: the activation's input.
+        y: its output, ``apply(name, z)``.
+        dy: the gradient of the loss with respect to ``y``.
+
+    Returns:
+        The gradient with respect to ``z``, in ``z``'s dtype.
+    """
     return np.asarray(_TABLE[name][1](z, y, dy), dtype=z.dtype)
 
 
-def serialize(name):
+def serialize(name: str) -> str:
+    """An activation's config entry, as Keras writes it in a layer config: its name.
+
+    Args:
+        name: a canonical activation name (``get``'s first result).
+
+    Returns:
+        ``name`` itself.
+
+    Example:
+        >>> serialize(get("swish")[0])
+        'silu'
+    """
     return name
