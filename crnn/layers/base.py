@@ -684,7 +684,8 @@ class InputLayer(Layer):
                 "for stateful models) or batch_shape=(batch, timesteps, features)"
             )
         if batch_shape is not None and shape is not None:
-            raise ValueError("pass either shape (with batch_size) or batch_shape to Input, not both")
+            raise ValueError(
+                "pass either shape (with batch_size) or batch_shape to Input, not both")
         self.input_dtype = "float32" if dtype is None else np.dtype(dtype).name
         super().__init__(name=name, input_shape=shape, batch_input_shape=batch_shape,
                          batch_size=batch_size, **kwargs)

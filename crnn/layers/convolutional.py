@@ -144,7 +144,8 @@ class Conv1D(Layer):
             raise ValueError(f"padding must be 'valid', 'same' or 'causal', received {padding!r}")
         self.padding = padding
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"data_format must be 'channels_last' or None, received {data_format!r}")
+            raise ValueError(
+                f"data_format must be 'channels_last' or None, received {data_format!r}")
         self.data_format = "channels_last"
         if groups != 1:
             raise ValueError(f"groups must be 1 in crnn, received {groups!r}")
@@ -156,8 +157,8 @@ class Conv1D(Layer):
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"Conv1D {self.name!r} needs inputs (batch, steps, channels) with known "
-                             f"channels, received input shape {tuple(input_shape)}")
+            raise ValueError(f"Conv1D {self.name!r} needs inputs (batch, steps, channels) with "
+                             f"known channels, received input shape {tuple(input_shape)}")
         self.kernel = self.add_weight("kernel", (self.kernel_size, input_shape[-1], self.filters),
                                       self.kernel_initializer)
         if self.use_bias:
@@ -173,7 +174,8 @@ class Conv1D(Layer):
         return None
 
     def _geometry(self, steps):
-        return conv1d_geometry(steps, self.kernel_size, self.strides, self.padding, self.dilation_rate)
+        return conv1d_geometry(steps, self.kernel_size, self.strides, self.padding,
+                               self.dilation_rate)
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
@@ -188,7 +190,8 @@ class Conv1D(Layer):
         t_out, pad_left = self._geometry(t)
         if t_out < 1:
             raise ValueError(f"Conv1D {self.name!r}: {t} steps are fewer than the kernel's span "
-                             f"{self.dilation_rate * (self.kernel_size - 1) + 1} with padding='valid'")
+                             f"{self.dilation_rate * (self.kernel_size - 1) + 1} with "
+                             f"padding='valid'")
         w = self.kernel.reshape(self.kernel_size * c, self.filters)
         z, cols = _conv1d.conv1d_forward(x, w, t_out, self.kernel_size, self.strides,
                                          self.dilation_rate, pad_left)

@@ -370,7 +370,8 @@ class Embedding(Layer):
                 raise ValueError(f"Embedding {self.name!r} needs integer indices, received "
                                  f"non-integer values")
         elif x.dtype.kind not in "iub":
-            raise TypeError(f"Embedding {self.name!r} needs integer indices, received dtype {x.dtype}")
+            raise TypeError(
+                f"Embedding {self.name!r} needs integer indices, received dtype {x.dtype}")
         x = x.astype(np.int64)
         if x.size and (x.min() < 0 or x.max() >= self.input_dim):
             raise ValueError(

@@ -49,7 +49,8 @@ def _drop_unused(kwargs):
         if key in kwargs:
             value = kwargs.pop(key)
             if key != "renorm_momentum" and value:
-                raise NotImplementedError(f"{key}={value!r} is not supported by crnn's normalization layers")
+                raise NotImplementedError(
+                    f"{key}={value!r} is not supported by crnn's normalization layers")
     return kwargs
 
 
@@ -144,7 +145,8 @@ class LayerNormalization(_Normalization):
                  **kwargs: Any):
         if rms_scaling:
             raise ValueError("rms_scaling=True is not supported by crnn")
-        super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer, **kwargs)
+        super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer,
+                         **kwargs)
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         self._build_affine(input_shape[-1])
@@ -242,8 +244,10 @@ class BatchNormalization(_Normalization):
                  **kwargs: Any):
         if synchronized:
             raise ValueError("synchronized=True is not supported by crnn")
-        super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer, **kwargs)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+        super().__init__(axis, epsilon, center, scale, beta_initializer, gamma_initializer,
+                         **kwargs)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
+                or not 0 <= momentum <= 1:
             raise ValueError(f"momentum must be a float in [0, 1], received {momentum!r}")
         self.momentum = float(momentum)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)

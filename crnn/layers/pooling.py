@@ -270,7 +270,8 @@ class MaxPooling1D(_Pooling1D):
         dx = np.zeros(shape, dtype=d_outputs.dtype)
         b = np.arange(shape[0])[:, None, None]
         f = np.arange(shape[2])[None, None, :]
-        np.add.at(dx, (np.broadcast_to(b, arg.shape), arg, np.broadcast_to(f, arg.shape)), d_outputs)
+        np.add.at(dx, (np.broadcast_to(b, arg.shape), arg, np.broadcast_to(f, arg.shape)),
+                  d_outputs)
         return dx, []
 
 

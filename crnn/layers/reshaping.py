@@ -103,7 +103,8 @@ class Flatten(Layer):
     def __init__(self, data_format: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"data_format must be 'channels_last' or None, received {data_format!r}")
+            raise ValueError(
+                f"data_format must be 'channels_last' or None, received {data_format!r}")
         self.data_format = "channels_last"
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -161,10 +162,12 @@ class Reshape(Layer):
         try:
             shape = tuple(int(d) for d in target_shape)
         except (TypeError, ValueError):
-            raise ValueError(f"target_shape must be a tuple of ints, received {target_shape!r}") from None
+            raise ValueError(
+                f"target_shape must be a tuple of ints, received {target_shape!r}") from None
         if sum(d == -1 for d in shape) > 1 or any(d == 0 or d < -1 for d in shape):
             raise ValueError(
-                f"target_shape must hold positive ints and at most one -1, received {target_shape!r}"
+                f"target_shape must hold positive ints and at most one -1, received "
+                f"{target_shape!r}"
             )
         self.target_shape = shape
 

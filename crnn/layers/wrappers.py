@@ -395,7 +395,8 @@ class Bidirectional(_Wrapper):
         else:
             y = [y_f, y_b]
         # The directions' outputs also carry their activity penalties (Keras calls both).
-        inner_activity = any(inner.activity_regularizer is not None for inner in self._inner_layers())
+        inner_activity = any(inner.activity_regularizer is not None
+                             for inner in self._inner_layers())
         cache = (cache_f, cache_b, y_f, y_b) if training or inner_activity else None
         if self.return_state:
             y = (y if isinstance(y, list) else [y]) + states
@@ -428,7 +429,8 @@ class Bidirectional(_Wrapper):
         """The two directions' activity penalties, from ``forward``'s cache."""
         if cache is None:
             return 0.0
-        return self.forward_layer._activity_penalty(cache[2]) + self.backward_layer._activity_penalty(cache[3])
+        return (self.forward_layer._activity_penalty(cache[2])
+                + self.backward_layer._activity_penalty(cache[3]))
 
     def __call__(self, inputs: ArrayLike, training: bool = False,
                  mask: ArrayLike | None = None,
