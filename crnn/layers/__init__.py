@@ -9,6 +9,10 @@ compiled kernels of ``crnn.ops``; ``TimeDistributed`` and ``Bidirectional`` wrap
 ``Conv1D`` convolves over time (compiled).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from crnn.layers.base import Input, InputLayer, Layer
 from crnn.layers.convolutional import Conv1D
 from crnn.layers.core import Activation, Dense, Dropout, Embedding, Masking
@@ -39,16 +43,49 @@ _CLASSES = {cls.__name__: cls for cls in (
     SpatialDropout1D, Conv1D)}
 
 
-def serialize(layer):
-    """``{"class_name": ..., "config": ...}`` for a layer."""
+def serialize(layer: Layer) -> dict[str, Any]:
+    """A layer's class name and config, as Keras's ``keras.layers.serialize``.
+
+    Args:
+        layer: the layer (its weights are not included).
+
+    Returns:
+        ``{"class_name": ..., "config": ...}``, JSON-friendly; ``deserialize`` inverts it.
+
+    Example:
+        >>> from crnn.layers import Dense, serialize
+        >>> config = serialize(Dense(3, activation="relu", name="out"))
+        >>> config["class_name"], config["config"]["units"], config["config"]["activation"]
+        ('Dense', 3, 'relu')
+    """
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
-def deserialize(config):
-    """Rebuild a layer from ``serialize``'s output.
+def deserialize(config: dict[str, Any]) -> Layer:
+    """Rebuild a layer from ``serialize``'s output (or Keras 3's serialized form).
+
+    Args:
+        config: a dict with ``"class_name"`` (one of crnn's layer classes, e.g.
+            ``"LSTM"``) and ``"config"`` (the constructor arguments); other keys, such as
+            Keras's ``"module"``, are ignored.
+
+    Returns:
+        A new layer of that class, with fresh weights once built (``serialize`` doesn't
+        save weights).
+
+    Raises:
+        ValueError: if ``config`` is not a dict with ``"class_name"`` and ``"config"``, or
+            names an unknown layer class (and as the layer's constructor raises for bad
+            arguments).
 
     Example:
-        >>> layer = deserialize(serialize(LSTM(4)))
+        >>> import numpy as np
+        >>> from crnn.layers import LSTM, deserialize, serialize
+        >>> layer = deserialize(serialize(LSTM(4, return_sequences=True)))
+        >>> type(layer).__name__, layer.units, layer.return_sequences
+        ('LSTM', 4, True)
+        >>> layer(np.zeros((2, 5, 3), "float32")).shape
+        (2, 5, 4)
     """
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:
         raise ValueError(

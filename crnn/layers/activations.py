@@ -8,6 +8,10 @@ runs compiled in ``crnn.streaming`` (codes in ``crnn._kernels._cells.ACTIVATION_
 in ``crnn/_kernels/_activations.pxd``; a test keeps the two name sets equal).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 from scipy import special
 
@@ -84,13 +88,15 @@ _TABLE = {
     "hard_sigmoid": (_hard_sigmoid, lambda z, y, dy: dy * ((z > -3) & (z < 3)) / 6.0),
     "softmax": (_softmax, _softmax_grad),
     "elu": (_elu, lambda z, y, dy: dy * np.where(z > 0, 1.0, y + 1.0)),
-    "selu": (_selu, lambda z, y, dy: dy * np.where(z > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)),
+    "selu": (_selu,
+             lambda z, y, dy: dy * np.where(z > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA)),
     "softplus": (_softplus, lambda z, y, dy: dy * _sigmoid(z)),
     "softsign": (lambda z: z / (1 + np.abs(z)), lambda z, y, dy: dy / (1 + np.abs(z)) ** 2),
     "silu": (lambda z: z * _sigmoid(z),
              lambda z, y, dy: dy * (_sigmoid(z) * (1 + z * (1 - _sigmoid(z))))),
     "exponential": (np.exp, lambda z, y, dy: dy * y),
-    "relu6": (lambda z: np.clip(z, 0, 6).astype(z.dtype), lambda z, y, dy: dy * ((z > 0) & (z < 6))),
+    "relu6": (lambda z: np.clip(z, 0, 6).astype(z.dtype),
+              lambda z, y, dy: dy * ((z > 0) & (z < 6))),
     "leaky_relu": (lambda z: np.where(z > 0, z, _LEAKY_SLOPE * z),
                    lambda z, y, dy: dy * np.where(z > 0, 1.0, _LEAKY_SLOPE)),
     "gelu": (_gelu, _gelu_grad),
@@ -105,20 +111,30 @@ ALL_NAMES = tuple(sorted(_TABLE))
 NAMES = ALL_NAMES     # the older name of the same list
 
 
-def get(identifier):
+def get(
+        identifier: str | None,
+) -> tuple[str, Callable[..., np.ndarray], Callable[..., np.ndarray]]:
     """Resolve an activation name to its canonical name and ``(forward, backward)`` pair.
 
     Args:
-        identifier: a Keras activation name such as ``"relu"`` or ``"softmax"``, or None
-            for ``"linear"``.
+        identifier: a Keras activation name such as ``"relu"`` or ``"softmax"`` (one of
+            ``ALL_NAMES``, or the aliases ``"swish"`` and ``"hard_swish"``), or None for
+            ``"linear"``.
 
     Returns:
-        ``(name, forward, backward)``.
+        ``(name, forward, backward)``: the canonical name, ``forward(z)`` giving the
+        activation ``y``, and ``backward(z, y, dy)`` giving ``d loss / d z``.
+
+    Raises:
+        ValueError: if ``identifier`` is not a known activation name or None.
 
     Example:
+        >>> import numpy as np
         >>> name, forward, backward = get("relu")
-        >>> forward(np.array([-1.0, 2.0]))
-        array([0., 2.])
+        >>> name, forward(np.array([-1.0, 2.0]))
+        ('relu', array([0., 2.]))
+        >>> get("swish")[0], get(None)[0]
+        ('silu', 'linear')
     """
     name = _ALIASES.get(identifier, identifier)
     if not isinstance(name, str) or name not in _TABLE:
@@ -130,15 +146,45 @@ def get(identifier):
     return name, forward, backward
 
 
-def apply(name, z):
-    """Run activation ``name`` on ``z``, keeping z's dtype."""
+def apply(name: str, z: np.ndarray) -> np.ndarray:
+    """Run activation ``name`` on ``z``, keeping z's dtype.
+
+    Args:
+        name: a canonical activation name (``get``'s first result).
+        z: the pre-activations.
+
+    Returns:
+        The activations, in ``z``'s dtype.
+    """
     return np.asarray(_TABLE[name][0](z), dtype=z.dtype)
 
 
-def gradient(name, z, y, dy):
-    """``d loss / d z`` for activation ``name``, given its input, output and ``dy``."""
+def gradient(name: str, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``d loss / d z`` for activation ``name``, given its input, output and ``dy``.
+
+    Args:
+        name: a canonical activation name (``get``'s first result).
+        z: the activation's input.
+        y: its output, ``apply(name, z)``.
+        dy: the gradient of the loss with respect to ``y``.
+
+    Returns:
+        The gradient with respect to ``z``, in ``z``'s dtype.
+    """
     return np.asarray(_TABLE[name][1](z, y, dy), dtype=z.dtype)
 
 
-def serialize(name):
+def serialize(name: str) -> str:
+    """An activation's config entry, as Keras writes it in a layer config: its name.
+
+    Args:
+        name: a canonical activation name (``get``'s first result).
+
+    Returns:
+        ``name`` itself.
+
+    Example:
+        >>> serialize(get("swish")[0])
+        'silu'
+    """
     return name

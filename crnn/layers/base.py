@@ -11,11 +11,16 @@ Calling a layer on a NumPy array (``layer(x)``) builds it if needed and returns 
 outputs, as in Keras.
 """
 
+from __future__ import annotations
+
 import contextlib
 import re
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from crnn import initializers
 from crnn._validation import check_positive_int, is_int
@@ -30,8 +35,15 @@ def _snake_case(name):
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-def unique_name(prefix):
-    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``..."""
+def unique_name(prefix: str) -> str:
+    """Keras-style automatic names: ``lstm``, ``lstm_1``, ``lstm_2``...
+
+    Args:
+        prefix: the snake_case class name, e.g. ``"lstm"``.
+
+    Returns:
+        ``prefix`` the first time, then ``prefix_1``, ``prefix_2``... (counted per process).
+    """
     count = _NAME_COUNTS.get(prefix, 0)
     _NAME_COUNTS[prefix] = count + 1
     return prefix if count == 0 else f"{prefix}_{count}"
@@ -60,8 +72,19 @@ def _shape_tuple(name, value, allow_none_first=True):
     return tuple(None if v is None else int(v) for v in entries)
 
 
-def check_rate(name, value):
-    """Validate a dropout-style rate in [0, 1)."""
+def check_rate(name: str, value: float) -> float:
+    """Validate a dropout-style rate in [0, 1).
+
+    Args:
+        name: the argument's name, for the error message.
+        value: the rate.
+
+    Returns:
+        ``value`` as a float.
+
+    Raises:
+        ValueError: if ``value`` is not a number (bools refused) in [0, 1).
+    """
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a float in [0, 1), received {value!r}")
     return float(value)
@@ -74,7 +97,7 @@ def check_rate(name, value):
 _NUMERIC_KINDS = "biuf"
 
 
-def check_numeric(what, value):
+def check_numeric(what: str, value: ArrayLike) -> np.ndarray:
     """``value`` as an array, refused unless its dtype is bool, integer or floating.
 
     Args:
@@ -100,13 +123,22 @@ def check_numeric(what, value):
     return array
 
 
-def assign_weights(owner, targets, weights):
+def assign_weights(owner: str, targets: Sequence[np.ndarray],
+                   weights: Sequence[ArrayLike]) -> None:
     """Copy ``weights`` into the arrays ``targets`` in place, for ``set_weights``.
 
     All or nothing: the count, every dtype and every shape are checked and every value is
     converted to its target's dtype before the first copy, so a bad list (or a warning
-    turned into an error by a filter) leaves the weights untouched. ``owner`` names the
-    layer or model in the error messages.
+    turned into an error by a filter) leaves the weights untouched.
+
+    Args:
+        owner: names the layer or model in the error messages.
+        targets: the weight arrays to write into.
+        weights: the new values, one per target.
+
+    Raises:
+        TypeError: if ``weights`` is an array or not iterable, or holds a non-numeric array.
+        ValueError: if the count or a shape differs from ``targets``.
     """
     if isinstance(weights, np.ndarray) or not hasattr(weights, "__iter__"):
         raise TypeError(f"{owner}: set_weights expects a list of arrays, received "
@@ -144,7 +176,8 @@ _RESTORE = threading.local()
 
 
 @contextlib.contextmanager
-def weights_from(provider):
+def weights_from(
+        provider: Callable[[str, tuple[int, ...], np.dtype], np.ndarray]) -> Iterator[None]:
     """Build layers with their weights supplied by ``provider``, running no initializer.
 
     ``crnn.saving`` uses it: a file's weights are checked against each shape a layer asks
@@ -168,24 +201,71 @@ def weights_from(provider):
         _RESTORE.provider = previous
 
 
-def restoring():
-    """Whether layers are being built by ``weights_from`` in this thread."""
+def restoring() -> bool:
+    """Whether layers are being built by ``weights_from`` in this thread.
+
+    Returns:
+        True inside a ``weights_from`` block of this thread, else False.
+    """
     return getattr(_RESTORE, "provider", None) is not None
 
 
 class Layer:
     """Base class of all crnn layers.
 
+    A layer keeps its weights as NumPy arrays (updated in place by the optimizers) and runs
+    in two steps that a model drives: ``forward(x, training=False, mask=None)`` returns
+    ``(outputs, cache)``, and ``backward(cache, d_outputs)`` returns ``(dx, grads)``, with
+    ``grads`` aligned with ``trainable_weights``. Calling a layer on an array (``layer(x)``)
+    builds it on first use (``build(x.shape)`` creates the weights) and returns the outputs.
+    A subclass overrides ``build`` (creating its weights with ``add_weight``),
+    ``compute_output_shape``, ``forward``, ``backward`` and ``get_config``.
+
     Args:
-        name: the layer's name; defaults to a unique snake_case name from the class.
-        trainable: whether ``fit`` updates the layer's weights.
-        dtype: the layer's float dtype, ``"float32"`` (default) or ``"float64"``.
+        name: the layer's name. Default None: a unique snake_case name from the class
+            (``dense``, ``dense_1``...).
+        trainable: whether ``fit`` updates the layer's weights. Default True.
+        dtype: the layer's float dtype, ``"float32"`` (default, also for None) or
+            ``"float64"``.
         input_shape: the input shape without the batch axis, e.g. ``(timesteps, features)``
-            (only meaningful on the first layer of a ``Sequential`` model).
+            (only meaningful on the first layer of a ``Sequential`` model). Default None.
         batch_input_shape: the full input shape, ``(batch, timesteps, features)``; the
-            Keras 2 way to declare the batch size that stateful layers need.
-        batch_size: the batch size to go with ``input_shape``.
-        input_dim: the Keras 2 shorthand for ``input_shape=(input_dim,)``.
+            Keras 2 way to declare the batch size that stateful layers need. Default None.
+        batch_size: the batch size to go with ``input_shape``. Default None.
+        input_dim: the Keras 2 shorthand for ``input_shape=(input_dim,)``. Default None.
+        **kwargs: ``activity_regularizer`` (a penalty on the layer's outputs, divided by
+            the batch size, as Keras 3), and the ``<family>_regularizer`` /
+            ``<family>_constraint`` arguments of the weight families the layer has
+            (``kernel``, ``recurrent``, ``bias`` or ``embeddings``, e.g.
+            ``kernel_regularizer`` for ``Dense``); None values are ignored.
+
+    Call arguments:
+        inputs: the input array (anything ``np.asarray`` accepts), batch axis first.
+        training: whether to run in training mode (dropout active, batch statistics).
+            Default False.
+        mask: optional boolean mask of the timesteps, ``(batch, timesteps)``; layers that
+            don't use masks ignore it.
+
+    Raises:
+        TypeError: for an unknown keyword argument.
+        ValueError: if ``name`` is not a non-empty string, ``dtype`` is not float32 or
+            float64, a shape holds anything but positive ints (or None), ``batch_size`` is
+            not a positive int, or a regularizer is not recognized.
+        NotImplementedError: for a ``<family>_regularizer``/``<family>_constraint`` of a
+            weight family the layer doesn't have.
+
+    Example:
+        >>> import numpy as np
+        >>> from crnn.layers import Layer
+        >>> class Double(Layer):
+        ...     def forward(self, x, training=False, mask=None):
+        ...         return 2 * np.asarray(x, self.dtype), None
+        ...     def backward(self, cache, d_outputs):
+        ...         return 2 * d_outputs, []
+        >>> layer = Double()
+        >>> y = layer(np.zeros((2, 5, 3), "float32"))
+        >>> y.shape, layer.output_shape
+        ((2, 5, 3), (2, 5, 3))
     """
 
     #: Whether the layer passes an incoming mask on unchanged (Dense, Dropout...).
@@ -195,8 +275,11 @@ class Layer:
     #: (``"kernel"``, ``"recurrent"``, ``"bias"``, ``"embeddings"``), set by each layer class.
     _regularizable = ()
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None,
-                 batch_input_shape=None, batch_size=None, input_dim=None, **kwargs):
+    def __init__(self, name: str | None = None, trainable: bool = True,
+                 dtype: DTypeLike = None, input_shape: Sequence[int | None] | None = None,
+                 batch_input_shape: Sequence[int | None] | None = None,
+                 batch_size: int | None = None, input_dim: int | None = None,
+                 **kwargs: Any):
         from crnn import regularizers
 
         # Keras 3's activity regularizer: a penalty on the outputs (see _activity_penalty).
@@ -250,10 +333,24 @@ class Layer:
         if regularizer is not None or constraint is not None:
             self._rules.append((value, regularizer, constraint))
 
-    def add_weight(self, name, shape, initializer="zeros", trainable=True):
-        """Create a weight array and register it on the layer.
+    def add_weight(self, name: str, shape: Sequence[int], initializer: Any = "zeros",
+                   trainable: bool = True) -> np.ndarray:
+        """Create a weight array and register it on the layer (from ``build``).
 
-        ``initializer`` is anything ``crnn.initializers.get`` accepts, or a ready array.
+        Args:
+            name: the weight's name, e.g. ``"kernel"``.
+            shape: the weight's shape.
+            initializer: anything ``crnn.initializers.get`` accepts, or a ready array.
+                Default ``"zeros"``.
+            trainable: whether training updates the weight. Default True.
+
+        Returns:
+            The new C-contiguous array, in the layer's dtype (the file's array when built
+            inside ``weights_from``).
+
+        Raises:
+            ValueError: if the layer is already built, the initializer is not recognized,
+                or it returns an array of another shape.
         """
         if self.built:
             # A second build() would append a second set of weights and silently change
@@ -285,19 +382,19 @@ class Layer:
         return value
 
     @property
-    def weights(self):
+    def weights(self) -> list[np.ndarray]:
         """All weight arrays, in Keras's order."""
         return [w for _, w, _ in self._all_weight_entries()]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[np.ndarray]:
         """The weight arrays that training updates (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [w for _, w, t in self._all_weight_entries() if t]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[np.ndarray]:
         """The weight arrays that training leaves alone."""
         if not self.trainable:
             return self.weights
@@ -306,16 +403,32 @@ class Layer:
     def _all_weight_entries(self):
         return list(self._weights)
 
-    def get_weights(self):
-        """Copies of the weights, in Keras's order and shapes."""
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights, in Keras's order and shapes.
+
+        Returns:
+            A list of arrays (empty for a layer without weights or not built yet).
+        """
         return [np.array(w) for w in self.weights]
 
-    def set_weights(self, weights):
-        """Copy ``weights`` (a list in ``get_weights`` order) into the layer, shape-checked."""
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
+        """Copy ``weights`` into the layer's arrays in place, shape-checked, all or nothing.
+
+        Args:
+            weights: a list of arrays in ``get_weights`` order and shapes; each is
+                converted to its weight's dtype.
+
+        Raises:
+            TypeError: if ``weights`` is not a list of arrays, or an array is not numeric.
+            ValueError: if the number of arrays or a shape differs from the layer's.
+        """
         assign_weights(f"layer {self.name!r}", self.weights, weights)
 
-    def count_params(self):
+    def count_params(self) -> int:
         """The number of weights (scalars) in the layer.
+
+        Returns:
+            The total size of the weight arrays.
 
         Raises:
             ValueError: if the layer is not built yet.
@@ -329,18 +442,40 @@ class Layer:
 
     # ------------------------------------------------------------------ building
 
-    def build(self, input_shape):
-        """Create the weights for inputs of ``input_shape`` (batch axis first)."""
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Create the weights for inputs of ``input_shape``; the layer is then built.
+
+        Called once, by the first call or by the model. Sets ``input_shape``,
+        ``output_shape`` and ``built``.
+
+        Args:
+            input_shape: the input shape, batch axis first (None for an unknown size).
+        """
         self.input_shape = tuple(input_shape)
         self.output_shape = self.compute_output_shape(self.input_shape)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
-        """The output shape for inputs of ``input_shape`` (batch axis first)."""
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
+        """The output shape for inputs of ``input_shape``.
+
+        Args:
+            input_shape: the input shape, batch axis first (None for an unknown size).
+
+        Returns:
+            The output shape, batch axis first.
+        """
         return tuple(input_shape)
 
-    def compute_mask(self, inputs, mask=None):
-        """The mask that goes with this layer's outputs."""
+    def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> np.ndarray | None:
+        """The mask that goes with this layer's outputs, for the next layer.
+
+        Args:
+            inputs: the layer's inputs.
+            mask: the incoming mask, ``(batch, timesteps)`` booleans, or None.
+
+        Returns:
+            The outgoing mask (boolean array), or None for no mask.
+        """
         return mask if self.supports_masking else None
 
     def _ensure_built(self, x):
@@ -369,12 +504,39 @@ class Layer:
 
     # ------------------------------------------------------------------ running
 
-    def forward(self, x, training=False, mask=None):
-        """Compute the outputs; return ``(outputs, cache)`` for ``backward``."""
+    def forward(self, x: ArrayLike, training: bool = False,
+                mask: ArrayLike | None = None) -> tuple[Any, Any]:
+        """Compute the outputs of a built layer, and what ``backward`` needs.
+
+        Every layer implements it (the base class raises ``NotImplementedError``).
+
+        Args:
+            x: the inputs, batch axis first.
+            training: whether to run in training mode (dropout active, batch
+                statistics). Default False.
+            mask: optional ``(batch, timesteps)`` booleans; ignored by layers that don't
+                use masks.
+
+        Returns:
+            ``(outputs, cache)``: the output array (a list of arrays for a layer with
+            several outputs) and the cache to pass to ``backward``.
+        """
         raise NotImplementedError
 
-    def backward(self, cache, d_outputs):
-        """Return ``(dx, grads)``: grads aligned with ``self.trainable_weights``."""
+    def backward(self, cache: Any, d_outputs: Any) -> tuple[Any, list[Any]]:
+        """Backpropagate through the layer: the gradients of the inputs and the weights.
+
+        Every layer implements it (the base class raises ``NotImplementedError``).
+
+        Args:
+            cache: what ``forward`` returned with the outputs (with ``training=True``
+                where the layer needs it).
+            d_outputs: the gradient of the loss with respect to the outputs.
+
+        Returns:
+            ``(dx, grads)``: the gradient with respect to the inputs, and the weights'
+            gradients aligned with ``trainable_weights`` (empty when not trainable).
+        """
         raise NotImplementedError
 
     def _activity_penalty(self, outputs):
@@ -395,16 +557,31 @@ class Layer:
         entries = self._all_weight_entries()
         return [g for (_, _, t), g in zip(entries, grads) if t]
 
-    def __call__(self, inputs, training=False, mask=None, **kwargs):
-        """Run the layer on a NumPy array (building it on first use); return an array."""
+    def __call__(self, inputs: ArrayLike, training: bool = False,
+                 mask: ArrayLike | None = None, **kwargs: Any) -> Any:
+        """Run the layer on a NumPy array (building it on first use); return an array.
+
+        Args:
+            inputs: the inputs, batch axis first.
+            training: whether to run in training mode. Default False.
+            mask: optional ``(batch, timesteps)`` booleans.
+            **kwargs: further arguments of the layer's ``forward``.
+
+        Returns:
+            The outputs (a list of arrays for a layer with several outputs).
+        """
         self._ensure_built(inputs)
         outputs, _ = self.forward(inputs, training=training, mask=mask, **kwargs)
         return outputs
 
     # ------------------------------------------------------------------ states
 
-    def reset_states(self, states=None):
-        """Stateless layers have nothing to reset."""
+    def reset_states(self, states: Sequence[ArrayLike] | None = None) -> None:
+        """Reset a stateful layer's states; stateless layers have nothing to reset.
+
+        Args:
+            states: new states (None for zeros); ignored by stateless layers.
+        """
 
     def _state_arrays(self):
         """Current RNN states of stateful layers (for saving); empty otherwise."""
@@ -416,8 +593,12 @@ class Layer:
 
     # ------------------------------------------------------------------ config
 
-    def get_config(self):
-        """The constructor arguments as a JSON-friendly dict (``from_config`` inverts it)."""
+    def get_config(self) -> dict[str, Any]:
+        """The layer's constructor arguments, to rebuild it with ``from_config``.
+
+        Returns:
+            A JSON-friendly dict, in Keras's keys.
+        """
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = list(self._batch_input_shape)
@@ -429,7 +610,16 @@ class Layer:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Layer:
+        """Create a layer from its config (``get_config``'s output, or Keras 3's).
+
+        Args:
+            config: the constructor arguments, as ``get_config`` returns them.
+
+        Returns:
+            A new layer of this class; its weights are created anew when it is built
+            (copy trained ones in with ``set_weights``).
+        """
         config = _from_keras_config(config)
         if "batch_input_shape" in config and config["batch_input_shape"] is not None:
             config["batch_input_shape"] = tuple(config["batch_input_shape"])
@@ -442,23 +632,45 @@ class Layer:
 class InputLayer(Layer):
     """Declares a model's input shape; holds no weights and passes data through.
 
+    Usually made with ``crnn.Input``. The layer is built at construction.
+
     Args:
         shape: the input shape without the batch axis, e.g. ``(timesteps, features)``.
-        batch_size: the batch size (needed by stateful layers), or None.
-        batch_shape: the full shape including the batch axis, instead of ``shape`` and
-            ``batch_size``.
-        dtype: the input dtype (``"float32"`` default; ``"int32"``/``"int64"`` for
+            Default None.
+        batch_size: the batch size (needed by stateful layers), or None (default).
+        dtype: the input dtype (default None: ``"float32"``; ``"int32"``/``"int64"`` for
             ``Embedding`` inputs).
-        name: the layer name.
+        batch_shape: the full shape including the batch axis, instead of ``shape`` and
+            ``batch_size``. Default None.
+        name: the layer name. Default None: a unique name.
+        sparse: Keras's sparse-input flag; only None or False (default None) is accepted.
+        **kwargs: the Keras 2 spellings ``input_shape`` (for ``shape``) and
+            ``batch_input_shape`` (for ``batch_shape``), and base ``Layer`` arguments.
+
+    Input shape:
+        Any array of the declared shape.
+
+    Output shape:
+        The same as the input: ``batch_shape``, or ``(batch_size,) + shape``.
+
+    Raises:
+        ValueError: if ``sparse`` is true, neither or both of ``shape`` and ``batch_shape``
+            are given, or a shape holds anything but positive ints (or None).
 
     Example:
-        >>> import crnn
-        >>> model = crnn.Sequential([crnn.Input(shape=(10, 3), batch_size=4),
-        ...                          crnn.layers.LSTM(8, stateful=True)])
+        >>> import numpy as np
+        >>> from crnn.layers import InputLayer
+        >>> layer = InputLayer(shape=(5, 3))
+        >>> layer.batch_shape
+        (None, 5, 3)
+        >>> layer(np.zeros((2, 5, 3), "float32")).shape
+        (2, 5, 3)
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
-                 sparse=None, **kwargs):
+    def __init__(self, shape: Sequence[int | None] | None = None,
+                 batch_size: int | None = None, dtype: DTypeLike = None,
+                 batch_shape: Sequence[int | None] | None = None, name: str | None = None,
+                 sparse: bool | None = None, **kwargs: Any):
         input_shape = kwargs.pop("input_shape", None)
         if shape is None and input_shape is not None:
             shape = input_shape
@@ -472,25 +684,27 @@ class InputLayer(Layer):
                 "for stateful models) or batch_shape=(batch, timesteps, features)"
             )
         if batch_shape is not None and shape is not None:
-            raise ValueError("pass either shape (with batch_size) or batch_shape to Input, not both")
+            raise ValueError(
+                "pass either shape (with batch_size) or batch_shape to Input, not both")
         self.input_dtype = "float32" if dtype is None else np.dtype(dtype).name
         super().__init__(name=name, input_shape=shape, batch_input_shape=batch_shape,
                          batch_size=batch_size, **kwargs)
         self.batch_shape = self._batch_input_shape
         self.build(self.batch_shape)
 
-    def forward(self, x, training=False, mask=None):
+    def forward(self, x: ArrayLike, training: bool = False,
+                mask: ArrayLike | None = None) -> tuple[Any, Any]:
         return x, None
 
-    def backward(self, cache, d_outputs):
+    def backward(self, cache: Any, d_outputs: Any) -> tuple[Any, list[Any]]:
         return d_outputs, []
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"batch_shape": list(self.batch_shape), "dtype": self.input_dtype,
                 "name": self.name}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> InputLayer:
         config = _from_keras_config(config)
         config.pop("ragged", None)
         return cls(**config)
@@ -530,18 +744,27 @@ def _from_keras_config(config):
     return config
 
 
-def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
+def Input(shape: Sequence[int | None] | None = None, batch_size: int | None = None,
+          dtype: DTypeLike = None, batch_shape: Sequence[int | None] | None = None,
+          name: str | None = None, **kwargs: Any) -> InputLayer:
     """Declare a model input, as ``keras.Input``: put it first in a ``Sequential`` model.
 
     Args:
         shape: the input shape without the batch axis, e.g. ``(timesteps, features)``.
-        batch_size: optional fixed batch size (stateful models need one).
-        dtype: input dtype, default ``"float32"``.
+            Default None.
+        batch_size: optional fixed batch size (stateful models need one). Default None.
+        dtype: input dtype. Default None: ``"float32"``.
         batch_shape: full shape ``(batch, timesteps, features)`` instead of the two above.
-        name: optional name.
+            Default None.
+        name: optional name. Default None: a unique name.
+        **kwargs: further ``InputLayer`` arguments (``sparse``, the Keras 2 spellings).
 
     Returns:
-        An ``InputLayer``.
+        An ``InputLayer``, already built.
+
+    Raises:
+        ValueError: if neither or both of ``shape`` and ``batch_shape`` are given, or a
+            shape holds anything but positive ints (or None).
 
     Example:
         >>> import crnn

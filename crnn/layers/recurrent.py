@@ -12,7 +12,13 @@ products in NumPy, the step's gate maths and its backward in the compiled cell c
 the fused kernels run too (``crnn._kernels._cells``). It is slower; inference never uses it.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from crnn import initializers, ops, utils
 from crnn._kernels import _cells
@@ -45,12 +51,14 @@ class _RNN(Layer):
 
     _regularizable = ("kernel", "recurrent", "bias")
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
-                 recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False,
-                 zero_output_for_mask=False, seed=None, **kwargs):
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0,
+                 return_sequences: bool = False, return_state: bool = False,
+                 go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
+                 zero_output_for_mask: bool = False, seed: int | None = None, **kwargs: Any):
         for key in _UNSUPPORTED:
             if kwargs.pop(key, None) is not None:
                 raise NotImplementedError(
@@ -91,7 +99,7 @@ class _RNN(Layer):
     def _bias_value(self):
         return self.bias_initializer(self._bias_shape(), dtype=self.dtype)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[int | None]) -> None:
         input_shape = tuple(input_shape)
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(
@@ -121,7 +129,7 @@ class _RNN(Layer):
             # When loading, the file's states follow: no (batch, units) zeros before them.
             self.reset_states()
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         batch, timesteps = input_shape[0], input_shape[1]
         if self.return_sequences:
             out = (batch, timesteps, self.units)
@@ -129,7 +137,8 @@ class _RNN(Layer):
             out = (batch, self.units)
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike,
+                     mask: ArrayLike | None = None) -> np.ndarray | None:
         return mask if self.return_sequences else None
 
     # ------------------------------------------------------------------ states
@@ -143,8 +152,10 @@ class _RNN(Layer):
         return self.stateful
 
     @property
-    def states(self):
-        """The current states of a stateful layer (``[h, c]`` for LSTM, ``[h]`` otherwise)."""
+    def states(self) -> list[np.ndarray] | None:
+        """Copies of the current states of a stateful layer (``[h, c]`` for LSTM, ``[h]``
+        otherwise), each ``(batch, units)``; None before a stateful layer is built and for a
+        layer that is not stateful."""
         return None if self._states is None else [np.array(s) for s in self._states]
 
     def _check_states(self, name, states, batch):
@@ -168,15 +179,22 @@ class _RNN(Layer):
         # Converted only once all are checked: a bad last array leaves nothing half-done.
         return [np.array(s, dtype=self.dtype) for s in checked]
 
-    def reset_states(self, states=None):
+    def reset_states(self, states: Sequence[ArrayLike] | np.ndarray | None = None) -> None:
         """Reset a stateful layer's states to zeros, or to ``states`` (shape-checked).
 
         The values are written into the layer's state arrays in place (see
         ``live_states``).
 
         Args:
-            states: None for zeros, or a list of arrays of shape ``(batch, units)`` (one for
-                GRU/SimpleRNN, ``[h, c]`` for LSTM; a single array is accepted for one state).
+            states: None (default) for zeros, or a list of arrays of shape
+                ``(batch, units)`` (one for GRU/SimpleRNN, ``[h, c]`` for LSTM; a single
+                array is accepted for one state).
+
+        Raises:
+            AttributeError: if the layer is not stateful.
+            ValueError: if the layer is not built yet, or ``states`` has the wrong number
+                of arrays or a wrong shape.
+            TypeError: if a state array is not numeric.
         """
         if not self.stateful:
             raise AttributeError(
@@ -200,7 +218,7 @@ class _RNN(Layer):
         for k, target in enumerate(self._states):
             target[...] = 0 if values is None else values[k]
 
-    def live_states(self):
+    def live_states(self) -> tuple[np.ndarray, ...]:
         """The state arrays of a stateful layer themselves, not copies.
 
         They stay the same arrays for the layer's life and every call (``predict``,
@@ -214,8 +232,8 @@ class _RNN(Layer):
             LSTM, ``(h,)`` otherwise.
 
         Raises:
-            AttributeError: the layer is not stateful.
-            ValueError: the layer is not built yet.
+            AttributeError: if the layer is not stateful.
+            ValueError: if the layer is not built yet.
         """
         if not self.stateful:
             raise AttributeError(f"layer {self.name!r} is not stateful, so it keeps no states")
@@ -223,8 +241,13 @@ class _RNN(Layer):
             raise ValueError(f"layer {self.name!r} is not built yet, so it has no states")
         return self._states
 
-    def reset_state(self):
-        """Keras 3's name for ``reset_states()``: zero the states of a stateful layer."""
+    def reset_state(self) -> None:
+        """Keras 3's name for ``reset_states()``: zero the states of a stateful layer.
+
+        Raises:
+            AttributeError: if the layer is not stateful.
+            ValueError: if the layer is not built yet.
+        """
         self.reset_states()
 
     def _state_arrays(self):
@@ -268,7 +291,29 @@ class _RNN(Layer):
         # little memory) must fail on its shape, not on allocating its full-size copy.
         return x.astype(self.dtype, copy=False)
 
-    def forward(self, x, training=False, mask=None, initial_state=None):
+    def forward(self, x: ArrayLike, training: bool = False, mask: ArrayLike | None = None,
+                initial_state: Sequence[ArrayLike] | np.ndarray | None = None,
+                ) -> tuple[Any, Any]:
+        """Run the built layer over whole sequences.
+
+        Args:
+            x: the inputs, ``(batch, timesteps, features)``.
+            training: whether to apply ``dropout`` and ``recurrent_dropout`` (and keep
+                what ``backward`` needs). Default False.
+            mask: optional ``(batch, timesteps)`` booleans; False timesteps are skipped.
+            initial_state: optional list of ``(batch, units)`` arrays (``[h, c]`` for LSTM,
+                ``[h]`` otherwise). Default None: zeros, or a stateful layer's states.
+
+        Returns:
+            ``(outputs, cache)``: the outputs (``[outputs, *final_states]`` with
+            ``return_state=True``), and the cache for ``backward`` (None unless
+            ``training``).
+
+        Raises:
+            ValueError: if ``x``, ``mask`` or ``initial_state`` has the wrong shape, or a
+                stateful layer gets another batch size than it was built for.
+            TypeError: if ``x`` or a state is not numeric.
+        """
         x = self._check_input(x)
         batch, timesteps, features = x.shape
         if initial_state is not None:
@@ -309,7 +354,25 @@ class _RNN(Layer):
             return [result] + [np.array(s) for s in states], cache
         return result, cache
 
-    def backward(self, cache, d_outputs, d_states=None):
+    def backward(self, cache: Any, d_outputs: np.ndarray,
+                 d_states: Sequence[np.ndarray | None] | None = None,
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Backpropagate through the sequence.
+
+        Args:
+            cache: the cache of ``forward(..., training=True)``.
+            d_outputs: the gradient of the loss with respect to the (main) output.
+            d_states: optional gradients with respect to the final states (a list, one
+                entry per state, each an array or None). Default None.
+
+        Returns:
+            ``(dx, grads)``: the gradient with respect to the inputs, and those of
+            ``kernel``, ``recurrent_kernel`` and ``bias`` (if used), aligned with
+            ``trainable_weights`` (empty when not trainable).
+
+        Raises:
+            ValueError: if ``cache`` is None (``forward`` ran without ``training``).
+        """
         if cache is None:
             raise ValueError(f"layer {self.name!r}: backward needs a forward(..., training=True)")
         core, dp, out_mask, (batch, timesteps, _) = cache
@@ -331,12 +394,14 @@ class _RNN(Layer):
             weight_grads.append(grads.d_bias)
         return dx, self._grads_for_trainable(weight_grads)
 
-    def __call__(self, inputs, training=False, mask=None, initial_state=None):
+    def __call__(self, inputs: ArrayLike, training: bool = False,
+                 mask: ArrayLike | None = None,
+                 initial_state: Sequence[ArrayLike] | np.ndarray | None = None) -> Any:
         """Run the layer on ``inputs`` (building it on first use).
 
         Args:
             inputs: (batch, timesteps, features) array.
-            training: apply dropout.
+            training: apply dropout. Default False.
             mask: optional (batch, timesteps) booleans; False steps are skipped.
             initial_state: optional list of initial state arrays (batch, units).
 
@@ -350,7 +415,7 @@ class _RNN(Layer):
 
     # ------------------------------------------------------------------ config
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             units=self.units, activation=self.activation,
@@ -373,49 +438,95 @@ def _dropout_mask(rng, shape, rate, dtype):
 class LSTM(_RNN):
     """Long Short-Term Memory layer (Hochreiter & Schmidhuber, 1997), Keras 3 maths.
 
+    The weights, in Keras's layout and order: ``kernel`` ``(features, 4 * units)``,
+    ``recurrent_kernel`` ``(units, 4 * units)`` and ``bias`` ``(4 * units,)``, the gates in
+    the order input, forget, cell, output.
+
     Args:
-        units: dimensionality of the output space.
-        activation: default ``"tanh"`` (also ``"relu"``, ``"sigmoid"``, ``"hard_sigmoid"``,
-            ``"linear"``/None).
-        recurrent_activation: gate activation, default ``"sigmoid"`` (or
-            ``"hard_sigmoid"``).
-        use_bias: default True.
-        kernel_initializer: default ``"glorot_uniform"``.
-        recurrent_initializer: default ``"orthogonal"``.
-        bias_initializer: default ``"zeros"``.
-        unit_forget_bias: default True: add 1 to the forget-gate bias at initialization.
+        units: dimensionality of the output space, a positive int.
+        activation: the output activation: ``"tanh"`` (default), ``"relu"``,
+            ``"sigmoid"``, ``"hard_sigmoid"`` or ``"linear"`` (or None).
+        recurrent_activation: the gates' activation: ``"sigmoid"`` (default) or
+            ``"hard_sigmoid"``.
+        use_bias: whether to add a bias. Default True.
+        kernel_initializer: initializer of the input kernel. Default ``"glorot_uniform"``.
+        recurrent_initializer: initializer of the recurrent kernel. Default
+            ``"orthogonal"``.
+        bias_initializer: initializer of the bias. Default ``"zeros"``.
+        unit_forget_bias: initialize the forget gate's bias to ones (the other gates' from
+            ``bias_initializer``), as Keras. Default True.
         dropout: fraction of the inputs to drop during training (one mask per sample,
-            shared by all timesteps), default 0.
+            shared by all timesteps), a float in [0, 1). Default 0.
         recurrent_dropout: fraction of the previous hidden state to drop during training,
-            default 0 (runs a slower per-step loop while training; see the module notes).
+            a float in [0, 1). Default 0 (runs a slower per-step loop while training; see
+            the module notes).
         return_sequences: return the whole output sequence rather than the last output.
-        return_state: also return the final states: ``[output, h, c]``.
-        go_backwards: process the sequence backwards (and return it reversed).
+            Default False.
+        return_state: also return the final states: ``[output, h, c]``. Default False.
+        go_backwards: process the sequence backwards (and return it reversed). Default
+            False.
         stateful: keep each sample slot's final states as the next batch's initial
-            states. Needs a fixed batch size (``batch_input_shape`` or ``Input(batch_size=)``).
-        unroll: accepted for Keras compatibility; has no effect.
+            states. Needs a fixed batch size (``batch_input_shape`` or
+            ``Input(batch_size=)``). Default False.
+        unroll: accepted for Keras compatibility; has no effect. Default False.
         zero_output_for_mask: output zeros at masked timesteps instead of repeating the
-            previous output.
-        seed: seed for the dropout masks.
+            previous output. Default False.
+        seed: seed for the dropout masks, a non-negative int. Default None: drawn from
+            ``crnn.utils``'s global generator.
+        **kwargs: base ``Layer`` arguments (``name``, ``dtype``, ``input_shape``,
+            ``batch_input_shape``, ``kernel_regularizer``, ``recurrent_constraint``...);
+            Keras's ``implementation`` and ``use_cudnn`` are accepted and ignored.
 
     Call arguments:
-        inputs: (batch, timesteps, features). mask: (batch, timesteps) booleans.
-        training: apply dropout. initial_state: ``[h, c]``.
+        inputs: a 3-D array ``(batch, timesteps, features)``.
+        mask: optional ``(batch, timesteps)`` booleans; False timesteps are skipped (the
+            states carry over, the output repeats the previous one or, with
+            ``zero_output_for_mask``, is zero).
+        training: whether to apply ``dropout`` and ``recurrent_dropout``. Default False.
+        initial_state: optional list of ``(batch, units)`` arrays, ``[h, c]``. Default
+            None: zeros, or a stateful layer's states.
+
+    Input shape:
+        3-D array ``(batch_size, timesteps, features)``.
+
+    Output shape:
+        ``(batch_size, timesteps, units)`` with ``return_sequences``, else
+        ``(batch_size, units)``; with ``return_state``, a list of that and the final
+        states, each ``(batch_size, units)``.
+
+    Raises:
+        ValueError: if ``units`` is not a positive int, ``activation`` is not one of
+            "linear" (or None), "tanh", "sigmoid", "hard_sigmoid", "relu",
+            ``recurrent_activation`` is not "sigmoid" or "hard_sigmoid", ``dropout`` or
+            ``recurrent_dropout`` is not in [0, 1), ``seed`` is not a non-negative int or
+            an initializer is not recognized; when built, if the input is not 3-D with
+            known features or a stateful layer has no fixed batch size; at call time,
+            if the inputs, ``mask`` or ``initial_state`` have the wrong shape.
+        TypeError: for an unknown keyword argument, or non-numeric inputs or states.
 
     Example:
-        >>> layer = LSTM(4, return_sequences=True)
-        >>> layer(np.zeros((2, 10, 3))).shape
-        (2, 10, 4)
+        >>> import numpy as np
+        >>> from crnn.layers import LSTM
+        >>> x = np.zeros((2, 5, 3), "float32")
+        >>> LSTM(4)(x).shape
+        (2, 4)
+        >>> layer = LSTM(4, return_sequences=True, return_state=True)
+        >>> outputs, h, c = layer(x)
+        >>> outputs.shape, h.shape, c.shape
+        ((2, 5, 4), (2, 4), (2, 4))
+        >>> [w.shape for w in layer.get_weights()]
+        [(3, 16), (4, 16), (16,)]
     """
 
     _cell = "lstm"
     _gates = 4
     _n_states = 2
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 unit_forget_bias: bool = True, **kwargs: Any):
         super().__init__(units, activation=activation,
                          recurrent_activation=recurrent_activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer,
@@ -442,7 +553,7 @@ class LSTM(_RNN):
     def _op_grad(self, core, d_outputs, d_states):
         return ops.lstm_grad(core, d_outputs, d_states)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["unit_forget_bias"] = self.unit_forget_bias
         return config
@@ -451,14 +562,85 @@ class LSTM(_RNN):
 class GRU(_RNN):
     """Gated Recurrent Unit layer (Cho et al., 2014), Keras 3 maths.
 
-    Arguments as for ``LSTM`` (without ``unit_forget_bias``), plus:
+    The weights, in Keras's layout and order: ``kernel`` ``(features, 3 * units)``,
+    ``recurrent_kernel`` ``(units, 3 * units)`` and ``bias``, the gates in the order
+    update, reset, candidate.
+
+    Args:
+        units: dimensionality of the output space, a positive int.
+        activation: the output activation: ``"tanh"`` (default), ``"relu"``,
+            ``"sigmoid"``, ``"hard_sigmoid"`` or ``"linear"`` (or None).
+        recurrent_activation: the gates' activation: ``"sigmoid"`` (default) or
+            ``"hard_sigmoid"``.
+        use_bias: whether to add a bias. Default True.
+        kernel_initializer: initializer of the input kernel. Default ``"glorot_uniform"``.
+        recurrent_initializer: initializer of the recurrent kernel. Default
+            ``"orthogonal"``.
+        bias_initializer: initializer of the bias. Default ``"zeros"``.
         reset_after: apply the reset gate after the recurrent matrix product (default
-            True, Keras 3's and cuDNN's convention; the bias is then (2, 3 * units):
+            True, Keras 3's and cuDNN's convention; the bias is then ``(2, 3 * units)``:
             an input row and a recurrent row). False gives the original formulation with
-            a (3 * units,) bias.
+            a ``(3 * units,)`` bias.
+        dropout: fraction of the inputs to drop during training (one mask per sample,
+            shared by all timesteps), a float in [0, 1). Default 0.
+        recurrent_dropout: fraction of the previous hidden state to drop during training,
+            a float in [0, 1). Default 0 (runs a slower per-step loop while training; see
+            the module notes).
+        return_sequences: return the whole output sequence rather than the last output.
+            Default False.
+        return_state: also return the final states: ``[output, h]``. Default False.
+        go_backwards: process the sequence backwards (and return it reversed). Default
+            False.
+        stateful: keep each sample slot's final states as the next batch's initial
+            states. Needs a fixed batch size (``batch_input_shape`` or
+            ``Input(batch_size=)``). Default False.
+        unroll: accepted for Keras compatibility; has no effect. Default False.
+        zero_output_for_mask: output zeros at masked timesteps instead of repeating the
+            previous output. Default False.
+        seed: seed for the dropout masks, a non-negative int. Default None: drawn from
+            ``crnn.utils``'s global generator.
+        **kwargs: base ``Layer`` arguments (``name``, ``dtype``, ``input_shape``,
+            ``batch_input_shape``, ``kernel_regularizer``, ``recurrent_constraint``...);
+            Keras's ``implementation`` and ``use_cudnn`` are accepted and ignored.
+
+    Call arguments:
+        inputs: a 3-D array ``(batch, timesteps, features)``.
+        mask: optional ``(batch, timesteps)`` booleans; False timesteps are skipped (the
+            states carry over, the output repeats the previous one or, with
+            ``zero_output_for_mask``, is zero).
+        training: whether to apply ``dropout`` and ``recurrent_dropout``. Default False.
+        initial_state: optional list of ``(batch, units)`` arrays, ``[h]``. Default None:
+            zeros, or a stateful layer's states.
+
+    Input shape:
+        3-D array ``(batch_size, timesteps, features)``.
+
+    Output shape:
+        ``(batch_size, timesteps, units)`` with ``return_sequences``, else
+        ``(batch_size, units)``; with ``return_state``, a list of that and the final
+        states, each ``(batch_size, units)``.
+
+    Raises:
+        ValueError: if ``units`` is not a positive int, ``activation`` is not one of
+            "linear" (or None), "tanh", "sigmoid", "hard_sigmoid", "relu",
+            ``recurrent_activation`` is not "sigmoid" or "hard_sigmoid", ``dropout`` or
+            ``recurrent_dropout`` is not in [0, 1), ``seed`` is not a non-negative int or
+            an initializer is not recognized; when built, if the input is not 3-D with
+            known features or a stateful layer has no fixed batch size; at call time,
+            if the inputs, ``mask`` or ``initial_state`` have the wrong shape.
+        TypeError: for an unknown keyword argument, or non-numeric inputs or states.
 
     Example:
-        >>> GRU(4)(np.zeros((2, 10, 3))).shape
+        >>> import numpy as np
+        >>> from crnn.layers import GRU
+        >>> x = np.zeros((2, 5, 3), "float32")
+        >>> layer = GRU(4, return_sequences=True)
+        >>> layer(x).shape
+        (2, 5, 4)
+        >>> [w.shape for w in layer.get_weights()]
+        [(3, 12), (4, 12), (2, 12)]
+        >>> mask = np.array([[True] * 5, [True, True, True, False, False]])
+        >>> GRU(4)(x, mask=mask).shape
         (2, 4)
     """
 
@@ -466,10 +648,11 @@ class GRU(_RNN):
     _gates = 3
     _n_states = 1
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 reset_after=True, **kwargs):
+    def __init__(self, units: int, activation: str | None = "tanh",
+                 recurrent_activation: str = "sigmoid", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 reset_after: bool = True, **kwargs: Any):
         self.reset_after = bool(reset_after)
         super().__init__(units, activation=activation,
                          recurrent_activation=recurrent_activation, use_bias=use_bias,
@@ -490,7 +673,7 @@ class GRU(_RNN):
     def _op_grad(self, core, d_outputs, d_states):
         return ops.gru_grad(core, d_outputs, d_states)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["reset_after"] = self.reset_after
         return config
@@ -499,18 +682,83 @@ class GRU(_RNN):
 class SimpleRNN(_RNN):
     """Fully connected RNN: ``h_t = activation(x_t @ kernel + h_tm1 @ recurrent_kernel + bias)``.
 
-    Arguments as for ``LSTM``, without ``recurrent_activation`` and ``unit_forget_bias``.
+    The output at each step is ``h_t``. The weights, in Keras's layout and order:
+    ``kernel`` ``(features, units)``, ``recurrent_kernel`` ``(units, units)`` and ``bias``
+    ``(units,)``.
+
+    Args:
+        units: dimensionality of the output space, a positive int.
+        activation: the output activation: ``"tanh"`` (default), ``"relu"``,
+            ``"sigmoid"``, ``"hard_sigmoid"`` or ``"linear"`` (or None).
+        use_bias: whether to add a bias. Default True.
+        kernel_initializer: initializer of the input kernel. Default ``"glorot_uniform"``.
+        recurrent_initializer: initializer of the recurrent kernel. Default
+            ``"orthogonal"``.
+        bias_initializer: initializer of the bias. Default ``"zeros"``.
+        dropout: fraction of the inputs to drop during training (one mask per sample,
+            shared by all timesteps), a float in [0, 1). Default 0.
+        recurrent_dropout: fraction of the previous hidden state to drop during training,
+            a float in [0, 1). Default 0 (runs a slower per-step loop while training; see
+            the module notes).
+        return_sequences: return the whole output sequence rather than the last output.
+            Default False.
+        return_state: also return the final states: ``[output, h]``. Default False.
+        go_backwards: process the sequence backwards (and return it reversed). Default
+            False.
+        stateful: keep each sample slot's final states as the next batch's initial
+            states. Needs a fixed batch size (``batch_input_shape`` or
+            ``Input(batch_size=)``). Default False.
+        unroll: accepted for Keras compatibility; has no effect. Default False.
+        zero_output_for_mask: output zeros at masked timesteps instead of repeating the
+            previous output. Default False.
+        seed: seed for the dropout masks, a non-negative int. Default None: drawn from
+            ``crnn.utils``'s global generator.
+        **kwargs: base ``Layer`` arguments (``name``, ``dtype``, ``input_shape``,
+            ``batch_input_shape``, ``kernel_regularizer``, ``recurrent_constraint``...);
+            Keras's ``implementation`` and ``use_cudnn`` are accepted and ignored.
+
+    Call arguments:
+        inputs: a 3-D array ``(batch, timesteps, features)``.
+        mask: optional ``(batch, timesteps)`` booleans; False timesteps are skipped (the
+            states carry over, the output repeats the previous one or, with
+            ``zero_output_for_mask``, is zero).
+        training: whether to apply ``dropout`` and ``recurrent_dropout``. Default False.
+        initial_state: optional list of ``(batch, units)`` arrays, ``[h]``. Default None:
+            zeros, or a stateful layer's states.
+
+    Input shape:
+        3-D array ``(batch_size, timesteps, features)``.
+
+    Output shape:
+        ``(batch_size, timesteps, units)`` with ``return_sequences``, else
+        ``(batch_size, units)``; with ``return_state``, a list of that and the final
+        states, each ``(batch_size, units)``.
+
+    Raises:
+        ValueError: if ``units`` is not a positive int, ``activation`` is not one of
+            "linear" (or None), "tanh", "sigmoid", "hard_sigmoid", "relu",
+            ``dropout`` or ``recurrent_dropout`` is not in [0, 1), ``seed`` is not a
+            non-negative int or an initializer is not recognized; when built, if the input
+            is not 3-D with known features or a stateful layer has no fixed batch size; at
+            call time, if the inputs, ``mask`` or ``initial_state`` have the wrong shape.
+        TypeError: for an unknown keyword argument, or non-numeric inputs or states.
 
     Example:
-        >>> SimpleRNN(4, return_state=True)(np.zeros((2, 10, 3)))[1].shape
-        (2, 4)
+        >>> import numpy as np
+        >>> from crnn.layers import SimpleRNN
+        >>> x = np.zeros((2, 5, 3), "float32")
+        >>> layer = SimpleRNN(4, return_state=True)
+        >>> output, h = layer(x, initial_state=[np.zeros((2, 4), "float32")])
+        >>> output.shape, h.shape
+        ((2, 4), (2, 4))
     """
 
     _cell = "simple_rnn"
 
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, units: int, activation: str | None = "tanh", use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
+                 **kwargs: Any):
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
@@ -525,7 +773,7 @@ class SimpleRNN(_RNN):
     def _op_grad(self, core, d_outputs, d_states):
         return ops.simple_rnn_grad(core, d_outputs, d_states)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.pop("recurrent_activation")
         return config

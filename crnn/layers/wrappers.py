@@ -1,6 +1,12 @@
 """Layer wrappers: ``TimeDistributed`` and ``Bidirectional``."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from crnn.layers.base import Layer
 
@@ -13,6 +19,8 @@ def _check_layer(name, layer):
 
 
 class _Wrapper(Layer):
+    """Shared machinery of the wrappers: the weights and states are the inner layers'."""
+
     def _inner_layers(self):
         raise NotImplementedError
 
@@ -20,13 +28,16 @@ class _Wrapper(Layer):
         return [e for inner in self._inner_layers() for e in inner._all_weight_entries()]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The inner layers' trainable weights (none when ``trainable`` is False)."""
         if not self.trainable:
             return []
         return [w for inner in self._inner_layers() for w in inner.trainable_weights]
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """The inner layers' weights that training leaves alone (all of them when
+        ``trainable`` is False)."""
         if not self.trainable:
             return self.weights
         return [w for inner in self._inner_layers() for w in inner.non_trainable_weights]
@@ -35,7 +46,19 @@ class _Wrapper(Layer):
     def _has_states(self):
         return any(inner._has_states for inner in self._inner_layers())
 
-    def reset_states(self, states=None):
+    def reset_states(self, states: Sequence[ArrayLike] | np.ndarray | None = None) -> None:
+        """Reset the stateful inner layers' states to zeros, or to ``states``.
+
+        Args:
+            states: None (default) for zeros, or the inner stateful layers' states in
+                order (for ``Bidirectional``, the forward layer's then the backward
+                layer's), each ``(batch, units)``; all are checked before any is set.
+
+        Raises:
+            ValueError: if ``states`` has the wrong number of arrays or a wrong shape, or
+                an inner layer is not built yet.
+            TypeError: if a state array is not numeric.
+        """
         inners = [layer for layer in self._inner_layers() if getattr(layer, "stateful", False)]
         if states is None:
             for layer in inners:
@@ -60,8 +83,8 @@ class _Wrapper(Layer):
         for layer, values in zip(inners, checked):
             layer._states = values
 
-    def reset_state(self):
-        """Keras 3's name for ``reset_states()``."""
+    def reset_state(self) -> None:
+        """Keras 3's name for ``reset_states()``: zero the stateful inner layers' states."""
         self.reset_states()
 
     def _state_arrays(self):
@@ -76,18 +99,44 @@ class _Wrapper(Layer):
 class TimeDistributed(_Wrapper):
     """Applies ``layer`` to every timestep (axis 1) of the input independently.
 
+    The timesteps are folded into the batch axis, the wrapped layer runs once on
+    ``(batch * timesteps, ...)``, and its outputs are unfolded again. The weights are the
+    wrapped layer's (shared by all timesteps).
+
     Args:
-        layer: the layer to apply, e.g. ``Dense(1)``.
+        layer: the layer to apply, a crnn layer instance, e.g. ``Dense(1)``. An input
+            shape declared on it moves to the wrapper.
+        **kwargs: base ``Layer`` arguments.
+
+    Call arguments:
+        inputs: an array of at least 3 dimensions, ``(batch, timesteps, ...)``.
+        training: passed on to the wrapped layer. Default False.
+        mask: not used by the wrapped layer; passed on unchanged to the next layer.
+
+    Input shape:
+        ``(batch_size, timesteps) + inner_input_shape``, at least 3-D.
+
+    Output shape:
+        ``(batch_size, timesteps) + inner_output_shape``.
+
+    Raises:
+        TypeError: if ``layer`` is not a crnn layer.
+        ValueError: if the inputs have fewer than 3 dimensions, or, at call time, a shape
+            that the wrapped layer was not built for.
 
     Example:
-        >>> from crnn.layers import Dense
-        >>> TimeDistributed(Dense(2))(np.zeros((4, 10, 3))).shape
-        (4, 10, 2)
+        >>> import numpy as np
+        >>> from crnn.layers import Dense, TimeDistributed
+        >>> layer = TimeDistributed(Dense(4))
+        >>> layer(np.zeros((2, 5, 3), "float32")).shape
+        (2, 5, 4)
+        >>> layer.layer.kernel.shape
+        (3, 4)
     """
 
     supports_masking = True
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, **kwargs: Any):
         _check_layer("layer", layer)
         if layer._batch_input_shape is not None and "batch_input_shape" not in kwargs \
                 and "input_shape" not in kwargs:
@@ -99,7 +148,7 @@ class TimeDistributed(_Wrapper):
     def _inner_layers(self):
         return [self.layer]
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[int | None]) -> None:
         if len(input_shape) < 3:
             raise ValueError(
                 f"TimeDistributed layer {self.name!r} needs input of at least 3 dimensions "
@@ -109,11 +158,12 @@ class TimeDistributed(_Wrapper):
             self.layer.build((None,) + tuple(input_shape[2:]))
         super().build(input_shape)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
         return (input_shape[0], input_shape[1]) + tuple(inner[1:])
 
-    def forward(self, x, training=False, mask=None):
+    def forward(self, x: ArrayLike, training: bool = False,
+                mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
         x = np.asarray(x)
         if x.ndim < 3:
             raise ValueError(f"TimeDistributed layer {self.name!r} needs input of at least 3 "
@@ -130,20 +180,20 @@ class TimeDistributed(_Wrapper):
                                       training=training)
         return y.reshape((batch, timesteps) + y.shape[1:]), (cache, x.shape)
 
-    def backward(self, cache, d_outputs):
+    def backward(self, cache: Any, d_outputs: Any) -> tuple[np.ndarray, list[Any]]:
         inner_cache, x_shape = cache
         batch, timesteps = x_shape[:2]
         d_flat = d_outputs.reshape((batch * timesteps,) + d_outputs.shape[2:])
         dx, grads = self.layer.backward(inner_cache, d_flat)
         return dx.reshape(x_shape), grads if self.trainable else []
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["layer"] = _nested_config(self.layer)
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Layer:
         from crnn.layers import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
@@ -163,27 +213,63 @@ _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 class Bidirectional(_Wrapper):
     """Runs a recurrent layer forwards and a copy of it backwards, and merges the outputs.
 
-    Args:
-        layer: an ``LSTM``, ``GRU`` or ``SimpleRNN`` instance (the forward direction; it
-            is copied from its config, so the instance itself is not used).
-        merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"``, or None to
-            return ``[forward_output, backward_output]``.
-        backward_layer: optional explicit backward layer (must have the opposite
-            ``go_backwards`` and the same ``return_sequences``/``return_state``).
-
     The weights are the forward layer's followed by the backward layer's. With
     ``return_sequences=True`` the backward outputs are re-reversed so that both
     directions line up in time, and masked timesteps output zeros (Keras forces
     ``zero_output_for_mask`` on both directions).
 
+    Args:
+        layer: an ``LSTM``, ``GRU`` or ``SimpleRNN`` instance (the forward direction; it
+            is copied from its config, so the instance itself is not used).
+        merge_mode: ``"concat"`` (default), ``"sum"``, ``"mul"``, ``"ave"``, or None to
+            return ``[forward_output, backward_output]``.
+        weights: optional initial weights, in ``get_weights`` order, set when the layer
+            is built. Default None.
+        backward_layer: optional explicit backward layer, an ``LSTM``, ``GRU`` or
+            ``SimpleRNN`` instance with the opposite ``go_backwards`` and the same
+            ``return_sequences``, ``return_state`` and ``stateful``. Default None: a copy
+            of ``layer`` with ``go_backwards`` flipped.
+        **kwargs: base ``Layer`` arguments (an input shape declared on ``layer`` is used
+            when none is given here).
+
+    Call arguments:
+        inputs: a 3-D array ``(batch, timesteps, features)``.
+        mask: optional ``(batch, timesteps)`` booleans, passed to both directions.
+        training: passed to both directions (dropout). Default False.
+        initial_state: optional list of the forward layer's initial states followed by
+            the backward layer's (``[h_f, c_f, h_b, c_b]`` for LSTM). Default None.
+
+    Input shape:
+        3-D array ``(batch_size, timesteps, features)``.
+
+    Output shape:
+        The wrapped layer's, with the last axis doubled for ``merge_mode="concat"``;
+        with ``merge_mode=None``, the two directions' outputs as a list; with
+        ``return_state``, followed by the forward then the backward final states.
+
+    Raises:
+        TypeError: if ``layer`` or ``backward_layer`` is not an ``LSTM``, ``GRU`` or
+            ``SimpleRNN`` instance.
+        ValueError: if ``merge_mode`` is not one of the above, or ``backward_layer``
+            doesn't match ``layer`` as described; at call time, if ``initial_state`` has
+            the wrong number of arrays.
+
     Example:
-        >>> from crnn.layers import LSTM
-        >>> Bidirectional(LSTM(4, return_sequences=True))(np.zeros((2, 5, 3))).shape
+        >>> import numpy as np
+        >>> from crnn.layers import GRU, LSTM, Bidirectional
+        >>> x = np.zeros((2, 5, 3), "float32")
+        >>> layer = Bidirectional(LSTM(4, return_sequences=True))
+        >>> layer(x).shape
         (2, 5, 8)
+        >>> [w.shape for w in layer.get_weights()][:3]      # the forward LSTM's
+        [(3, 16), (4, 16), (16,)]
+        >>> Bidirectional(GRU(4), merge_mode="sum")(x).shape
+        (2, 4)
     """
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None,
-                 **kwargs):
+    def __init__(self, layer: Layer, merge_mode: str | None = "concat",
+                 weights: Sequence[ArrayLike] | None = None,
+                 backward_layer: Layer | None = None, **kwargs: Any):
         from crnn.layers.recurrent import _RNN
         if not isinstance(layer, _RNN):
             raise TypeError(
@@ -242,7 +328,7 @@ class Bidirectional(_Wrapper):
     def _single_output(self):
         return not self.return_state and self.merge_mode is not None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[int | None]) -> None:
         self.forward_layer.build(input_shape)
         self.backward_layer.build(input_shape)
         super().build(input_shape)
@@ -250,16 +336,35 @@ class Bidirectional(_Wrapper):
             self.set_weights(self._initial_weights)
             self._initial_weights = None
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         out = self.forward_layer.compute_output_shape(input_shape)
         if self.merge_mode == "concat":
             out = tuple(out[:-1]) + (2 * out[-1],)
         return out
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: ArrayLike,
+                     mask: ArrayLike | None = None) -> np.ndarray | None:
         return mask if self.return_sequences else None
 
-    def forward(self, x, training=False, mask=None, initial_state=None):
+    def forward(self, x: ArrayLike, training: bool = False, mask: ArrayLike | None = None,
+                initial_state: Sequence[ArrayLike] | None = None) -> tuple[Any, Any]:
+        """Run both directions and merge their outputs.
+
+        Args:
+            x: the inputs, ``(batch, timesteps, features)``.
+            training: passed to both directions (dropout). Default False.
+            mask: optional ``(batch, timesteps)`` booleans, passed to both directions.
+            initial_state: optional list of the forward layer's initial states followed
+                by the backward layer's. Default None.
+
+        Returns:
+            ``(outputs, cache)``: the merged outputs (a list with ``merge_mode=None`` or
+            ``return_state``), and the cache for ``backward`` (None unless ``training``
+            or an inner layer has an activity regularizer).
+
+        Raises:
+            ValueError: if ``initial_state`` doesn't list both directions' states.
+        """
         init_f = init_b = None
         if initial_state is not None:
             n = self.forward_layer._n_states
@@ -290,13 +395,14 @@ class Bidirectional(_Wrapper):
         else:
             y = [y_f, y_b]
         # The directions' outputs also carry their activity penalties (Keras calls both).
-        inner_activity = any(inner.activity_regularizer is not None for inner in self._inner_layers())
+        inner_activity = any(inner.activity_regularizer is not None
+                             for inner in self._inner_layers())
         cache = (cache_f, cache_b, y_f, y_b) if training or inner_activity else None
         if self.return_state:
             y = (y if isinstance(y, list) else [y]) + states
         return y, cache
 
-    def backward(self, cache, d_outputs):
+    def backward(self, cache: Any, d_outputs: Any) -> tuple[np.ndarray, list[Any]]:
         cache_f, cache_b, y_f, y_b = cache
         if self.merge_mode == "concat":
             units = y_f.shape[-1]
@@ -323,15 +429,29 @@ class Bidirectional(_Wrapper):
         """The two directions' activity penalties, from ``forward``'s cache."""
         if cache is None:
             return 0.0
-        return self.forward_layer._activity_penalty(cache[2]) + self.backward_layer._activity_penalty(cache[3])
+        return (self.forward_layer._activity_penalty(cache[2])
+                + self.backward_layer._activity_penalty(cache[3]))
 
-    def __call__(self, inputs, training=False, mask=None, initial_state=None):
+    def __call__(self, inputs: ArrayLike, training: bool = False,
+                 mask: ArrayLike | None = None,
+                 initial_state: Sequence[ArrayLike] | None = None) -> Any:
+        """Run the layer on ``inputs`` (building it on first use).
+
+        Args:
+            inputs: ``(batch, timesteps, features)`` array.
+            training: apply dropout. Default False.
+            mask: optional ``(batch, timesteps)`` booleans.
+            initial_state: optional forward then backward initial states.
+
+        Returns:
+            The merged outputs (see ``forward``).
+        """
         self._ensure_built(inputs)
         outputs, _ = self.forward(inputs, training=training, mask=mask,
                                   initial_state=initial_state)
         return outputs
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["layer"] = _nested_config(self.forward_layer)
         config["layer"]["config"]["name"] = self.forward_layer.name[len("forward_"):]
@@ -340,7 +460,7 @@ class Bidirectional(_Wrapper):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Layer:
         from crnn.layers import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
