@@ -198,7 +198,7 @@ class Progbar:
 
     >>> import crnn
     >>> bar = crnn.utils.Progbar(3, verbose=2)
-    >>> for step in range(1, 4):
+    >>> for step in range(1, 4):  # doctest: +ELLIPSIS
     ...     bar.update(step, [("loss", 1.0 / step)])
     3/3 - ...s - ...s/step - loss: 0.3333
     """
