@@ -12,15 +12,24 @@ when given, else from crnn's global generator (``crnn.utils.get_rng()``), so
 
 Example:
 
->>> init = get("glorot_uniform")
+>>> import numpy as np
+>>> import crnn
+>>> init = crnn.initializers.get("glorot_uniform")
 >>> w = init((4, 6), rng=np.random.default_rng(0))
+>>> w.shape, w.dtype
+((4, 6), dtype('float32'))
 >>> bool(np.all(np.abs(w) <= np.sqrt(6 / (4 + 6))))
 True
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from crnn import utils
 
@@ -77,16 +86,27 @@ def _check_dtype(dtype):
     return dtype
 
 
-def compute_fans(shape):
+def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     """Returns ``(fan_in, fan_out)`` for a weight shape, as Keras computes them.
 
+    ``VarianceScaling`` and the Glorot, He and Lecun initializers scale their
+    variance with these fans.
+
     Args:
-        shape: Tuple of ints.
+        shape: Sequence of ints, the weight's shape.
 
     Returns:
         Tuple of two ints. ``()`` gives ``(1, 1)``; ``(n,)`` gives ``(n, n)``;
         ``(a, b)`` gives ``(a, b)``; ``(..., a, b)`` multiplies both by the product
-        of the leading dimensions.
+        of the leading dimensions (the receptive field of a convolution kernel).
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.initializers.compute_fans((3, 4))
+    (3, 4)
+    >>> crnn.initializers.compute_fans((5, 3, 4))    # a Conv1D kernel of width 5
+    (15, 20)
     """
     shape = tuple(shape)
     if len(shape) < 1:
@@ -100,19 +120,40 @@ def compute_fans(shape):
 
 
 class Initializer:
-    """Base class: subclasses implement ``_generate(shape, dtype, rng)``.
+    """Base class of the initializers: ``init(shape, dtype, rng)`` returns a new array.
+
+    A subclass implements ``_generate(shape, dtype, rng)``, which returns the values
+    (any array that can be cast to ``dtype`` and reshaped to ``shape``), and
+    ``get_config()`` if its constructor takes arguments. Calling an initializer
+    checks ``shape`` and ``dtype`` first.
 
     Call arguments:
-        shape: Tuple of ints, the shape of the array to create.
-        dtype: Floating NumPy dtype (or name). Defaults to ``"float32"``.
-        rng: Optional ``numpy.random.Generator`` used when the initializer has no
-            seed of its own.
+        shape: Int or sequence of non-negative ints, the shape of the array.
+        dtype: Floating NumPy dtype (or name); ``None`` means ``"float32"``.
+            Defaults to ``"float32"``.
+        rng: Optional ``numpy.random.Generator`` used by the random initializers
+            that have no seed of their own (ignored by the others).
 
-    Returns:
-        A new ``np.ndarray`` of the given shape and dtype.
+    Call returns:
+        A new C-contiguous ``np.ndarray`` of the given shape and dtype.
+
+    Call raises:
+        ValueError: If ``shape`` is not a sequence of non-negative ints, or
+            ``dtype`` is not a floating dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> class Arange(crnn.initializers.Initializer):
+    ...     def _generate(self, shape, dtype, rng):
+    ...         return np.arange(np.prod(shape))
+    >>> Arange()((2, 3)).tolist()
+    [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
     """
 
-    def __call__(self, shape, dtype="float32", rng=None):
+    def __call__(self, shape: int | Sequence[int], dtype: DTypeLike = "float32",
+                 rng: np.random.Generator | None = None) -> np.ndarray:
         shape = _check_shape(shape)
         dtype = _check_dtype(dtype)
         values = self._generate(shape, dtype, self._rng(rng))
@@ -124,13 +165,27 @@ class Initializer:
     def _generate(self, shape, dtype, rng):
         raise NotImplementedError
 
-    def get_config(self):
-        """Returns the constructor arguments as a JSON-serializable dict."""
+    def get_config(self) -> dict[str, Any]:
+        """Returns the constructor arguments, for ``from_config`` and saving.
+
+        Returns:
+            A JSON-serializable dict (empty for an initializer without arguments).
+        """
         return {}
 
     @classmethod
-    def from_config(cls, config):
-        """Creates an initializer from ``get_config()``'s output."""
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
+        """Creates an initializer from ``get_config()``'s output.
+
+        Args:
+            config: Dict of constructor arguments.
+
+        Returns:
+            A new instance of this class.
+
+        Raises:
+            TypeError: If ``config`` holds an argument the constructor does not take.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -143,7 +198,8 @@ class Zeros(Initializer):
 
     Example:
 
-    >>> Zeros()((2,)).tolist()
+    >>> import crnn
+    >>> crnn.initializers.Zeros()((2,)).tolist()
     [0.0, 0.0]
     """
 
@@ -156,7 +212,8 @@ class Ones(Initializer):
 
     Example:
 
-    >>> Ones()((2,)).tolist()
+    >>> import crnn
+    >>> crnn.initializers.Ones()((2,)).tolist()
     [1.0, 1.0]
     """
 
@@ -168,15 +225,19 @@ class Constant(Initializer):
     """Fills with a scalar value.
 
     Args:
-        value: Python scalar. Defaults to 0.0.
+        value: Scalar, stored as a Python float. Defaults to 0.0.
+
+    Raises:
+        ValueError: If ``value`` is not a scalar, or not a number.
 
     Example:
 
-    >>> Constant(0.5)((2,)).tolist()
+    >>> import crnn
+    >>> crnn.initializers.Constant(0.5)((2,)).tolist()
     [0.5, 0.5]
     """
 
-    def __init__(self, value=0.0):
+    def __init__(self, value: float = 0.0):
         if np.ndim(value) != 0:
             raise ValueError(
                 "Expected `value` to be a scalar. Received: value with shape "
@@ -187,7 +248,7 @@ class Constant(Initializer):
     def _generate(self, shape, dtype, rng):
         return np.full(shape, self.value, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"value": self.value}
 
 
@@ -195,11 +256,16 @@ class RandomInitializer(Initializer):
     """Base class of the random initializers; handles the ``seed`` argument.
 
     Args:
-        seed: Optional non-negative int. With a seed, every call returns the same
-            values (Keras 3 behaviour for an integer seed).
+        seed: Non-negative int, or ``None``. With a seed, every call returns the
+            same values (Keras 3 behaviour for an integer seed); without one, each
+            call draws from the ``rng`` given to it, else from crnn's global
+            generator. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | None = None):
         if seed is not None:
             seed = utils._check_seed(seed)
         self.seed = seed
@@ -209,7 +275,7 @@ class RandomInitializer(Initializer):
             return np.random.default_rng(self.seed)
         return rng if rng is not None else utils.get_rng()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed}
 
 
@@ -229,15 +295,24 @@ class RandomNormal(RandomInitializer):
     Args:
         mean: Mean. Defaults to 0.0.
         stddev: Standard deviation. Defaults to 0.05.
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
 
     Example:
 
-    >>> RandomNormal(stddev=1.0, seed=0)((3, 2)).shape
+    >>> import numpy as np
+    >>> import crnn
+    >>> init = crnn.initializers.RandomNormal(stddev=1.0, seed=0)
+    >>> init((3, 2)).shape
     (3, 2)
+    >>> bool(np.array_equal(init((3, 2)), init((3, 2))))    # seeded: same values each call
+    True
     """
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
         super().__init__(seed)
         self.mean = float(mean)
         self.stddev = float(stddev)
@@ -245,7 +320,7 @@ class RandomNormal(RandomInitializer):
     def _generate(self, shape, dtype, rng):
         return rng.normal(self.mean, self.stddev, size=shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
@@ -255,16 +330,22 @@ class TruncatedNormal(RandomInitializer):
     Args:
         mean: Mean. Defaults to 0.0.
         stddev: Standard deviation before truncation. Defaults to 0.05.
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
 
     Example:
 
-    >>> w = TruncatedNormal(stddev=1.0, seed=0)((100,))
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = crnn.initializers.TruncatedNormal(stddev=1.0, seed=0)((100,))
     >>> bool(np.all(np.abs(w) <= 2.0))
     True
     """
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
         super().__init__(seed)
         self.mean = float(mean)
         self.stddev = float(stddev)
@@ -272,7 +353,7 @@ class TruncatedNormal(RandomInitializer):
     def _generate(self, shape, dtype, rng):
         return _truncated_normal(rng, shape, self.mean, self.stddev)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
@@ -282,16 +363,23 @@ class RandomUniform(RandomInitializer):
     Args:
         minval: Lower bound. Defaults to -0.05.
         maxval: Upper bound. Defaults to 0.05.
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``minval > maxval``, or ``seed`` is not ``None`` or a
+            non-negative int.
 
     Example:
 
-    >>> w = RandomUniform(0.0, 1.0, seed=0)((10,))
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = crnn.initializers.RandomUniform(0.0, 1.0, seed=0)((10,))
     >>> bool(np.all((w >= 0) & (w < 1)))
     True
     """
 
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
         super().__init__(seed)
         if not minval <= maxval:
             raise ValueError(
@@ -304,7 +392,7 @@ class RandomUniform(RandomInitializer):
     def _generate(self, shape, dtype, rng):
         return rng.uniform(self.minval, self.maxval, size=shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
 
 
@@ -321,19 +409,29 @@ class VarianceScaling(RandomInitializer):
 
     Args:
         scale: Positive float. Defaults to 1.0.
-        mode: ``"fan_in"`` (default), ``"fan_out"`` or ``"fan_avg"``.
-        distribution: ``"truncated_normal"`` (default), ``"untruncated_normal"``
-            or ``"uniform"``.
-        seed: Optional int; see ``RandomInitializer``.
+        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``. Defaults to
+            ``"fan_in"``.
+        distribution: ``"truncated_normal"`` (or ``"normal"``, its alias),
+            ``"untruncated_normal"`` or ``"uniform"``, in any case. Defaults to
+            ``"truncated_normal"``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``scale`` is not positive, ``mode`` or ``distribution`` is
+            unknown, or ``seed`` is not ``None`` or a non-negative int.
 
     Example:
 
-    >>> w = VarianceScaling(2.0, "fan_in", "uniform", seed=0)((8, 4))
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = crnn.initializers.VarianceScaling(2.0, "fan_in", "uniform", seed=0)((8, 4))
     >>> bool(np.all(np.abs(w) <= np.sqrt(3 * 2.0 / 8)))
     True
     """
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in",
+                 distribution: str = "truncated_normal", seed: int | None = None):
         super().__init__(seed)
         if not scale > 0.0:
             raise ValueError(f"Argument `scale` must be a positive float. Received: scale={scale}.")
@@ -365,7 +463,7 @@ class VarianceScaling(RandomInitializer):
             return rng.normal(0.0, math.sqrt(variance), size=shape)
         return _truncated_normal(rng, shape, 0.0, math.sqrt(variance) / _TRUNCATED_STDDEV_FACTOR)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "scale": self.scale,
             "mode": self.mode,
@@ -378,24 +476,31 @@ class _FixedVarianceScaling(VarianceScaling):
     # Subclasses fix (scale, mode, distribution); only the seed is configurable.
     _params = None
 
-    def __init__(self, seed=None):
+    def __init__(self, seed: int | None = None):
         super().__init__(*self._params, seed=seed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"seed": self.seed}
 
 
 class GlorotUniform(_FixedVarianceScaling):
     """Uniform on ``[-limit, limit]``, ``limit = sqrt(6 / (fan_in + fan_out))``.
 
-    Keras's default ``kernel_initializer``.
+    Keras's default ``kernel_initializer``: ``VarianceScaling(1.0, "fan_avg",
+    "uniform")``.
 
     Args:
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
 
     Example:
 
-    >>> w = GlorotUniform(seed=0)((3, 5))
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = crnn.initializers.GlorotUniform(seed=0)((3, 5))
     >>> bool(np.all(np.abs(w) <= np.sqrt(6 / 8)))
     True
     """
@@ -406,8 +511,22 @@ class GlorotUniform(_FixedVarianceScaling):
 class GlorotNormal(_FixedVarianceScaling):
     """Truncated normal with variance ``2 / (fan_in + fan_out)``.
 
+    ``VarianceScaling(1.0, "fan_avg", "truncated_normal")``: the values lie within
+    two standard deviations of 0 (redrawn outside).
+
     Args:
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
+
+    Example:
+
+    >>> import crnn
+    >>> w = crnn.initializers.GlorotNormal(seed=0)((100, 300))
+    >>> round(float(w.std()), 2)    # sqrt(2 / (100 + 300))
+    0.07
     """
 
     _params = (1.0, "fan_avg", "truncated_normal")
@@ -416,8 +535,22 @@ class GlorotNormal(_FixedVarianceScaling):
 class HeNormal(_FixedVarianceScaling):
     """Truncated normal with variance ``2 / fan_in``.
 
+    ``VarianceScaling(2.0, "fan_in", "truncated_normal")``: the values lie within
+    two standard deviations of 0 (redrawn outside).
+
     Args:
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
+
+    Example:
+
+    >>> import crnn
+    >>> w = crnn.initializers.HeNormal(seed=0)((200, 100))
+    >>> round(float(w.std()), 2)    # sqrt(2 / 200)
+    0.1
     """
 
     _params = (2.0, "fan_in", "truncated_normal")
@@ -426,8 +559,22 @@ class HeNormal(_FixedVarianceScaling):
 class HeUniform(_FixedVarianceScaling):
     """Uniform on ``[-limit, limit]``, ``limit = sqrt(6 / fan_in)``.
 
+    ``VarianceScaling(2.0, "fan_in", "uniform")``.
+
     Args:
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = crnn.initializers.HeUniform(seed=0)((6, 4))
+    >>> bool(np.all(np.abs(w) <= np.sqrt(6 / 6)))
+    True
     """
 
     _params = (2.0, "fan_in", "uniform")
@@ -436,8 +583,22 @@ class HeUniform(_FixedVarianceScaling):
 class LecunNormal(_FixedVarianceScaling):
     """Truncated normal with variance ``1 / fan_in``.
 
+    ``VarianceScaling(1.0, "fan_in", "truncated_normal")``: the values lie within
+    two standard deviations of 0 (redrawn outside).
+
     Args:
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
+
+    Example:
+
+    >>> import crnn
+    >>> w = crnn.initializers.LecunNormal(seed=0)((100, 100))
+    >>> round(float(w.std()), 2)    # sqrt(1 / 100)
+    0.1
     """
 
     _params = (1.0, "fan_in", "truncated_normal")
@@ -446,8 +607,22 @@ class LecunNormal(_FixedVarianceScaling):
 class LecunUniform(_FixedVarianceScaling):
     """Uniform on ``[-limit, limit]``, ``limit = sqrt(3 / fan_in)``.
 
+    ``VarianceScaling(1.0, "fan_in", "uniform")``.
+
     Args:
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> w = crnn.initializers.LecunUniform(seed=0)((3, 4))
+    >>> bool(np.all(np.abs(w) <= np.sqrt(3 / 3)))
+    True
     """
 
     _params = (1.0, "fan_in", "uniform")
@@ -464,20 +639,28 @@ class Orthogonal(RandomInitializer):
 
     Args:
         gain: Multiplicative factor. Defaults to 1.0.
-        seed: Optional int; see ``RandomInitializer``.
+        seed: Non-negative int, or ``None``: with a seed every call returns the
+            same values; without, see the module notes. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative int; when
+            called, if the shape has fewer than two dimensions.
 
     Example:
 
-    >>> q = Orthogonal(seed=0)((4, 4))
+    >>> import numpy as np
+    >>> import crnn
+    >>> q = crnn.initializers.Orthogonal(seed=0)((4, 4))
     >>> bool(np.allclose(q.T @ q, np.eye(4), atol=1e-5))
     True
     """
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
         super().__init__(seed)
         self.gain = float(gain)
 
-    def __call__(self, shape, dtype="float32", rng=None):
+    def __call__(self, shape: int | Sequence[int], dtype: DTypeLike = "float32",
+                 rng: np.random.Generator | None = None) -> np.ndarray:
         shape = _check_shape(shape)
         if len(shape) < 2:
             raise ValueError(
@@ -496,7 +679,7 @@ class Orthogonal(RandomInitializer):
             q = q.T
         return self.gain * q.reshape(shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain, "seed": self.seed}
 
 
@@ -510,18 +693,20 @@ class Identity(Initializer):
         gain: Multiplicative factor. Defaults to 1.0.
 
     Raises:
-        ValueError: if the shape is not two-dimensional.
+        ValueError: When called, if the shape is not two-dimensional.
 
     Example:
 
-    >>> Identity(gain=2.0)((2, 3)).tolist()
+    >>> import crnn
+    >>> crnn.initializers.Identity(gain=2.0)((2, 3)).tolist()
     [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]
     """
 
-    def __init__(self, gain=1.0):
+    def __init__(self, gain: float = 1.0):
         self.gain = float(gain)
 
-    def __call__(self, shape, dtype="float32", rng=None):
+    def __call__(self, shape: int | Sequence[int], dtype: DTypeLike = "float32",
+                 rng: np.random.Generator | None = None) -> np.ndarray:
         shape = _check_shape(shape)
         if len(shape) != 2:
             raise ValueError(
@@ -532,7 +717,7 @@ class Identity(Initializer):
     def _generate(self, shape, dtype, rng):
         return self.gain * np.eye(*shape, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain}
 
 _CLASSES = {
@@ -576,7 +761,7 @@ _ALIASES = {
 }
 
 
-def serialize(initializer):
+def serialize(initializer: Initializer) -> dict[str, Any]:
     """Returns ``{"class_name": ..., "config": {...}}`` for an initializer.
 
     Args:
@@ -586,7 +771,14 @@ def serialize(initializer):
         A JSON-serializable dict that ``deserialize`` and ``get`` accept.
 
     Raises:
-        ValueError: For a plain callable, which has no config.
+        ValueError: If ``initializer`` is not an ``Initializer`` (e.g. a plain
+            callable, which has no config).
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.initializers.serialize(crnn.initializers.Orthogonal(gain=2.0))
+    {'class_name': 'Orthogonal', 'config': {'gain': 2.0, 'seed': None}}
     """
     if not isinstance(initializer, Initializer):
         raise ValueError(
@@ -596,14 +788,27 @@ def serialize(initializer):
     return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: dict[str, Any]) -> Initializer:
     """Creates an initializer from ``serialize``'s output.
 
     Args:
-        config: Dict with keys ``"class_name"`` and ``"config"``.
+        config: Dict with a ``"class_name"`` (a class name such as
+            ``"GlorotUniform"``, or a name such as ``"glorot_uniform"``) and an
+            optional ``"config"`` of constructor arguments.
 
     Returns:
-        An ``Initializer``.
+        A new ``Initializer``.
+
+    Raises:
+        ValueError: If ``config`` is not a dict with a ``"class_name"``, or the
+            class name is unknown.
+        TypeError: If ``"config"`` holds an argument the class does not take.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.initializers.deserialize({"class_name": "Constant", "config": {"value": 0.5}})
+    Constant(value=0.5)
     """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
@@ -619,24 +824,30 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
+def get(
+    identifier: str | dict[str, Any] | Initializer | type[Initializer] | Callable[..., Any],
+) -> Initializer | Callable[..., Any]:
     """Returns an initializer from a name, a config dict, an instance or a callable.
 
     Args:
         identifier: One of: a name (``"glorot_uniform"``, ``"orthogonal"``,
-            ``"zeros"``, ...) or class name (``"GlorotUniform"``); a
-            ``{"class_name", "config"}`` dict; an ``Initializer`` instance or
-            class; or a callable ``fn(shape, dtype)``, returned unchanged.
+            ``"zeros"``, ...) or class name (``"GlorotUniform"``), which gives an
+            instance with the default arguments; a ``{"class_name", "config"}``
+            dict (see ``deserialize``); an ``Initializer`` class, instantiated
+            with the default arguments; or an ``Initializer`` instance or another
+            callable ``fn(shape, dtype)``, returned unchanged.
 
     Returns:
-        An ``Initializer`` (or the given callable).
+        An ``Initializer``, or the callable given.
 
     Raises:
         ValueError: If the identifier is not recognized.
+        TypeError: If a config dict holds an argument the class does not take.
 
     Example:
 
-    >>> get("orthogonal")
+    >>> import crnn
+    >>> crnn.initializers.get("orthogonal")
     Orthogonal(gain=1.0, seed=None)
     """
     if isinstance(identifier, Initializer):

@@ -14,59 +14,124 @@ Layers take them as ``kernel_regularizer``, ``recurrent_regularizer``, ``bias_re
 outputs divided by the batch size (Keras 3's rule).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from crnn._validation import is_number
 
-__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize", "deserialize"]
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize",
+           "deserialize"]
 
 
 def _check_factor(name, value):
     if not is_number(value) or not np.isfinite(value) or value < 0:
-        raise ValueError(f"Argument `{name}` must be a non-negative float. Received: {name}={value!r}.")
+        raise ValueError(
+            f"Argument `{name}` must be a non-negative float. Received: {name}={value!r}.")
     return float(value)
 
 
 class Regularizer:
-    """Base class: ``__call__(w)`` is the penalty, ``gradient(w)`` its gradient."""
+    """Base class of the weight regularizers: ``__call__(w)`` is the penalty.
 
-    def __call__(self, w):
-        raise NotImplementedError
-
-    def gradient(self, w):
-        """The gradient of the penalty with respect to ``w`` (same shape and dtype)."""
-        raise NotImplementedError
-
-    def get_config(self):
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        """Creates the regularizer from ``get_config()``'s output."""
-        return cls(**config)
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
-
-
-class L1L2(Regularizer):
-    """``l1 * sum(|w|) + l2 * sum(w**2)``.
-
-    Args:
-        l1: L1 factor. Defaults to 0.0.
-        l2: L2 factor. Defaults to 0.0.
+    A subclass implements ``__call__(w)``, which returns the penalty of a weight
+    array as a Python float, ``gradient(w)``, its gradient (an array of the shape
+    and dtype of ``w``), and ``get_config()``, the constructor arguments that
+    ``from_config`` takes.
 
     Example:
 
-    >>> L1L2(l1=0.5, l2=0.25)(np.array([1.0, -2.0]))
-    2.75
+    >>> import numpy as np
+    >>> import crnn
+    >>> class Sum(crnn.regularizers.Regularizer):
+    ...     def __call__(self, w):
+    ...         return 0.1 * float(np.sum(w))
+    ...     def gradient(self, w):
+    ...         return np.full_like(w, 0.1)
+    ...     def get_config(self):
+    ...         return {}
+    >>> Sum()(np.array([1.0, 2.0]))
+    0.30000000000000004
     """
 
-    def __init__(self, l1=0.0, l2=0.0):
+    def __call__(self, w: ArrayLike) -> float:
+        raise NotImplementedError
+
+    def gradient(self, w: np.ndarray) -> np.ndarray:
+        """Returns the gradient of the penalty with respect to ``w``.
+
+        Args:
+            w: The weight array.
+
+        Returns:
+            An array of the same shape and dtype as ``w``.
+
+        Raises:
+            NotImplementedError: In the base class.
+        """
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """Returns the constructor arguments, for ``from_config`` and saving.
+
+        Returns:
+            A JSON-serializable dict.
+
+        Raises:
+            NotImplementedError: In the base class.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Regularizer:
+        """Creates the regularizer from ``get_config()``'s output.
+
+        Args:
+            config: Dict of constructor arguments.
+
+        Returns:
+            A new instance of this class.
+        """
+        return cls(**config)
+
+    def __repr__(self):
+        args = ', '.join(f'{k}={v!r}' for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class L1L2(Regularizer):
+    """Penalty ``l1 * sum(|w|) + l2 * sum(w**2)``.
+
+    The penalty is computed in float64 and returned as a Python float; its
+    gradient is ``l1 * sign(w) + 2 * l2 * w``, in the dtype of ``w`` (so 0 at
+    ``w = 0`` for the L1 part, as TensorFlow's).
+
+    Args:
+        l1: L1 factor, a number >= 0. Defaults to 0.0.
+        l2: L2 factor, a number >= 0. Defaults to 0.0.
+
+    Raises:
+        ValueError: If ``l1`` or ``l2`` is not a finite number >= 0.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import crnn
+    >>> reg = crnn.regularizers.L1L2(l1=0.5, l2=0.25)
+    >>> reg(np.array([1.0, -2.0]))
+    2.75
+    >>> reg.gradient(np.array([1.0, -2.0])).tolist()
+    [1.0, -1.5]
+    """
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
         self.l1 = _check_factor("l1", l1)
         self.l2 = _check_factor("l2", l2)
 
-    def __call__(self, w):
+    def __call__(self, w: ArrayLike) -> float:
         w = np.asarray(w, dtype=np.float64)
         penalty = 0.0
         if self.l1:
@@ -75,7 +140,7 @@ class L1L2(Regularizer):
             penalty += self.l2 * float(np.sum(np.square(w)))
         return penalty
 
-    def gradient(self, w):
+    def gradient(self, w: np.ndarray) -> np.ndarray:
         dt = w.dtype.type
         g = np.zeros_like(w)
         if self.l1:
@@ -84,58 +149,121 @@ class L1L2(Regularizer):
             g += dt(2.0 * self.l2) * w
         return g
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(L1L2):
-    """``l1 * sum(|w|)``; the gradient at 0 is 0 (``sign(0)``), as TensorFlow's.
+    """Penalty ``l1 * sum(|w|)``; the gradient at 0 is 0 (``sign(0)``), as TensorFlow's.
 
     Args:
-        l1: factor. Defaults to 0.01.
+        l1: Factor, a number >= 0. Defaults to 0.01.
+
+    Raises:
+        ValueError: If ``l1`` is not a finite number >= 0.
 
     Example:
 
-    >>> L1(0.1)(np.array([1.0, -2.0]))
+    >>> import numpy as np
+    >>> import crnn
+    >>> crnn.regularizers.L1(0.1)(np.array([1.0, -2.0]))
     0.30000000000000004
     """
 
-    def __init__(self, l1=0.01):
+    def __init__(self, l1: float = 0.01):
         super().__init__(l1=l1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1}
 
 
 class L2(L1L2):
-    """``l2 * sum(w**2)``.
+    """Penalty ``l2 * sum(w**2)``.
 
     Args:
-        l2: factor. Defaults to 0.01.
+        l2: Factor, a number >= 0. Defaults to 0.01.
+
+    Raises:
+        ValueError: If ``l2`` is not a finite number >= 0.
 
     Example:
 
-    >>> L2(0.5)(np.array([1.0, -2.0]))
+    >>> import numpy as np
+    >>> import crnn
+    >>> crnn.regularizers.L2(0.5)(np.array([1.0, -2.0]))
     2.5
     """
 
-    def __init__(self, l2=0.01):
+    def __init__(self, l2: float = 0.01):
         super().__init__(l2=l2)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l2": self.l2}
 
 
-def l1(l1=0.01):  # noqa: D103 - Keras's function spelling
+def l1(l1: float = 0.01) -> L1:
+    """Returns an ``L1`` regularizer (Keras's function spelling).
+
+    Args:
+        l1: Factor, a number >= 0. Defaults to 0.01.
+
+    Returns:
+        ``L1(l1)``.
+
+    Raises:
+        ValueError: If ``l1`` is not a finite number >= 0.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.regularizers.l1(0.001)
+    L1(l1=0.001)
+    """
     return L1(l1)
 
 
-def l2(l2=0.01):  # noqa: D103
+def l2(l2: float = 0.01) -> L2:
+    """Returns an ``L2`` regularizer (Keras's function spelling).
+
+    Args:
+        l2: Factor, a number >= 0. Defaults to 0.01.
+
+    Returns:
+        ``L2(l2)``.
+
+    Raises:
+        ValueError: If ``l2`` is not a finite number >= 0.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.regularizers.l2(0.001)
+    L2(l2=0.001)
+    """
     return L2(l2)
 
 
-def l1_l2(l1=0.01, l2=0.01):
-    """Keras's ``l1_l2``: both factors default to 0.01 here (``L1L2`` defaults to 0)."""
+def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
+    """Returns an ``L1L2`` regularizer; both factors default to 0.01 here.
+
+    Keras 2's ``l1_l2`` function, with its defaults (``L1L2`` itself defaults to 0).
+
+    Args:
+        l1: L1 factor, a number >= 0. Defaults to 0.01.
+        l2: L2 factor, a number >= 0. Defaults to 0.01.
+
+    Returns:
+        ``L1L2(l1=l1, l2=l2)``.
+
+    Raises:
+        ValueError: If ``l1`` or ``l2`` is not a finite number >= 0.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.regularizers.l1_l2()
+    L1L2(l1=0.01, l2=0.01)
+    """
     return L1L2(l1=l1, l2=l2)
 
 
@@ -143,16 +271,54 @@ _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 _NAMES = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01)}
 
 
-def serialize(regularizer):
-    """Keras's ``{"module", "class_name", "config", "registered_name"}`` form (None for None)."""
+def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
+    """Returns a regularizer's config in Keras's serialized form.
+
+    The form is ``{"module", "class_name", "config", "registered_name"}``, as
+    ``keras.regularizers.serialize`` writes it, which ``deserialize`` and ``get``
+    accept.
+
+    Args:
+        regularizer: A ``Regularizer`` (anything with ``get_config()``), or ``None``.
+
+    Returns:
+        The dict, or ``None`` for ``None``.
+
+    Raises:
+        AttributeError: If ``regularizer`` has no ``get_config`` method.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.regularizers.serialize(crnn.regularizers.L2(0.5))["config"]
+    {'l2': 0.5}
+    """
     if regularizer is None:
         return None
     return {"module": "keras.regularizers", "class_name": type(regularizer).__name__,
             "config": regularizer.get_config(), "registered_name": None}
 
 
-def deserialize(config):
-    """Creates a regularizer from ``serialize``'s output."""
+def deserialize(config: dict[str, Any]) -> Regularizer:
+    """Creates a regularizer from ``serialize``'s output.
+
+    Args:
+        config: Dict with a ``"class_name"`` (``"L1"``, ``"L2"`` or ``"L1L2"``)
+            and an optional ``"config"`` of constructor arguments.
+
+    Returns:
+        A new ``Regularizer``.
+
+    Raises:
+        ValueError: If ``config`` is not a dict or its ``class_name`` is unknown,
+            or (from the constructor) a factor is not a finite number >= 0.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.regularizers.deserialize({"class_name": "L2", "config": {"l2": 0.5}})
+    L2(l2=0.5)
+    """
     name = config.get("class_name") if isinstance(config, dict) else None
     cls = _CLASSES.get(name)
     if cls is None:
@@ -160,17 +326,27 @@ def deserialize(config):
     return cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier):
-    """A regularizer from None, a name (``"l1"``, ``"l2"``, ``"l1_l2"``), a config dict or an
-    instance.
+def get(identifier: str | dict[str, Any] | Regularizer | None) -> Regularizer | None:
+    """Returns a regularizer from ``None``, a name, a config dict or an instance.
+
+    Args:
+        identifier: ``None`` or a ``Regularizer`` instance (returned as is); a name
+            (``"l1"``, ``"l2"``, ``"l1_l2"``, in any case, so also the class names
+            ``"L1"``, ``"L2"``, ``"L1L2"``), which gives an instance with factors
+            of 0.01; or a ``serialize`` dict.
+
+    Returns:
+        A ``Regularizer``, or ``None`` for ``None``.
 
     Raises:
-        ValueError: For anything else.
+        ValueError: If the name or dict is unknown, or ``identifier`` is of
+            another type.
 
     Example:
 
-    >>> get("l2").l2
-    0.01
+    >>> import crnn
+    >>> crnn.regularizers.get("l2")
+    L2(l2=0.01)
     """
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier

@@ -8,14 +8,28 @@ makes a whole training run reproducible::
     crnn.utils.set_random_seed(42)
 
 ``Progbar`` prints the Keras-style progress bar used by ``fit``, ``evaluate`` and
-``predict``.
+``predict``. The data utilities of ``crnn.preprocessing`` (``to_categorical``,
+``pad_sequences``, ``timeseries_dataset_from_array``...) are re-exported here, where
+Keras users look for them.
+
+Example:
+
+>>> import crnn
+>>> crnn.utils.set_random_seed(42)
+>>> a = crnn.utils.get_rng().integers(1000)
+>>> crnn.utils.set_random_seed(42)
+>>> bool(a == crnn.utils.get_rng().integers(1000))
+True
 """
+
+from __future__ import annotations
 
 import math
 import os
 import random
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -42,7 +56,7 @@ def _check_seed(seed, name="seed"):
     return int(seed)
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Seeds every random number generator crnn uses.
 
     Re-seeds crnn's global generator (used for initialization, shuffling and
@@ -50,17 +64,18 @@ def set_random_seed(seed):
     ``random`` module, like ``keras.utils.set_random_seed``.
 
     Args:
-        seed: Non-negative int.
+        seed: Non-negative int (not a bool).
 
     Raises:
         ValueError: If ``seed`` is not a non-negative integer.
 
     Example:
 
-    >>> set_random_seed(0)
-    >>> a = get_rng().normal()
-    >>> set_random_seed(0)
-    >>> bool(a == get_rng().normal())
+    >>> import crnn
+    >>> crnn.utils.set_random_seed(0)
+    >>> a = crnn.utils.get_rng().normal()
+    >>> crnn.utils.set_random_seed(0)
+    >>> bool(a == crnn.utils.get_rng().normal())
     True
     """
     global _GLOBAL_RNG
@@ -71,17 +86,28 @@ def set_random_seed(seed):
     random.seed(seed)
 
 
-def get_rng():
+def get_rng() -> np.random.Generator:
     """Returns crnn's global ``numpy.random.Generator``.
+
+    crnn draws weight initialization, shuffling and dropout masks from it.
 
     Returns:
         The generator that ``set_random_seed`` re-seeds. Do not cache it across a
         call to ``set_random_seed``: that call replaces it.
+
+    Example:
+
+    >>> import crnn
+    >>> crnn.utils.set_random_seed(1)
+    >>> rng = crnn.utils.get_rng()
+    >>> crnn.utils.set_random_seed(1)
+    >>> rng is crnn.utils.get_rng()    # replaced by set_random_seed
+    False
     """
     return _GLOBAL_RNG
 
 
-def make_rng(seed=None):
+def make_rng(seed: int | None = None) -> np.random.Generator:
     """Returns a new generator, seeded or drawn from the global one.
 
     Args:
@@ -93,9 +119,14 @@ def make_rng(seed=None):
     Returns:
         A ``numpy.random.Generator``.
 
+    Raises:
+        ValueError: If ``seed`` is not ``None`` or a non-negative integer.
+
     Example:
 
-    >>> int(make_rng(3).integers(10)) == int(make_rng(3).integers(10))
+    >>> import crnn
+    >>> rng = crnn.utils.make_rng(3)
+    >>> int(rng.integers(10)) == int(crnn.utils.make_rng(3).integers(10))
     True
     """
     if seed is not None:
@@ -144,33 +175,43 @@ class Progbar:
     Args:
         target: Total number of steps expected, or ``None`` if unknown.
         width: Width of the bar in characters. Defaults to 20 (Keras's value).
-        verbose: 0 (silent), 1 (bar) or 2 (one line at the end).
+        verbose: 0 (silent), 1 (bar) or 2 (one line at the end). Defaults to 1.
         stateful_metrics: Names of values shown as given. Other values are
             averaged over the steps seen so far, weighted by the number of
-            steps each update covers. Defaults to ``None`` (average all).
-        unit_name: Name of one step in the time-per-step display.
+            steps each update covers (the final update shows the value it is
+            given). Defaults to ``None`` (average all).
+        unit_name: Name of one step in the time-per-step display. Defaults to
+            ``"step"``.
         interval: Minimum time in seconds between two redraws (``verbose=1``).
+            Defaults to 0.05.
         stateless_metrics: Alternative to ``stateful_metrics``: only these names
             are averaged and all others are shown as given (what Keras's
             ``ProgbarLogger`` uses, as its logs already hold running means).
-            At most one of the two may be set.
+            At most one of the two may be set. Defaults to ``None``.
+
+    Raises:
+        ValueError: If ``target`` is neither ``None`` nor an int >= 0, ``width``
+            is not a positive int, ``verbose`` is not 0, 1 or 2, or both
+            ``stateful_metrics`` and ``stateless_metrics`` are given.
 
     Example:
 
-    >>> bar = Progbar(3, verbose=0)
-    >>> for step in range(1, 4):
+    >>> import crnn
+    >>> bar = crnn.utils.Progbar(3, verbose=2)
+    >>> for step in range(1, 4):  # doctest: +ELLIPSIS
     ...     bar.update(step, [("loss", 1.0 / step)])
+    3/3 - ...s - ...s/step - loss: 0.3333
     """
 
     def __init__(
         self,
-        target,
-        width=20,
-        verbose=1,
-        stateful_metrics=None,
-        unit_name="step",
-        interval=0.05,
-        stateless_metrics=None,
+        target: int | None,
+        width: int = 20,
+        verbose: int = 1,
+        stateful_metrics: Iterable[str] | None = None,
+        unit_name: str = "step",
+        interval: float = 0.05,
+        stateless_metrics: Iterable[str] | None = None,
     ):
         if target is not None and not is_int(target, minimum=0):
             raise ValueError(
@@ -215,15 +256,19 @@ class Progbar:
             return name not in self.stateful_metrics
         return name in self.stateless_metrics
 
-    def update(self, current, values=None, finalize=None):
-        """Updates the progress bar.
+    def update(self, current: int,
+               values: Sequence[tuple[str, float]] | Mapping[str, float] | None = None,
+               finalize: bool | None = None) -> None:
+        """Updates the progress bar, and prints it if it is time to.
 
         Args:
             current: Index of the current step (1-based count of steps done).
-            values: List of ``(name, value)`` pairs for the last step, or a dict.
-                Averaged values (see ``stateful_metrics``) are accumulated.
-            finalize: Whether this is the last update. Defaults to
+            values: List of ``(name, value)`` pairs for the last step, or a dict,
+                or ``None``. Averaged values (see ``stateful_metrics``) are
+                accumulated; an array value is reduced to its mean.
+            finalize: Whether this is the last update; ``None`` means
                 ``current >= target`` (``False`` if the target is unknown).
+                Defaults to ``None``.
         """
         if finalize is None:
             finalize = self.target is not None and current >= self.target
@@ -263,8 +308,14 @@ class Progbar:
             _write(line + "\n")
         self._last_update = now
 
-    def add(self, n, values=None):
-        """Advances the bar by ``n`` steps; see ``update`` for ``values``."""
+    def add(self, n: int,
+            values: Sequence[tuple[str, float]] | Mapping[str, float] | None = None) -> None:
+        """Advances the bar by ``n`` steps.
+
+        Args:
+            n: Number of steps done since the last update.
+            values: Values of those steps, as for ``update``.
+        """
         self.update(self._seen_so_far + n, values)
 
     def _count_text(self, current):
