@@ -834,7 +834,9 @@ class Trainer:
             batch_size = self._batch_size_for("fit", self._stateful_batch_size() if stateful else n,
                                               batch_size)
             steps = math.ceil(n / batch_size)
-        val_batch_size = batch_size
+        # Batches from an iterable leave no batch size: array validation then runs in
+        # Keras's default batches of 32 (as evaluate does).
+        val_batch_size = 32 if batch_size is None else batch_size
         if val is not None:
             if stateful:
                 if validation_batch_size not in (None, batch_size):

@@ -101,3 +101,23 @@ def test_compile_accepts_no_op_keras_arguments(key, value):
 def test_streaming_is_a_lazy_submodule():
     assert crnn.streaming.__name__ == "crnn.streaming"
     assert "streaming" in dir(crnn)
+
+
+def test_fit_on_an_iterable_with_array_validation_data():
+    # batches from a generator leave no batch size; array validation runs in batches of 32
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((70, 5, 3)).astype("float32")
+    y = rng.standard_normal((70, 1)).astype("float32")
+    model = crnn.Sequential([crnn.layers.LSTM(4, input_shape=(5, 3)), crnn.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+
+    def batches():
+        while True:
+            for i in range(0, 70, 10):
+                yield x[i:i + 10], y[i:i + 10]
+
+    history = model.fit(batches(), steps_per_epoch=7, validation_data=(x, y), epochs=2,
+                        verbose=0)
+    assert len(history.history["val_loss"]) == 2
+    np.testing.assert_allclose(history.history["val_loss"][-1],
+                               model.evaluate(x, y, verbose=0), rtol=1e-5)
