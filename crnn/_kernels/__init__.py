@@ -8,7 +8,7 @@ down to the SIMD code:
   one file per cell family (``lstm_forward``/``lstm_backward``, ...), called by ``crnn.ops``.
 * ``_stream.pyx``: ``StreamCore``, compiled one-step inference over many streams
   (the chain driver behind ``crnn.streaming.StreamPool`` and ``Streamer``).
-* ``_conv1d.pyx``: ``Conv1D`` forward and backward (im2col and one GEMM), for
+* ``_conv1d.pyx``: ``Conv1D`` forward and backward (im2col/col2im, the products in BLAS), for
   ``crnn.layers.Conv1D``.
 * ``_cells.pxd``: the one definition of each cell's step, forward and backward, per row;
   shared by the time loops, streaming and recurrent dropout.
@@ -17,11 +17,15 @@ down to the SIMD code:
   (``isa``), micro-kernel test hooks.
 * ``_activations.pxd``: the one activation table: codes, activations and their derivatives
   on contiguous spans.
-* ``_blas.pxd``: row-major GEMM over ``scipy.linalg.cython_blas`` and the packed per-step
-  product (``gemm_packed``, ``gemm_step``).
-* ``_common.pxd``: shape guards and batch-major/time-major layout changes.
+* ``_blas.pxd``: row-major GEMM over ``scipy.linalg.cython_blas``, the packed per-step
+  product (``gemm_packed``, ``gemm_step``) and the whole-sequence product (``gemm_big``).
+* ``_common.pxd``: shape guards and batch-major/time-major layout changes (into workspace
+  memory).
+* ``_workspace.py``: a pool of reused buffers for the kernels' large arrays (gates, saved
+  states, gradients, outputs): ``empty(shape, dtype)`` hands out a view of a free buffer,
+  so a call does not page-fault fresh memory; at most ``MAX_POOLED_BYTES`` (256 MiB) kept.
 * ``_smallgemm.h``: the packed micro-kernel for the per-step products (weights packed once
-  per call).
+  per call), and the cache-blocked whole-sequence products on the same panels.
 * ``_rowgemv.h``: the one-row product of a streaming step.
 * ``_cellmath.h``: the cells' elementwise loops (state update, backward gate maths) as
   ``restrict`` C, vectorized per instruction set.
