@@ -5,6 +5,26 @@ backward); ``crnn.reference`` holds the same maths in plain NumPy. On top of the
 Keras-like API: ``crnn.layers``, ``crnn.Sequential``, ``crnn.optimizers``, ``crnn.losses``,
 ``crnn.metrics``, ``crnn.callbacks``, ``crnn.utils``, ``crnn.load_model``.
 
+Map of the package, by layer of the system, from the compiled kernels up (the README's
+"Layout" has every file):
+
+* compiled kernels and headers: ``crnn._kernels`` (private; its docstring maps the
+  ``.pyx``/``.pxd``/``.h`` files and ``_workspace.py``, the kernels' buffer pool);
+* ops and reference: ``ops``, ``reference``, ``threads`` (the BLAS thread budget);
+* layers: ``layers`` (one module per family; ``layers.activations``), ``initializers``,
+  ``regularizers``, ``constraints``;
+* models and training: ``models`` (``Sequential``), ``trainer`` (the loops), ``optimizers``,
+  ``losses``, ``metrics``, ``callbacks``, ``utils`` (seeding, progress bar),
+  ``preprocessing`` (data utilities), ``_validation`` (the shared argument checks);
+* saving and interop: ``saving``, ``interop`` (Keras files, PyTorch state_dicts), ``cli``
+  (the ``crnn`` command);
+* streaming: ``streaming`` (``StreamPool``, ``Streamer``);
+* scale-out: ``distributed`` (MPI, Dask; ``import crnn.distributed`` explicitly);
+* the demo: ``demo`` and ``data/``.
+
+``ops``, ``reference`` and ``threads`` load with ``import crnn``; the other submodules on
+first attribute access (``crnn.layers``...), so ``import crnn`` stays light.
+
 Example:
     >>> import crnn
     >>> model = crnn.Sequential([crnn.layers.LSTM(16, batch_input_shape=(4, 12, 1),
