@@ -207,7 +207,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     outputs_arr = workspace_empty((B, T, U), dtype)
     work_arr = workspace_empty((B, G), dtype)
     packed_arr = workspace_empty(packed_size(U, 2 * U, floating is double)
-                          + packed_size(U, U, floating is double), dtype)
+                                 + packed_size(U, U, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = workspace_empty(saved_shape, dtype)
     aux_arr = workspace_empty(saved_shape, dtype)

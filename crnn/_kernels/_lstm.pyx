@@ -219,7 +219,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     act_c_tmp_arr = workspace_empty(U, dtype)
     packed_arr = workspace_empty(packed_size(U, G, floating is double), dtype)
     w_packed_arr = workspace_empty(1 if blas_proj else
-                            packed_size(F, G, floating is double), dtype)
+                                   packed_size(F, G, floating is double), dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = workspace_empty(saved_shape, dtype)
     c_tm1_arr = workspace_empty(saved_shape, dtype)
