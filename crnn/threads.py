@@ -35,8 +35,12 @@ import glob
 import os
 import sys
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-__all__ = ["get_num_threads", "set_num_threads", "blas_pools", "blas_info", "use_own_gemm"]
+__all__ = ["get_num_threads", "set_num_threads", "blas_pools", "blas_info", "use_own_gemm",
+           "run_parallel"]
 
 # Symbol names of OpenBLAS's thread functions: SciPy's and NumPy's wheels (scipy-openblas,
 # "64_" for NumPy's 64-bit-integer build), then OpenBLAS's own names.
@@ -65,6 +69,11 @@ _FOUND = []                  # [the distinct pools], filled on first use (see _f
 _LOCK = threading.Lock()           # the pools' sizes and _STATE
 _FIND_LOCK = threading.Lock()      # the look-up
 _STATE = {"budget": None, "depth": 0, "restore": (), "changed": False}
+# While crnn's own threads run (run_parallel), every BLAS pool is held at one thread:
+# depth of nested run_parallel calls and the sizes to put back.
+_SERIAL = {"depth": 0, "restore": ()}
+_EXECUTOR = {"pool": None, "workers": 0}    # crnn's worker threads (run_parallel)
+_EXECUTOR_LOCK = threading.Lock()
 
 
 def _thread_functions(path):
@@ -205,9 +214,14 @@ def set_num_threads(n: int) -> None:
     with _LOCK:
         _STATE["budget"] = n
         inside = _STATE["depth"] > 0
-        for pool in pools:
-            # inside a crnn call: the held sizes now, n when the call returns
-            pool.set(_held_size(pool, n) if inside else n)
+        sizes = [_held_size(pool, n) if inside else n for pool in pools]
+        if _SERIAL["depth"] > 0:
+            # crnn's own threads are running: the pools stay at one until they are done
+            _SERIAL["restore"] = sizes
+        else:
+            for pool, size in zip(pools, sizes):
+                # inside a crnn call: the held sizes now, n when the call returns
+                pool.set(size)
         if inside:
             _STATE["restore"] = [n] * len(pools)
             _STATE["changed"] = True
@@ -277,6 +291,98 @@ class _Held:
 
 HELD = _Held()
 """``with HELD:`` around a crnn call: the pools at the budget while it runs."""
+
+
+class _SerialBlas:
+    """Context manager: every BLAS pool at one thread while crnn's own threads run (so
+    that n crnn threads never start n BLAS threads each); re-entrant, sizes put back by the
+    last one out."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        pools = _FOUND[0] if _FOUND else _pools()
+        with _LOCK:
+            if _SERIAL["depth"] == 0:
+                restore = [pool.get() for pool in pools]
+                for pool, size in zip(pools, restore):
+                    if size != 1:
+                        pool.set(1)
+                _SERIAL["restore"] = restore
+            _SERIAL["depth"] += 1
+
+    def __exit__(self, *exc):
+        with _LOCK:
+            _SERIAL["depth"] -= 1
+            if _SERIAL["depth"] == 0:
+                for pool, size in zip(_FOUND[0], _SERIAL["restore"]):
+                    if size != 1:
+                        pool.set(size)
+
+
+_SERIAL_BLAS = _SerialBlas()
+
+
+def _executor(workers):
+    """crnn's pool of ``workers`` threads (made again when the budget changes)."""
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR["workers"] != workers:
+            old = _EXECUTOR["pool"]
+            _EXECUTOR["pool"] = ThreadPoolExecutor(max_workers=workers,
+                                                   thread_name_prefix="crnn")
+            _EXECUTOR["workers"] = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _EXECUTOR["pool"]
+
+
+def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run independent tasks on crnn's threads (the budget), BLAS held at one thread.
+
+    The kernels split a batch's rows this way: each part runs its whole time loop on its
+    own thread (the rows of a recurrent layer never meet), on crnn's compiled code, which
+    releases the GIL. The calling thread runs the first task; ``get_num_threads() - 1``
+    worker threads run the rest, and while any runs every OpenBLAS pool is held at one
+    thread, so crnn's threads and BLAS's never compete for the cores. With a budget of one,
+    the tasks run one after another in the calling thread.
+
+    Args:
+        tasks: callables taking no argument.
+
+    Returns:
+        Their results, in order.
+
+    Raises:
+        Exception: the first exception a task raised, once every task has finished.
+
+    Example:
+        >>> import crnn
+        >>> crnn.threads.run_parallel([lambda: 1, lambda: 2])
+        [1, 2]
+    """
+    tasks = list(tasks)
+    budget = get_num_threads()
+    if budget == 1 or len(tasks) < 2:
+        return [task() for task in tasks]
+    pool = _executor(budget - 1)
+    with _SERIAL_BLAS:
+        futures = [pool.submit(task) for task in tasks[1:]]
+        error = None
+        results = []
+        try:
+            results.append(tasks[0]())
+        except BaseException as exc:       # noqa: BLE001 - re-raised below, after the rest
+            error = exc
+            results.append(None)
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:   # noqa: BLE001
+                error = error or exc
+                results.append(None)
+    if error is not None:
+        raise error
+    return results
 
 
 
