@@ -73,6 +73,12 @@ def _check_range(name, value, low, high, low_open=False, high_open=False):
     return float(value)
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")
+    return bool(value)
+
+
 def _via_float32(value, dtype):
     # Keras's ops.cast turns a Python float into a float32 tensor before casting
     # it to the variable's dtype; float64 parameters see the rounded value.
@@ -247,7 +253,28 @@ def _pow32(base, exponent):
     return np.float32(float(base) ** float(exponent))
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _PeriodDecay(LearningRateSchedule):
+    """Base of the schedules that decay by ``decay_rate`` per period of ``decay_steps``."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase):
+        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps)
+        self.decay_rate = _check_float("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+
+    def _periods(self, step):
+        """``step / decay_steps`` in float32, floored when ``staircase``."""
+        p = _f32(step) / _f32(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return p
+
+    def get_config(self) -> dict[str, Any]:
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_PeriodDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
 
     Args:
@@ -276,24 +303,15 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
                  staircase: bool = False, name: str | None = "ExponentialDecay") -> None:
-        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _check_steps("decay_steps", decay_steps)
-        self.decay_rate = _check_float("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase)
         self.name = _check_schedule_name(name, "ExponentialDecay")
 
     def __call__(self, step: float) -> np.float32:
-        p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
+        p = self._periods(step)
         return _f32(self.initial_learning_rate) * _pow32(_f32(self.decay_rate), p)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
-
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_PeriodDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
     Args:
@@ -318,21 +336,12 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
                  staircase: bool = False, name: str | None = "InverseTimeDecay") -> None:
-        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _check_steps("decay_steps", decay_steps)
-        self.decay_rate = _check_float("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase)
         self.name = _check_schedule_name(name, "InverseTimeDecay")
 
     def __call__(self, step: float) -> np.float32:
-        p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
+        p = self._periods(step)
         return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -949,9 +958,7 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise ValueError(f"Argument `nesterov` must be a bool. Received: nesterov={nesterov!r}.")
-        self.nesterov = bool(nesterov)
+        self.nesterov = _check_bool("nesterov", nesterov)
 
     def _slot_names(self):
         return ["momentum"] if self.momentum != 0 else []
@@ -1045,9 +1052,7 @@ class RMSprop(Optimizer):
         self.rho = _check_range("rho", rho, 0.0, 1.0, high_open=True)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
         self.epsilon = _check_positive("epsilon", epsilon)
-        if not isinstance(centered, (bool, np.bool_)):
-            raise ValueError(f"Argument `centered` must be a bool. Received: centered={centered!r}.")
-        self.centered = bool(centered)
+        self.centered = _check_bool("centered", centered)
 
     def _slot_names(self):
         names = ["velocity"]
@@ -1114,7 +1119,37 @@ class RMSprop(Optimizer):
         return config
 
 
-class Adam(Optimizer):
+class _AdamFamily(Optimizer):
+    """Base of Adam, Adamax and Nadam: the ``beta_1``, ``beta_2`` and ``epsilon`` they share.
+
+    Its constructor is Adamax's and Nadam's (Adam adds ``amsgrad``); see ``Optimizer`` for
+    the other arguments.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
+        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _check_positive("epsilon", epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+class Adam(_AdamFamily):
     """Adam, Keras 3's variant (epsilon outside the square root, "epsilon hat").
 
     At step ``t = iterations + 1``, with ``m`` and ``v`` zeros at first::
@@ -1168,13 +1203,9 @@ class Adam(Optimizer):
         name: str | None = None,
         weight_decay: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
-        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _check_positive("epsilon", epsilon)
-        if not isinstance(amsgrad, (bool, np.bool_)):
-            raise ValueError(f"Argument `amsgrad` must be a bool. Received: amsgrad={amsgrad!r}.")
-        self.amsgrad = bool(amsgrad)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, clipnorm, clipvalue,
+                         global_clipnorm, name, weight_decay)
+        self.amsgrad = _check_bool("amsgrad", amsgrad)
 
     def _slot_names(self):
         return ["momentum", "velocity"] + (["velocity_hat"] if self.amsgrad else [])
@@ -1215,9 +1246,7 @@ class Adam(Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
-        )
+        config["amsgrad"] = self.amsgrad
         return config
 
 
@@ -1359,7 +1388,7 @@ class AdamW(Adam):
                          global_clipnorm, name, weight_decay)
 
 
-class Adamax(Optimizer):
+class Adamax(_AdamFamily):
     """Adamax, Adam's variant on the infinity norm (Keras 3's rule).
 
     At step ``t``, with ``m`` and ``u`` zeros at first::
@@ -1396,23 +1425,6 @@ class Adamax(Optimizer):
     0.9
     """
 
-    def __init__(
-        self,
-        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        clipnorm: float | None = None,
-        clipvalue: float | None = None,
-        global_clipnorm: float | None = None,
-        name: str | None = None,
-        weight_decay: float | None = None,
-    ) -> None:
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
-        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _check_positive("epsilon", epsilon)
-
     def _slot_names(self):
         return ["momentum", "norm"]
 
@@ -1426,13 +1438,8 @@ class Adamax(Optimizer):
         np.maximum(dt(self.beta_2) * u, abs_grad, out=u)
         param -= (dt(lr) * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
 
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return config
 
-
-class Nadam(Optimizer):
+class Nadam(_AdamFamily):
     """Adam with Nesterov momentum (Keras 3's ``Nadam``, with its momentum schedule).
 
     At step ``t``, with ``mu(t) = beta_1 * (1 - 0.5 * 0.96**t)`` and
@@ -1472,23 +1479,7 @@ class Nadam(Optimizer):
     array([0.89372122])
     """
 
-    def __init__(
-        self,
-        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        clipnorm: float | None = None,
-        clipvalue: float | None = None,
-        global_clipnorm: float | None = None,
-        name: str | None = None,
-        weight_decay: float | None = None,
-    ) -> None:
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
-        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _check_positive("epsilon", epsilon)
-        self._u_product = None
+    _u_product = None  # the momentum-schedule product, set by build and set_state
 
     def _slot_names(self):
         return ["momentum", "velocity"]
@@ -1560,11 +1551,6 @@ class Nadam(Optimizer):
                 else np.float32(u_product)
         else:
             super().set_state(state)
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return config
 
 
 _CLASSES = {cls.__name__: cls for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adamax, Nadam)}
