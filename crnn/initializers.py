@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from crnn import utils
+from crnn._registry import class_config, from_class_config
 
 __all__ = [
     "Initializer",
@@ -785,7 +786,7 @@ def serialize(initializer: Initializer) -> dict[str, Any]:
             "Only crnn Initializer instances can be serialized. Received: "
             f"{initializer!r}. Use a name such as 'glorot_uniform' or an Initializer subclass."
         )
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return class_config(initializer)
 
 
 def deserialize(config: dict[str, Any]) -> Initializer:
@@ -810,18 +811,8 @@ def deserialize(config: dict[str, Any]) -> Initializer:
     >>> crnn.initializers.deserialize({"class_name": "Constant", "config": {"value": 0.5}})
     Constant(value=0.5)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            "Expected a dict with keys 'class_name' and 'config'. Received: "
-            f"{config!r}."
-        )
-    name = config["class_name"]
-    cls = _CLASSES.get(name) or _ALIASES.get(name)
-    if cls is None:
-        raise ValueError(
-            f"Unknown initializer class_name={name!r}. Known: {sorted(_CLASSES)}."
-        )
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "initializer", _CLASSES,
+                             lambda name: _CLASSES.get(name) or _ALIASES.get(name))
 
 
 def get(

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crnn._registry import class_config, from_class_config
+
 __all__ = [
     "Loss",
     "MeanSquaredError",
@@ -673,7 +675,7 @@ def serialize(loss: Loss) -> dict[str, Any]:
     """
     if not isinstance(loss, Loss):
         raise ValueError(f"Expected a crnn Loss. Received: {loss!r}.")
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return class_config(loss)
 
 
 def deserialize(config: dict[str, Any]) -> Loss:
@@ -700,13 +702,8 @@ def deserialize(config: dict[str, Any]) -> Loss:
     >>> type(loss).__name__, loss.name, loss.from_logits
     ('BinaryCrossentropy', 'binary_crossentropy', True)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
-    name = config["class_name"]
-    cls = _CLASSES.get(name) or _ALIASES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown loss class_name={name!r}. Known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "loss", _CLASSES,
+                             lambda name: _CLASSES.get(name) or _ALIASES.get(name))
 
 
 def get(identifier: str | dict[str, Any] | Loss | type[Loss]) -> Loss:

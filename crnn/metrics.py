@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crnn._registry import class_config, from_class_config
 from crnn.losses import _squeeze_or_expand
 
 __all__ = [
@@ -1227,7 +1228,7 @@ def serialize(metric: Metric) -> dict[str, Any]:
     """
     if not isinstance(metric, Metric) or type(metric) not in _CLASSES.values():
         raise ValueError(f"Expected one of crnn's built-in metrics. Received: {metric!r}.")
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    return class_config(metric)
 
 
 def deserialize(config: dict[str, Any]) -> Metric:
@@ -1253,12 +1254,7 @@ def deserialize(config: dict[str, Any]) -> Metric:
     >>> m.name, m.k
     ('top_k_categorical_accuracy', 3)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
-    cls = _CLASSES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"Unknown metric class_name={config['class_name']!r}. Known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "metric", _CLASSES)
 
 
 def get(identifier: str | dict[str, Any] | Metric | type[Metric], loss: Any = None) -> Metric:

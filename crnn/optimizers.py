@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from crnn._registry import class_config, from_class_config, keras_config
 from crnn._validation import is_number as _is_number
 
 __all__ = [
@@ -471,8 +472,7 @@ schedules = types.SimpleNamespace(LearningRateSchedule=LearningRateSchedule, **_
 
 def _serialize_learning_rate(value):
     if isinstance(value, LearningRateSchedule):
-        return {"module": "keras.optimizers.schedules", "class_name": type(value).__name__,
-                "config": value.get_config(), "registered_name": None}
+        return keras_config(value, "keras.optimizers.schedules")
     return value
 
 
@@ -1580,7 +1580,7 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
     """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"Expected a crnn Optimizer. Received: {optimizer!r}.")
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return class_config(optimizer)
 
 
 def deserialize(config: dict[str, Any]) -> Optimizer:
@@ -1606,13 +1606,8 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
     >>> type(opt).__name__, opt.learning_rate, opt.iterations
     ('Adam', 0.01, 0)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
-    name = config["class_name"]
-    cls = _CLASSES.get(name) or _ALIASES.get(str(name).lower())
-    if cls is None:
-        raise ValueError(f"Unknown optimizer class_name={name!r}. Known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "optimizer", _CLASSES,
+                             lambda name: _CLASSES.get(name) or _ALIASES.get(str(name).lower()))
 
 
 def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:

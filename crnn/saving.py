@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crnn._registry import class_config
 from crnn.layers.base import weights_from
 
 if TYPE_CHECKING:
@@ -265,7 +266,7 @@ def save_model(model: Sequential, filepath: str | os.PathLike, overwrite: bool =
     arrays.update(state_arrays)
     header = {
         "format": FORMAT, "version": VERSION, "kind": "model",
-        "config": {"class_name": type(model).__name__, "config": model.get_config()},
+        "config": class_config(model),
         "compile_config": model._compile_config if model.optimizer is not None else None,
         "weight_shapes": [list(w.shape) for w in model.weights],
         "n_optimizer": len(optimizer_state),
