@@ -290,7 +290,19 @@ def _truncated_normal(rng, shape, mean, stddev):
     return mean + stddev * values
 
 
-class RandomNormal(RandomInitializer):
+class _NormalInitializer(RandomInitializer):
+    # RandomNormal's and TruncatedNormal's arguments; subclasses implement ``_generate``.
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.mean = float(mean)
+        self.stddev = float(stddev)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomNormal(_NormalInitializer):
     """Normal distribution.
 
     Args:
@@ -313,19 +325,11 @@ class RandomNormal(RandomInitializer):
     True
     """
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        super().__init__(seed)
-        self.mean = float(mean)
-        self.stddev = float(stddev)
-
     def _generate(self, shape, dtype, rng):
         return rng.normal(self.mean, self.stddev, size=shape)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
-
-class TruncatedNormal(RandomInitializer):
+class TruncatedNormal(_NormalInitializer):
     """Normal distribution truncated to ``mean +- 2 * stddev`` (redrawn outside).
 
     Args:
@@ -346,16 +350,8 @@ class TruncatedNormal(RandomInitializer):
     True
     """
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        super().__init__(seed)
-        self.mean = float(mean)
-        self.stddev = float(stddev)
-
     def _generate(self, shape, dtype, rng):
         return _truncated_normal(rng, shape, self.mean, self.stddev)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
 class RandomUniform(RandomInitializer):
