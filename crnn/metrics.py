@@ -320,14 +320,21 @@ class MeanMetricWrapper(Metric):
         raise NotImplementedError("MeanMetricWrapper around an arbitrary function cannot be serialized.")
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Per-element 1.0 where ``(y_pred > threshold)`` equals ``y_true``, else 0.0."""
+def _same_shape(y_true, y_pred, what):
+    """``y_true`` and ``y_pred`` as arrays, after ``_squeeze_or_expand``; a ValueError naming
+    ``what`` if their shapes still differ."""
     y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
     if y_true.shape != y_pred.shape:
         raise ValueError(
-            "binary accuracy: `y_true` and `y_pred` must have the same shape. Received: "
+            f"{what}: `y_true` and `y_pred` must have the same shape. Received: "
             f"y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
         )
+    return y_true, y_pred
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """Per-element 1.0 where ``(y_pred > threshold)`` equals ``y_true``, else 0.0."""
+    y_true, y_pred = _same_shape(y_true, y_pred, "binary accuracy")
     return (y_true == (y_pred > threshold).astype(y_true.dtype)).astype(np.float64)
 
 
@@ -360,23 +367,13 @@ def sparse_categorical_accuracy(y_true, y_pred):
 
 def mean_absolute_error(y_true, y_pred):
     """Mean of ``|y_true - y_pred|`` over the last axis."""
-    y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            "mean_absolute_error: `y_true` and `y_pred` must have the same shape. Received: "
-            f"y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
-        )
+    y_true, y_pred = _same_shape(y_true, y_pred, "mean_absolute_error")
     return np.mean(np.abs(y_pred.astype(np.float64) - y_true), axis=-1)
 
 
 def mean_squared_error(y_true, y_pred):
     """Mean of ``(y_true - y_pred)**2`` over the last axis."""
-    y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            "mean_squared_error: `y_true` and `y_pred` must have the same shape. Received: "
-            f"y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
-        )
+    y_true, y_pred = _same_shape(y_true, y_pred, "mean_squared_error")
     return np.mean(np.square(y_pred.astype(np.float64) - y_true), axis=-1)
 
 
@@ -671,7 +668,27 @@ def _check_k(k):
     return int(k)
 
 
-class TopKCategoricalAccuracy(Metric):
+class _TopK(Metric):
+    """Base of the top-``k`` accuracies: how often the target is among the ``k`` highest
+    predictions."""
+
+    direction = "up"
+
+    def __init__(self, k: int, name: str) -> None:
+        self.k = _check_k(k)
+        super().__init__(name)
+
+    def _in_top_k(self, targets, y_pred):
+        """1.0 where ``targets`` (class indices, ``y_pred``'s shape without its last axis) is
+        in the top ``k`` of ``y_pred``, else 0.0."""
+        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
+        return flat.reshape(targets.shape).astype(np.float64)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.k}
+
+
+class TopKCategoricalAccuracy(_TopK):
     """How often the one-hot target is among the ``k`` highest predictions.
 
     A target whose score ties the ``k``-th highest counts as in the top ``k``
@@ -696,22 +713,14 @@ class TopKCategoricalAccuracy(Metric):
     0.5
     """
 
-    direction = "up"
-
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy") -> None:
-        self.k = _check_k(k)
-        super().__init__(name)
+        super().__init__(k, name)
 
     def _values(self, y_true, y_pred):
-        targets = np.argmax(y_true, axis=-1)
-        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
-        return flat.reshape(targets.shape).astype(np.float64)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "k": self.k}
+        return self._in_top_k(np.argmax(y_true, axis=-1), y_pred)
 
 
-class SparseTopKCategoricalAccuracy(Metric):
+class SparseTopKCategoricalAccuracy(_TopK):
     """How often the integer target is among the ``k`` highest predictions.
 
     Ties count as in ``TopKCategoricalAccuracy``.
@@ -734,22 +743,14 @@ class SparseTopKCategoricalAccuracy(Metric):
     0.5
     """
 
-    direction = "up"
-
     def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy") -> None:
-        self.k = _check_k(k)
-        super().__init__(name)
+        super().__init__(k, name)
 
     def _values(self, y_true, y_pred):
         y_true = np.asarray(y_true)
         if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
             y_true = y_true[..., 0]
-        targets = y_true.astype(np.int64)
-        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
-        return flat.reshape(targets.shape).astype(np.float64)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "k": self.k}
+        return self._in_top_k(y_true.astype(np.int64), y_pred)
 
 
 def _check_thresholds(thresholds, default):
@@ -851,6 +852,17 @@ class _ConfusionCounts(Metric):
         self.false_negatives += (~above & labels) @ w
         self.true_negatives += (~above & ~labels) @ w
 
+
+class _ThresholdCounts(_ConfusionCounts):
+    """Base of ``Precision`` and ``Recall``: the counts at the ``thresholds`` given (0.5 by
+    default, or every one of the ``top_k`` predictions)."""
+
+    def __init__(self, thresholds: float | list[float] | None, top_k: int | None,
+                 class_id: int | None, name: str) -> None:
+        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
+        self._config_thresholds = thresholds
+        super().__init__(values, top_k, class_id, name)
+
     def _per_threshold(self, num, den):
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
@@ -861,7 +873,7 @@ class _ConfusionCounts(Metric):
                 "class_id": self.class_id}
 
 
-class Precision(_ConfusionCounts):
+class Precision(_ThresholdCounts):
     """``true_positives / (true_positives + false_positives)`` (Keras's ``Precision``).
 
     Args:
@@ -892,9 +904,7 @@ class Precision(_ConfusionCounts):
 
     def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str = "precision") -> None:
-        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
-        self._config_thresholds = thresholds
-        super().__init__(values, top_k, class_id, name)
+        super().__init__(thresholds, top_k, class_id, name)
 
     def result(self) -> float | np.ndarray:
         """Returns the precision at each threshold.
@@ -906,7 +916,7 @@ class Precision(_ConfusionCounts):
         return self._per_threshold(self.true_positives, self.true_positives + self.false_positives)
 
 
-class Recall(_ConfusionCounts):
+class Recall(_ThresholdCounts):
     """``true_positives / (true_positives + false_negatives)`` (Keras's ``Recall``).
 
     Args:
@@ -934,9 +944,7 @@ class Recall(_ConfusionCounts):
 
     def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str = "recall") -> None:
-        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
-        self._config_thresholds = thresholds
-        super().__init__(values, top_k, class_id, name)
+        super().__init__(thresholds, top_k, class_id, name)
 
     def result(self) -> float | np.ndarray:
         """Returns the recall at each threshold.
@@ -1062,7 +1070,6 @@ class AUC(_ConfusionCounts):
         self.summation_method = str(summation_method).lower()
         self.from_logits = bool(from_logits)
         self._given_thresholds = None if thresholds is None else [float(t) for t in thresholds]
-        self._many = False
         super().__init__([0.0 - 1e-7] + inner + [1.0 + 1e-7], name=name)
 
     @property
