@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn._registry import class_config, from_class_config
+from crnn._validation import check_bool
 
 __all__ = [
     "Loss",
@@ -372,12 +373,6 @@ class MeanAbsoluteError(Loss):
         return values, grad
 
 
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")
-    return bool(value)
-
-
 def _check_label_smoothing(value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
         0.0 <= value <= 1.0
@@ -388,7 +383,23 @@ def _check_label_smoothing(value):
     return float(value)
 
 
-class BinaryCrossentropy(Loss):
+class _SmoothedCrossentropy(Loss):
+    """Base of the binary and categorical crossentropies: their ``from_logits`` and
+    ``label_smoothing`` arguments."""
+
+    def __init__(self, from_logits: bool, label_smoothing: float, reduction: str,
+                 name: str) -> None:
+        super().__init__(name, reduction)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.label_smoothing = _check_label_smoothing(label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
+        return config
+
+
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """Binary crossentropy, averaged over the last axis and then over the rest.
 
     Per element, with ``t`` the target and ``p`` the clipped probability:
@@ -428,9 +439,7 @@ class BinaryCrossentropy(Loss):
         reduction: str = "sum_over_batch_size",
         name: str = "binary_crossentropy",
     ) -> None:
-        super().__init__(name, reduction)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.label_smoothing = _check_label_smoothing(label_smoothing)
+        super().__init__(from_logits, label_smoothing, reduction, name)
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
         t, p = self._check_same_shape(y_true, y_pred)
@@ -456,13 +465,8 @@ class BinaryCrossentropy(Loss):
             grad = grad * dtype.type(1.0 / width)
         return values, grad
 
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
-        return config
 
-
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """Crossentropy between one-hot (or soft) targets and class probabilities.
 
     Per position: ``-sum(t * log(q))`` over the last (class) axis, where
@@ -500,9 +504,7 @@ class CategoricalCrossentropy(Loss):
         reduction: str = "sum_over_batch_size",
         name: str = "categorical_crossentropy",
     ) -> None:
-        super().__init__(name, reduction)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.label_smoothing = _check_label_smoothing(label_smoothing)
+        super().__init__(from_logits, label_smoothing, reduction, name)
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
         if y_true.shape != y_pred.shape or y_pred.ndim < 1:
@@ -537,11 +539,6 @@ class CategoricalCrossentropy(Loss):
                 # q = p / sum(p): dL/dp_j = (dL/dq_j - sum_i dL/dq_i q_i) / sum(p).
                 grad = (d_q - np.sum(d_q * q, axis=-1, keepdims=True)) / total
         return values, grad
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
-        return config
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -581,7 +578,7 @@ class SparseCategoricalCrossentropy(Loss):
         name: str = "sparse_categorical_crossentropy",
     ) -> None:
         super().__init__(name, reduction)
-        self.from_logits = _check_bool("from_logits", from_logits)
+        self.from_logits = check_bool("from_logits", from_logits)
 
     def _labels(self, y_true, y_pred):
         labels = y_true

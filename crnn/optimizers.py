@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from crnn._registry import class_config, from_class_config, keras_config
+from crnn._validation import check_bool
 from crnn._validation import is_number as _is_number
 
 __all__ = [
@@ -72,12 +73,6 @@ def _check_range(name, value, low, high, low_open=False, high_open=False):
         interval = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
         raise ValueError(f"Argument `{name}` must be a float in {interval}. Received: {name}={value!r}.")
     return float(value)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")
-    return bool(value)
 
 
 def _via_float32(value, dtype):
@@ -958,7 +953,7 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
-        self.nesterov = _check_bool("nesterov", nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
 
     def _slot_names(self):
         return ["momentum"] if self.momentum != 0 else []
@@ -1052,7 +1047,7 @@ class RMSprop(Optimizer):
         self.rho = _check_range("rho", rho, 0.0, 1.0, high_open=True)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
         self.epsilon = _check_positive("epsilon", epsilon)
-        self.centered = _check_bool("centered", centered)
+        self.centered = check_bool("centered", centered)
 
     def _slot_names(self):
         names = ["velocity"]
@@ -1205,7 +1200,7 @@ class Adam(_AdamFamily):
     ) -> None:
         super().__init__(learning_rate, beta_1, beta_2, epsilon, clipnorm, clipvalue,
                          global_clipnorm, name, weight_decay)
-        self.amsgrad = _check_bool("amsgrad", amsgrad)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def _slot_names(self):
         return ["momentum", "velocity"] + (["velocity_hat"] if self.amsgrad else [])
