@@ -1249,7 +1249,7 @@ class ReduceLROnPlateau(_MonitorCallback):
                 f"Received factor={factor!r}."
             )
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            if not is_int(value, minimum=0):
                 raise ValueError(
                     f"Argument `{name}` must be an int >= 0. Received: {name}={value!r}.")
         if not _is_number(min_lr) or min_lr < 0:

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn._registry import class_config, from_class_config
+from crnn._validation import is_int, is_number
 from crnn.losses import _squeeze_or_expand
 
 __all__ = [
@@ -663,7 +664,7 @@ def _in_top_k(targets, predictions, k):
 
 
 def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k, minimum=1):
         raise ValueError(f"Argument `k` must be a positive int. Received: k={k!r}.")
     return int(k)
 
@@ -759,7 +760,7 @@ def _check_thresholds(thresholds, default):
     single = not isinstance(thresholds, (list, tuple, np.ndarray))
     values = [thresholds] if single else list(thresholds)
     for t in values:
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not 0 <= t <= 1:
+        if not is_number(t) or not 0 <= t <= 1:
             raise ValueError(f"Threshold values must be in [0, 1]. Received: thresholds={thresholds!r}.")
     return [float(t) for t in values], not single
 
@@ -772,10 +773,9 @@ class _ConfusionCounts(Metric):
 
     def __init__(self, thresholds: list[float], top_k: int | None = None,
                  class_id: int | None = None, name: str | None = None) -> None:
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        if top_k is not None and not is_int(top_k, minimum=1):
             raise ValueError(f"Argument `top_k` must be a positive int or None. Received: top_k={top_k!r}.")
-        if class_id is not None and (isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer))
-                                     or class_id < 0):
+        if class_id is not None and not is_int(class_id, minimum=0):
             raise ValueError(f"Argument `class_id` must be an int >= 0 or None. Received: class_id={class_id!r}.")
         self.top_k = top_k
         self.class_id = class_id
@@ -1024,8 +1024,7 @@ class AUC(_ConfusionCounts):
                 f"`num_labels` is needed only when `multi_label` is True. Received: num_labels={num_labels!r}, "
                 f"multi_label={multi_label!r}."
             )
-        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, (int, np.integer))
-                                       or num_labels < 1):
+        if num_labels is not None and not is_int(num_labels, minimum=1):
             raise ValueError(
                 f"Argument `num_labels` must be a positive int or None. Received: num_labels={num_labels!r}."
             )
@@ -1059,8 +1058,7 @@ class AUC(_ConfusionCounts):
             inner = sorted(_check_thresholds(list(thresholds), 0.5)[0])
             num_thresholds = len(inner) + 2
         else:
-            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, np.integer)) \
-                    or num_thresholds <= 1:
+            if not is_int(num_thresholds, minimum=2):
                 raise ValueError(
                     f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds!r}."
                 )
