@@ -264,10 +264,18 @@ class _RNN(Layer):
     # ------------------------------------------------------------------ running
 
     def _op(self, x, initial_state, mask, training):
-        raise NotImplementedError
+        """The cell's fused kernel over ``x``: ``ops.lstm``, ``ops.gru`` or ``ops.simple_rnn``."""
+        return getattr(ops, self._cell)(
+            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
+            initial_state, go_backwards=self.go_backwards, mask=mask,
+            activation=self.activation, training=training, **self._op_options())
+
+    def _op_options(self):
+        """The keyword arguments of the cell's own ``ops`` function beyond the common ones."""
+        return {"recurrent_activation": self.recurrent_activation}
 
     def _op_grad(self, core, d_outputs, d_states):
-        raise NotImplementedError
+        return getattr(ops, self._cell + "_grad")(core, d_outputs, d_states)
 
     def _check_input(self, x):
         x = np.asarray(x)
@@ -542,17 +550,6 @@ class LSTM(_RNN):
                                np.ones((u,), self.dtype),
                                self.bias_initializer((2 * u,), dtype=self.dtype)])
 
-    def _op(self, x, initial_state, mask, training):
-        outputs, states, cache = ops.lstm(
-            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
-            initial_state, go_backwards=self.go_backwards, mask=mask,
-            activation=self.activation, recurrent_activation=self.recurrent_activation,
-            training=training)
-        return outputs, states, cache
-
-    def _op_grad(self, core, d_outputs, d_states):
-        return ops.lstm_grad(core, d_outputs, d_states)
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["unit_forget_bias"] = self.unit_forget_bias
@@ -663,15 +660,8 @@ class GRU(_RNN):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def _op(self, x, initial_state, mask, training):
-        return ops.gru(
-            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
-            initial_state, go_backwards=self.go_backwards, mask=mask,
-            activation=self.activation, recurrent_activation=self.recurrent_activation,
-            reset_after=self.reset_after, training=training)
-
-    def _op_grad(self, core, d_outputs, d_states):
-        return ops.gru_grad(core, d_outputs, d_states)
+    def _op_options(self):
+        return {**super()._op_options(), "reset_after": self.reset_after}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -764,14 +754,8 @@ class SimpleRNN(_RNN):
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, **kwargs)
 
-    def _op(self, x, initial_state, mask, training):
-        return ops.simple_rnn(
-            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
-            initial_state, go_backwards=self.go_backwards, mask=mask,
-            activation=self.activation, training=training)
-
-    def _op_grad(self, core, d_outputs, d_states):
-        return ops.simple_rnn_grad(core, d_outputs, d_states)
+    def _op_options(self):
+        return {}      # no recurrent_activation
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
