@@ -11,25 +11,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn._validation import check_positive_int
-from crnn.layers.base import Layer
+from crnn.layers.base import Layer, check_data_format, numeric_input
 
 __all__ = ["GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "AveragePooling1D"]
 
 
 def _check_3d(layer, x):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    x = numeric_input(layer, x)
     if x.ndim != 3:
         raise ValueError(f"layer {layer.name!r} needs 3-D inputs (batch, steps, features), "
                          f"received shape {x.shape}")
     return x.astype(layer.dtype, copy=False)
-
-
-def _check_data_format(data_format):
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"data_format must be 'channels_last' or None, received {data_format!r}")
-    return "channels_last"
 
 
 class _GlobalPooling1D(Layer):
@@ -39,7 +31,7 @@ class _GlobalPooling1D(Layer):
     def __init__(self, data_format: str | None = None, keepdims: bool = False,
                  **kwargs: Any):
         super().__init__(**kwargs)
-        self.data_format = _check_data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.keepdims = bool(keepdims)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -181,7 +173,7 @@ class _Pooling1D(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', received {padding!r}")
         self.padding = padding
-        self.data_format = _check_data_format(data_format)
+        self.data_format = check_data_format(data_format)
 
     def _out_steps(self, steps):
         if self.padding == "valid":

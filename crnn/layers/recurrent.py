@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from crnn import initializers, ops, utils
 from crnn._kernels import _cells
 from crnn._validation import check_positive_int, is_int
-from crnn.layers.base import Layer, check_numeric, check_rate, restoring
+from crnn.layers.base import Layer, check_numeric, check_rate, numeric_input, restoring
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
@@ -278,9 +278,7 @@ class _RNN(Layer):
         return getattr(ops, self._cell + "_grad")(core, d_outputs, d_states)
 
     def _check_input(self, x):
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"layer {self.name!r} needs numeric input, received dtype {x.dtype}")
+        x = numeric_input(self, x)
         expected = self.input_shape
         if x.ndim != 3 or x.shape[2] != expected[2]:
             raise ValueError(
