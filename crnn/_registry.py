@@ -13,6 +13,12 @@ def class_config(obj: Any) -> dict[str, Any]:
     return {"class_name": type(obj).__name__, "config": obj.get_config()}
 
 
+def config_repr(obj: Any, skip: str | None = None) -> str:
+    """``ClassName(key=value, ...)`` from ``obj.get_config()``, leaving out the key ``skip``."""
+    args = ", ".join(f"{k}={v!r}" for k, v in obj.get_config().items() if k != skip)
+    return f"{type(obj).__name__}({args})"
+
+
 def keras_config(obj: Any, module: str) -> dict[str, Any]:
     """Keras 3's serialized form, ``{"module", "class_name", "config", "registered_name"}``."""
     return {"module": module, "class_name": type(obj).__name__, "config": obj.get_config(),

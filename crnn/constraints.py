@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from crnn._registry import KerasFamily
+from crnn._registry import KerasFamily, config_repr
 from crnn._validation import is_number
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
@@ -87,8 +87,7 @@ class Constraint:
         return cls(**config)
 
     def __repr__(self):
-        args = ', '.join(f'{k}={v!r}' for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class MaxNorm(Constraint):

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from crnn import utils
-from crnn._registry import class_config, from_class_config
+from crnn._registry import class_config, config_repr, from_class_config
 
 __all__ = [
     "Initializer",
@@ -190,8 +190,7 @@ class Initializer:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class Zeros(Initializer):

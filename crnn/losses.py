@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from crnn._registry import class_config, from_class_config
+from crnn._registry import class_config, config_repr, from_class_config
 from crnn._validation import check_bool
 
 __all__ = [
@@ -298,8 +298,7 @@ class Loss:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class MeanSquaredError(Loss):

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from crnn._registry import class_config, from_class_config, keras_config
+from crnn._registry import class_config, config_repr, from_class_config, keras_config
 from crnn._validation import check_bool
 from crnn._validation import is_number as _is_number
 
@@ -212,8 +212,7 @@ class LearningRateSchedule:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
+        return config_repr(self, skip="name")
 
 
 def _check_schedule_name(name, default):
@@ -894,8 +893,7 @@ class Optimizer:
         self.iterations = int(iterations)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
+        return config_repr(self, skip="name")
 
 
 class SGD(Optimizer):

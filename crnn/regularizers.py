@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from crnn._registry import KerasFamily
+from crnn._registry import KerasFamily, config_repr
 from crnn._validation import is_number
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize",
@@ -99,8 +99,7 @@ class Regularizer:
         return cls(**config)
 
     def __repr__(self):
-        args = ', '.join(f'{k}={v!r}' for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class L1L2(Regularizer):
