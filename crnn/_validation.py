@@ -73,17 +73,10 @@ def check_positive_int(name: str, value: object) -> int:
 
 
 def check_bool(name: str, value: object) -> bool:
-    """Return ``value`` as a bool if it is one (Python or NumPy), else raise.
+    """``bool(value)`` if ``value`` is a bool (Python or NumPy), else raise.
 
-    Args:
-        name: the argument's name, for the message.
-        value: the value received.
-
-    Returns:
-        ``bool(value)``.
-
-    Raises:
-        ValueError: ``"Argument `{name}` must be a bool. Received: {name}={value!r}."``.
+    ``name`` is the argument's name; the ``ValueError`` reads
+    ``"Argument `{name}` must be a bool. Received: {name}={value!r}."``.
     """
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")

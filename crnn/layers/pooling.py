@@ -197,6 +197,12 @@ class _Pooling1D(Layer):
         starts = np.arange(n_out) * self.strides - pad
         return np.maximum(starts, 0), np.minimum(starts + self.pool_size, steps)
 
+    def _prepare(self, x):
+        """The checked input, its windows' starts and ends, and an empty output for them."""
+        x = _check_3d(self, x)
+        starts, ends = self._windows(x.shape[1])
+        return x, starts, ends, np.empty((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
+
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> None:
         return None
 
@@ -246,9 +252,7 @@ class MaxPooling1D(_Pooling1D):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _check_3d(self, x)
-        starts, ends = self._windows(x.shape[1])
-        out = np.empty((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
+        x, starts, ends, out = self._prepare(x)
         arg = np.empty(out.shape, dtype=np.int64)
         for k, (s, e) in enumerate(zip(starts, ends)):
             window = x[:, s:e, :]
@@ -304,9 +308,7 @@ class AveragePooling1D(_Pooling1D):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _check_3d(self, x)
-        starts, ends = self._windows(x.shape[1])
-        out = np.empty((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
+        x, starts, ends, out = self._prepare(x)
         for k, (s, e) in enumerate(zip(starts, ends)):
             out[:, k, :] = x[:, s:e, :].mean(axis=1)
         return out, (starts, ends, x.shape)
