@@ -414,10 +414,8 @@ class _RNN(Layer):
         Returns:
             The outputs array, or ``[outputs, *states]`` with ``return_state=True``.
         """
-        self._ensure_built(inputs)
-        outputs, _ = self.forward(inputs, training=training, mask=mask,
-                                  initial_state=initial_state)
-        return outputs
+        return super().__call__(inputs, training=training, mask=mask,
+                                initial_state=initial_state)
 
     # ------------------------------------------------------------------ config
 

@@ -446,10 +446,8 @@ class Bidirectional(_Wrapper):
         Returns:
             The merged outputs (see ``forward``).
         """
-        self._ensure_built(inputs)
-        outputs, _ = self.forward(inputs, training=training, mask=mask,
-                                  initial_state=initial_state)
-        return outputs
+        return super().__call__(inputs, training=training, mask=mask,
+                                initial_state=initial_state)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
