@@ -22,7 +22,7 @@ Example:
 
 import numpy as np
 
-__all__ = ["is_int", "is_number", "check_positive_int"]
+__all__ = ["is_int", "is_number", "check_positive_int", "check_bool"]
 
 
 def is_int(value: object, minimum: "int | None" = None) -> bool:
@@ -70,3 +70,14 @@ def check_positive_int(name: str, value: object) -> int:
     if not is_int(value, minimum=1):
         raise ValueError(f"{name} must be a positive int, received {value!r}")
     return int(value)
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``bool(value)`` if ``value`` is a bool (Python or NumPy), else raise.
+
+    ``name`` is the argument's name; the ``ValueError`` reads
+    ``"Argument `{name}` must be a bool. Received: {name}={value!r}."``.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")
+    return bool(value)

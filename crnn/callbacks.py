@@ -248,6 +248,14 @@ class Callback:
         """
 
 
+def _check_path(name, value):
+    """``os.fspath(value)``, which must be a non-empty ``str``."""
+    value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Argument `{name}` must be a non-empty path. Received: {name}={value!r}.")
+    return value
+
+
 def _python_logs(logs):
     # Callbacks and History should see plain floats, not 0-d NumPy arrays.
     if logs is None:
@@ -847,12 +855,7 @@ class ModelCheckpoint(_MonitorCallback):
         initial_value_threshold: float | None = None,
     ):
         super().__init__(monitor, mode)
-        filepath = os.fspath(filepath)
-        if not isinstance(filepath, str) or not filepath:
-            raise ValueError(
-                "Argument `filepath` must be a non-empty path. Received: "
-                f"filepath={filepath!r}."
-            )
+        filepath = _check_path("filepath", filepath)
         if save_freq != "epoch" and not is_int(save_freq, minimum=1):
             raise ValueError(
                 f"Unrecognized save_freq: {save_freq!r}. Expected 'epoch' or a positive integer "
@@ -1249,7 +1252,7 @@ class ReduceLROnPlateau(_MonitorCallback):
                 f"Received factor={factor!r}."
             )
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            if not is_int(value, minimum=0):
                 raise ValueError(
                     f"Argument `{name}` must be an int >= 0. Received: {name}={value!r}.")
         if not _is_number(min_lr) or min_lr < 0:
@@ -1352,12 +1355,7 @@ class CSVLogger(Callback):
 
     def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
         super().__init__()
-        filename = os.fspath(filename)
-        if not isinstance(filename, str) or not filename:
-            raise ValueError(
-                "Argument `filename` must be a non-empty path. Received: "
-                f"filename={filename!r}."
-            )
+        filename = _check_path("filename", filename)
         if not isinstance(separator, str) or len(separator) != 1:
             raise ValueError(
                 "Argument `separator` must be one character. Received: "

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from crnn._registry import KerasFamily, config_repr
 from crnn._validation import is_number
 
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg",
@@ -86,8 +87,7 @@ class Constraint:
         return cls(**config)
 
     def __repr__(self):
-        args = ', '.join(f'{k}={v!r}' for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class MaxNorm(Constraint):
@@ -223,6 +223,8 @@ min_max_norm = MinMaxNorm
 _CLASSES = {cls.__name__: cls for cls in (MaxNorm, NonNeg, UnitNorm, MinMaxNorm)}
 _NAMES = {"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm,
           "min_max_norm": MinMaxNorm}
+_FAMILY = KerasFamily("constraint", "keras.constraints", Constraint, _CLASSES, _NAMES,
+                      find=lambda name: _NAMES.get(name.lower()) or _CLASSES.get(name))
 
 
 def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
@@ -247,10 +249,7 @@ def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
     >>> crnn.constraints.serialize(crnn.constraints.MaxNorm(3.0))["config"]
     {'max_value': 3.0, 'axis': 0}
     """
-    if constraint is None:
-        return None
-    return {"module": "keras.constraints", "class_name": type(constraint).__name__,
-            "config": constraint.get_config(), "registered_name": None}
+    return _FAMILY.serialize(constraint)
 
 
 def deserialize(config: dict[str, Any]) -> Constraint:
@@ -274,11 +273,7 @@ def deserialize(config: dict[str, Any]) -> Constraint:
     >>> crnn.constraints.deserialize({"class_name": "MaxNorm", "config": {"max_value": 3.0}})
     MaxNorm(max_value=3.0, axis=0)
     """
-    name = config.get("class_name") if isinstance(config, dict) else None
-    cls = _CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown constraint {name!r}; known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _FAMILY.deserialize(config)
 
 
 def get(identifier: str | dict[str, Any] | Constraint | None) -> Constraint | None:
@@ -303,13 +298,4 @@ def get(identifier: str | dict[str, Any] | Constraint | None) -> Constraint | No
     >>> crnn.constraints.get("non_neg")
     NonNeg()
     """
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str):
-        cls = _NAMES.get(identifier.lower()) or _CLASSES.get(identifier)
-        if cls is None:
-            raise ValueError(f"Unknown constraint {identifier!r}; known names: {sorted(_NAMES)}.")
-        return cls()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}.")
+    return _FAMILY.get(identifier)

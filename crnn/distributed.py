@@ -42,6 +42,7 @@ import numpy as np
 
 from crnn import callbacks as callbacks_module
 from crnn import optimizers as optimizers_module
+from crnn._validation import is_int
 from crnn.threads import get_num_threads, set_num_threads
 
 __all__ = ["BroadcastWeights", "DistributedOptimizer", "FitManyResult", "broadcast_weights",
@@ -401,8 +402,7 @@ def broadcast_weights(model: Any, root_rank: int = 0, comm: Any = None) -> None:
         >>> cd.broadcast_weights(model, root_rank=0)   # every rank  # doctest: +SKIP
     """
     collective = _Collective(comm if comm is not None else _world())
-    if isinstance(root_rank, bool) or not isinstance(root_rank, (int, np.integer)) \
-            or not 0 <= root_rank < collective.size:
+    if not is_int(root_rank, minimum=0) or root_rank >= collective.size:
         raise ValueError(f"root_rank must be an int in [0, {collective.size}), received "
                          f"{root_rank!r}")
     weights = model.weights if model.built else []
@@ -470,8 +470,7 @@ class BroadcastWeights(callbacks_module.Callback):
 
     def __init__(self, root_rank: int = 0):
         super().__init__()
-        if isinstance(root_rank, bool) or not isinstance(root_rank, (int, np.integer)) \
-                or root_rank < 0:
+        if not is_int(root_rank, minimum=0):
             raise ValueError(f"root_rank must be a non-negative int, received {root_rank!r}")
         self.root_rank = int(root_rank)
 

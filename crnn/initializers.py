@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from crnn import utils
+from crnn._registry import class_config, config_repr, from_class_config
 
 __all__ = [
     "Initializer",
@@ -189,8 +190,7 @@ class Initializer:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class Zeros(Initializer):
@@ -289,7 +289,19 @@ def _truncated_normal(rng, shape, mean, stddev):
     return mean + stddev * values
 
 
-class RandomNormal(RandomInitializer):
+class _NormalInitializer(RandomInitializer):
+    # RandomNormal's and TruncatedNormal's arguments; subclasses implement ``_generate``.
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.mean = float(mean)
+        self.stddev = float(stddev)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomNormal(_NormalInitializer):
     """Normal distribution.
 
     Args:
@@ -312,19 +324,11 @@ class RandomNormal(RandomInitializer):
     True
     """
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        super().__init__(seed)
-        self.mean = float(mean)
-        self.stddev = float(stddev)
-
     def _generate(self, shape, dtype, rng):
         return rng.normal(self.mean, self.stddev, size=shape)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
-
-class TruncatedNormal(RandomInitializer):
+class TruncatedNormal(_NormalInitializer):
     """Normal distribution truncated to ``mean +- 2 * stddev`` (redrawn outside).
 
     Args:
@@ -345,16 +349,8 @@ class TruncatedNormal(RandomInitializer):
     True
     """
 
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        super().__init__(seed)
-        self.mean = float(mean)
-        self.stddev = float(stddev)
-
     def _generate(self, shape, dtype, rng):
         return _truncated_normal(rng, shape, self.mean, self.stddev)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
 
 class RandomUniform(RandomInitializer):
@@ -785,7 +781,7 @@ def serialize(initializer: Initializer) -> dict[str, Any]:
             "Only crnn Initializer instances can be serialized. Received: "
             f"{initializer!r}. Use a name such as 'glorot_uniform' or an Initializer subclass."
         )
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    return class_config(initializer)
 
 
 def deserialize(config: dict[str, Any]) -> Initializer:
@@ -810,18 +806,8 @@ def deserialize(config: dict[str, Any]) -> Initializer:
     >>> crnn.initializers.deserialize({"class_name": "Constant", "config": {"value": 0.5}})
     Constant(value=0.5)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            "Expected a dict with keys 'class_name' and 'config'. Received: "
-            f"{config!r}."
-        )
-    name = config["class_name"]
-    cls = _CLASSES.get(name) or _ALIASES.get(name)
-    if cls is None:
-        raise ValueError(
-            f"Unknown initializer class_name={name!r}. Known: {sorted(_CLASSES)}."
-        )
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "initializer", _CLASSES,
+                             lambda name: _CLASSES.get(name) or _ALIASES.get(name))
 
 
 def get(

@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crnn._registry import class_config, config_repr, from_class_config
+from crnn._validation import check_bool
+
 __all__ = [
     "Loss",
     "MeanSquaredError",
@@ -295,8 +298,7 @@ class Loss:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class MeanSquaredError(Loss):
@@ -370,12 +372,6 @@ class MeanAbsoluteError(Loss):
         return values, grad
 
 
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"Argument `{name}` must be a bool. Received: {name}={value!r}.")
-    return bool(value)
-
-
 def _check_label_smoothing(value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
         0.0 <= value <= 1.0
@@ -386,7 +382,23 @@ def _check_label_smoothing(value):
     return float(value)
 
 
-class BinaryCrossentropy(Loss):
+class _SmoothedCrossentropy(Loss):
+    """Base of the binary and categorical crossentropies: their ``from_logits`` and
+    ``label_smoothing`` arguments."""
+
+    def __init__(self, from_logits: bool, label_smoothing: float, reduction: str,
+                 name: str) -> None:
+        super().__init__(name, reduction)
+        self.from_logits = check_bool("from_logits", from_logits)
+        self.label_smoothing = _check_label_smoothing(label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
+        return config
+
+
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """Binary crossentropy, averaged over the last axis and then over the rest.
 
     Per element, with ``t`` the target and ``p`` the clipped probability:
@@ -426,9 +438,7 @@ class BinaryCrossentropy(Loss):
         reduction: str = "sum_over_batch_size",
         name: str = "binary_crossentropy",
     ) -> None:
-        super().__init__(name, reduction)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.label_smoothing = _check_label_smoothing(label_smoothing)
+        super().__init__(from_logits, label_smoothing, reduction, name)
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
         t, p = self._check_same_shape(y_true, y_pred)
@@ -454,13 +464,8 @@ class BinaryCrossentropy(Loss):
             grad = grad * dtype.type(1.0 / width)
         return values, grad
 
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
-        return config
 
-
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """Crossentropy between one-hot (or soft) targets and class probabilities.
 
     Per position: ``-sum(t * log(q))`` over the last (class) axis, where
@@ -498,9 +503,7 @@ class CategoricalCrossentropy(Loss):
         reduction: str = "sum_over_batch_size",
         name: str = "categorical_crossentropy",
     ) -> None:
-        super().__init__(name, reduction)
-        self.from_logits = _check_bool("from_logits", from_logits)
-        self.label_smoothing = _check_label_smoothing(label_smoothing)
+        super().__init__(from_logits, label_smoothing, reduction, name)
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
         if y_true.shape != y_pred.shape or y_pred.ndim < 1:
@@ -535,11 +538,6 @@ class CategoricalCrossentropy(Loss):
                 # q = p / sum(p): dL/dp_j = (dL/dq_j - sum_i dL/dq_i q_i) / sum(p).
                 grad = (d_q - np.sum(d_q * q, axis=-1, keepdims=True)) / total
         return values, grad
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"from_logits": self.from_logits, "label_smoothing": self.label_smoothing})
-        return config
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -579,7 +577,7 @@ class SparseCategoricalCrossentropy(Loss):
         name: str = "sparse_categorical_crossentropy",
     ) -> None:
         super().__init__(name, reduction)
-        self.from_logits = _check_bool("from_logits", from_logits)
+        self.from_logits = check_bool("from_logits", from_logits)
 
     def _labels(self, y_true, y_pred):
         labels = y_true
@@ -673,7 +671,7 @@ def serialize(loss: Loss) -> dict[str, Any]:
     """
     if not isinstance(loss, Loss):
         raise ValueError(f"Expected a crnn Loss. Received: {loss!r}.")
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    return class_config(loss)
 
 
 def deserialize(config: dict[str, Any]) -> Loss:
@@ -700,13 +698,8 @@ def deserialize(config: dict[str, Any]) -> Loss:
     >>> type(loss).__name__, loss.name, loss.from_logits
     ('BinaryCrossentropy', 'binary_crossentropy', True)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
-    name = config["class_name"]
-    cls = _CLASSES.get(name) or _ALIASES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown loss class_name={name!r}. Known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "loss", _CLASSES,
+                             lambda name: _CLASSES.get(name) or _ALIASES.get(name))
 
 
 def get(identifier: str | dict[str, Any] | Loss | type[Loss]) -> Loss:

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crnn._registry import class_config, from_class_config
+from crnn._validation import is_int, is_number
 from crnn.losses import _squeeze_or_expand
 
 __all__ = [
@@ -319,14 +321,21 @@ class MeanMetricWrapper(Metric):
         raise NotImplementedError("MeanMetricWrapper around an arbitrary function cannot be serialized.")
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """Per-element 1.0 where ``(y_pred > threshold)`` equals ``y_true``, else 0.0."""
+def _same_shape(y_true, y_pred, what):
+    """``y_true`` and ``y_pred`` as arrays, after ``_squeeze_or_expand``; a ValueError naming
+    ``what`` if their shapes still differ."""
     y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
     if y_true.shape != y_pred.shape:
         raise ValueError(
-            "binary accuracy: `y_true` and `y_pred` must have the same shape. Received: "
+            f"{what}: `y_true` and `y_pred` must have the same shape. Received: "
             f"y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
         )
+    return y_true, y_pred
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """Per-element 1.0 where ``(y_pred > threshold)`` equals ``y_true``, else 0.0."""
+    y_true, y_pred = _same_shape(y_true, y_pred, "binary accuracy")
     return (y_true == (y_pred > threshold).astype(y_true.dtype)).astype(np.float64)
 
 
@@ -359,23 +368,13 @@ def sparse_categorical_accuracy(y_true, y_pred):
 
 def mean_absolute_error(y_true, y_pred):
     """Mean of ``|y_true - y_pred|`` over the last axis."""
-    y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            "mean_absolute_error: `y_true` and `y_pred` must have the same shape. Received: "
-            f"y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
-        )
+    y_true, y_pred = _same_shape(y_true, y_pred, "mean_absolute_error")
     return np.mean(np.abs(y_pred.astype(np.float64) - y_true), axis=-1)
 
 
 def mean_squared_error(y_true, y_pred):
     """Mean of ``(y_true - y_pred)**2`` over the last axis."""
-    y_true, y_pred = _squeeze_or_expand(np.asarray(y_true), np.asarray(y_pred))
-    if y_true.shape != y_pred.shape:
-        raise ValueError(
-            "mean_squared_error: `y_true` and `y_pred` must have the same shape. Received: "
-            f"y_true.shape={y_true.shape}, y_pred.shape={y_pred.shape}."
-        )
+    y_true, y_pred = _same_shape(y_true, y_pred, "mean_squared_error")
     return np.mean(np.square(y_pred.astype(np.float64) - y_true), axis=-1)
 
 
@@ -665,12 +664,32 @@ def _in_top_k(targets, predictions, k):
 
 
 def _check_k(k):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k, minimum=1):
         raise ValueError(f"Argument `k` must be a positive int. Received: k={k!r}.")
     return int(k)
 
 
-class TopKCategoricalAccuracy(Metric):
+class _TopK(Metric):
+    """Base of the top-``k`` accuracies: how often the target is among the ``k`` highest
+    predictions."""
+
+    direction = "up"
+
+    def __init__(self, k: int, name: str) -> None:
+        self.k = _check_k(k)
+        super().__init__(name)
+
+    def _in_top_k(self, targets, y_pred):
+        """1.0 where ``targets`` (class indices, ``y_pred``'s shape without its last axis) is
+        in the top ``k`` of ``y_pred``, else 0.0."""
+        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
+        return flat.reshape(targets.shape).astype(np.float64)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.k}
+
+
+class TopKCategoricalAccuracy(_TopK):
     """How often the one-hot target is among the ``k`` highest predictions.
 
     A target whose score ties the ``k``-th highest counts as in the top ``k``
@@ -695,22 +714,14 @@ class TopKCategoricalAccuracy(Metric):
     0.5
     """
 
-    direction = "up"
-
     def __init__(self, k: int = 5, name: str = "top_k_categorical_accuracy") -> None:
-        self.k = _check_k(k)
-        super().__init__(name)
+        super().__init__(k, name)
 
     def _values(self, y_true, y_pred):
-        targets = np.argmax(y_true, axis=-1)
-        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
-        return flat.reshape(targets.shape).astype(np.float64)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "k": self.k}
+        return self._in_top_k(np.argmax(y_true, axis=-1), y_pred)
 
 
-class SparseTopKCategoricalAccuracy(Metric):
+class SparseTopKCategoricalAccuracy(_TopK):
     """How often the integer target is among the ``k`` highest predictions.
 
     Ties count as in ``TopKCategoricalAccuracy``.
@@ -733,22 +744,14 @@ class SparseTopKCategoricalAccuracy(Metric):
     0.5
     """
 
-    direction = "up"
-
     def __init__(self, k: int = 5, name: str = "sparse_top_k_categorical_accuracy") -> None:
-        self.k = _check_k(k)
-        super().__init__(name)
+        super().__init__(k, name)
 
     def _values(self, y_true, y_pred):
         y_true = np.asarray(y_true)
         if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
             y_true = y_true[..., 0]
-        targets = y_true.astype(np.int64)
-        flat = _in_top_k(targets.reshape(-1), y_pred.reshape(-1, y_pred.shape[-1]), self.k)
-        return flat.reshape(targets.shape).astype(np.float64)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "k": self.k}
+        return self._in_top_k(y_true.astype(np.int64), y_pred)
 
 
 def _check_thresholds(thresholds, default):
@@ -757,7 +760,7 @@ def _check_thresholds(thresholds, default):
     single = not isinstance(thresholds, (list, tuple, np.ndarray))
     values = [thresholds] if single else list(thresholds)
     for t in values:
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not 0 <= t <= 1:
+        if not is_number(t) or not 0 <= t <= 1:
             raise ValueError(f"Threshold values must be in [0, 1]. Received: thresholds={thresholds!r}.")
     return [float(t) for t in values], not single
 
@@ -770,10 +773,9 @@ class _ConfusionCounts(Metric):
 
     def __init__(self, thresholds: list[float], top_k: int | None = None,
                  class_id: int | None = None, name: str | None = None) -> None:
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+        if top_k is not None and not is_int(top_k, minimum=1):
             raise ValueError(f"Argument `top_k` must be a positive int or None. Received: top_k={top_k!r}.")
-        if class_id is not None and (isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer))
-                                     or class_id < 0):
+        if class_id is not None and not is_int(class_id, minimum=0):
             raise ValueError(f"Argument `class_id` must be an int >= 0 or None. Received: class_id={class_id!r}.")
         self.top_k = top_k
         self.class_id = class_id
@@ -850,6 +852,17 @@ class _ConfusionCounts(Metric):
         self.false_negatives += (~above & labels) @ w
         self.true_negatives += (~above & ~labels) @ w
 
+
+class _ThresholdCounts(_ConfusionCounts):
+    """Base of ``Precision`` and ``Recall``: the counts at the ``thresholds`` given (0.5 by
+    default, or every one of the ``top_k`` predictions)."""
+
+    def __init__(self, thresholds: float | list[float] | None, top_k: int | None,
+                 class_id: int | None, name: str) -> None:
+        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
+        self._config_thresholds = thresholds
+        super().__init__(values, top_k, class_id, name)
+
     def _per_threshold(self, num, den):
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(den > 0, num / np.where(den > 0, den, 1), 0.0)
@@ -860,7 +873,7 @@ class _ConfusionCounts(Metric):
                 "class_id": self.class_id}
 
 
-class Precision(_ConfusionCounts):
+class Precision(_ThresholdCounts):
     """``true_positives / (true_positives + false_positives)`` (Keras's ``Precision``).
 
     Args:
@@ -891,9 +904,7 @@ class Precision(_ConfusionCounts):
 
     def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str = "precision") -> None:
-        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
-        self._config_thresholds = thresholds
-        super().__init__(values, top_k, class_id, name)
+        super().__init__(thresholds, top_k, class_id, name)
 
     def result(self) -> float | np.ndarray:
         """Returns the precision at each threshold.
@@ -905,7 +916,7 @@ class Precision(_ConfusionCounts):
         return self._per_threshold(self.true_positives, self.true_positives + self.false_positives)
 
 
-class Recall(_ConfusionCounts):
+class Recall(_ThresholdCounts):
     """``true_positives / (true_positives + false_negatives)`` (Keras's ``Recall``).
 
     Args:
@@ -933,9 +944,7 @@ class Recall(_ConfusionCounts):
 
     def __init__(self, thresholds: float | list[float] | None = None, top_k: int | None = None,
                  class_id: int | None = None, name: str = "recall") -> None:
-        values, self._many = _check_thresholds(thresholds, 0.5 if top_k is None else -np.inf)
-        self._config_thresholds = thresholds
-        super().__init__(values, top_k, class_id, name)
+        super().__init__(thresholds, top_k, class_id, name)
 
     def result(self) -> float | np.ndarray:
         """Returns the recall at each threshold.
@@ -1015,8 +1024,7 @@ class AUC(_ConfusionCounts):
                 f"`num_labels` is needed only when `multi_label` is True. Received: num_labels={num_labels!r}, "
                 f"multi_label={multi_label!r}."
             )
-        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, (int, np.integer))
-                                       or num_labels < 1):
+        if num_labels is not None and not is_int(num_labels, minimum=1):
             raise ValueError(
                 f"Argument `num_labels` must be a positive int or None. Received: num_labels={num_labels!r}."
             )
@@ -1050,8 +1058,7 @@ class AUC(_ConfusionCounts):
             inner = sorted(_check_thresholds(list(thresholds), 0.5)[0])
             num_thresholds = len(inner) + 2
         else:
-            if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, (int, np.integer)) \
-                    or num_thresholds <= 1:
+            if not is_int(num_thresholds, minimum=2):
                 raise ValueError(
                     f"Argument `num_thresholds` must be an integer > 1. Received: num_thresholds={num_thresholds!r}."
                 )
@@ -1061,7 +1068,6 @@ class AUC(_ConfusionCounts):
         self.summation_method = str(summation_method).lower()
         self.from_logits = bool(from_logits)
         self._given_thresholds = None if thresholds is None else [float(t) for t in thresholds]
-        self._many = False
         super().__init__([0.0 - 1e-7] + inner + [1.0 + 1e-7], name=name)
 
     @property
@@ -1227,7 +1233,7 @@ def serialize(metric: Metric) -> dict[str, Any]:
     """
     if not isinstance(metric, Metric) or type(metric) not in _CLASSES.values():
         raise ValueError(f"Expected one of crnn's built-in metrics. Received: {metric!r}.")
-    return {"class_name": type(metric).__name__, "config": metric.get_config()}
+    return class_config(metric)
 
 
 def deserialize(config: dict[str, Any]) -> Metric:
@@ -1253,12 +1259,7 @@ def deserialize(config: dict[str, Any]) -> Metric:
     >>> m.name, m.k
     ('top_k_categorical_accuracy', 3)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
-    cls = _CLASSES.get(config["class_name"])
-    if cls is None:
-        raise ValueError(f"Unknown metric class_name={config['class_name']!r}. Known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "metric", _CLASSES)
 
 
 def get(identifier: str | dict[str, Any] | Metric | type[Metric], loss: Any = None) -> Metric:

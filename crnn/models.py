@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn import saving
+from crnn._validation import is_int
 from crnn.layers import InputLayer, Layer, deserialize, serialize
 from crnn.layers.base import assign_weights, check_numeric, unique_name
 from crnn.trainer import Trainer, compile_arguments, within_budget
@@ -397,8 +398,7 @@ class Sequential(Trainer):
             (1, 1)
         """
         self._require_built("with_batch_size")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
-                batch_size, (int, np.integer)) or batch_size <= 0):
+        if batch_size is not None and not is_int(batch_size, minimum=1):
             raise ValueError(f"batch_size must be a positive int or None, received "
                              f"{batch_size!r}")
         config = self.get_config()

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from crnn._registry import class_config, config_repr, from_class_config, keras_config
+from crnn._validation import check_bool
 from crnn._validation import is_number as _is_number
 
 __all__ = [
@@ -210,8 +212,7 @@ class LearningRateSchedule:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
+        return config_repr(self, skip="name")
 
 
 def _check_schedule_name(name, default):
@@ -247,7 +248,28 @@ def _pow32(base, exponent):
     return np.float32(float(base) ** float(exponent))
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _PeriodDecay(LearningRateSchedule):
+    """Base of the schedules that decay by ``decay_rate`` per period of ``decay_steps``."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase):
+        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps)
+        self.decay_rate = _check_float("decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+
+    def _periods(self, step):
+        """``step / decay_steps`` in float32, floored when ``staircase``."""
+        p = _f32(step) / _f32(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return p
+
+    def get_config(self) -> dict[str, Any]:
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_PeriodDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``.
 
     Args:
@@ -276,24 +298,15 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
                  staircase: bool = False, name: str | None = "ExponentialDecay") -> None:
-        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _check_steps("decay_steps", decay_steps)
-        self.decay_rate = _check_float("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase)
         self.name = _check_schedule_name(name, "ExponentialDecay")
 
     def __call__(self, step: float) -> np.float32:
-        p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
+        p = self._periods(step)
         return _f32(self.initial_learning_rate) * _pow32(_f32(self.decay_rate), p)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
-
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_PeriodDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
     Args:
@@ -318,21 +331,12 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate: float, decay_steps: float, decay_rate: float,
                  staircase: bool = False, name: str | None = "InverseTimeDecay") -> None:
-        self.initial_learning_rate = _check_float("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _check_steps("decay_steps", decay_steps)
-        self.decay_rate = _check_float("decay_rate", decay_rate)
-        self.staircase = bool(staircase)
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase)
         self.name = _check_schedule_name(name, "InverseTimeDecay")
 
     def __call__(self, step: float) -> np.float32:
-        p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
+        p = self._periods(step)
         return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -462,8 +466,7 @@ schedules = types.SimpleNamespace(LearningRateSchedule=LearningRateSchedule, **_
 
 def _serialize_learning_rate(value):
     if isinstance(value, LearningRateSchedule):
-        return {"module": "keras.optimizers.schedules", "class_name": type(value).__name__,
-                "config": value.get_config(), "registered_name": None}
+        return keras_config(value, "keras.optimizers.schedules")
     return value
 
 
@@ -890,8 +893,7 @@ class Optimizer:
         self.iterations = int(iterations)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
-        return f"{type(self).__name__}({args})"
+        return config_repr(self, skip="name")
 
 
 class SGD(Optimizer):
@@ -949,9 +951,7 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise ValueError(f"Argument `nesterov` must be a bool. Received: nesterov={nesterov!r}.")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
 
     def _slot_names(self):
         return ["momentum"] if self.momentum != 0 else []
@@ -1045,9 +1045,7 @@ class RMSprop(Optimizer):
         self.rho = _check_range("rho", rho, 0.0, 1.0, high_open=True)
         self.momentum = _check_range("momentum", momentum, 0.0, 1.0)
         self.epsilon = _check_positive("epsilon", epsilon)
-        if not isinstance(centered, (bool, np.bool_)):
-            raise ValueError(f"Argument `centered` must be a bool. Received: centered={centered!r}.")
-        self.centered = bool(centered)
+        self.centered = check_bool("centered", centered)
 
     def _slot_names(self):
         names = ["velocity"]
@@ -1114,7 +1112,37 @@ class RMSprop(Optimizer):
         return config
 
 
-class Adam(Optimizer):
+class _AdamFamily(Optimizer):
+    """Base of Adam, Adamax and Nadam: the ``beta_1``, ``beta_2`` and ``epsilon`` they share.
+
+    Its constructor is Adamax's and Nadam's (Adam adds ``amsgrad``); see ``Optimizer`` for
+    the other arguments.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
+        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
+        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _check_positive("epsilon", epsilon)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+class Adam(_AdamFamily):
     """Adam, Keras 3's variant (epsilon outside the square root, "epsilon hat").
 
     At step ``t = iterations + 1``, with ``m`` and ``v`` zeros at first::
@@ -1168,13 +1196,9 @@ class Adam(Optimizer):
         name: str | None = None,
         weight_decay: float | None = None,
     ) -> None:
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
-        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _check_positive("epsilon", epsilon)
-        if not isinstance(amsgrad, (bool, np.bool_)):
-            raise ValueError(f"Argument `amsgrad` must be a bool. Received: amsgrad={amsgrad!r}.")
-        self.amsgrad = bool(amsgrad)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, clipnorm, clipvalue,
+                         global_clipnorm, name, weight_decay)
+        self.amsgrad = check_bool("amsgrad", amsgrad)
 
     def _slot_names(self):
         return ["momentum", "velocity"] + (["velocity_hat"] if self.amsgrad else [])
@@ -1215,9 +1239,7 @@ class Adam(Optimizer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
-        )
+        config["amsgrad"] = self.amsgrad
         return config
 
 
@@ -1359,7 +1381,7 @@ class AdamW(Adam):
                          global_clipnorm, name, weight_decay)
 
 
-class Adamax(Optimizer):
+class Adamax(_AdamFamily):
     """Adamax, Adam's variant on the infinity norm (Keras 3's rule).
 
     At step ``t``, with ``m`` and ``u`` zeros at first::
@@ -1396,23 +1418,6 @@ class Adamax(Optimizer):
     0.9
     """
 
-    def __init__(
-        self,
-        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        clipnorm: float | None = None,
-        clipvalue: float | None = None,
-        global_clipnorm: float | None = None,
-        name: str | None = None,
-        weight_decay: float | None = None,
-    ) -> None:
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
-        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _check_positive("epsilon", epsilon)
-
     def _slot_names(self):
         return ["momentum", "norm"]
 
@@ -1426,13 +1431,8 @@ class Adamax(Optimizer):
         np.maximum(dt(self.beta_2) * u, abs_grad, out=u)
         param -= (dt(lr) * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
 
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return config
 
-
-class Nadam(Optimizer):
+class Nadam(_AdamFamily):
     """Adam with Nesterov momentum (Keras 3's ``Nadam``, with its momentum schedule).
 
     At step ``t``, with ``mu(t) = beta_1 * (1 - 0.5 * 0.96**t)`` and
@@ -1472,23 +1472,7 @@ class Nadam(Optimizer):
     array([0.89372122])
     """
 
-    def __init__(
-        self,
-        learning_rate: float | LearningRateSchedule | dict[str, Any] = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        clipnorm: float | None = None,
-        clipvalue: float | None = None,
-        global_clipnorm: float | None = None,
-        name: str | None = None,
-        weight_decay: float | None = None,
-    ) -> None:
-        super().__init__(learning_rate, clipnorm, clipvalue, global_clipnorm, name, weight_decay)
-        self.beta_1 = _check_range("beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _check_range("beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _check_positive("epsilon", epsilon)
-        self._u_product = None
+    _u_product = None  # the momentum-schedule product, set by build and set_state
 
     def _slot_names(self):
         return ["momentum", "velocity"]
@@ -1561,11 +1545,6 @@ class Nadam(Optimizer):
         else:
             super().set_state(state)
 
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return config
-
 
 _CLASSES = {cls.__name__: cls for cls in (SGD, RMSprop, Adam, AdamW, Adagrad, Adamax, Nadam)}
 _ALIASES = {name.lower(): cls for name, cls in _CLASSES.items()}
@@ -1594,7 +1573,7 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
     """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"Expected a crnn Optimizer. Received: {optimizer!r}.")
-    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+    return class_config(optimizer)
 
 
 def deserialize(config: dict[str, Any]) -> Optimizer:
@@ -1620,13 +1599,8 @@ def deserialize(config: dict[str, Any]) -> Optimizer:
     >>> type(opt).__name__, opt.learning_rate, opt.iterations
     ('Adam', 0.01, 0)
     """
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(f"Expected a dict with keys 'class_name' and 'config'. Received: {config!r}.")
-    name = config["class_name"]
-    cls = _CLASSES.get(name) or _ALIASES.get(str(name).lower())
-    if cls is None:
-        raise ValueError(f"Unknown optimizer class_name={name!r}. Known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return from_class_config(config, "optimizer", _CLASSES,
+                             lambda name: _CLASSES.get(name) or _ALIASES.get(str(name).lower()))
 
 
 def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:

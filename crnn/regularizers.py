@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crnn._registry import KerasFamily, config_repr
 from crnn._validation import is_number
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get", "serialize",
@@ -98,8 +99,7 @@ class Regularizer:
         return cls(**config)
 
     def __repr__(self):
-        args = ', '.join(f'{k}={v!r}' for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return config_repr(self)
 
 
 class L1L2(Regularizer):
@@ -269,6 +269,7 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
 
 _CLASSES = {"L1": L1, "L2": L2, "L1L2": L1L2}
 _NAMES = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01)}
+_FAMILY = KerasFamily("regularizer", "keras.regularizers", Regularizer, _CLASSES, _NAMES)
 
 
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
@@ -293,10 +294,7 @@ def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
     >>> crnn.regularizers.serialize(crnn.regularizers.L2(0.5))["config"]
     {'l2': 0.5}
     """
-    if regularizer is None:
-        return None
-    return {"module": "keras.regularizers", "class_name": type(regularizer).__name__,
-            "config": regularizer.get_config(), "registered_name": None}
+    return _FAMILY.serialize(regularizer)
 
 
 def deserialize(config: dict[str, Any]) -> Regularizer:
@@ -319,11 +317,7 @@ def deserialize(config: dict[str, Any]) -> Regularizer:
     >>> crnn.regularizers.deserialize({"class_name": "L2", "config": {"l2": 0.5}})
     L2(l2=0.5)
     """
-    name = config.get("class_name") if isinstance(config, dict) else None
-    cls = _CLASSES.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown regularizer {name!r}; known: {sorted(_CLASSES)}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _FAMILY.deserialize(config)
 
 
 def get(identifier: str | dict[str, Any] | Regularizer | None) -> Regularizer | None:
@@ -348,13 +342,4 @@ def get(identifier: str | dict[str, Any] | Regularizer | None) -> Regularizer | 
     >>> crnn.regularizers.get("l2")
     L2(l2=0.01)
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        make = _NAMES.get(identifier.lower())
-        if make is None:
-            raise ValueError(f"Unknown regularizer {identifier!r}; known names: {sorted(_NAMES)}.")
-        return make()
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}.")
+    return _FAMILY.get(identifier)

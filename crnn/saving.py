@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crnn._registry import class_config
 from crnn.layers.base import weights_from
 
 if TYPE_CHECKING:
@@ -265,7 +266,7 @@ def save_model(model: Sequential, filepath: str | os.PathLike, overwrite: bool =
     arrays.update(state_arrays)
     header = {
         "format": FORMAT, "version": VERSION, "kind": "model",
-        "config": {"class_name": type(model).__name__, "config": model.get_config()},
+        "config": class_config(model),
         "compile_config": model._compile_config if model.optimizer is not None else None,
         "weight_shapes": [list(w.shape) for w in model.weights],
         "n_optimizer": len(optimizer_state),
@@ -401,6 +402,17 @@ class _Archive:
 
     def _fail(self, message):
         return _FileError(f"{self.path!r} {message}")
+
+    @contextlib.contextmanager
+    def _reading(self, key):
+        """Any failure but a ``_FileError`` while reading entry ``key`` means a damaged file."""
+        try:
+            yield
+        except _FileError:
+            raise
+        except Exception as error:  # noqa: BLE001 (any failure here means a bad file)
+            raise self._fail(f"is damaged: entry {key!r} can't be read "
+                             f"({type(error).__name__}: {error})") from None
 
     def _open(self):
         size = os.fstat(self._file.fileno()).st_size
@@ -549,25 +561,19 @@ class _Archive:
 
     def _parse_npy_header(self, key):
         info = self._infos[key]
-        try:
-            with self.zip.open(info) as f:
-                prefix = f.read(8)
-                if len(prefix) != 8 or prefix[:6] != b"\x93NUMPY" or prefix[6] not in (1, 2, 3):
-                    raise self._fail(f"is damaged: entry {key!r} is not a .npy array")
-                width = 2 if prefix[6] == 1 else 4
-                raw = f.read(width)
-                if len(raw) != width:
-                    raise self._fail(f"is damaged: entry {key!r} is truncated")
-                length = int.from_bytes(raw, "little")
-                if length > _MAX_NPY_HEADER:
-                    raise self._fail(f"is damaged: entry {key!r} has a {length}-byte .npy "
-                                     f"header (at most {_MAX_NPY_HEADER} accepted)")
-                text = f.read(length)
-        except _FileError:
-            raise
-        except Exception as error:  # noqa: BLE001 (any failure here means a bad file)
-            raise self._fail(f"is damaged: entry {key!r} can't be read "
-                             f"({type(error).__name__}: {error})") from None
+        with self._reading(key), self.zip.open(info) as f:
+            prefix = f.read(8)
+            if len(prefix) != 8 or prefix[:6] != b"\x93NUMPY" or prefix[6] not in (1, 2, 3):
+                raise self._fail(f"is damaged: entry {key!r} is not a .npy array")
+            width = 2 if prefix[6] == 1 else 4
+            raw = f.read(width)
+            if len(raw) != width:
+                raise self._fail(f"is damaged: entry {key!r} is truncated")
+            length = int.from_bytes(raw, "little")
+            if length > _MAX_NPY_HEADER:
+                raise self._fail(f"is damaged: entry {key!r} has a {length}-byte .npy "
+                                 f"header (at most {_MAX_NPY_HEADER} accepted)")
+            text = f.read(length)
         if len(text) != length:
             raise self._fail(f"is damaged: entry {key!r} is truncated")
         try:
@@ -601,22 +607,16 @@ class _Archive:
         shape = array.shape[::-1] if array.fortran else array.shape
         out = np.empty(shape, array.dtype)
         buffer = memoryview(out.reshape(-1).view(np.uint8))
-        try:
-            with self.zip.open(array.info) as f:
-                f.read(array.offset)
-                done = 0
-                while done < array.nbytes:
-                    chunk = f.read(min(_CHUNK, array.nbytes - done))
-                    if not chunk:
-                        raise self._fail(f"is damaged: entry {key!r} is truncated")
-                    buffer[done:done + len(chunk)] = chunk
-                    done += len(chunk)
-                f.read(1)       # reaches the end of the entry, where zipfile checks the CRC
-        except _FileError:
-            raise
-        except Exception as error:  # noqa: BLE001 (any failure here means a bad file)
-            raise self._fail(f"is damaged: entry {key!r} can't be read "
-                             f"({type(error).__name__}: {error})") from None
+        with self._reading(key), self.zip.open(array.info) as f:
+            f.read(array.offset)
+            done = 0
+            while done < array.nbytes:
+                chunk = f.read(min(_CHUNK, array.nbytes - done))
+                if not chunk:
+                    raise self._fail(f"is damaged: entry {key!r} is truncated")
+                buffer[done:done + len(chunk)] = chunk
+                done += len(chunk)
+            f.read(1)       # reaches the end of the entry, where zipfile checks the CRC
         if array.fortran:
             out = np.ascontiguousarray(out.T)
         if not out.dtype.isnative:

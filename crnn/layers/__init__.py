@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from crnn._registry import class_config
 from crnn.layers.base import Input, InputLayer, Layer
 from crnn.layers.convolutional import Conv1D
 from crnn.layers.core import Activation, Dense, Dropout, Embedding, Masking
@@ -58,7 +59,7 @@ def serialize(layer: Layer) -> dict[str, Any]:
         >>> config["class_name"], config["config"]["units"], config["config"]["activation"]
         ('Dense', 3, 'relu')
     """
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    return class_config(layer)
 
 
 def deserialize(config: dict[str, Any]) -> Layer:

@@ -123,6 +123,58 @@ def check_numeric(what: str, value: ArrayLike) -> np.ndarray:
     return array
 
 
+def check_data_format(data_format: str | None) -> str:
+    """Checks a ``data_format`` argument: crnn's layers take ``"channels_last"`` only.
+
+    Args:
+        data_format: the value received.
+
+    Returns:
+        ``"channels_last"``.
+
+    Raises:
+        ValueError: if ``data_format`` is neither ``"channels_last"`` nor None.
+    """
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"data_format must be 'channels_last' or None, received {data_format!r}")
+    return "channels_last"
+
+
+def numeric_input(layer: Layer, x: ArrayLike) -> np.ndarray:
+    """A layer's input as an array, refused unless its dtype is bool, integer or floating.
+
+    Args:
+        layer: the layer, named in the error message.
+        x: the input, anything ``np.asarray`` accepts.
+
+    Returns:
+        ``np.asarray(x)`` (no copy for an array).
+
+    Raises:
+        TypeError: for non-numeric input.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    return x
+
+
+def float_input(layer: Layer, x: ArrayLike) -> np.ndarray:
+    """A layer's numeric input (see ``numeric_input``) in the layer's dtype.
+
+    Args:
+        layer: the layer.
+        x: the input.
+
+    Returns:
+        The input as an array of ``layer.dtype`` (no copy if it already is one).
+
+    Raises:
+        TypeError: for non-numeric input.
+    """
+    return numeric_input(layer, x).astype(layer.dtype, copy=False)
+
+
 def assign_weights(owner: str, targets: Sequence[np.ndarray],
                    weights: Sequence[ArrayLike]) -> None:
     """Copy ``weights`` into the arrays ``targets`` in place, for ``set_weights``.

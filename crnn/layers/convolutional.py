@@ -15,7 +15,7 @@ from crnn import initializers
 from crnn._kernels import _conv1d
 from crnn._validation import check_positive_int
 from crnn.layers import activations
-from crnn.layers.base import Layer
+from crnn.layers.base import Layer, check_data_format, numeric_input
 
 __all__ = ["Conv1D", "conv1d_geometry"]
 
@@ -143,10 +143,7 @@ class Conv1D(Layer):
         if padding not in ("valid", "same", "causal"):
             raise ValueError(f"padding must be 'valid', 'same' or 'causal', received {padding!r}")
         self.padding = padding
-        if data_format not in (None, "channels_last"):
-            raise ValueError(
-                f"data_format must be 'channels_last' or None, received {data_format!r}")
-        self.data_format = "channels_last"
+        self.data_format = check_data_format(data_format)
         if groups != 1:
             raise ValueError(f"groups must be 1 in crnn, received {groups!r}")
         self.groups = 1
@@ -179,9 +176,7 @@ class Conv1D(Layer):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"layer {self.name!r} needs numeric input, received dtype {x.dtype}")
+        x = numeric_input(self, x)
         if x.ndim != 3 or x.shape[2] != self.kernel.shape[1]:
             raise ValueError(f"Conv1D {self.name!r} was built for inputs (batch, steps, "
                              f"{self.kernel.shape[1]}), received shape {x.shape}")

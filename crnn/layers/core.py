@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from crnn import initializers, utils
 from crnn._validation import check_positive_int
 from crnn.layers import activations
-from crnn.layers.base import Layer, check_rate
+from crnn.layers.base import Layer, check_rate, numeric_input
 from crnn.optimizers import IndexedSlices
 
 __all__ = ["Dense", "Dropout", "Activation", "Embedding", "Masking"]
@@ -23,9 +23,7 @@ def _as_float(layer, x, last_axis=None):
     The shape is checked before the conversion, so that a wrong-shaped broadcast view
     (zero strides, little memory) fails on its shape rather than on its full-size copy.
     """
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    x = numeric_input(layer, x)
     if last_axis is not None:
         _check_last_axis(layer, x, last_axis)
     return x.astype(layer.dtype, copy=False)

@@ -14,16 +14,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn import initializers
-from crnn.layers.base import Layer
+from crnn.layers.base import Layer, float_input
 
 __all__ = ["LayerNormalization", "BatchNormalization"]
-
-
-def _as_float(layer, x):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
-    return x.astype(layer.dtype, copy=False)
 
 
 def _check_axis(axis):
@@ -154,7 +147,7 @@ class LayerNormalization(_Normalization):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _as_float(self, x)
+        x = float_input(self, x)
         mean = x.mean(axis=-1, keepdims=True)
         inv = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True) + x.dtype.type(self.epsilon))
         x_hat = (x - mean) * inv
@@ -264,7 +257,7 @@ class BatchNormalization(_Normalization):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _as_float(self, x)
+        x = float_input(self, x)
         dt = x.dtype.type
         if not training:
             inv = 1.0 / np.sqrt(self.moving_variance + dt(self.epsilon))

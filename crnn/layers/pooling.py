@@ -11,25 +11,17 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn._validation import check_positive_int
-from crnn.layers.base import Layer
+from crnn.layers.base import Layer, check_data_format, numeric_input
 
 __all__ = ["GlobalAveragePooling1D", "GlobalMaxPooling1D", "MaxPooling1D", "AveragePooling1D"]
 
 
 def _check_3d(layer, x):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
+    x = numeric_input(layer, x)
     if x.ndim != 3:
         raise ValueError(f"layer {layer.name!r} needs 3-D inputs (batch, steps, features), "
                          f"received shape {x.shape}")
     return x.astype(layer.dtype, copy=False)
-
-
-def _check_data_format(data_format):
-    if data_format not in (None, "channels_last"):
-        raise ValueError(f"data_format must be 'channels_last' or None, received {data_format!r}")
-    return "channels_last"
 
 
 class _GlobalPooling1D(Layer):
@@ -39,7 +31,7 @@ class _GlobalPooling1D(Layer):
     def __init__(self, data_format: str | None = None, keepdims: bool = False,
                  **kwargs: Any):
         super().__init__(**kwargs)
-        self.data_format = _check_data_format(data_format)
+        self.data_format = check_data_format(data_format)
         self.keepdims = bool(keepdims)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
@@ -181,7 +173,7 @@ class _Pooling1D(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', received {padding!r}")
         self.padding = padding
-        self.data_format = _check_data_format(data_format)
+        self.data_format = check_data_format(data_format)
 
     def _out_steps(self, steps):
         if self.padding == "valid":
@@ -204,6 +196,12 @@ class _Pooling1D(Layer):
             pad = max((n_out - 1) * self.strides + self.pool_size - steps, 0) // 2
         starts = np.arange(n_out) * self.strides - pad
         return np.maximum(starts, 0), np.minimum(starts + self.pool_size, steps)
+
+    def _prepare(self, x):
+        """The checked input, its windows' starts and ends, and an empty output for them."""
+        x = _check_3d(self, x)
+        starts, ends = self._windows(x.shape[1])
+        return x, starts, ends, np.empty((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
 
     def compute_mask(self, inputs: ArrayLike, mask: ArrayLike | None = None) -> None:
         return None
@@ -254,9 +252,7 @@ class MaxPooling1D(_Pooling1D):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _check_3d(self, x)
-        starts, ends = self._windows(x.shape[1])
-        out = np.empty((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
+        x, starts, ends, out = self._prepare(x)
         arg = np.empty(out.shape, dtype=np.int64)
         for k, (s, e) in enumerate(zip(starts, ends)):
             window = x[:, s:e, :]
@@ -312,9 +308,7 @@ class AveragePooling1D(_Pooling1D):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _check_3d(self, x)
-        starts, ends = self._windows(x.shape[1])
-        out = np.empty((x.shape[0], len(starts), x.shape[2]), dtype=x.dtype)
+        x, starts, ends, out = self._prepare(x)
         for k, (s, e) in enumerate(zip(starts, ends)):
             out[:, k, :] = x[:, s:e, :].mean(axis=1)
         return out, (starts, ends, x.shape)

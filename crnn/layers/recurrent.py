@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from crnn import initializers, ops, utils
 from crnn._kernels import _cells
 from crnn._validation import check_positive_int, is_int
-from crnn.layers.base import Layer, check_numeric, check_rate, restoring
+from crnn.layers.base import Layer, check_numeric, check_rate, numeric_input, restoring
 
 __all__ = ["LSTM", "GRU", "SimpleRNN"]
 
@@ -264,15 +264,21 @@ class _RNN(Layer):
     # ------------------------------------------------------------------ running
 
     def _op(self, x, initial_state, mask, training):
-        raise NotImplementedError
+        """The cell's fused kernel over ``x``: ``ops.lstm``, ``ops.gru`` or ``ops.simple_rnn``."""
+        return getattr(ops, self._cell)(
+            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
+            initial_state, go_backwards=self.go_backwards, mask=mask,
+            activation=self.activation, training=training, **self._op_options())
+
+    def _op_options(self):
+        """The keyword arguments of the cell's own ``ops`` function beyond the common ones."""
+        return {"recurrent_activation": self.recurrent_activation}
 
     def _op_grad(self, core, d_outputs, d_states):
-        raise NotImplementedError
+        return getattr(ops, self._cell + "_grad")(core, d_outputs, d_states)
 
     def _check_input(self, x):
-        x = np.asarray(x)
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"layer {self.name!r} needs numeric input, received dtype {x.dtype}")
+        x = numeric_input(self, x)
         expected = self.input_shape
         if x.ndim != 3 or x.shape[2] != expected[2]:
             raise ValueError(
@@ -408,10 +414,8 @@ class _RNN(Layer):
         Returns:
             The outputs array, or ``[outputs, *states]`` with ``return_state=True``.
         """
-        self._ensure_built(inputs)
-        outputs, _ = self.forward(inputs, training=training, mask=mask,
-                                  initial_state=initial_state)
-        return outputs
+        return super().__call__(inputs, training=training, mask=mask,
+                                initial_state=initial_state)
 
     # ------------------------------------------------------------------ config
 
@@ -542,17 +546,6 @@ class LSTM(_RNN):
                                np.ones((u,), self.dtype),
                                self.bias_initializer((2 * u,), dtype=self.dtype)])
 
-    def _op(self, x, initial_state, mask, training):
-        outputs, states, cache = ops.lstm(
-            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
-            initial_state, go_backwards=self.go_backwards, mask=mask,
-            activation=self.activation, recurrent_activation=self.recurrent_activation,
-            training=training)
-        return outputs, states, cache
-
-    def _op_grad(self, core, d_outputs, d_states):
-        return ops.lstm_grad(core, d_outputs, d_states)
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["unit_forget_bias"] = self.unit_forget_bias
@@ -663,15 +656,8 @@ class GRU(_RNN):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def _op(self, x, initial_state, mask, training):
-        return ops.gru(
-            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
-            initial_state, go_backwards=self.go_backwards, mask=mask,
-            activation=self.activation, recurrent_activation=self.recurrent_activation,
-            reset_after=self.reset_after, training=training)
-
-    def _op_grad(self, core, d_outputs, d_states):
-        return ops.gru_grad(core, d_outputs, d_states)
+    def _op_options(self):
+        return {**super()._op_options(), "reset_after": self.reset_after}
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -764,14 +750,8 @@ class SimpleRNN(_RNN):
                          recurrent_initializer=recurrent_initializer,
                          bias_initializer=bias_initializer, **kwargs)
 
-    def _op(self, x, initial_state, mask, training):
-        return ops.simple_rnn(
-            x, self.kernel, self.recurrent_kernel, self.bias if self.use_bias else None,
-            initial_state, go_backwards=self.go_backwards, mask=mask,
-            activation=self.activation, training=training)
-
-    def _op_grad(self, core, d_outputs, d_states):
-        return ops.simple_rnn_grad(core, d_outputs, d_states)
+    def _op_options(self):
+        return {}      # no recurrent_activation
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

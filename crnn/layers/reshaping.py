@@ -9,16 +9,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn._validation import check_positive_int
-from crnn.layers.base import Layer
+from crnn.layers.base import Layer, check_data_format, float_input
 
 __all__ = ["RepeatVector", "Flatten", "Reshape"]
-
-
-def _as_float(layer, x):
-    x = np.asarray(x)
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"layer {layer.name!r} needs numeric input, received dtype {x.dtype}")
-    return x.astype(layer.dtype, copy=False)
 
 
 class RepeatVector(Layer):
@@ -60,7 +53,7 @@ class RepeatVector(Layer):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _as_float(self, x)
+        x = float_input(self, x)
         if x.ndim != 2:
             raise ValueError(f"RepeatVector {self.name!r} needs 2-D inputs (batch, features), "
                              f"received shape {x.shape}")
@@ -102,10 +95,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(
-                f"data_format must be 'channels_last' or None, received {data_format!r}")
-        self.data_format = "channels_last"
+        self.data_format = check_data_format(data_format)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         rest = input_shape[1:]
@@ -117,7 +107,7 @@ class Flatten(Layer):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _as_float(self, x)
+        x = float_input(self, x)
         return x.reshape(x.shape[0], -1), x.shape
 
     def backward(self, cache: Any, d_outputs: np.ndarray) -> tuple[np.ndarray, list[Any]]:
@@ -196,7 +186,7 @@ class Reshape(Layer):
 
     def forward(self, x: ArrayLike, training: bool = False,
                 mask: ArrayLike | None = None) -> tuple[np.ndarray, Any]:
-        x = _as_float(self, x)
+        x = float_input(self, x)
         return x.reshape((x.shape[0],) + self._resolve(x.shape)), x.shape
 
     def backward(self, cache: Any, d_outputs: np.ndarray) -> tuple[np.ndarray, list[Any]]:

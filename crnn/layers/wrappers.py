@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from crnn._registry import keras_config
 from crnn.layers.base import Layer
 
 __all__ = ["TimeDistributed", "Bidirectional"]
@@ -203,8 +204,7 @@ class TimeDistributed(_Wrapper):
 def _nested_config(layer):
     """A wrapped layer's config in Keras 3's serialized form (``module``, ``class_name``,
     ``config``, ``registered_name``), so that ``keras.Sequential.from_config`` rebuilds it."""
-    return {"module": "keras.layers", "class_name": type(layer).__name__,
-            "config": layer.get_config(), "registered_name": None}
+    return keras_config(layer, "keras.layers")
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -446,10 +446,8 @@ class Bidirectional(_Wrapper):
         Returns:
             The merged outputs (see ``forward``).
         """
-        self._ensure_built(inputs)
-        outputs, _ = self.forward(inputs, training=training, mask=mask,
-                                  initial_state=initial_state)
-        return outputs
+        return super().__call__(inputs, training=training, mask=mask,
+                                initial_state=initial_state)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
