@@ -138,11 +138,13 @@ def _cache(cell, x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
 # crnn's threads split a batch's rows (run_parallel): each part runs its whole time loop on
 # its own thread, as the rows of a recurrent layer never meet, with no synchronization
 # per step. Only when each part has at least SPLIT_MIN_ROWS rows and the forward pass at
-# least SPLIT_MIN_WORK multiply-adds (below that, waking a thread costs more than it saves).
-# Measured on 2 cores (AVX-512), LSTM inference: 1.8-1.9x at (64, 100, 128, 256) and
-# (64, 50, 512, 512), where BLAS's own threads on the per-step products gave 1.1-1.6x.
+# least SPLIT_MIN_WORK multiply-adds: handing a part to a thread and back costs about 50 us
+# (measured), more than it saves below that; e.g. at (32, 50, 16, 64) LSTM training was
+# 1.4x slower split. Measured on 2 cores (AVX-512), LSTM inference: 1.8-1.9x at
+# (64, 100, 128, 256) and (64, 50, 512, 512), where BLAS's own threads on the per-step
+# products gave 1.1-1.6x.
 SPLIT_MIN_ROWS = 4
-SPLIT_MIN_WORK = 1 << 25
+SPLIT_MIN_WORK = 1 << 26
 
 
 def _row_parts(batch, work):
