@@ -101,3 +101,41 @@ def test_version_is_written_once():
     except PackageNotFoundError:      # a source checkout: nothing installed to compare
         installed = crnn.__version__
     assert installed == crnn.__version__
+
+
+def _layout_section():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("\n## Layout")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def _source_files():
+    """The package's source files in the checkout (not what a build generates)."""
+    found = []
+    for folder, dirs, files in os.walk(os.path.join(ROOT, "crnn")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith((".py", ".pyx", ".pxd", ".h")) or "data" in folder.split(os.sep):
+                found.append(os.path.relpath(os.path.join(folder, name), ROOT))
+    return sorted(found)
+
+
+def test_the_readme_layout_names_every_source_file():
+    # a newcomer reads where each concern lives in the README's Layout table: every file
+    # of the package is in it, by path or (inside a folder's row) by name
+    layout = _layout_section()
+    files = _source_files()
+    assert "crnn/ops.py" in files and "crnn/_kernels/_lstm.pyx" in files
+    missing = []
+    for path in files:
+        name = os.path.basename(path)
+        parent = os.path.dirname(path).replace(os.sep, "/") + "/"
+        if name == "__init__.py" and parent != "crnn/":
+            continue          # a package's __init__ is its folder's row
+        is_data = not name.endswith((".py", ".pyx", ".pxd", ".h"))
+        if path.replace(os.sep, "/") in layout or f"`{name}`" in layout \
+                or f", {name}" in layout or (parent in layout and (name in layout or is_data)):
+            continue
+        missing.append(path)
+    assert not missing, f"README.md's Layout does not name {missing}"
