@@ -161,16 +161,22 @@ def _row_parts(batch, work):
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
 
-def _run_forward(call, batch, work, training):
-    """``call(rows, threaded)`` runs a compiled forward entry on the batch's ``rows``;
-    it returns (arrays with the batch first..., saved). Returns (arrays, saved), saved a
-    dict, or a list of (rows, dict) when the rows were split across crnn's threads."""
+def _run_forward(call, x, units, work, training):
+    """``call(rows, threaded, out)`` runs a compiled forward entry on the batch's ``rows``,
+    writing the outputs into ``out`` (None: a new array); it returns (outputs, final
+    states..., saved). Returns ([outputs, final states...], saved), saved a dict, or a list
+    of (rows, dict) when the rows were split across crnn's threads (each part writes its
+    rows of one outputs array)."""
+    batch, timesteps = x.shape[:2]
     parts = _row_parts(batch, work)
     if parts is None:
-        *arrays, saved = call(slice(None), get_num_threads() > 1)
+        *arrays, saved = call(slice(None), get_num_threads() > 1, None)
         return arrays, saved
-    results = run_parallel([lambda rows=rows: call(rows, False) for rows in parts])
-    arrays = [np.concatenate([r[i] for r in results]) for i in range(len(results[0]) - 1)]
+    outputs = np.empty((batch, timesteps, units), x.dtype)
+    results = run_parallel([lambda rows=rows: call(rows, False, outputs[rows])
+                            for rows in parts])
+    arrays = [outputs] + [np.concatenate([r[i] for r in results])
+                          for i in range(1, len(results[0]) - 1)]
     saved = [(rows, r[-1]) for rows, r in zip(parts, results)] if training else None
     return arrays, saved
 
@@ -414,14 +420,14 @@ def lstm(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     batch, timesteps, features = x.shape
     units = recurrent_kernel.shape[0]
 
-    def call(rows, threaded):
+    def call(rows, threaded, out):
         return _lstm.lstm_forward(
             x[rows], kernel, recurrent_kernel, bias, mask[rows] if has_mask else mask,
             has_mask, go_backwards, act, ract, states[0][rows], states[1][rows], training,
-            threaded, use_own_gemm())
+            threaded, use_own_gemm(), out=out)
 
     (outputs, h, c), saved = _run_forward(
-        call, batch, batch * timesteps * (features + units) * 4 * units, training)
+        call, x, units, batch * timesteps * (features + units) * 4 * units, training)
     cache = None
     if training:
         cache = _cache("lstm", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
@@ -526,14 +532,14 @@ def gru(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     units = recurrent_kernel.shape[0]
     flat_bias = bias.reshape(-1)
 
-    def call(rows, threaded):
+    def call(rows, threaded, out):
         return _gru.gru_forward(
             x[rows], kernel, recurrent_kernel, flat_bias, mask[rows] if has_mask else mask,
             has_mask, go_backwards, act, ract, reset_after, states[0][rows], training,
-            threaded, use_own_gemm())
+            threaded, use_own_gemm(), out=out)
 
     (outputs, h), saved = _run_forward(
-        call, batch, batch * timesteps * (features + units) * 3 * units, training)
+        call, x, units, batch * timesteps * (features + units) * 3 * units, training)
     cache = None
     if training:
         cache = _cache("gru", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
@@ -631,13 +637,14 @@ def simple_rnn(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     batch, timesteps, features = x.shape
     units = recurrent_kernel.shape[0]
 
-    def call(rows, threaded):
+    def call(rows, threaded, out):
         return _simple_rnn.simple_rnn_forward(
             x[rows], kernel, recurrent_kernel, bias, mask[rows] if has_mask else mask,
-            has_mask, go_backwards, act, states[0][rows], training, threaded, use_own_gemm())
+            has_mask, go_backwards, act, states[0][rows], training, threaded, use_own_gemm(),
+            out=out)
 
     (outputs, h), saved = _run_forward(
-        call, batch, batch * timesteps * (features + units) * units, training)
+        call, x, units, batch * timesteps * (features + units) * units, training)
     cache = None
     if training:
         cache = _cache("simple_rnn", x, kernel, recurrent_kernel, mask, saved, has_bias,

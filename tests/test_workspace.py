@@ -21,6 +21,7 @@ def test_small_arrays_come_from_numpy():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_buffer_reused_only_when_free(dtype):
+    _workspace.clear()        # no free buffer of this size from earlier tests
     shape = (300, 100)
     a = _workspace.empty(shape, dtype)
     assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
@@ -39,6 +40,7 @@ def test_buffer_reused_only_when_free(dtype):
 
 
 def test_memoryview_and_int_shape_hold_their_buffer():
+    _workspace.clear()
     a = _workspace.empty(40000, np.float32)
     assert a.shape == (40000,)
     first = _address(a)
@@ -50,6 +52,7 @@ def test_memoryview_and_int_shape_hold_their_buffer():
 
 
 def test_a_small_request_does_not_take_a_large_buffer():
+    _workspace.clear()
     big = _workspace.empty((1000, 1000), np.float32)
     address = _address(big)
     del big

@@ -185,7 +185,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                 int activation, int recurrent_activation, bint reset_after,
-                const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True):
+                const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True,
+                out=None):
     """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
     with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays gru_backward takes by these names. Arguments are
@@ -204,7 +205,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     gates_arr = workspace_empty((T, B, G), dtype)
-    outputs_arr = workspace_empty((B, T, U), dtype)
+    outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     work_arr = workspace_empty((B, G), dtype)
     packed_arr = workspace_empty(packed_size(U, 2 * U, floating is double)
                                  + packed_size(U, U, floating is double), dtype)
@@ -215,6 +216,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
+    check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
     cdef floating[:, ::1] work = work_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr

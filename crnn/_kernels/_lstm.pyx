@@ -178,7 +178,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                  int activation, int recurrent_activation,
                  const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
-                 bint threaded=False, bint own_gemm=True, Py_ssize_t chunk=0):
+                 bint threaded=False, bint own_gemm=True, Py_ssize_t chunk=0,
+                 out=None):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
     training, else a dict of the arrays lstm_backward takes by these names. Arguments are
     checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
@@ -215,7 +216,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef Py_ssize_t x_t = F if x_as_given else B * F
     cdef Py_ssize_t x_b = T * F if x_as_given else F
     gates_arr = workspace_empty((T if training else chunk, B, G), dtype)
-    outputs_arr = workspace_empty((B, T, U), dtype)
+    outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     act_c_tmp_arr = workspace_empty(U, dtype)
     packed_arr = workspace_empty(packed_size(U, G, floating is double), dtype)
     w_packed_arr = workspace_empty(1 if blas_proj else
@@ -229,6 +230,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, ::1] c = c_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
+    check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
     cdef floating[::1] act_c_tmp = act_c_tmp_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[::1] w_packed = w_packed_arr

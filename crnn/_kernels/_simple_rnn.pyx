@@ -103,11 +103,12 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
                        const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                        const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                        int activation, const floating[:, ::1] h0, bint training,
-                       bint threaded=False, bint own_gemm=True):
+                       bint threaded=False, bint own_gemm=True, out=None):
     """SimpleRNN over whole sequences. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays simple_rnn_backward takes by these names.
     Arguments are checked by crnn.ops.simple_rnn; here only shapes are
-    re-checked so that nothing out of bounds can happen."""
+    re-checked so that nothing out of bounds can happen. ``out``: a C-contiguous (B, T, U)
+    array to write the outputs into (default: a new one)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0]
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, U))
@@ -121,13 +122,14 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
     gates_arr = workspace_empty((T, B, U), dtype)
-    outputs_arr = workspace_empty((B, T, U), dtype)
+    outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
     h_tm1_arr = workspace_empty((T, B, U) if training else _UNUSED, dtype)
     cdef const floating[:, :, ::1] xt = xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
+    check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     with nogil:
