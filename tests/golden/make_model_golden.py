@@ -31,10 +31,10 @@ gradient is the dense array. The training cases here use the dense gradient
 SGD the two agree.
 
 ``"__meta__"`` is a JSON string (0-d unicode array, loadable with ``allow_pickle=False``)
-with each case's kind, batch size, optimizer and loss, and the library versions.
+with each case's kind, batch size, optimizer and loss, and the generator and library
+versions (``tests/golden_meta.py``).
 """
 
-import json
 import os
 import sys
 import zlib
@@ -43,6 +43,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_golden.npz")
 
@@ -350,10 +353,7 @@ def main():
     name, info = stateful_case(keras, case_seed("stateful_lstm"), arrays)
     meta[name] = info
 
-    info = dict(cases=meta, versions=dict(keras=keras.__version__, tensorflow=tf.__version__,
-                                          numpy=np.__version__,
-                                          python=sys.version.split()[0]))
-    arrays["__meta__"] = np.array(json.dumps(info, indent=1, sort_keys=True))
+    arrays["__meta__"] = meta_array(__file__, (keras, tf), cases=meta)
     np.savez_compressed(OUT, **arrays)
     print(f"wrote {len(meta)} cases, {len(arrays)} arrays to {OUT} "
           f"({os.path.getsize(OUT) / 1024:.1f} KiB)")

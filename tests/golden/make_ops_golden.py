@@ -19,10 +19,9 @@ Weights are always in Keras 3's layout (LSTM gates i, f, c, o; GRU z, r, h, bias
 reset_after=True). For PyTorch cases the mapping from torch's layout is done here, so the
 stored arrays are directly what ``crnn.ops`` takes. The key ``"__meta__"`` holds a JSON string
 (a 0-d unicode array, so ``allow_pickle=False`` works) with each case's options and the
-library versions used.
+generator and library versions (``tests/golden_meta.py``).
 """
 
-import json
 import os
 import sys
 import zlib
@@ -31,6 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from golden_meta import meta_array  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops_golden.npz")
 
@@ -327,10 +329,7 @@ def main():
             m["recurrent_activation"] = None
         if m["cell"] != "gru":
             m["reset_after"] = None
-    info = dict(cases=meta, versions=dict(
-        keras=keras.__version__, tensorflow=tf.__version__, torch=torch.__version__,
-        numpy=np.__version__, python=sys.version.split()[0]))
-    arrays["__meta__"] = np.array(json.dumps(info, indent=1, sort_keys=True))
+    arrays["__meta__"] = meta_array(__file__, (keras, tf, torch), cases=meta)
     np.savez_compressed(OUT, **arrays)
     print(f"wrote {len(meta)} cases, {len(arrays)} arrays to {OUT} "
           f"({os.path.getsize(OUT) / 1024:.1f} KiB)")
