@@ -33,6 +33,7 @@ from numpy.typing import DTypeLike
 
 from crnn import utils
 from crnn._registry import class_config, config_repr, from_class_config
+from crnn.utils import seeding
 
 __all__ = [
     "Initializer",
@@ -267,7 +268,7 @@ class RandomInitializer(Initializer):
 
     def __init__(self, seed: int | None = None):
         if seed is not None:
-            seed = utils._check_seed(seed)
+            seed = seeding._check_seed(seed)
         self.seed = seed
 
     def _rng(self, rng):

@@ -36,6 +36,7 @@ import numpy as np
 
 from crnn._kernels import _gru, _lstm, _simple_rnn
 from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
+from crnn._kernels._workspace import empty as workspace_empty
 from crnn.threads import get_num_threads, run_parallel, use_own_gemm
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def _run_forward(call, x, units, work, training):
     if parts is None:
         *arrays, saved = call(slice(None), get_num_threads() > 1, None)
         return arrays, saved
-    outputs = np.empty((batch, timesteps, units), x.dtype)
+    outputs = workspace_empty((batch, timesteps, units), x.dtype)
     results = run_parallel([lambda rows=rows: call(rows, False, outputs[rows])
                             for rows in parts])
     arrays = [outputs] + [np.concatenate([r[i] for r in results])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import crnn.utils as utils
+from crnn.utils import progbar
 
 
 def strip_ansi(text):
@@ -156,12 +157,12 @@ def test_unknown_target(capsys):
 
 
 def test_eta_formatting():
-    assert utils._format_eta(5.4) == "5s"
-    assert utils._format_eta(75) == "1:15"
-    assert utils._format_eta(3725) == "1:02:05"
-    assert utils._format_time_per_unit(2.2, "step") == "2s/step"
-    assert utils._format_time_per_unit(0.0204, "step") == "20ms/step"
-    assert utils._format_time_per_unit(0.0000204, "sample") == "20us/sample"
+    assert progbar._format_eta(5.4) == "5s"
+    assert progbar._format_eta(75) == "1:15"
+    assert progbar._format_eta(3725) == "1:02:05"
+    assert progbar._format_time_per_unit(2.2, "step") == "2s/step"
+    assert progbar._format_time_per_unit(0.0204, "step") == "20ms/step"
+    assert progbar._format_time_per_unit(0.0000204, "sample") == "20us/sample"
 
 
 def test_time_per_step_leaves_out_the_first_step():
