@@ -10,11 +10,9 @@
 Example:
 
 >>> import crnn
->>> crnn.utils.set_random_seed(42)
->>> a = crnn.utils.get_rng().integers(1000)
->>> crnn.utils.set_random_seed(42)
->>> bool(a == crnn.utils.get_rng().integers(1000))
-True
+>>> crnn.utils.set_random_seed(0)
+>>> crnn.utils.to_categorical([0, 2], num_classes=3).tolist()
+[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
 """
 
 from crnn.preprocessing import (
