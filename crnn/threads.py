@@ -78,7 +78,9 @@ _STATE = {"budget": None, "depth": 0, "restore": (), "changed": False}
 # While crnn's own threads run (run_parallel), every BLAS pool is held at one thread:
 # depth of nested run_parallel calls and the sizes to put back.
 _SERIAL = {"depth": 0, "restore": ()}
-_EXECUTOR = {"pool": None, "workers": 0}    # crnn's worker threads (run_parallel)
+# crnn's worker threads (run_parallel), and the process that started them: a forked child
+# has the executor object but not its threads, and must start its own.
+_EXECUTOR = {"pool": None, "workers": 0, "pid": None}
 _EXECUTOR_LOCK = threading.Lock()
 
 
@@ -332,11 +334,13 @@ _SERIAL_BLAS = _SerialBlas()
 def _executor(workers):
     """crnn's pool of ``workers`` threads (made again when the budget changes)."""
     with _EXECUTOR_LOCK:
-        if _EXECUTOR["workers"] != workers:
-            old = _EXECUTOR["pool"]
+        pid = os.getpid()
+        if _EXECUTOR["workers"] != workers or _EXECUTOR["pid"] != pid:
+            old = _EXECUTOR["pool"] if _EXECUTOR["pid"] == pid else None
             _EXECUTOR["pool"] = ThreadPoolExecutor(max_workers=workers,
                                                    thread_name_prefix="crnn")
             _EXECUTOR["workers"] = workers
+            _EXECUTOR["pid"] = pid
             if old is not None:
                 old.shutdown(wait=False)
         return _EXECUTOR["pool"]

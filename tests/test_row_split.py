@@ -203,3 +203,32 @@ def test_sequential_fit_with_two_threads_matches_one(two_threads):
 
     for a, b in zip(train(1), train(2)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_run_parallel_works_in_a_forked_child(two_threads):
+    # a forked child inherits the executor object but not its threads
+    import os
+
+    crnn.set_num_threads(2)
+    assert threads.run_parallel([lambda: 1, lambda: 2]) == [1, 2]   # the parent's pool exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:       # the child: report and leave without running the parent's cleanup
+        try:
+            ok = threads.run_parallel([lambda: 3, lambda: 4]) == [3, 4]
+            os.write(write, b"ok" if ok else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    import select
+    import signal
+
+    ready, _, _ = select.select([read], [], [], 30)
+    answer = os.read(read, 16) if ready else b""
+    os.close(read)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert ready, "the forked child hung in run_parallel"
+    assert answer == b"ok"
