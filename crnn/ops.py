@@ -37,7 +37,7 @@ import numpy as np
 from crnn._kernels import _gru, _lstm, _simple_rnn
 from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
 from crnn._kernels._workspace import empty as workspace_empty
-from crnn.threads import get_num_threads, run_parallel, use_own_gemm
+from crnn.threads import get_num_threads, run_parallel, use_own_gemm, use_own_gemm_for_gradients
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -188,14 +188,15 @@ def _run_backward(backward, cache, d_outputs, d_states):
     names = ("d_h", "d_c")[:len(d_states)]
     if cache.parts is None:
         return backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
-                        own_gemm=use_own_gemm(), **dict(zip(names, d_states)),
+                        own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
                         **cache.backward_args)
 
     def part(rows, saved):
         args = dict(cache.backward_args, **saved)
         if args["has_mask"]:
             args["mask"] = args["mask"][rows]
-        return backward(d_outputs=d_outputs[rows], threaded=False, own_gemm=use_own_gemm(),
+        return backward(d_outputs=d_outputs[rows], threaded=False,
+                        own_gemm=use_own_gemm_for_gradients(),
                         **{name: d[rows] for name, d in zip(names, d_states)}, **args)
 
     results = run_parallel([lambda rows=rows, saved=saved: part(rows, saved)

@@ -23,6 +23,7 @@
 #ifndef CRNN_SMALLGEMM_H
 #define CRNN_SMALLGEMM_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "_fastmath.h"
@@ -215,42 +216,84 @@ CRNN_MULTIVERSION2(crnn_gemm_blocked_##SUFFIX, crnn_gemm_blocked_##SUFFIX##_512,
 /* Whole-sequence products (input projection, input and weight gradients) on crnn's own
  * kernel, so their speed does not depend on which BLAS kernel is loaded:
  * C[m, n] = op(A) @ op(B) + beta * C with beta 0 or 1, row-major, op = transpose when
- * trans_*. B is packed into panels (transposing on the way when trans_b), a transposed A is
- * copied row-major first. Returns -1 (nothing done) if the work buffers cannot be
- * allocated; the caller then uses BLAS. */
+ * trans_*. As GotoBLAS does, k runs in blocks of CRNN_GEMM_KC rows and n in blocks of
+ * CRNN_GEMM_NC_BYTES of columns: each block of B is packed into panels (transposing on the
+ * way when trans_b) into a buffer that stays in L2 (256 KiB-1 MiB), and a
+ * transposed A's block is copied row-major, 16 columns at a time (so both sides are read
+ * and written in order). The buffers belong to the calling thread and are kept between
+ * calls (no page faults of fresh memory at each call; they grow to the largest product
+ * seen). Returns -1 (nothing done) if they cannot be allocated; the caller then uses
+ * BLAS. */
+#define CRNN_GEMM_KC 256
+#define CRNN_GEMM_NC_BYTES (1 << 12)    /* per row of a block: 1 MiB blocks of B at KC rows */
+#if defined(_MSC_VER)
+#define CRNN_TLS __declspec(thread)
+#else
+#define CRNN_TLS __thread
+#endif
 #define CRNN_DEFINE_OWN_GEMM(SUFFIX, T)                                                       \
+static CRNN_TLS T *crnn_gemm_buf_##SUFFIX = NULL;                                             \
+static CRNN_TLS size_t crnn_gemm_cap_##SUFFIX = 0;                                            \
+static T *crnn_gemm_buffer_##SUFFIX(size_t count) {                                          \
+    if (count > crnn_gemm_cap_##SUFFIX) {                                                     \
+        T *grown = (T *)malloc(count * sizeof(T) + 64);                                       \
+        if (grown == NULL) return NULL;                                                       \
+        free(crnn_gemm_buf_##SUFFIX);                                                         \
+        crnn_gemm_buf_##SUFFIX = grown;                                                       \
+        crnn_gemm_cap_##SUFFIX = count;                                                       \
+    }                                                                                         \
+    return crnn_gemm_buf_##SUFFIX;                                                            \
+}                                                                                             \
 static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,      \
                               int lda, const T *b, int ldb, T beta, T *c, int ldc) {          \
-    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
-    T *packed = (T *)malloc((size_t)crnn_packed_size_##SUFFIX(k, n) * sizeof(T) + 64);        \
-    T *at = NULL;                                                                             \
-    if (packed == NULL) return -1;                                                            \
-    if (trans_a) {                                                                            \
-        at = (T *)malloc((size_t)m * k * sizeof(T) + 64);                                     \
-        if (at == NULL) { free(packed); return -1; }                                          \
-        for (int p = 0; p < k; p++)                                                           \
-            for (int i = 0; i < m; i++) at[(Py_ssize_t)i * k + p] = a[(Py_ssize_t)p * lda + i];\
-        a = at;                                                                               \
-        lda = k;                                                                              \
-    }                                                                                         \
-    if (trans_b) {    /* B[p, j] = b[j * ldb + p] */                                          \
-        for (int j0 = 0; j0 < n; j0 += pw) {                                                  \
-            T *panel = packed + (Py_ssize_t)j0 * k;                                           \
-            int w = n - j0 < pw ? n - j0 : pw;                                                \
-            if (w < pw) memset(panel, 0, (size_t)k * pw * sizeof(T));                         \
-            for (int j = 0; j < w; j++) {                                                     \
-                const T *src = b + (Py_ssize_t)(j0 + j) * ldb;                                \
-                for (int p = 0; p < k; p++) panel[(Py_ssize_t)p * pw + j] = src[p];           \
-            }                                                                                 \
-        }                                                                                     \
-    } else {                                                                                  \
-        crnn_pack_##SUFFIX(k, n, b, ldb, packed);                                             \
-    }                                                                                         \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = CRNN_GEMM_KC;                      \
+    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);      /* a multiple of pw */           \
+    const int kc_max = k < KC ? k : KC;                                                       \
+    const size_t packed_len = (size_t)crnn_packed_size_##SUFFIX(kc_max, n < NC ? n : NC);     \
+    /* the packed block, then (trans_a) the block of A transposed, 64-byte aligned */        \
+    const size_t at_off = (packed_len + 15) & ~(size_t)15;                                    \
+    T *buf = crnn_gemm_buffer_##SUFFIX(at_off + (trans_a ? (size_t)m * kc_max : 0) + 16);     \
+    if (buf == NULL) return -1;                                                               \
+    T *packed = (T *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);                                \
+    T *at = packed + at_off;                                                                  \
     if (beta == 0)                                                                            \
         for (int i = 0; i < m; i++) memset(c + (Py_ssize_t)i * ldc, 0, (size_t)n * sizeof(T));\
-    crnn_gemm_blocked_##SUFFIX(m, n, k, a, lda, packed, c, ldc);                              \
-    free(at);                                                                                 \
-    free(packed);                                                                             \
+    for (int p0 = 0; p0 < k; p0 += KC) {                                                      \
+        const int kc = k - p0 < KC ? k - p0 : KC;                                             \
+        const T *ablk;                                                                        \
+        int ldab;                                                                             \
+        if (trans_a) {    /* A[i, p] = a[p * lda + i]: rows p0.. of a, 16 columns at once */  \
+            for (int i0 = 0; i0 < m; i0 += 16) {                                              \
+                const int iw = m - i0 < 16 ? m - i0 : 16;                                     \
+                for (int p = 0; p < kc; p++) {                                                \
+                    const T *src = a + (Py_ssize_t)(p0 + p) * lda + i0;                       \
+                    for (int i = 0; i < iw; i++) at[(Py_ssize_t)(i0 + i) * kc + p] = src[i];  \
+                }                                                                             \
+            }                                                                                 \
+            ablk = at;                                                                        \
+            ldab = kc;                                                                        \
+        } else {                                                                              \
+            ablk = a + p0;                                                                    \
+            ldab = lda;                                                                       \
+        }                                                                                     \
+        for (int n0 = 0; n0 < n; n0 += NC) {                                                  \
+            const int nc = n - n0 < NC ? n - n0 : NC;                                         \
+            if (trans_b) {    /* B[p, j] = b[j * ldb + p] */                                  \
+                for (int j0 = 0; j0 < nc; j0 += pw) {                                         \
+                    T *panel = packed + (Py_ssize_t)j0 * kc;                                  \
+                    int w = nc - j0 < pw ? nc - j0 : pw;                                      \
+                    if (w < pw) memset(panel, 0, (size_t)kc * pw * sizeof(T));                \
+                    for (int j = 0; j < w; j++) {                                             \
+                        const T *src = b + (Py_ssize_t)(n0 + j0 + j) * ldb + p0;              \
+                        for (int p = 0; p < kc; p++) panel[(Py_ssize_t)p * pw + j] = src[p];  \
+                    }                                                                         \
+                }                                                                             \
+            } else {                                                                          \
+                crnn_pack_##SUFFIX(kc, nc, b + (Py_ssize_t)p0 * ldb + n0, ldb, packed);       \
+            }                                                                                 \
+            crnn_gemm_blocked_##SUFFIX(m, nc, kc, ablk, ldab, packed, c + n0, ldc);           \
+        }                                                                                     \
+    }                                                                                         \
     return 0;                                                                                 \
 }
 
