@@ -336,6 +336,19 @@ def test_whole_sequence_gemm_matches_numpy(dtype, threaded):
                                                err_msg=f"{m} {n} {k} {trans_a} {trans_b}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("gemm", ["own", "blas"])
+def test_wide_layers_cross_the_column_blocks_of_the_whole_products(gemm, dtype, monkeypatch):
+    # 4 * 300 gate columns: more than one column block of crnn's own whole-sequence kernel
+    # (1024 float32 or 512 float64 columns), in the input projection and the gradients
+    from crnn import threads
+
+    monkeypatch.setenv("CRNN_GEMM", gemm)
+    monkeypatch.setattr(threads, "_OWN_GEMM", [])
+    for cell, units in [("lstm", 300), ("gru", 181)]:
+        _sequence_case(cell, dtype, 9, units, masked=True)
+
+
 # --------------------------------------------------------------------------- whole products, threads
 
 

@@ -29,6 +29,9 @@
 #include "_fastmath.h"
 
 #define CRNN_PANEL_BYTES 128
+/* Columns of B per block of the whole products, in bytes per row: at 256 rows (KC) a block
+ * of B is 1 MiB, which stays in L2. */
+#define CRNN_GEMM_NC_BYTES (1 << 12)
 
 /* acc[r][v] += A[r, :k] @ Bpanel[:, off + v*VW ...] for R rows and V vectors; b rows are
  * PS elements apart (the panel width). */
@@ -158,25 +161,32 @@ static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {  
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg32_##SUFFIX, T, 32, 4, 2)                                 \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg64_##SUFFIX, T, 64, 8, 4)                                 \
 /* Rows [p0, p0 + kc) of a packed B (all k rows packed): C += A[:, p0:p0+kc] @ B[p0:p0+kc].  \
- * Whole products are cache-blocked: KC rows of B (a KC x 128-byte panel slice stays in L1) \
- * by MC rows of A (an MC x KC slice of A stays in L2). */                                    \
+ * Whole products are cache-blocked: NC columns of B by KC rows (a KC x NC block of B, at   \
+ * most 1 MiB, stays in L2; a KC x 128-byte panel slice in L1) by MC rows of A (an MC x KC \
+ * slice of A stays in L2). */                                    \
 CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_512(int m, int n, int k, const T *a, int lda,   \
                                                  const T *packed, T *c, int ldc) {           \
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
-    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
-        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
-            crnn_pg64_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
-                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
-                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
+    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);                                       \
+    for (int n0 = 0; n0 < n; n0 += NC)                                                        \
+        for (int p0 = 0; p0 < k; p0 += KC)                                                    \
+            for (int i0 = 0; i0 < m; i0 += MC)                                                \
+                crnn_pg64_##SUFFIX(m - i0 < MC ? m - i0 : MC, n - n0 < NC ? n - n0 : NC,      \
+                                   k - p0 < KC ? k - p0 : KC, a + (Py_ssize_t)i0 * lda + p0,  \
+                                   lda, packed + (Py_ssize_t)n0 * k + (Py_ssize_t)p0 * pw, k, \
+                                   c + (Py_ssize_t)i0 * ldc + n0, ldc);                       \
 }                                                                                             \
 CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_256(int m, int n, int k, const T *a, int lda,   \
                                                  const T *packed, T *c, int ldc) {           \
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
-    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
-        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
-            crnn_pg32_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
-                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
-                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
+    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);                                       \
+    for (int n0 = 0; n0 < n; n0 += NC)                                                        \
+        for (int p0 = 0; p0 < k; p0 += KC)                                                    \
+            for (int i0 = 0; i0 < m; i0 += MC)                                                \
+                crnn_pg32_##SUFFIX(m - i0 < MC ? m - i0 : MC, n - n0 < NC ? n - n0 : NC,      \
+                                   k - p0 < KC ? k - p0 : KC, a + (Py_ssize_t)i0 * lda + p0,  \
+                                   lda, packed + (Py_ssize_t)n0 * k + (Py_ssize_t)p0 * pw, k, \
+                                   c + (Py_ssize_t)i0 * ldc + n0, ldc);                       \
 }                                                                                             \
 CRNN_INLINE void crnn_pg64_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
                                            const T *packed, T *c, int ldc) {                 \
@@ -225,7 +235,6 @@ CRNN_MULTIVERSION2(crnn_gemm_blocked_##SUFFIX, crnn_gemm_blocked_##SUFFIX##_512,
  * seen). Returns -1 (nothing done) if they cannot be allocated; the caller then uses
  * BLAS. */
 #define CRNN_GEMM_KC 256
-#define CRNN_GEMM_NC_BYTES (1 << 12)    /* per row of a block: 1 MiB blocks of B at KC rows */
 #if defined(_MSC_VER)
 #define CRNN_TLS __declspec(thread)
 #else
