@@ -143,6 +143,24 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
     }                                                                                         \
 }
 
+/* C += A @ B on a B packed whole (all k rows, panels of kp = k rows), cache-blocked: NC
+ * columns of B by KC rows (a KC x NC block of B, at most 1 MiB, stays in L2; a KC x 128-byte
+ * panel slice in L1) by MC rows of A (an MC x KC slice of A stays in L2). PG is the packed
+ * kernel of one vector width. */
+#define CRNN_DEFINE_GEMM_BLOCKED(NAME, PG, T)                                                 \
+CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed, T *c,        \
+                      int ldc) {                                                              \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
+    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);                                       \
+    for (int n0 = 0; n0 < n; n0 += NC)                                                        \
+        for (int p0 = 0; p0 < k; p0 += KC)                                                    \
+            for (int i0 = 0; i0 < m; i0 += MC)                                                \
+                PG(m - i0 < MC ? m - i0 : MC, n - n0 < NC ? n - n0 : NC,                      \
+                   k - p0 < KC ? k - p0 : KC, a + (Py_ssize_t)i0 * lda + p0, lda,             \
+                   packed + (Py_ssize_t)n0 * k + (Py_ssize_t)p0 * pw, k,                      \
+                   c + (Py_ssize_t)i0 * ldc + n0, ldc);                                       \
+}
+
 #define CRNN_DEFINE_SMALL_GEMM(SUFFIX, T)                                                     \
 static Py_ssize_t crnn_packed_size_##SUFFIX(int k, int n) {                                   \
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
@@ -160,34 +178,8 @@ static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {  
 }                                                                                             \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg32_##SUFFIX, T, 32, 4, 2)                                 \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg64_##SUFFIX, T, 64, 8, 4)                                 \
-/* Rows [p0, p0 + kc) of a packed B (all k rows packed): C += A[:, p0:p0+kc] @ B[p0:p0+kc].  \
- * Whole products are cache-blocked: NC columns of B by KC rows (a KC x NC block of B, at   \
- * most 1 MiB, stays in L2; a KC x 128-byte panel slice in L1) by MC rows of A (an MC x KC \
- * slice of A stays in L2). */                                    \
-CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_512(int m, int n, int k, const T *a, int lda,   \
-                                                 const T *packed, T *c, int ldc) {           \
-    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
-    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);                                       \
-    for (int n0 = 0; n0 < n; n0 += NC)                                                        \
-        for (int p0 = 0; p0 < k; p0 += KC)                                                    \
-            for (int i0 = 0; i0 < m; i0 += MC)                                                \
-                crnn_pg64_##SUFFIX(m - i0 < MC ? m - i0 : MC, n - n0 < NC ? n - n0 : NC,      \
-                                   k - p0 < KC ? k - p0 : KC, a + (Py_ssize_t)i0 * lda + p0,  \
-                                   lda, packed + (Py_ssize_t)n0 * k + (Py_ssize_t)p0 * pw, k, \
-                                   c + (Py_ssize_t)i0 * ldc + n0, ldc);                       \
-}                                                                                             \
-CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_256(int m, int n, int k, const T *a, int lda,   \
-                                                 const T *packed, T *c, int ldc) {           \
-    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
-    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);                                       \
-    for (int n0 = 0; n0 < n; n0 += NC)                                                        \
-        for (int p0 = 0; p0 < k; p0 += KC)                                                    \
-            for (int i0 = 0; i0 < m; i0 += MC)                                                \
-                crnn_pg32_##SUFFIX(m - i0 < MC ? m - i0 : MC, n - n0 < NC ? n - n0 : NC,      \
-                                   k - p0 < KC ? k - p0 : KC, a + (Py_ssize_t)i0 * lda + p0,  \
-                                   lda, packed + (Py_ssize_t)n0 * k + (Py_ssize_t)p0 * pw, k, \
-                                   c + (Py_ssize_t)i0 * ldc + n0, ldc);                       \
-}                                                                                             \
+CRNN_DEFINE_GEMM_BLOCKED(crnn_gemm_blocked_##SUFFIX##_512, crnn_pg64_##SUFFIX, T)           \
+CRNN_DEFINE_GEMM_BLOCKED(crnn_gemm_blocked_##SUFFIX##_256, crnn_pg32_##SUFFIX, T)           \
 CRNN_INLINE void crnn_pg64_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
                                            const T *packed, T *c, int ldc) {                 \
     crnn_pg64_##SUFFIX(m, n, k, a, lda, packed, k, c, ldc);                                   \
