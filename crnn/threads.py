@@ -77,7 +77,7 @@ _FIND_LOCK = threading.Lock()      # the look-up
 _STATE = {"budget": None, "depth": 0, "restore": (), "changed": False}
 # While crnn's own threads run (run_parallel), every BLAS pool is held at one thread:
 # depth of nested run_parallel calls and the sizes to put back.
-_SERIAL = {"depth": 0, "restore": ()}
+_SERIAL = {"depth": 0, "pools": (), "restore": ()}
 # crnn's worker threads (run_parallel), and the process that started them: a forked child
 # has the executor object but not its threads, and must start its own.
 _EXECUTOR = {"pool": None, "workers": 0, "pid": None}
@@ -316,14 +316,14 @@ class _SerialBlas:
                 for pool, size in zip(pools, restore):
                     if size != 1:
                         pool.set(1)
-                _SERIAL["restore"] = restore
+                _SERIAL["pools"], _SERIAL["restore"] = pools, restore
             _SERIAL["depth"] += 1
 
     def __exit__(self, *exc):
         with _LOCK:
             _SERIAL["depth"] -= 1
             if _SERIAL["depth"] == 0:
-                for pool, size in zip(_FOUND[0], _SERIAL["restore"]):
+                for pool, size in zip(_SERIAL["pools"], _SERIAL["restore"]):
                     if size != 1:
                         pool.set(size)
 

@@ -232,3 +232,11 @@ def test_run_parallel_works_in_a_forked_child(two_threads):
     os.waitpid(pid, 0)
     assert ready, "the forked child hung in run_parallel"
     assert answer == b"ok"
+
+
+def test_run_parallel_without_any_openblas(monkeypatch):
+    # no pool to hold (MKL or Accelerate BLAS): crnn's threads still run
+    monkeypatch.setattr(threads, "_FOUND", [[]])
+    monkeypatch.setitem(threads._STATE, "budget", 2)
+    assert threads.run_parallel([lambda: "a", lambda: "b"]) == ["a", "b"]
+    assert threads._SERIAL["depth"] == 0
