@@ -332,8 +332,10 @@ def _entry(path, entry, where):
     name = config.get("name", "?")
     if class_name not in _LAYERS and class_name != "InputLayer":
         raise ValueError(
-            f"{path!r}: layer {name!r} is a Keras {class_name}, which crnn does not have; "
-            f"crnn loads Sequential models of {', '.join(('InputLayer',) + _LAYERS)}"
+            f"{path!r}: layer {name!r} is a Keras {class_name}, which crnn's Keras-file reader "
+            f"does not load; it loads Sequential models of "
+            f"{', '.join(('InputLayer',) + _LAYERS)} (for other crnn layers, rebuild the model "
+            f"with crnn.Sequential.from_config(keras_model.get_config()) and copy the weights)"
         )
     dtype = config.get("dtype")
     if isinstance(dtype, dict):
