@@ -25,17 +25,38 @@ import numpy as np
 from crnn._kernels._workspace import empty as workspace_empty
 
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
 from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_row, gru_finish_row,
                                    gru_gates_after_row, gru_gates_before_row,
                                    gru_reset_backward_row)
-from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
+from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
+                                    part_edges, part_round, rows_time_major, time_major)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define CRNN_OPENMP 1
+    #else
+    #define CRNN_OPENMP 0
+    #endif
+    """
+    int CRNN_OPENMP
+
+# Whether this build runs the parts of n_threads > 1 on OpenMP threads (else one after
+# another on the calling thread).
+OPENMP = bool(CRNN_OPENMP)
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
 _UNUSED = (1, 1, 1)
+
+cdef enum:
+    # Elements between two parts' slices of a shared scratch array (a 64-byte line of
+    # doubles): no line is written by two parts.
+    PART_PAD = 16
 
 
 cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
@@ -104,6 +125,66 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 continue
             gru_finish_row(U, z, hb, act)
             memcpy(out, hb, U * sizeof(floating))
+
+
+cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, Py_ssize_t T, Py_ssize_t F,
+                        Py_ssize_t U, const floating *x, const floating *W, const floating *R,
+                        const floating *bias, const unsigned char *mask, bint has_mask,
+                        bint go_backwards, int act, int ract, bint reset_after, floating *xt,
+                        floating *h, floating *gates, floating *outputs, floating *work,
+                        floating *R_packed, Py_ssize_t r_stride,
+                        bint blas_whole) noexcept nogil:
+    """Inference on part ``p`` of the rows, edges[p] .. edges[p + 1] - 1: its x copied
+    time-major into its slice of xt, then _forward on its slices of the scratch arrays."""
+    cdef Py_ssize_t b0 = edges[p], rows = edges[p + 1] - edges[p]
+    cdef Py_ssize_t G = 3 * U
+    rows_time_major(rows, T, F, x + b0 * T * F, xt + b0 * T * F)
+    _forward(rows, T, F, U, xt + b0 * T * F, W, R, bias, mask + b0 * T if has_mask else mask,
+             has_mask, go_backwards, act, ract, reset_after, h + b0 * U,
+             gates + part_round(b0 * T * G) + p * PART_PAD, outputs + b0 * T * U,
+             work + b0 * G + p * PART_PAD, R_packed + p * r_stride, False, work, work, False,
+             blas_whole)
+
+
+cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                           const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                           const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                           int act, int ract, bint reset_after, floating[:, ::1] h,
+                           floating[:, :, ::1] outputs, bint blas_whole, Py_ssize_t n_parts):
+    """Inference with the batch's rows split into ``n_parts`` parts, one per OpenMP thread
+    (serially where the build has no OpenMP): each part runs _forward on its rows with its
+    own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's pools at
+    one thread where the parts may call BLAS: blas_whole)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
+    cdef Py_ssize_t r_stride = part_round(packed_size(U, 2 * U, floating is double)
+                                          + packed_size(U, U, floating is double))
+    cdef floating[::1] xt = workspace_empty(B * T * F, dtype)
+    cdef floating[::1] gates = workspace_empty(part_round(B * T * G) + n_parts * PART_PAD,
+                                               dtype)
+    cdef floating[::1] work = workspace_empty(B * G + n_parts * PART_PAD, dtype)
+    cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
+    cdef const floating *x_p = &x[0, 0, 0]
+    cdef const floating *w_p = &kernel[0, 0]
+    cdef const floating *r_p = &recurrent_kernel[0, 0]
+    cdef const floating *bias_p = &bias[0]
+    cdef const unsigned char *mask_p = &mask[0, 0]
+    cdef floating *xt_p = &xt[0]
+    cdef floating *h_p = &h[0, 0]
+    cdef floating *gates_p = &gates[0]
+    cdef floating *out_p = &outputs[0, 0, 0]
+    cdef floating *work_p = &work[0]
+    cdef floating *packed_p = &packed[0]
+    cdef const Py_ssize_t *edges_p = &edges_v[0]
+    cdef Py_ssize_t p
+    for p in prange(n_parts, nogil=True, num_threads=n_parts, schedule="static",
+                    chunksize=1):
+        _forward_part(p, edges_p, T, F, U, x_p, w_p, r_p, bias_p, mask_p, has_mask,
+                      go_backwards, act, ract, reset_after, xt_p, h_p, gates_p, out_p, work_p,
+                      packed_p, r_stride, blas_whole)
+    return None
 
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
@@ -186,12 +267,14 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                 int activation, int recurrent_activation, bint reset_after,
                 const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True,
-                out=None):
+                out=None, Py_ssize_t n_threads=1):
     """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
     with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays gru_backward takes by these names. Arguments are
     checked by crnn.ops.gru; here only shapes are re-checked so that nothing out of bounds
-    can happen."""
+    can happen. ``n_threads`` > 1 (inference only): the rows split into that many parts (at
+    most one per row) run on OpenMP threads, each on crnn's kernels or a one-thread BLAS
+    (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -201,9 +284,21 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
+    cdef Py_ssize_t n_parts = part_count(B, n_threads, training)
+    cdef floating[:, ::1] h_split
+    cdef floating[:, :, ::1] outputs_split
     dtype = np.float32 if floating is float else np.float64
-    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
+    if n_parts > 1:
+        outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
+        check_shape("out", tuple(outputs_arr.shape), (B, T, U))
+        h_split = h_arr
+        outputs_split = outputs_arr
+        _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
+                       activation, recurrent_activation, reset_after, h_split, outputs_split,
+                       not own_gemm, n_parts)
+        return outputs_arr, h_arr, None
+    xt_arr = time_major(x)
     gates_arr = workspace_empty((T, B, G), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     work_arr = workspace_empty((B, G), dtype)
