@@ -56,6 +56,7 @@ from crnn.threads import (  # noqa: E402
     get_num_threads,
     run_parallel,
     use_own_gemm,
+    use_own_gemm_for_gradients,
 )
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ def _run_backward(backward, cache, d_outputs, d_states):
     names = ("d_h", "d_c")[:len(d_states)]
     if cache.parts is None:
         result = backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
-                          own_gemm=use_own_gemm(), **dict(zip(names, d_states)),
+                          own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
                           **cache.backward_args)
         _training_done()
         return result
@@ -256,7 +257,8 @@ def _run_backward(backward, cache, d_outputs, d_states):
         args = dict(cache.backward_args, **saved)
         if args["has_mask"]:
             args["mask"] = args["mask"][rows]
-        return backward(d_outputs=d_outputs[rows], threaded=False, own_gemm=use_own_gemm(),
+        return backward(d_outputs=d_outputs[rows], threaded=False,
+                        own_gemm=use_own_gemm_for_gradients(),
                         **{name: d[rows] for name, d in zip(names, d_states)}, **args)
 
     results = run_parallel([lambda rows=rows, saved=saved: part(rows, saved)

@@ -18,6 +18,7 @@ import time
 import warnings
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -541,6 +542,42 @@ def test_mutated_headers_load_or_raise_value_error(fuzz_sources, data):
             crnn.load_model(path)
         except ValueError as error:
             assert type(error) is ValueError
+
+
+@pytest.mark.parametrize("version", [109, 255])
+def test_a_damaged_zip_version_field_raises_value_error(fuzz_sources, version):
+    # found by the fuzz test below: zipfile refuses a "version needed to extract" it does
+    # not know with NotImplementedError, which the Keras-file sniffing let through
+    directory, _ = fuzz_sources
+    raw = bytearray((directory / "stateful.crnn").read_bytes())
+    at = raw.find(b"PK\x01\x02")          # each central directory entry
+    assert at != -1
+    while at != -1:
+        raw[at + 6] = version
+        at = raw.find(b"PK\x01\x02", at + 4)
+    path = directory / f"version{version}.crnn"
+    path.write_bytes(bytes(raw))
+    from crnn.interop import keras as keras_files
+
+    assert keras_files.is_keras_file(path) is False
+    with pytest.raises(ValueError) as info:
+        crnn.load_model(path)
+    assert type(info.value) is ValueError
+
+
+def test_a_keras_archive_with_a_damaged_version_field_raises_value_error(tmp_path):
+    from crnn.interop import keras as keras_files
+
+    raw = bytearray((Path(__file__).parent / "interop_golden" / "stack.keras").read_bytes())
+    at = raw.find(b"PK\x01\x02")
+    while at != -1:
+        raw[at + 6] = 109
+        at = raw.find(b"PK\x01\x02", at + 4)
+    path = tmp_path / "damaged.keras"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="neither a Keras 3 .keras archive") as info:
+        keras_files.load_model(path)
+    assert type(info.value) is ValueError
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -318,7 +318,10 @@ def test_avx2_and_portable_builds_match_reference(isa):
 @pytest.mark.parametrize("threaded", [False, True], ids=["own", "blas"])
 def test_whole_sequence_gemm_matches_numpy(dtype, threaded):
     rng = np.random.default_rng(5)
-    for m, n, k in [(1, 1, 1), (7, 17, 5), (33, 100, 37), (200, 64, 300), (97, 130, 600)]:
+    # crossing the blocks of the own kernel: k by 256 rows, n by 1024 (float32) or 512
+    # (float64) columns, m by 96 rows; panels of 32 or 16 columns
+    for m, n, k in [(1, 1, 1), (7, 17, 5), (33, 100, 37), (200, 64, 300), (97, 130, 600),
+                    (20, 1100, 520), (5, 530, 257)]:
         for trans_a in (False, True):
             for trans_b in (False, True):
                 for beta in (0.0, 1.0):
@@ -331,6 +334,19 @@ def test_whole_sequence_gemm_matches_numpy(dtype, threaded):
                     tol = 1e-12 if dtype == np.float64 else 2e-5
                     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k ** 0.5,
                                                err_msg=f"{m} {n} {k} {trans_a} {trans_b}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("gemm", ["own", "blas"])
+def test_wide_layers_cross_the_column_blocks_of_the_whole_products(gemm, dtype, monkeypatch):
+    # 4 * 300 gate columns: more than one column block of crnn's own whole-sequence kernel
+    # (1024 float32 or 512 float64 columns), in the input projection and the gradients
+    from crnn import threads
+
+    monkeypatch.setenv("CRNN_GEMM", gemm)
+    monkeypatch.setattr(threads, "_OWN_GEMM", [])
+    for cell, units in [("lstm", 300), ("gru", 181)]:
+        _sequence_case(cell, dtype, 9, units, masked=True)
 
 
 # --------------------------------------------------------------------------- whole products, threads

@@ -2,7 +2,7 @@
 
 The public API is what each public module lists in ``__all__`` (modules under ``crnn`` whose
 names do not start with an underscore), checked in the module that defines it. House style
-(``../shared/STYLE.md``, Keras's Google-style docstrings):
+(Keras's Google-style docstrings):
 
 - functions and classes: a docstring with an ``Args:`` section naming every parameter (a
   class documents its constructor's), ``Returns:`` (or ``Yields:``) when something is

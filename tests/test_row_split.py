@@ -416,3 +416,40 @@ def test_inference_right_after_threaded_training_runs_whole(spy_n_threads, monke
         assert spy_n_threads["gru"] == [1, 1, 2]
     finally:
         crnn.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_run_parallel_works_in_a_forked_child(two_threads):
+    # a forked child inherits the executor object but not its threads
+    import os
+
+    crnn.set_num_threads(2)
+    assert threads.run_parallel([lambda: 1, lambda: 2]) == [1, 2]   # the parent's pool exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:       # the child: report and leave without running the parent's cleanup
+        try:
+            ok = threads.run_parallel([lambda: 3, lambda: 4]) == [3, 4]
+            os.write(write, b"ok" if ok else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    import select
+    import signal
+
+    ready, _, _ = select.select([read], [], [], 30)
+    answer = os.read(read, 16) if ready else b""
+    os.close(read)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert ready, "the forked child hung in run_parallel"
+    assert answer == b"ok"
+
+
+def test_run_parallel_without_any_openblas(monkeypatch):
+    # no pool to hold (MKL or Accelerate BLAS): crnn's threads still run
+    monkeypatch.setattr(threads, "_FOUND", [[]])
+    monkeypatch.setitem(threads._STATE, "budget", 2)
+    assert threads.run_parallel([lambda: "a", lambda: "b"]) == ["a", "b"]
+    assert threads._SERIAL["depth"] == 0

@@ -23,11 +23,15 @@
 #ifndef CRNN_SMALLGEMM_H
 #define CRNN_SMALLGEMM_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "_fastmath.h"
 
 #define CRNN_PANEL_BYTES 128
+/* Columns of B per block of the whole products, in bytes per row: at 256 rows (KC) a block
+ * of B is 1 MiB, which stays in L2. */
+#define CRNN_GEMM_NC_BYTES (1 << 12)
 
 /* acc[r][v] += A[r, :k] @ Bpanel[:, off + v*VW ...] for R rows and V vectors; b rows are
  * PS elements apart (the panel width). */
@@ -139,6 +143,24 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
     }                                                                                         \
 }
 
+/* C += A @ B on a B packed whole (all k rows, panels of kp = k rows), cache-blocked: NC
+ * columns of B by KC rows (a KC x NC block of B, at most 1 MiB, stays in L2; a KC x 128-byte
+ * panel slice in L1) by MC rows of A (an MC x KC slice of A stays in L2). PG is the packed
+ * kernel of one vector width. */
+#define CRNN_DEFINE_GEMM_BLOCKED(NAME, PG, T)                                                 \
+CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed, T *c,        \
+                      int ldc) {                                                              \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
+    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);                                       \
+    for (int n0 = 0; n0 < n; n0 += NC)                                                        \
+        for (int p0 = 0; p0 < k; p0 += KC)                                                    \
+            for (int i0 = 0; i0 < m; i0 += MC)                                                \
+                PG(m - i0 < MC ? m - i0 : MC, n - n0 < NC ? n - n0 : NC,                      \
+                   k - p0 < KC ? k - p0 : KC, a + (Py_ssize_t)i0 * lda + p0, lda,             \
+                   packed + (Py_ssize_t)n0 * k + (Py_ssize_t)p0 * pw, k,                      \
+                   c + (Py_ssize_t)i0 * ldc + n0, ldc);                                       \
+}
+
 #define CRNN_DEFINE_SMALL_GEMM(SUFFIX, T)                                                     \
 static Py_ssize_t crnn_packed_size_##SUFFIX(int k, int n) {                                   \
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
@@ -156,27 +178,8 @@ static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {  
 }                                                                                             \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg32_##SUFFIX, T, 32, 4, 2)                                 \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg64_##SUFFIX, T, 64, 8, 4)                                 \
-/* Rows [p0, p0 + kc) of a packed B (all k rows packed): C += A[:, p0:p0+kc] @ B[p0:p0+kc].  \
- * Whole products are cache-blocked: KC rows of B (a KC x 128-byte panel slice stays in L1) \
- * by MC rows of A (an MC x KC slice of A stays in L2). */                                    \
-CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_512(int m, int n, int k, const T *a, int lda,   \
-                                                 const T *packed, T *c, int ldc) {           \
-    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
-    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
-        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
-            crnn_pg64_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
-                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
-                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
-}                                                                                             \
-CRNN_INLINE void crnn_gemm_blocked_##SUFFIX##_256(int m, int n, int k, const T *a, int lda,   \
-                                                 const T *packed, T *c, int ldc) {           \
-    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = 256, MC = 96;                      \
-    for (int p0 = 0; p0 < k; p0 += KC)                                                        \
-        for (int i0 = 0; i0 < m; i0 += MC)                                                    \
-            crnn_pg32_##SUFFIX(m - i0 < MC ? m - i0 : MC, n, k - p0 < KC ? k - p0 : KC,       \
-                               a + (Py_ssize_t)i0 * lda + p0, lda, packed + (Py_ssize_t)p0 * pw,\
-                               k, c + (Py_ssize_t)i0 * ldc, ldc);                             \
-}                                                                                             \
+CRNN_DEFINE_GEMM_BLOCKED(crnn_gemm_blocked_##SUFFIX##_512, crnn_pg64_##SUFFIX, T)           \
+CRNN_DEFINE_GEMM_BLOCKED(crnn_gemm_blocked_##SUFFIX##_256, crnn_pg32_##SUFFIX, T)           \
 CRNN_INLINE void crnn_pg64_##SUFFIX##_whole(int m, int n, int k, const T *a, int lda,         \
                                            const T *packed, T *c, int ldc) {                 \
     crnn_pg64_##SUFFIX(m, n, k, a, lda, packed, k, c, ldc);                                   \
@@ -215,42 +218,83 @@ CRNN_MULTIVERSION2(crnn_gemm_blocked_##SUFFIX, crnn_gemm_blocked_##SUFFIX##_512,
 /* Whole-sequence products (input projection, input and weight gradients) on crnn's own
  * kernel, so their speed does not depend on which BLAS kernel is loaded:
  * C[m, n] = op(A) @ op(B) + beta * C with beta 0 or 1, row-major, op = transpose when
- * trans_*. B is packed into panels (transposing on the way when trans_b), a transposed A is
- * copied row-major first. Returns -1 (nothing done) if the work buffers cannot be
- * allocated; the caller then uses BLAS. */
+ * trans_*. As GotoBLAS does, k runs in blocks of CRNN_GEMM_KC rows and n in blocks of
+ * CRNN_GEMM_NC_BYTES of columns: each block of B is packed into panels (transposing on the
+ * way when trans_b) into a buffer that stays in L2 (256 KiB-1 MiB), and a
+ * transposed A's block is copied row-major, 16 columns at a time (so both sides are read
+ * and written in order). The buffers belong to the calling thread and are kept between
+ * calls (no page faults of fresh memory at each call; they grow to the largest product
+ * seen). Returns -1 (nothing done) if they cannot be allocated; the caller then uses
+ * BLAS. */
+#define CRNN_GEMM_KC 256
+#if defined(_MSC_VER)
+#define CRNN_TLS __declspec(thread)
+#else
+#define CRNN_TLS __thread
+#endif
 #define CRNN_DEFINE_OWN_GEMM(SUFFIX, T)                                                       \
+static CRNN_TLS T *crnn_gemm_buf_##SUFFIX = NULL;                                             \
+static CRNN_TLS size_t crnn_gemm_cap_##SUFFIX = 0;                                            \
+static T *crnn_gemm_buffer_##SUFFIX(size_t count) {                                          \
+    if (count > crnn_gemm_cap_##SUFFIX) {                                                     \
+        T *grown = (T *)malloc(count * sizeof(T) + 64);                                       \
+        if (grown == NULL) return NULL;                                                       \
+        free(crnn_gemm_buf_##SUFFIX);                                                         \
+        crnn_gemm_buf_##SUFFIX = grown;                                                       \
+        crnn_gemm_cap_##SUFFIX = count;                                                       \
+    }                                                                                         \
+    return crnn_gemm_buf_##SUFFIX;                                                            \
+}                                                                                             \
 static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,      \
                               int lda, const T *b, int ldb, T beta, T *c, int ldc) {          \
-    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
-    T *packed = (T *)malloc((size_t)crnn_packed_size_##SUFFIX(k, n) * sizeof(T) + 64);        \
-    T *at = NULL;                                                                             \
-    if (packed == NULL) return -1;                                                            \
-    if (trans_a) {                                                                            \
-        at = (T *)malloc((size_t)m * k * sizeof(T) + 64);                                     \
-        if (at == NULL) { free(packed); return -1; }                                          \
-        for (int p = 0; p < k; p++)                                                           \
-            for (int i = 0; i < m; i++) at[(Py_ssize_t)i * k + p] = a[(Py_ssize_t)p * lda + i];\
-        a = at;                                                                               \
-        lda = k;                                                                              \
-    }                                                                                         \
-    if (trans_b) {    /* B[p, j] = b[j * ldb + p] */                                          \
-        for (int j0 = 0; j0 < n; j0 += pw) {                                                  \
-            T *panel = packed + (Py_ssize_t)j0 * k;                                           \
-            int w = n - j0 < pw ? n - j0 : pw;                                                \
-            if (w < pw) memset(panel, 0, (size_t)k * pw * sizeof(T));                         \
-            for (int j = 0; j < w; j++) {                                                     \
-                const T *src = b + (Py_ssize_t)(j0 + j) * ldb;                                \
-                for (int p = 0; p < k; p++) panel[(Py_ssize_t)p * pw + j] = src[p];           \
-            }                                                                                 \
-        }                                                                                     \
-    } else {                                                                                  \
-        crnn_pack_##SUFFIX(k, n, b, ldb, packed);                                             \
-    }                                                                                         \
+    const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = CRNN_GEMM_KC;                      \
+    const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);      /* a multiple of pw */           \
+    const int kc_max = k < KC ? k : KC;                                                       \
+    const size_t packed_len = (size_t)crnn_packed_size_##SUFFIX(kc_max, n < NC ? n : NC);     \
+    /* the packed block, then (trans_a) the block of A transposed, 64-byte aligned */        \
+    const size_t at_off = (packed_len + 15) & ~(size_t)15;                                    \
+    T *buf = crnn_gemm_buffer_##SUFFIX(at_off + (trans_a ? (size_t)m * kc_max : 0) + 16);     \
+    if (buf == NULL) return -1;                                                               \
+    T *packed = (T *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);                                \
+    T *at = packed + at_off;                                                                  \
     if (beta == 0)                                                                            \
         for (int i = 0; i < m; i++) memset(c + (Py_ssize_t)i * ldc, 0, (size_t)n * sizeof(T));\
-    crnn_gemm_blocked_##SUFFIX(m, n, k, a, lda, packed, c, ldc);                              \
-    free(at);                                                                                 \
-    free(packed);                                                                             \
+    for (int p0 = 0; p0 < k; p0 += KC) {                                                      \
+        const int kc = k - p0 < KC ? k - p0 : KC;                                             \
+        const T *ablk;                                                                        \
+        int ldab;                                                                             \
+        if (trans_a) {    /* A[i, p] = a[p * lda + i]: rows p0.. of a, 16 columns at once */  \
+            for (int i0 = 0; i0 < m; i0 += 16) {                                              \
+                const int iw = m - i0 < 16 ? m - i0 : 16;                                     \
+                for (int p = 0; p < kc; p++) {                                                \
+                    const T *src = a + (Py_ssize_t)(p0 + p) * lda + i0;                       \
+                    for (int i = 0; i < iw; i++) at[(Py_ssize_t)(i0 + i) * kc + p] = src[i];  \
+                }                                                                             \
+            }                                                                                 \
+            ablk = at;                                                                        \
+            ldab = kc;                                                                        \
+        } else {                                                                              \
+            ablk = a + p0;                                                                    \
+            ldab = lda;                                                                       \
+        }                                                                                     \
+        for (int n0 = 0; n0 < n; n0 += NC) {                                                  \
+            const int nc = n - n0 < NC ? n - n0 : NC;                                         \
+            if (trans_b) {    /* B[p, j] = b[j * ldb + p] */                                  \
+                for (int j0 = 0; j0 < nc; j0 += pw) {                                         \
+                    T *panel = packed + (Py_ssize_t)j0 * kc;                                  \
+                    int w = nc - j0 < pw ? nc - j0 : pw;                                      \
+                    if (w < pw) memset(panel, 0, (size_t)kc * pw * sizeof(T));                \
+                    for (int j = 0; j < w; j++) {                                             \
+                        const T *src = b + (Py_ssize_t)(n0 + j0 + j) * ldb + p0;              \
+                        for (int p = 0; p < kc; p++) panel[(Py_ssize_t)p * pw + j] = src[p];  \
+                    }                                                                         \
+                }                                                                             \
+            } else {                                                                          \
+                crnn_pack_##SUFFIX(kc, nc, b + (Py_ssize_t)p0 * ldb + n0, ldb, packed);       \
+            }                                                                                 \
+            crnn_gemm_blocked_##SUFFIX(m, nc, kc, ablk, ldab, packed, c + n0, ldc);           \
+        }                                                                                     \
+    }                                                                                         \
     return 0;                                                                                 \
 }
 

@@ -95,7 +95,8 @@ def _kind(path):
                 try:
                     with zipfile.ZipFile(f) as archive:
                         names = set(archive.namelist())
-                except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+                except Exception:  # noqa: BLE001 - a zip that zipfile can't read (BadZipFile,
+                    # NotImplementedError for a damaged version field, ...) is no Keras file
                     return None
                 return "keras" if {"config.json", "model.weights.h5"} <= names else None
             for offset in _HDF5_OFFSETS:
@@ -164,8 +165,10 @@ class _Keras3Archive:
         try:
             self.zip = zipfile.ZipFile(path)
             self.infos = {info.filename: info for info in self.zip.infolist()}
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-            raise ValueError(f"{path!r} is not a readable .keras archive: {error}") from None
+        except Exception as error:  # noqa: BLE001 - BadZipFile, OSError, EOFError, and the
+            # NotImplementedError of a damaged version field, ...: none is a readable archive
+            raise ValueError(f"{path!r} is not a readable .keras archive "
+                             f"({type(error).__name__}: {error})") from None
 
     def _info(self, name, limit):
         info = self.infos.get(name)
