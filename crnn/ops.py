@@ -30,28 +30,15 @@ Example:
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-# The forward kernels split inference rows across OpenMP threads (see _omp_parts). GNU
-# libgomp's threads spin after each parallel region, 300000 spins by default, before they
-# sleep: on 2 cores that is long enough to take a core from OpenBLAS's threads in the
-# training step that follows (measured: LSTM train steps alternating with split
-# predictions at (32, 50, 16, 64), 4.5x slower), and OpenBLAS's threads, spinning after a
-# training step, to slow the split that follows. 1000 spins keep a split call's hand-off
-# short in a loop of calls (measured: no slower than the default) and end the contest.
-# libgomp reads this once, when it loads (with the kernels, just below); a user's own
-# OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as it is.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-
-from crnn._kernels import _gru, _lstm, _simple_rnn  # noqa: E402 - after the libgomp setting
-from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS  # noqa: E402
-from crnn._kernels._workspace import empty as workspace_empty  # noqa: E402
-from crnn.threads import (  # noqa: E402
+from crnn._kernels import _gru, _lstm, _simple_rnn
+from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
+from crnn._kernels._workspace import empty as workspace_empty
+from crnn.threads import (
     _SERIAL_BLAS,
     get_num_threads,
     run_parallel,
@@ -167,15 +154,16 @@ def _cache(cell, x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
 SPLIT_MIN_ROWS = 4
 SPLIT_MIN_WORK = 1 << 26
 # Inference splits the rows inside the compiled forward entry instead (their n_threads:
-# OpenMP threads, whose hand-off costs microseconds), from OMP_SPLIT_MIN_WORK multiply-adds,
-# with every BLAS pool held at one thread meanwhile. (A build without OpenMP keeps the
-# split above.)
-OMP_SPLIT_MIN_WORK = 1 << 20
-_OPENMP = _lstm.OPENMP and _gru.OPENMP and _simple_rnn.OPENMP
+# crnn's own thread pool, crnn/_kernels/_pool.h, whose hand-off costs microseconds), from
+# POOL_SPLIT_MIN_WORK multiply-adds, with every BLAS pool held at one thread meanwhile.
+# (A platform without POSIX threads keeps the split above.)
+POOL_SPLIT_MIN_WORK = 1 << 20
+_POOL_THREADED = _lstm.THREADED and _gru.THREADED and _simple_rnn.THREADED
 # OpenBLAS's threads spin for about 0.1 s after each call they share (measured: 0.10 s of a
 # core; OpenBLAS's default thread timeout), and a split inference call in that time shares
 # the cores with them: measured at (32, 50, 16, 64), LSTM predictions right after
-# training steps on 2 threads were 1.2x slower split than whole. So inference splits only
+# training steps on 2 threads were 1.2x slower split than whole (on crnn's pool: 1.1x,
+# predict_on_batch alternating with train_on_batch). So inference splits only
 # once BLAS_SPIN_S have passed since the last training call on several threads (its BLAS
 # calls run threaded); [monotonic time of that call's end].
 BLAS_SPIN_S = 0.15
@@ -196,11 +184,11 @@ def _row_parts(batch, work):
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
 
-def _omp_parts(batch, work):
-    """The number of parts (OpenMP threads) an inference call splits its rows into: 1 to
-    run the batch whole, or below OMP_SPLIT_MIN_WORK, or in a build without OpenMP."""
+def _pool_parts(batch, work):
+    """The number of parts (threads of crnn's pool) an inference call splits its rows into:
+    1 to run the batch whole, or below POOL_SPLIT_MIN_WORK, or without POSIX threads."""
     n = min(get_num_threads(), batch // SPLIT_MIN_ROWS)
-    if n < 2 or work < OMP_SPLIT_MIN_WORK or not _OPENMP:
+    if n < 2 or work < POOL_SPLIT_MIN_WORK or not _POOL_THREADED:
         return 1
     if time.monotonic() - _LAST_THREADED_TRAINING[0] < BLAS_SPIN_S:
         return 1
@@ -216,13 +204,13 @@ def _training_done():
 def _run_forward(call, x, units, work, training):
     """``call(rows, threaded, out, n_threads)`` runs a compiled forward entry on the batch's
     ``rows``, writing the outputs into ``out`` (None: a new array), its rows split across
-    ``n_threads`` OpenMP threads (inference); it returns (outputs, final states...,
+    ``n_threads`` threads of crnn's pool (inference); it returns (outputs, final states...,
     saved). Returns ([outputs, final states...], saved), saved a dict, or a list of
     (rows, dict) when the rows were split across crnn's threads (each part writes its rows
     of one outputs array)."""
     batch, timesteps = x.shape[:2]
     if not training:
-        n_threads = _omp_parts(batch, work)
+        n_threads = _pool_parts(batch, work)
         if n_threads > 1:
             with _SERIAL_BLAS:
                 *arrays, saved = call(slice(None), False, None, n_threads)

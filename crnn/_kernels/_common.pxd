@@ -45,8 +45,8 @@ cdef inline object batch_major(a):
 
 
 # --------------------------------------------------------------------------- row parts
-# Inference splits a batch's rows into parts, one per OpenMP thread (cython.parallel.prange
-# in the forward entries): the rows of a recurrent layer never meet, so each part runs its
+# Inference splits a batch's rows into parts, one per thread of crnn's pool (_pool.h, from
+# the forward entries): the rows of a recurrent layer never meet, so each part runs its
 # whole time loop on its rows, on its own scratch memory, with no synchronization per step.
 
 cdef enum:

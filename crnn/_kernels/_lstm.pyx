@@ -19,10 +19,10 @@
 
 import numpy as np
 
+from crnn._kernels import _pool
 from crnn._kernels._workspace import empty as workspace_empty
 
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
@@ -30,23 +30,14 @@ from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_ro
                                    sum_rows)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
+from crnn._kernels._pool cimport pool_run
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #define CRNN_OPENMP 1
-    #else
-    #define CRNN_OPENMP 0
-    #endif
-    """
-    int CRNN_OPENMP
-
-# Whether this build runs the parts of n_threads > 1 on OpenMP threads (else one after
-# another on the calling thread).
-OPENMP = bool(CRNN_OPENMP)
+# Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
+# another on the calling thread: a platform without POSIX threads).
+THREADED = _pool.THREADED
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -172,16 +163,59 @@ cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, const Py_ssize_t 
              act_c_tmp, False, blas_proj)
 
 
+cdef struct _Split:
+    # A _forward_split call's arguments, for its parts on crnn's thread pool (float or
+    # double arrays: is_double)
+    const Py_ssize_t *edges
+    const Py_ssize_t *chunks
+    const Py_ssize_t *offsets
+    Py_ssize_t T, F, U, r_stride, w_stride
+    const void *x
+    const void *W
+    const void *R
+    const void *bias
+    const unsigned char *mask
+    bint has_mask, go_backwards, x_as_given, blas_proj, is_double
+    int act, ract
+    void *xt
+    void *h
+    void *c
+    void *gates
+    void *outputs
+    void *act_c_tmp
+    void *R_packed
+    void *W_packed
+
+
+cdef void _run_part(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a _forward_split call, on crnn's thread pool (``ctx``: its _Split)."""
+    cdef const _Split *a = <const _Split *>ctx
+    if a.is_double:
+        _forward_part(p, a.edges, a.chunks, a.offsets, a.T, a.F, a.U, <const double *>a.x,
+                      <const double *>a.W, <const double *>a.R, <const double *>a.bias,
+                      a.mask, a.has_mask, a.go_backwards, a.act, a.ract, a.x_as_given,
+                      <double *>a.xt, <double *>a.h, <double *>a.c, <double *>a.gates,
+                      <double *>a.outputs, <double *>a.act_c_tmp, <double *>a.R_packed,
+                      a.r_stride, <double *>a.W_packed, a.w_stride, a.blas_proj)
+    else:
+        _forward_part(p, a.edges, a.chunks, a.offsets, a.T, a.F, a.U, <const float *>a.x,
+                      <const float *>a.W, <const float *>a.R, <const float *>a.bias,
+                      a.mask, a.has_mask, a.go_backwards, a.act, a.ract, a.x_as_given,
+                      <float *>a.xt, <float *>a.h, <float *>a.c, <float *>a.gates,
+                      <float *>a.outputs, <float *>a.act_c_tmp, <float *>a.R_packed,
+                      a.r_stride, <float *>a.W_packed, a.w_stride, a.blas_proj)
+
+
 cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                            const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                            int act, int ract, floating[:, ::1] h, floating[:, ::1] c,
                            floating[:, :, ::1] outputs, Py_ssize_t chunk, bint blas_proj,
                            bint x_as_given, Py_ssize_t n_parts):
-    """Inference with the batch's rows split into ``n_parts`` parts, one per OpenMP thread
-    (serially where the build has no OpenMP): each part runs _forward on its rows with its
-    own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's pools at
-    one thread where its kernel may call BLAS: blas_proj)."""
+    """Inference with the batch's rows split into ``n_parts`` parts, run on crnn's thread
+    pool (_pool.h; serially where it has no threads): each part runs _forward on its rows
+    with its own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's
+    pools at one thread where its kernel may call BLAS: blas_proj)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     cdef Py_ssize_t p
@@ -207,27 +241,30 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
     cdef floating[::1] w_packed = workspace_empty(n_parts * w_stride, dtype)
     cdef floating[::1] xt = workspace_empty(1 if x_as_given else B * T * F, dtype)
-    cdef const floating *x_p = &x[0, 0, 0]
-    cdef const floating *w_p = &kernel[0, 0]
-    cdef const floating *r_p = &recurrent_kernel[0, 0]
-    cdef const floating *bias_p = &bias[0]
-    cdef const unsigned char *mask_p = &mask[0, 0]
-    cdef floating *xt_p = &xt[0]
-    cdef floating *h_p = &h[0, 0]
-    cdef floating *c_p = &c[0, 0]
-    cdef floating *gates_p = &gates[0]
-    cdef floating *out_p = &outputs[0, 0, 0]
-    cdef floating *act_p = &act_c_tmp[0]
-    cdef floating *packed_p = &packed[0]
-    cdef floating *w_packed_p = &w_packed[0]
-    cdef const Py_ssize_t *edges_p = &edges_v[0]
-    cdef const Py_ssize_t *chunks_p = &chunks_v[0]
-    cdef const Py_ssize_t *offsets_p = &offsets_v[0]
-    for p in prange(n_parts, nogil=True, num_threads=n_parts, schedule="static",
-                    chunksize=1):
-        _forward_part(p, edges_p, chunks_p, offsets_p, T, F, U, x_p, w_p, r_p, bias_p, mask_p,
-                      has_mask, go_backwards, act, ract, x_as_given, xt_p, h_p, c_p, gates_p,
-                      out_p, act_p, packed_p, r_stride, w_packed_p, w_stride, blas_proj)
+    cdef _Split a
+    a.edges = &edges_v[0]
+    a.chunks = &chunks_v[0]
+    a.offsets = &offsets_v[0]
+    a.T, a.F, a.U, a.r_stride, a.w_stride = T, F, U, r_stride, w_stride
+    a.x = &x[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.x_as_given, a.blas_proj = (has_mask, go_backwards,
+                                                             x_as_given, blas_proj)
+    a.is_double = floating is double
+    a.act, a.ract = act, ract
+    a.xt = &xt[0]
+    a.h = &h[0, 0]
+    a.c = &c[0, 0]
+    a.gates = &gates[0]
+    a.outputs = &outputs[0, 0, 0]
+    a.act_c_tmp = &act_c_tmp[0]
+    a.R_packed = &packed[0]
+    a.W_packed = &w_packed[0]
+    with nogil:
+        pool_run(<int>n_parts, _run_part, &a)
     return None
 
 
@@ -287,7 +324,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
     bounds can happen. ``chunk``: timesteps per input-projection chunk (0: inference_chunk's
     choice). ``n_threads`` > 1 (inference only): the rows split into that many parts (at
-    most one per row) run on OpenMP threads, each on crnn's kernels or a one-thread BLAS
+    most one per row) run on crnn's thread pool, each on crnn's kernels or a one-thread BLAS
     (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U

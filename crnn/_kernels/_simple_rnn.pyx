@@ -11,10 +11,10 @@
 
 import numpy as np
 
+from crnn._kernels import _pool
 from crnn._kernels._workspace import empty as workspace_empty
 
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
@@ -22,20 +22,11 @@ from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, simple_rnn_bac
                                    simple_rnn_forward_row)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
+from crnn._kernels._pool cimport pool_run
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #define CRNN_OPENMP 1
-    #else
-    #define CRNN_OPENMP 0
-    #endif
-    """
-    int CRNN_OPENMP
-
-# Whether this build runs the parts of n_threads > 1 on OpenMP threads (else one after
-# another on the calling thread).
-OPENMP = bool(CRNN_OPENMP)
+# Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
+# another on the calling thread: a platform without POSIX threads).
+THREADED = _pool.THREADED
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -96,15 +87,49 @@ cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, Py_ssize_t T, Py_
              R_packed + p * r_stride, False, R_packed, False, blas_whole)
 
 
+cdef struct _Split:
+    # A _forward_split call's arguments, for its parts on crnn's thread pool (float or
+    # double arrays: is_double)
+    const Py_ssize_t *edges
+    Py_ssize_t T, F, U, r_stride
+    const void *x
+    const void *W
+    const void *R
+    const void *bias
+    const unsigned char *mask
+    bint has_mask, go_backwards, blas_whole, is_double
+    int act
+    void *xt
+    void *h
+    void *gates
+    void *outputs
+    void *R_packed
+
+
+cdef void _run_part(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a _forward_split call, on crnn's thread pool (``ctx``: its _Split)."""
+    cdef const _Split *a = <const _Split *>ctx
+    if a.is_double:
+        _forward_part(p, a.edges, a.T, a.F, a.U, <const double *>a.x, <const double *>a.W,
+                      <const double *>a.R, <const double *>a.bias, a.mask, a.has_mask,
+                      a.go_backwards, a.act, <double *>a.xt, <double *>a.h, <double *>a.gates,
+                      <double *>a.outputs, <double *>a.R_packed, a.r_stride, a.blas_whole)
+    else:
+        _forward_part(p, a.edges, a.T, a.F, a.U, <const float *>a.x, <const float *>a.W,
+                      <const float *>a.R, <const float *>a.bias, a.mask, a.has_mask,
+                      a.go_backwards, a.act, <float *>a.xt, <float *>a.h, <float *>a.gates,
+                      <float *>a.outputs, <float *>a.R_packed, a.r_stride, a.blas_whole)
+
+
 cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                            const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                            int act, floating[:, ::1] h, floating[:, :, ::1] outputs,
                            bint blas_whole, Py_ssize_t n_parts):
-    """Inference with the batch's rows split into ``n_parts`` parts, one per OpenMP thread
-    (serially where the build has no OpenMP): each part runs _forward on its rows with its
-    own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's pools at
-    one thread where the parts may call BLAS: blas_whole)."""
+    """Inference with the batch's rows split into ``n_parts`` parts, run on crnn's thread
+    pool (_pool.h; serially where it has no threads): each part runs _forward on its rows
+    with its own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's
+    pools at one thread where the parts may call BLAS: blas_whole)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0]
     dtype = np.float32 if floating is float else np.float64
@@ -114,23 +139,24 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     cdef floating[::1] gates = workspace_empty(part_round(B * T * U) + n_parts * PART_PAD,
                                                dtype)
     cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
-    cdef const floating *x_p = &x[0, 0, 0]
-    cdef const floating *w_p = &kernel[0, 0]
-    cdef const floating *r_p = &recurrent_kernel[0, 0]
-    cdef const floating *bias_p = &bias[0]
-    cdef const unsigned char *mask_p = &mask[0, 0]
-    cdef floating *xt_p = &xt[0]
-    cdef floating *h_p = &h[0, 0]
-    cdef floating *gates_p = &gates[0]
-    cdef floating *out_p = &outputs[0, 0, 0]
-    cdef floating *packed_p = &packed[0]
-    cdef const Py_ssize_t *edges_p = &edges_v[0]
-    cdef Py_ssize_t p
-    for p in prange(n_parts, nogil=True, num_threads=n_parts, schedule="static",
-                    chunksize=1):
-        _forward_part(p, edges_p, T, F, U, x_p, w_p, r_p, bias_p, mask_p, has_mask,
-                      go_backwards, act, xt_p, h_p, gates_p, out_p, packed_p, r_stride,
-                      blas_whole)
+    cdef _Split a
+    a.edges = &edges_v[0]
+    a.T, a.F, a.U, a.r_stride = T, F, U, r_stride
+    a.x = &x[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.blas_whole = has_mask, go_backwards, blas_whole
+    a.is_double = floating is double
+    a.act = act
+    a.xt = &xt[0]
+    a.h = &h[0, 0]
+    a.gates = &gates[0]
+    a.outputs = &outputs[0, 0, 0]
+    a.R_packed = &packed[0]
+    with nogil:
+        pool_run(<int>n_parts, _run_part, &a)
     return None
 
 
@@ -185,9 +211,9 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     Arguments are checked by crnn.ops.simple_rnn; here only shapes are
     re-checked so that nothing out of bounds can happen. ``out``: a C-contiguous (B, T, U)
     array to write the outputs into (default: a new one). ``n_threads`` > 1 (inference
-    only): the rows split into that many parts (at most one per row) run on OpenMP
-    threads, each on crnn's kernels or a one-thread BLAS (``threaded`` is ignored then: the
-    caller must hold BLAS's pools at one thread)."""
+    only): the rows split into that many parts (at most one per row) run on crnn's
+    thread pool, each on crnn's kernels or a one-thread BLAS (``threaded`` is ignored
+    then: the caller must hold BLAS's pools at one thread)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0]
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, U))
