@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -37,7 +38,13 @@ import numpy as np
 from crnn._kernels import _gru, _lstm, _simple_rnn
 from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
 from crnn._kernels._workspace import empty as workspace_empty
-from crnn.threads import get_num_threads, run_parallel, use_own_gemm, use_own_gemm_for_gradients
+from crnn.threads import (
+    _SERIAL_BLAS,
+    get_num_threads,
+    run_parallel,
+    use_own_gemm,
+    use_own_gemm_for_gradients,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -146,6 +153,21 @@ def _cache(cell, x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
 # products gave 1.1-1.6x.
 SPLIT_MIN_ROWS = 4
 SPLIT_MIN_WORK = 1 << 26
+# Inference splits the rows inside the compiled forward entry instead (their n_threads:
+# crnn's own thread pool, crnn/_kernels/_pool.h, whose hand-off costs microseconds), from
+# POOL_SPLIT_MIN_WORK multiply-adds, with every BLAS pool held at one thread meanwhile.
+# (A platform without POSIX threads keeps the split above.)
+POOL_SPLIT_MIN_WORK = 1 << 20
+_POOL_THREADED = _lstm.THREADED and _gru.THREADED and _simple_rnn.THREADED
+# OpenBLAS's threads spin for about 0.1 s after each call they share (measured: 0.10 s of a
+# core; OpenBLAS's default thread timeout), and a split inference call in that time shares
+# the cores with them: measured at (32, 50, 16, 64), LSTM predictions right after
+# training steps on 2 threads were 1.2x slower split than whole (on crnn's pool: 1.1x,
+# predict_on_batch alternating with train_on_batch). So inference splits only
+# once BLAS_SPIN_S have passed since the last training call on several threads (its BLAS
+# calls run threaded); [monotonic time of that call's end].
+BLAS_SPIN_S = 0.15
+_LAST_THREADED_TRAINING = [float("-inf")]
 
 
 def _row_parts(batch, work):
@@ -162,23 +184,49 @@ def _row_parts(batch, work):
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
 
+def _pool_parts(batch, work):
+    """The number of parts (threads of crnn's pool) an inference call splits its rows into:
+    1 to run the batch whole, or below POOL_SPLIT_MIN_WORK, or without POSIX threads."""
+    n = min(get_num_threads(), batch // SPLIT_MIN_ROWS)
+    if n < 2 or work < POOL_SPLIT_MIN_WORK or not _POOL_THREADED:
+        return 1
+    if time.monotonic() - _LAST_THREADED_TRAINING[0] < BLAS_SPIN_S:
+        return 1
+    return n
+
+
+def _training_done():
+    """Note the end of a training call (see BLAS_SPIN_S)."""
+    if get_num_threads() > 1:
+        _LAST_THREADED_TRAINING[0] = time.monotonic()
+
+
 def _run_forward(call, x, units, work, training):
-    """``call(rows, threaded, out)`` runs a compiled forward entry on the batch's ``rows``,
-    writing the outputs into ``out`` (None: a new array); it returns (outputs, final
-    states..., saved). Returns ([outputs, final states...], saved), saved a dict, or a list
-    of (rows, dict) when the rows were split across crnn's threads (each part writes its
-    rows of one outputs array)."""
+    """``call(rows, threaded, out, n_threads)`` runs a compiled forward entry on the batch's
+    ``rows``, writing the outputs into ``out`` (None: a new array), its rows split across
+    ``n_threads`` threads of crnn's pool (inference); it returns (outputs, final states...,
+    saved). Returns ([outputs, final states...], saved), saved a dict, or a list of
+    (rows, dict) when the rows were split across crnn's threads (each part writes its rows
+    of one outputs array)."""
     batch, timesteps = x.shape[:2]
+    if not training:
+        n_threads = _pool_parts(batch, work)
+        if n_threads > 1:
+            with _SERIAL_BLAS:
+                *arrays, saved = call(slice(None), False, None, n_threads)
+            return arrays, saved
     parts = _row_parts(batch, work)
     if parts is None:
         *arrays, saved = call(slice(None), get_num_threads() > 1, None)
-        return arrays, saved
-    outputs = workspace_empty((batch, timesteps, units), x.dtype)
-    results = run_parallel([lambda rows=rows: call(rows, False, outputs[rows])
-                            for rows in parts])
-    arrays = [outputs] + [np.concatenate([r[i] for r in results])
-                          for i in range(1, len(results[0]) - 1)]
-    saved = [(rows, r[-1]) for rows, r in zip(parts, results)] if training else None
+    else:
+        outputs = workspace_empty((batch, timesteps, units), x.dtype)
+        results = run_parallel([lambda rows=rows: call(rows, False, outputs[rows])
+                                for rows in parts])
+        arrays = [outputs] + [np.concatenate([r[i] for r in results])
+                              for i in range(1, len(results[0]) - 1)]
+        saved = [(rows, r[-1]) for rows, r in zip(parts, results)] if training else None
+    if training:
+        _training_done()
     return arrays, saved
 
 
@@ -187,9 +235,11 @@ def _run_backward(backward, cache, d_outputs, d_states):
     forward ran. Returns (dx, *d_initial_states, d_kernel, d_recurrent_kernel, d_bias)."""
     names = ("d_h", "d_c")[:len(d_states)]
     if cache.parts is None:
-        return backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
-                        own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
-                        **cache.backward_args)
+        result = backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
+                          own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
+                          **cache.backward_args)
+        _training_done()
+        return result
 
     def part(rows, saved):
         args = dict(cache.backward_args, **saved)
@@ -208,6 +258,7 @@ def _run_backward(backward, cache, d_outputs, d_states):
         for r in results[1:]:
             total += r[i]
         merged.append(total)
+    _training_done()
     return merged
 
 
@@ -422,11 +473,11 @@ def lstm(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     batch, timesteps, features = x.shape
     units = recurrent_kernel.shape[0]
 
-    def call(rows, threaded, out):
+    def call(rows, threaded, out, n_threads=1):
         return _lstm.lstm_forward(
             x[rows], kernel, recurrent_kernel, bias, mask[rows] if has_mask else mask,
             has_mask, go_backwards, act, ract, states[0][rows], states[1][rows], training,
-            threaded, use_own_gemm(), out=out)
+            threaded, use_own_gemm(), out=out, n_threads=n_threads)
 
     (outputs, h, c), saved = _run_forward(
         call, x, units, batch * timesteps * (features + units) * 4 * units, training)
@@ -534,11 +585,11 @@ def gru(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     units = recurrent_kernel.shape[0]
     flat_bias = bias.reshape(-1)
 
-    def call(rows, threaded, out):
+    def call(rows, threaded, out, n_threads=1):
         return _gru.gru_forward(
             x[rows], kernel, recurrent_kernel, flat_bias, mask[rows] if has_mask else mask,
             has_mask, go_backwards, act, ract, reset_after, states[0][rows], training,
-            threaded, use_own_gemm(), out=out)
+            threaded, use_own_gemm(), out=out, n_threads=n_threads)
 
     (outputs, h), saved = _run_forward(
         call, x, units, batch * timesteps * (features + units) * 3 * units, training)
@@ -639,11 +690,11 @@ def simple_rnn(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
     batch, timesteps, features = x.shape
     units = recurrent_kernel.shape[0]
 
-    def call(rows, threaded, out):
+    def call(rows, threaded, out, n_threads=1):
         return _simple_rnn.simple_rnn_forward(
             x[rows], kernel, recurrent_kernel, bias, mask[rows] if has_mask else mask,
             has_mask, go_backwards, act, states[0][rows], training, threaded, use_own_gemm(),
-            out=out)
+            out=out, n_threads=n_threads)
 
     (outputs, h), saved = _run_forward(
         call, x, units, batch * timesteps * (features + units) * units, training)

@@ -1,8 +1,12 @@
 """crnn's own threads: a batch's rows split across threads (crnn.ops._row_parts and
-crnn.threads.run_parallel), against the NumPy reference and the one-thread run, for every
-cell, both dtypes, masks, both directions and random non-zero initial states, at batch sizes
-that cross the split's 8-row alignment."""
+crnn.threads.run_parallel for training; for inference, crnn's thread pool (_pool.h) inside the
+compiled forward entries, their n_threads), against the NumPy reference and the one-thread run, for
+every cell, both dtypes, masks, both directions and random non-zero initial states, at batch
+sizes that cross the split's 8-row alignment."""
 
+import os
+import select
+import signal
 import threading
 
 import numpy as np
@@ -10,6 +14,7 @@ import pytest
 
 import crnn
 from crnn import ops, threads
+from crnn._kernels import _gru, _lstm, _pool, _simple_rnn
 from ops_cases import (
     TOLERANCE,
     grad_ops,
@@ -205,6 +210,218 @@ def test_sequential_fit_with_two_threads_matches_one(two_threads):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+# --------------------------------------------------------------------------- crnn's pool (inference)
+
+KERNELS = {"lstm": (_lstm, "lstm_forward"), "gru": (_gru, "gru_forward"),
+           "simple_rnn": (_simple_rnn, "simple_rnn_forward")}
+
+
+@pytest.fixture
+def spy_n_threads(monkeypatch):
+    """Records the n_threads each compiled forward entry is called with, by cell."""
+    seen = {cell: [] for cell in KERNELS}
+    for cell, (module, name) in KERNELS.items():
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, _cell=cell, **kwargs):
+            seen[_cell].append(kwargs.get("n_threads", 1))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+@pytest.fixture
+def pool_split(monkeypatch):
+    """Inference splits for any work, whenever it was trained last."""
+    before = crnn.get_num_threads()
+    monkeypatch.setattr(ops, "POOL_SPLIT_MIN_WORK", 0)
+    monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
+    yield
+    crnn.set_num_threads(before)
+
+
+def test_the_kernels_report_their_pool():
+    assert ops._POOL_THREADED == (_lstm.THREADED and _gru.THREADED and _simple_rnn.THREADED)
+    assert all(m.THREADED == _pool.THREADED for m in (_lstm, _gru, _simple_rnn))
+    assert _pool.THREADED == (os.name == "posix")
+
+
+@pytest.mark.skipif(not ops._POOL_THREADED, reason="no POSIX threads")
+def test_pool_parts(pool_split, monkeypatch):
+    crnn.set_num_threads(3)
+    monkeypatch.setattr(ops, "POOL_SPLIT_MIN_WORK", 1000)
+    assert ops._pool_parts(64, 1000) == 3
+    assert ops._pool_parts(8, 1000) == 2            # SPLIT_MIN_ROWS rows per part at least
+    assert ops._pool_parts(7, 1000) == 1
+    assert ops._pool_parts(64, 999) == 1            # below the work threshold
+    crnn.set_num_threads(1)
+    assert ops._pool_parts(64, 1 << 40) == 1
+    # right after a training call on several threads (BLAS's threads still spinning): whole
+    crnn.set_num_threads(2)
+    monkeypatch.setattr(ops, "BLAS_SPIN_S", 60.0)
+    ops._training_done()
+    assert ops._pool_parts(64, 1 << 40) == 1
+    monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
+    assert ops._pool_parts(64, 1 << 40) == 2
+    monkeypatch.setattr(ops, "_POOL_THREADED", False)
+    assert ops._pool_parts(64, 1 << 40) == 1
+
+
+@pytest.mark.skipif(not ops._POOL_THREADED, reason="no POSIX threads")
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_splits_in_the_kernel_and_training_in_python(pool_split, spy_n_threads,
+                                                                cell):
+    crnn.set_num_threads(2)
+    rng = np.random.default_rng(1)
+    problem = make_problem(cell, rng, batch=24, timesteps=5, features=4, units=8)
+    run_ops(cell, problem, options(cell), training=False)
+    assert spy_n_threads[cell] == [2]
+    spy_n_threads[cell].clear()
+    _, _, cache = run_ops(cell, problem, options(cell), training=True)
+    assert spy_n_threads[cell] == [1]                # training: whole (below SPLIT_MIN_WORK)
+    assert cache.parts is None
+    spy_n_threads[cell].clear()
+    crnn.set_num_threads(1)
+    run_ops(cell, problem, options(cell), training=False)
+    assert spy_n_threads[cell] == [1]
+
+
+def test_inference_below_the_threshold_runs_whole(spy_n_threads, monkeypatch):
+    before = crnn.get_num_threads()
+    try:
+        crnn.set_num_threads(2)
+        monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
+        rng = np.random.default_rng(2)
+        # 24 * 5 * (4 + 8) * 32 multiply-adds: far below POOL_SPLIT_MIN_WORK
+        problem = make_problem("lstm", rng, batch=24, timesteps=5, features=4, units=8)
+        run_ops("lstm", problem, options("lstm"), training=False)
+        assert spy_n_threads["lstm"] == [1]
+    finally:
+        crnn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("gemm", ["own", "blas"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", True), ("gru", False),
+                                              ("simple_rnn", True)])
+def test_kernel_split_matches_reference(pool_split, monkeypatch, cell, reset_after, dtype,
+                                        gemm):
+    # Every batch size against every thread count, through crnn.ops with the kernel asked
+    # for n_threads parts whatever the rows (the kernel itself allows at most one per row):
+    # batch sizes on both sides of the 8-row part edges, masks, both directions, random
+    # non-zero initial states; BLAS (held at one thread) or crnn's own whole products.
+    monkeypatch.setenv("CRNN_GEMM", gemm)
+    for n_threads in (2, 3):
+        crnn.set_num_threads(n_threads)
+        monkeypatch.setattr(ops, "_pool_parts", lambda batch, work, n=n_threads: n)
+        for batch in (5, 7, 8, 17, 33):
+            for masked, go_backwards in ((False, False), (True, True), (True, False)):
+                rng = np.random.default_rng(batch + 10 * n_threads + masked)
+                problem = make_problem(cell, rng, batch=batch, timesteps=6, features=5,
+                                       units=17, dtype=dtype, masked=masked,
+                                       reset_after=reset_after)
+                opts = options(cell, go_backwards=go_backwards, reset_after=reset_after)
+                what = (f"n_threads={n_threads} batch={batch} masked={masked} "
+                        f"go_backwards={go_backwards}")
+                outputs, states, cache = run_ops(cell, problem, opts, training=False)
+                assert cache is None
+                assert outputs.dtype == dtype and outputs.flags.c_contiguous
+                ref_outputs, ref_states, _ = run_reference(cell, problem, opts)
+                _close(outputs, ref_outputs, dtype, what + " outputs")
+                for a, b in zip(states, ref_states):
+                    assert a.dtype == dtype
+                    _close(a, b, dtype, what + " final state")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_split_equals_one_thread_rowwise(pool_split, monkeypatch, cell):
+    # each row's sums run in the same order, however the rows are split
+    rng = np.random.default_rng(4)
+    problem = make_problem(cell, rng, batch=33, timesteps=9, features=6, units=16,
+                           masked=True)
+    opts = options(cell, go_backwards=True)
+    crnn.set_num_threads(1)
+    one, one_states, _ = run_ops(cell, problem, opts, training=False)
+    crnn.set_num_threads(3)
+    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work: 3)
+    three, three_states, _ = run_ops(cell, problem, opts, training=False)
+    np.testing.assert_allclose(three, one, rtol=1e-13, atol=1e-13)
+    for a, b in zip(three_states, one_states):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def _kernel_call(cell, problem, training=False, **kwargs):
+    """The compiled forward entry on a make_problem problem (float64, masked)."""
+    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+    mask = np.ascontiguousarray(problem["mask"], dtype=np.uint8)
+    x, kernel, rk = problem["x"], problem["kernel"], problem["recurrent_kernel"]
+    states = problem["initial_state"]
+    if cell == "lstm":
+        return _lstm.lstm_forward(x, kernel, rk, problem["bias"], mask, True, False, act, ract,
+                                  states[0], states[1], training, **kwargs)
+    if cell == "gru":
+        return _gru.gru_forward(x, kernel, rk, problem["bias"].reshape(-1), mask, True, False,
+                                act, ract, True, states[0], training, **kwargs)
+    return _simple_rnn.simple_rnn_forward(x, kernel, rk, problem["bias"], mask, True, False,
+                                          act, states[0], training, **kwargs)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_clamps_n_threads_to_the_rows(cell):
+    # More threads than rows: at most one part per row, nothing written outside the
+    # outputs (sentinel rows around the out= array) and the one-thread results.
+    rng = np.random.default_rng(6)
+    for batch in (1, 3):
+        problem = make_problem(cell, rng, batch=batch, timesteps=4, features=3, units=5,
+                               masked=True)
+        expected = _kernel_call(cell, problem)
+        guarded = np.full((batch + 2, 4, 5), 7.0)
+        out = guarded[1:-1]
+        assert out.flags.c_contiguous
+        result = _kernel_call(cell, problem, out=out, n_threads=batch + 5)
+        assert result[0] is out
+        np.testing.assert_array_equal(guarded[0], 7.0)
+        np.testing.assert_array_equal(guarded[-1], 7.0)
+        for a, b in zip(result[:-1], expected[:-1]):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+        assert result[-1] is None
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_refuses_bad_n_threads(cell):
+    rng = np.random.default_rng(7)
+    problem = make_problem(cell, rng, batch=4, timesteps=3, features=2, units=3, masked=True)
+    with pytest.raises(ValueError, match="n_threads must be at least 1"):
+        _kernel_call(cell, problem, n_threads=0)
+    with pytest.raises(ValueError, match="inference only"):
+        _kernel_call(cell, problem, training=True, n_threads=2)
+    with pytest.raises(ValueError, match="out must have shape"):
+        _kernel_call(cell, problem, out=np.zeros((4, 3, 4)), n_threads=2)
+    # training on one part is today's call
+    assert _kernel_call(cell, problem, training=True, n_threads=1)[-1] is not None
+
+
+@pytest.mark.skipif(not ops._POOL_THREADED, reason="no POSIX threads")
+def test_inference_right_after_threaded_training_runs_whole(spy_n_threads, monkeypatch):
+    before = crnn.get_num_threads()
+    try:
+        crnn.set_num_threads(2)
+        monkeypatch.setattr(ops, "POOL_SPLIT_MIN_WORK", 0)
+        monkeypatch.setattr(ops, "BLAS_SPIN_S", 60.0)
+        rng = np.random.default_rng(8)
+        problem = make_problem("gru", rng, batch=16, timesteps=4, features=3, units=5)
+        _, _, cache = run_ops("gru", problem, options("gru"), training=True)
+        grad_ops("gru", cache, np.ones((16, 4, 5)), [np.zeros((16, 5))])
+        run_ops("gru", problem, options("gru"), training=False)
+        assert spy_n_threads["gru"] == [1, 1]
+        monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
+        run_ops("gru", problem, options("gru"), training=False)
+        assert spy_n_threads["gru"] == [1, 1, 2]
+    finally:
+        crnn.set_num_threads(before)
+
+
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
 def test_run_parallel_works_in_a_forked_child(two_threads):
     # a forked child inherits the executor object but not its threads
@@ -240,3 +457,131 @@ def test_run_parallel_without_any_openblas(monkeypatch):
     monkeypatch.setitem(threads._STATE, "budget", 2)
     assert threads.run_parallel([lambda: "a", lambda: "b"]) == ["a", "b"]
     assert threads._SERIAL["depth"] == 0
+
+
+# --------------------------------------------------------------------------- the pool itself
+
+
+def test_pool_runs_many_consecutive_jobs_each_part_once():
+    # each part adds p + 1 to its own counter once per job: a lost or doubled hand-off shows
+    for n_parts, n_jobs in ((2, 20000), (3, 5000), (1, 100), (0, 10)):
+        assert _pool.run_test_jobs(n_parts, n_jobs) == [n_jobs * (p + 1)
+                                                        for p in range(n_parts)]
+    if _pool.THREADED:
+        assert 2 <= _pool.workers() < _pool.MAX_PARTS
+
+
+def test_pool_job_with_more_parts_than_workers_runs_them_all():
+    # more parts than the pool's cap: the parts beyond its workers run on the caller
+    n = _pool.MAX_PARTS + 36
+    assert _pool.run_test_jobs(n, 20) == [20 * (p + 1) for p in range(n)]
+    assert _pool.workers() <= _pool.MAX_PARTS - 1
+    with pytest.raises(ValueError, match="n_parts"):
+        _pool.run_test_jobs(257, 1)
+
+
+def test_pool_jobs_from_several_threads_at_once():
+    # one job at a time: the others run their parts on their own thread (no deadlock)
+    results, errors = [None] * 4, []
+
+    def work(i):
+        try:
+            results[i] = _pool.run_test_jobs(3, 3000)
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert not any(w.is_alive() for w in workers), "a pool job hung"
+    assert not errors
+    assert results == [[3000, 6000, 9000]] * 4
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_split_with_more_parts_than_the_pool_has(cell):
+    # more rows and n_threads than the pool's MAX_PARTS: every row still computed
+    rng = np.random.default_rng(9)
+    batch = _pool.MAX_PARTS + 16
+    problem = make_problem(cell, rng, batch=batch, timesteps=3, features=3, units=4,
+                           masked=True)
+    expected = _kernel_call(cell, problem)
+    result = _kernel_call(cell, problem, n_threads=batch + 10)
+    for a, b in zip(result[:-1], expected[:-1]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_split_inference_from_four_python_threads(pool_split, monkeypatch):
+    # 4 Python threads predicting at once through the split path (the one-job lock runs the
+    # losers' parts serially): each gets its own one-thread results
+    crnn.set_num_threads(2)
+    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work: 2)
+    problems = []
+    for i, cell in enumerate(("lstm", "gru", "lstm", "simple_rnn")):
+        rng = np.random.default_rng(20 + i)
+        problem = make_problem(cell, rng, batch=24, timesteps=7, features=5, units=12,
+                               masked=True)
+        opts = options(cell, go_backwards=bool(i % 2))
+        ref_outputs, ref_states, _ = run_reference(cell, problem, opts)
+        problems.append((cell, problem, opts, ref_outputs, ref_states))
+    spans, errors = [], []
+
+    def work(cell, problem, opts, ref_outputs, ref_states):
+        try:
+            for _ in range(60):
+                outputs, states, _ = run_ops(cell, problem, opts, training=False)
+                _close(outputs, ref_outputs, np.float64, cell + " outputs")
+                for a, b in zip(states, ref_states):
+                    _close(a, b, np.float64, cell + " final state")
+            spans.append(cell)
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=work, args=args) for args in problems]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert not any(w.is_alive() for w in workers), "split inference hung"
+    assert not errors, errors[0]
+    assert len(spans) == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_split_inference_works_in_a_forked_child(pool_split, monkeypatch):
+    # a forked child inherits the pool's state but not its workers: it starts new ones
+    crnn.set_num_threads(2)
+    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work: 2)
+    rng = np.random.default_rng(30)
+    problem = make_problem("lstm", rng, batch=16, timesteps=5, features=4, units=8,
+                           masked=True)
+    opts = options("lstm")
+    expected, _, _ = run_reference("lstm", problem, opts)
+    outputs, _, _ = run_ops("lstm", problem, opts, training=False)   # the parent's workers
+    _close(outputs, expected, np.float64, "parent")
+    assert _pool.run_test_jobs(2, 10) == [10, 20]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:       # the child: report and leave without running the parent's cleanup
+        try:
+            ok = _pool.workers() == 0 or not _pool.THREADED
+            for _ in range(20):
+                out, _, _ = run_ops("lstm", problem, opts, training=False)
+                scale = max(1.0, float(np.abs(expected).max()))
+                ok = ok and float(np.abs(out - expected).max()) / scale <= TOLERANCE[
+                    np.float64]
+            ok = ok and _pool.run_test_jobs(3, 1000) == [1000, 2000, 3000]
+            os.write(write, b"ok" if ok else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    ready, _, _ = select.select([read], [], [], 30)
+    answer = os.read(read, 16) if ready else b""
+    os.close(read)
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert ready, "the forked child hung in split inference"
+    assert answer == b"ok"

@@ -21,6 +21,10 @@ down to the SIMD code:
   product (``gemm_packed``, ``gemm_step``) and the whole-sequence product (``gemm_big``).
 * ``_common.pxd``: shape guards and batch-major/time-major layout changes (into workspace
   memory).
+* ``_pool.h``, ``_pool.pyx``, ``_pool.pxd``: crnn's own thread pool (POSIX threads, serial
+  elsewhere), one per process: the forward entries run the parts of an inference batch's
+  rows on it (their ``n_threads``); workers spin briefly after a job, then sleep; one job
+  at a time (another thread's job runs its parts serially); reset in a forked child.
 * ``_workspace.py``: a pool of reused buffers for the kernels' large arrays (gates, saved
   states, gradients, outputs): ``empty(shape, dtype)`` hands out a view of a free buffer,
   so a call does not page-fault fresh memory; at most ``MAX_POOLED_BYTES`` (256 MiB) kept.

@@ -19,6 +19,7 @@
 
 import numpy as np
 
+from crnn._kernels import _pool
 from crnn._kernels._workspace import empty as workspace_empty
 
 from cython cimport floating
@@ -27,10 +28,16 @@ from libc.string cimport memcpy, memset
 from crnn._kernels._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
 from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_row,
                                    sum_rows)
-from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
+from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
+                                    part_edges, part_round, rows_time_major, time_major)
+from crnn._kernels._pool cimport pool_run
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
+
+# Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
+# another on the calling thread: a platform without POSIX threads).
+THREADED = _pool.THREADED
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
@@ -129,6 +136,138 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ss
         s0 += n
 
 
+cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, const Py_ssize_t *chunks,
+                        const Py_ssize_t *gate_offsets, Py_ssize_t T, Py_ssize_t F,
+                        Py_ssize_t U, const floating *x, const floating *W, const floating *R,
+                        const floating *bias, const unsigned char *mask, bint has_mask,
+                        bint go_backwards, int act, int ract, bint x_as_given, floating *xt,
+                        floating *h, floating *c, floating *gates, floating *outputs,
+                        floating *act_c_tmp, floating *R_packed, Py_ssize_t r_stride,
+                        floating *W_packed, Py_ssize_t w_stride,
+                        bint blas_proj) noexcept nogil:
+    """Inference on part ``p`` of the rows, edges[p] .. edges[p + 1] - 1, on this part's
+    slices of the scratch arrays: x read where it is (x_as_given) or copied time-major
+    into xt's slice of the part."""
+    cdef Py_ssize_t b0 = edges[p], rows = edges[p + 1] - edges[p]
+    cdef const floating *xp = x + b0 * T * F
+    cdef Py_ssize_t x_t = F, x_b = T * F
+    if not x_as_given:
+        rows_time_major(rows, T, F, xp, xt + b0 * T * F)
+        xp = xt + b0 * T * F
+        x_t = rows * F
+        x_b = F
+    _forward(rows, T, F, U, chunks[p], xp, W, R, bias, mask + b0 * T if has_mask else mask,
+             has_mask, go_backwards, act, ract, x_t, x_b, h + b0 * U, c + b0 * U,
+             gates + gate_offsets[p], outputs + b0 * T * U, act_c_tmp + p * part_round(U),
+             R_packed + p * r_stride, W_packed + p * w_stride, False, act_c_tmp, act_c_tmp,
+             act_c_tmp, False, blas_proj)
+
+
+cdef struct _Split:
+    # A _forward_split call's arguments, for its parts on crnn's thread pool (float or
+    # double arrays: is_double)
+    const Py_ssize_t *edges
+    const Py_ssize_t *chunks
+    const Py_ssize_t *offsets
+    Py_ssize_t T, F, U, r_stride, w_stride
+    const void *x
+    const void *W
+    const void *R
+    const void *bias
+    const unsigned char *mask
+    bint has_mask, go_backwards, x_as_given, blas_proj, is_double
+    int act, ract
+    void *xt
+    void *h
+    void *c
+    void *gates
+    void *outputs
+    void *act_c_tmp
+    void *R_packed
+    void *W_packed
+
+
+cdef void _run_part(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a _forward_split call, on crnn's thread pool (``ctx``: its _Split)."""
+    cdef const _Split *a = <const _Split *>ctx
+    if a.is_double:
+        _forward_part(p, a.edges, a.chunks, a.offsets, a.T, a.F, a.U, <const double *>a.x,
+                      <const double *>a.W, <const double *>a.R, <const double *>a.bias,
+                      a.mask, a.has_mask, a.go_backwards, a.act, a.ract, a.x_as_given,
+                      <double *>a.xt, <double *>a.h, <double *>a.c, <double *>a.gates,
+                      <double *>a.outputs, <double *>a.act_c_tmp, <double *>a.R_packed,
+                      a.r_stride, <double *>a.W_packed, a.w_stride, a.blas_proj)
+    else:
+        _forward_part(p, a.edges, a.chunks, a.offsets, a.T, a.F, a.U, <const float *>a.x,
+                      <const float *>a.W, <const float *>a.R, <const float *>a.bias,
+                      a.mask, a.has_mask, a.go_backwards, a.act, a.ract, a.x_as_given,
+                      <float *>a.xt, <float *>a.h, <float *>a.c, <float *>a.gates,
+                      <float *>a.outputs, <float *>a.act_c_tmp, <float *>a.R_packed,
+                      a.r_stride, <float *>a.W_packed, a.w_stride, a.blas_proj)
+
+
+cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                           const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                           const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                           int act, int ract, floating[:, ::1] h, floating[:, ::1] c,
+                           floating[:, :, ::1] outputs, Py_ssize_t chunk, bint blas_proj,
+                           bint x_as_given, Py_ssize_t n_parts):
+    """Inference with the batch's rows split into ``n_parts`` parts, run on crnn's thread
+    pool (_pool.h; serially where it has no threads): each part runs _forward on its rows
+    with its own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's
+    pools at one thread where its kernel may call BLAS: blas_proj)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
+    cdef Py_ssize_t p
+    dtype = np.float32 if floating is float else np.float64
+    edges = part_edges(B, n_parts)
+    chunks, gate_offsets, total = [], [], 0
+    for p in range(n_parts):
+        rows = edges[p + 1] - edges[p]
+        steps = chunk if chunk > 0 else (
+            T if blas_proj else inference_chunk(rows, U, F, floating is double))
+        steps = max(1, min(T, steps))
+        chunks.append(steps)
+        gate_offsets.append(total)
+        total += part_round(steps * rows * G)
+    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
+    cdef Py_ssize_t[::1] chunks_v = np.array(chunks, np.intp)
+    cdef Py_ssize_t[::1] offsets_v = np.array(gate_offsets, np.intp)
+    cdef Py_ssize_t r_stride = part_round(packed_size(U, G, floating is double))
+    cdef Py_ssize_t w_stride = 1 if blas_proj else part_round(
+        packed_size(F, G, floating is double))
+    cdef floating[::1] gates = workspace_empty(total, dtype)
+    cdef floating[::1] act_c_tmp = workspace_empty(n_parts * part_round(U), dtype)
+    cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
+    cdef floating[::1] w_packed = workspace_empty(n_parts * w_stride, dtype)
+    cdef floating[::1] xt = workspace_empty(1 if x_as_given else B * T * F, dtype)
+    cdef _Split a
+    a.edges = &edges_v[0]
+    a.chunks = &chunks_v[0]
+    a.offsets = &offsets_v[0]
+    a.T, a.F, a.U, a.r_stride, a.w_stride = T, F, U, r_stride, w_stride
+    a.x = &x[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.x_as_given, a.blas_proj = (has_mask, go_backwards,
+                                                             x_as_given, blas_proj)
+    a.is_double = floating is double
+    a.act, a.ract = act, ract
+    a.xt = &xt[0]
+    a.h = &h[0, 0]
+    a.c = &c[0, 0]
+    a.gates = &gates[0]
+    a.outputs = &outputs[0, 0, 0]
+    a.act_c_tmp = &act_c_tmp[0]
+    a.R_packed = &packed[0]
+    a.W_packed = &w_packed[0]
+    with nogil:
+        pool_run(<int>n_parts, _run_part, &a)
+    return None
+
+
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *RT,
                     const unsigned char *mask, bint has_mask,
@@ -179,12 +318,14 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  int activation, int recurrent_activation,
                  const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
                  bint threaded=False, bint own_gemm=True, Py_ssize_t chunk=0,
-                 out=None):
+                 out=None, Py_ssize_t n_threads=1):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
     training, else a dict of the arrays lstm_backward takes by these names. Arguments are
     checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
     bounds can happen. ``chunk``: timesteps per input-projection chunk (0: inference_chunk's
-    choice)."""
+    choice). ``n_threads`` > 1 (inference only): the rows split into that many parts (at
+    most one per row) run on crnn's thread pool, each on crnn's kernels or a one-thread BLAS
+    (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -195,6 +336,12 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
+    cdef Py_ssize_t n_parts = part_count(B, n_threads, training)
+    cdef floating[:, ::1] h_split
+    cdef floating[:, ::1] c_split
+    cdef floating[:, :, ::1] outputs_split
+    if n_parts > 1:
+        threaded = False
     dtype = np.float32 if floating is float else np.float64
     h_arr = np.array(h0, dtype=dtype)
     c_arr = np.array(c0, dtype=dtype)
@@ -203,15 +350,25 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     # (for a W that stays in cache and enough features: otherwise BLAS whole, measured faster)
     blas_proj = threaded or not (own_gemm or (
         crnn_isa() == 2 and F >= 64 and F * G * sizeof(floating) <= W_BYTES_CACHED))
-    if chunk <= 0:
-        chunk = T if blas_proj else inference_chunk(B, U, F, floating is double)
-    chunk = max(1, min(T, chunk))
     # Training keeps x time-major for the backward pass's products; inference on crnn's
     # kernel reads the (B, T, F) input where it is, one product per timestep.
     # (only for a W that stays in cache, and features enough that a product of B rows is
     # not dominated by reading and writing its output)
     cdef bint x_as_given = not (training or blas_proj) and F >= 64 and (
         F * G * sizeof(floating) <= W_BYTES_CACHED)
+    if n_parts > 1:
+        outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
+        check_shape("out", tuple(outputs_arr.shape), (B, T, U))
+        h_split = h_arr
+        c_split = c_arr
+        outputs_split = outputs_arr
+        _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
+                       activation, recurrent_activation, h_split, c_split, outputs_split, chunk,
+                       blas_proj, x_as_given, n_parts)
+        return outputs_arr, h_arr, c_arr, None
+    if chunk <= 0:
+        chunk = T if blas_proj else inference_chunk(B, U, F, floating is double)
+    chunk = max(1, min(T, chunk))
     x_arr = None if x_as_given else time_major(x)
     cdef Py_ssize_t x_t = F if x_as_given else B * F
     cdef Py_ssize_t x_b = T * F if x_as_given else F

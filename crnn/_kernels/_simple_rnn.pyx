@@ -11,6 +11,7 @@
 
 import numpy as np
 
+from crnn._kernels import _pool
 from crnn._kernels._workspace import empty as workspace_empty
 
 from cython cimport floating
@@ -19,11 +20,22 @@ from libc.string cimport memcpy, memset
 from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
 from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, simple_rnn_backward_row,
                                    simple_rnn_forward_row)
-from crnn._kernels._common cimport batch_major, check_blas_size, check_shape, time_major
+from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
+                                    part_edges, part_round, rows_time_major, time_major)
+from crnn._kernels._pool cimport pool_run
+
+# Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
+# another on the calling thread: a platform without POSIX threads).
+THREADED = _pool.THREADED
 
 # Shape of the training-only arrays when they are not needed (their pointers are never
 # read then).
 _UNUSED = (1, 1, 1)
+
+cdef enum:
+    # Elements between two parts' slices of a shared scratch array (a 64-byte line of
+    # doubles): no line is written by two parts.
+    PART_PAD = 16
 
 
 cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
@@ -57,6 +69,95 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             add_span(U, bias, z)
             simple_rnn_forward_row(U, z, h + b * U, act)
             memcpy(out, z, U * sizeof(floating))
+
+
+cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, Py_ssize_t T, Py_ssize_t F,
+                        Py_ssize_t U, const floating *x, const floating *W, const floating *R,
+                        const floating *bias, const unsigned char *mask, bint has_mask,
+                        bint go_backwards, int act, floating *xt, floating *h,
+                        floating *gates, floating *outputs, floating *R_packed,
+                        Py_ssize_t r_stride, bint blas_whole) noexcept nogil:
+    """Inference on part ``p`` of the rows, edges[p] .. edges[p + 1] - 1: its x copied
+    time-major into its slice of xt, then _forward on its slices of the scratch arrays."""
+    cdef Py_ssize_t b0 = edges[p], rows = edges[p + 1] - edges[p]
+    rows_time_major(rows, T, F, x + b0 * T * F, xt + b0 * T * F)
+    _forward(rows, T, F, U, xt + b0 * T * F, W, R, bias, mask + b0 * T if has_mask else mask,
+             has_mask, go_backwards, act, h + b0 * U,
+             gates + part_round(b0 * T * U) + p * PART_PAD, outputs + b0 * T * U,
+             R_packed + p * r_stride, False, R_packed, False, blas_whole)
+
+
+cdef struct _Split:
+    # A _forward_split call's arguments, for its parts on crnn's thread pool (float or
+    # double arrays: is_double)
+    const Py_ssize_t *edges
+    Py_ssize_t T, F, U, r_stride
+    const void *x
+    const void *W
+    const void *R
+    const void *bias
+    const unsigned char *mask
+    bint has_mask, go_backwards, blas_whole, is_double
+    int act
+    void *xt
+    void *h
+    void *gates
+    void *outputs
+    void *R_packed
+
+
+cdef void _run_part(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a _forward_split call, on crnn's thread pool (``ctx``: its _Split)."""
+    cdef const _Split *a = <const _Split *>ctx
+    if a.is_double:
+        _forward_part(p, a.edges, a.T, a.F, a.U, <const double *>a.x, <const double *>a.W,
+                      <const double *>a.R, <const double *>a.bias, a.mask, a.has_mask,
+                      a.go_backwards, a.act, <double *>a.xt, <double *>a.h, <double *>a.gates,
+                      <double *>a.outputs, <double *>a.R_packed, a.r_stride, a.blas_whole)
+    else:
+        _forward_part(p, a.edges, a.T, a.F, a.U, <const float *>a.x, <const float *>a.W,
+                      <const float *>a.R, <const float *>a.bias, a.mask, a.has_mask,
+                      a.go_backwards, a.act, <float *>a.xt, <float *>a.h, <float *>a.gates,
+                      <float *>a.outputs, <float *>a.R_packed, a.r_stride, a.blas_whole)
+
+
+cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                           const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                           const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                           int act, floating[:, ::1] h, floating[:, :, ::1] outputs,
+                           bint blas_whole, Py_ssize_t n_parts):
+    """Inference with the batch's rows split into ``n_parts`` parts, run on crnn's thread
+    pool (_pool.h; serially where it has no threads): each part runs _forward on its rows
+    with its own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's
+    pools at one thread where the parts may call BLAS: blas_whole)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0]
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
+    cdef Py_ssize_t r_stride = part_round(packed_size(U, U, floating is double))
+    cdef floating[::1] xt = workspace_empty(B * T * F, dtype)
+    cdef floating[::1] gates = workspace_empty(part_round(B * T * U) + n_parts * PART_PAD,
+                                               dtype)
+    cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
+    cdef _Split a
+    a.edges = &edges_v[0]
+    a.T, a.F, a.U, a.r_stride = T, F, U, r_stride
+    a.x = &x[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.blas_whole = has_mask, go_backwards, blas_whole
+    a.is_double = floating is double
+    a.act = act
+    a.xt = &xt[0]
+    a.h = &h[0, 0]
+    a.gates = &gates[0]
+    a.outputs = &outputs[0, 0, 0]
+    a.R_packed = &packed[0]
+    with nogil:
+        pool_run(<int>n_parts, _run_part, &a)
+    return None
 
 
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
@@ -103,12 +204,16 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
                        const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                        const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                        int activation, const floating[:, ::1] h0, bint training,
-                       bint threaded=False, bint own_gemm=True, out=None):
+                       bint threaded=False, bint own_gemm=True, out=None,
+                       Py_ssize_t n_threads=1):
     """SimpleRNN over whole sequences. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays simple_rnn_backward takes by these names.
     Arguments are checked by crnn.ops.simple_rnn; here only shapes are
     re-checked so that nothing out of bounds can happen. ``out``: a C-contiguous (B, T, U)
-    array to write the outputs into (default: a new one)."""
+    array to write the outputs into (default: a new one). ``n_threads`` > 1 (inference
+    only): the rows split into that many parts (at most one per row) run on crnn's
+    thread pool, each on crnn's kernels or a one-thread BLAS (``threaded`` is ignored
+    then: the caller must hold BLAS's pools at one thread)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0]
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, U))
@@ -118,9 +223,20 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, U))
+    cdef Py_ssize_t n_parts = part_count(B, n_threads, training)
+    cdef floating[:, ::1] h_split
+    cdef floating[:, :, ::1] outputs_split
     dtype = np.float32 if floating is float else np.float64
-    xt_arr = time_major(x)
     h_arr = np.array(h0, dtype=dtype)
+    if n_parts > 1:
+        outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
+        check_shape("out", tuple(outputs_arr.shape), (B, T, U))
+        h_split = h_arr
+        outputs_split = outputs_arr
+        _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
+                       activation, h_split, outputs_split, not own_gemm, n_parts)
+        return outputs_arr, h_arr, None
+    xt_arr = time_major(x)
     gates_arr = workspace_empty((T, B, U), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
