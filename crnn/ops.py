@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -159,15 +158,6 @@ SPLIT_MIN_WORK = 1 << 26
 # (A platform without POSIX threads keeps the split above.)
 POOL_SPLIT_MIN_WORK = 1 << 20
 _POOL_THREADED = _lstm.THREADED and _gru.THREADED and _simple_rnn.THREADED
-# OpenBLAS's threads spin for about 0.1 s after each call they share (measured: 0.10 s of a
-# core; OpenBLAS's default thread timeout), and a split inference call in that time shares
-# the cores with them: measured at (32, 50, 16, 64), LSTM predictions right after
-# training steps on 2 threads were 1.2x slower split than whole (on crnn's pool: 1.1x,
-# predict_on_batch alternating with train_on_batch). So inference splits only
-# once BLAS_SPIN_S have passed since the last training call on several threads (its BLAS
-# calls run threaded); [monotonic time of that call's end].
-BLAS_SPIN_S = 0.15
-_LAST_THREADED_TRAINING = [float("-inf")]
 
 
 def _row_parts(batch, work):
@@ -190,15 +180,7 @@ def _pool_parts(batch, work):
     n = min(get_num_threads(), batch // SPLIT_MIN_ROWS)
     if n < 2 or work < POOL_SPLIT_MIN_WORK or not _POOL_THREADED:
         return 1
-    if time.monotonic() - _LAST_THREADED_TRAINING[0] < BLAS_SPIN_S:
-        return 1
     return n
-
-
-def _training_done():
-    """Note the end of a training call (see BLAS_SPIN_S)."""
-    if get_num_threads() > 1:
-        _LAST_THREADED_TRAINING[0] = time.monotonic()
 
 
 def _run_forward(call, x, units, work, training):
@@ -225,8 +207,6 @@ def _run_forward(call, x, units, work, training):
         arrays = [outputs] + [np.concatenate([r[i] for r in results])
                               for i in range(1, len(results[0]) - 1)]
         saved = [(rows, r[-1]) for rows, r in zip(parts, results)] if training else None
-    if training:
-        _training_done()
     return arrays, saved
 
 
@@ -235,11 +215,9 @@ def _run_backward(backward, cache, d_outputs, d_states):
     forward ran. Returns (dx, *d_initial_states, d_kernel, d_recurrent_kernel, d_bias)."""
     names = ("d_h", "d_c")[:len(d_states)]
     if cache.parts is None:
-        result = backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
-                          own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
-                          **cache.backward_args)
-        _training_done()
-        return result
+        return backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
+                        own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
+                        **cache.backward_args)
 
     def part(rows, saved):
         args = dict(cache.backward_args, **saved)
@@ -258,7 +236,6 @@ def _run_backward(backward, cache, d_outputs, d_states):
         for r in results[1:]:
             total += r[i]
         merged.append(total)
-    _training_done()
     return merged
 
 

@@ -233,10 +233,9 @@ def spy_n_threads(monkeypatch):
 
 @pytest.fixture
 def pool_split(monkeypatch):
-    """Inference splits for any work, whenever it was trained last."""
+    """Inference splits for any work."""
     before = crnn.get_num_threads()
     monkeypatch.setattr(ops, "POOL_SPLIT_MIN_WORK", 0)
-    monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
     yield
     crnn.set_num_threads(before)
 
@@ -257,12 +256,7 @@ def test_pool_parts(pool_split, monkeypatch):
     assert ops._pool_parts(64, 999) == 1            # below the work threshold
     crnn.set_num_threads(1)
     assert ops._pool_parts(64, 1 << 40) == 1
-    # right after a training call on several threads (BLAS's threads still spinning): whole
     crnn.set_num_threads(2)
-    monkeypatch.setattr(ops, "BLAS_SPIN_S", 60.0)
-    ops._training_done()
-    assert ops._pool_parts(64, 1 << 40) == 1
-    monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
     assert ops._pool_parts(64, 1 << 40) == 2
     monkeypatch.setattr(ops, "_POOL_THREADED", False)
     assert ops._pool_parts(64, 1 << 40) == 1
@@ -291,7 +285,6 @@ def test_inference_below_the_threshold_runs_whole(spy_n_threads, monkeypatch):
     before = crnn.get_num_threads()
     try:
         crnn.set_num_threads(2)
-        monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
         rng = np.random.default_rng(2)
         # 24 * 5 * (4 + 8) * 32 multiply-adds: far below POOL_SPLIT_MIN_WORK
         problem = make_problem("lstm", rng, batch=24, timesteps=5, features=4, units=8)
@@ -400,26 +393,6 @@ def test_kernel_refuses_bad_n_threads(cell):
         _kernel_call(cell, problem, out=np.zeros((4, 3, 4)), n_threads=2)
     # training on one part is today's call
     assert _kernel_call(cell, problem, training=True, n_threads=1)[-1] is not None
-
-
-@pytest.mark.skipif(not ops._POOL_THREADED, reason="no POSIX threads")
-def test_inference_right_after_threaded_training_runs_whole(spy_n_threads, monkeypatch):
-    before = crnn.get_num_threads()
-    try:
-        crnn.set_num_threads(2)
-        monkeypatch.setattr(ops, "POOL_SPLIT_MIN_WORK", 0)
-        monkeypatch.setattr(ops, "BLAS_SPIN_S", 60.0)
-        rng = np.random.default_rng(8)
-        problem = make_problem("gru", rng, batch=16, timesteps=4, features=3, units=5)
-        _, _, cache = run_ops("gru", problem, options("gru"), training=True)
-        grad_ops("gru", cache, np.ones((16, 4, 5)), [np.zeros((16, 5))])
-        run_ops("gru", problem, options("gru"), training=False)
-        assert spy_n_threads["gru"] == [1, 1]
-        monkeypatch.setattr(ops, "BLAS_SPIN_S", 0.0)
-        run_ops("gru", problem, options("gru"), training=False)
-        assert spy_n_threads["gru"] == [1, 1, 2]
-    finally:
-        crnn.set_num_threads(before)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
