@@ -3,7 +3,9 @@
 Why: an array of more than 128 KiB comes from ``mmap`` (glibc's default threshold), so
 each call that allocates one pays a page fault per 4 KiB page, and the kernel's zeroing of
 it, the first time it is written. For LSTM training at (32, 50, 16, 64) that was 3/4 of the
-forward pass (1.7 ms against 0.46 ms with the pages kept; measured on an AVX-512 core). So
+forward pass (1.7 ms against 0.46 ms with the pages kept, on an AVX-512 core; the
+same S2 row of ``python bench/run.py --only kernels --sizes S2`` went from 2.30x to
+0.79-0.81x PyTorch's time, bench/RESULTS.md). So
 the kernels take their large arrays from here: a pool of buffers, each handed out as a view,
 and free again once no array uses it (NumPy's views keep their base alive, so the buffer's
 reference count tells). This is what PyTorch's caching allocator does for GPU memory.
