@@ -157,6 +157,9 @@ SPLIT_MIN_WORK = 1 << 26
 # POOL_SPLIT_MIN_WORK multiply-adds, with every BLAS pool held at one thread meanwhile.
 # (A platform without POSIX threads keeps the split above.)
 POOL_SPLIT_MIN_WORK = 1 << 20
+# A batch too small to split by rows splits its units instead from this many units (two
+# parts of 64: _units.pxd's UNITS_MIN_PER_PART).
+UNITS_SPLIT_MIN_UNITS = 128
 _POOL_THREADED = _lstm.THREADED and _gru.THREADED and _simple_rnn.THREADED
 
 
@@ -174,13 +177,19 @@ def _row_parts(batch, work):
     return [slice(a, b) for a, b in zip(edges, edges[1:])]
 
 
-def _pool_parts(batch, work):
-    """The number of parts (threads of crnn's pool) an inference call splits its rows into:
-    1 to run the batch whole, or below POOL_SPLIT_MIN_WORK, or without POSIX threads."""
-    n = min(get_num_threads(), batch // SPLIT_MIN_ROWS)
+def _pool_parts(batch, work, units=0):
+    """The number of threads of crnn's pool an inference call may use (its compiled entry's
+    n_threads): 1 to run the batch whole (below POOL_SPLIT_MIN_WORK, or without POSIX
+    threads). The entry splits the rows, SPLIT_MIN_ROWS at least per part, or, for a
+    recurrent kernel too large for each thread to stream whole or a batch with too few
+    rows (of a layer with UNITS_SPLIT_MIN_UNITS units or more), the units (see
+    crnn/_kernels/_units.pxd)."""
+    n = get_num_threads()
     if n < 2 or work < POOL_SPLIT_MIN_WORK or not _POOL_THREADED:
         return 1
-    return n
+    if batch // SPLIT_MIN_ROWS >= 2:
+        return min(n, batch // SPLIT_MIN_ROWS)
+    return n if units >= UNITS_SPLIT_MIN_UNITS else 1
 
 
 def _run_forward(call, x, units, work, training):
@@ -192,7 +201,7 @@ def _run_forward(call, x, units, work, training):
     of one outputs array)."""
     batch, timesteps = x.shape[:2]
     if not training:
-        n_threads = _pool_parts(batch, work)
+        n_threads = _pool_parts(batch, work, units)
         if n_threads > 1:
             with _SERIAL_BLAS:
                 *arrays, saved = call(slice(None), False, None, n_threads)

@@ -307,7 +307,7 @@ def test_kernel_split_matches_reference(pool_split, monkeypatch, cell, reset_aft
     monkeypatch.setenv("CRNN_GEMM", gemm)
     for n_threads in (2, 3):
         crnn.set_num_threads(n_threads)
-        monkeypatch.setattr(ops, "_pool_parts", lambda batch, work, n=n_threads: n)
+        monkeypatch.setattr(ops, "_pool_parts", lambda batch, work, units=0, n=n_threads: n)
         for batch in (5, 7, 8, 17, 33):
             for masked, go_backwards in ((False, False), (True, True), (True, False)):
                 rng = np.random.default_rng(batch + 10 * n_threads + masked)
@@ -337,7 +337,7 @@ def test_kernel_split_equals_one_thread_rowwise(pool_split, monkeypatch, cell):
     crnn.set_num_threads(1)
     one, one_states, _ = run_ops(cell, problem, opts, training=False)
     crnn.set_num_threads(3)
-    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work: 3)
+    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work, units=0: 3)
     three, three_states, _ = run_ops(cell, problem, opts, training=False)
     np.testing.assert_allclose(three, one, rtol=1e-13, atol=1e-13)
     for a, b in zip(three_states, one_states):
@@ -490,7 +490,7 @@ def test_split_inference_from_four_python_threads(pool_split, monkeypatch):
     # 4 Python threads predicting at once through the split path (the one-job lock runs the
     # losers' parts serially): each gets its own one-thread results
     crnn.set_num_threads(2)
-    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work: 2)
+    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work, units=0: 2)
     problems = []
     for i, cell in enumerate(("lstm", "gru", "lstm", "simple_rnn")):
         rng = np.random.default_rng(20 + i)
@@ -526,7 +526,7 @@ def test_split_inference_from_four_python_threads(pool_split, monkeypatch):
 def test_split_inference_works_in_a_forked_child(pool_split, monkeypatch):
     # a forked child inherits the pool's state but not its workers: it starts new ones
     crnn.set_num_threads(2)
-    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work: 2)
+    monkeypatch.setattr(ops, "_pool_parts", lambda batch, work, units=0: 2)
     rng = np.random.default_rng(30)
     problem = make_problem("lstm", rng, batch=16, timesteps=5, features=4, units=8,
                            masked=True)

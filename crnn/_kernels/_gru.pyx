@@ -28,13 +28,15 @@ from crnn._kernels._workspace import empty as workspace_empty
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
+from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_step, pack_b, packed_size
 from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_row, gru_finish_row,
                                    gru_gates_after_row, gru_gates_before_row,
                                    gru_reset_backward_row)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
+from crnn._kernels._units cimport (UnitSplit, unit_edges, units_pack, units_panel, units_parts,
+                                   units_project)
 
 # Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
 # another on the calling thread: a platform without POSIX threads).
@@ -217,6 +219,125 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     return None
 
 
+cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
+    """Part p's share of step a.s of a units split, reset_after (packing first, when
+    a.pack): the chunk's projection at its first step, then inner = b_rec + h_tm1 @ R on
+    the part's gate slices and the cell on its units of every row."""
+    if a.pack:
+        units_pack(a, p, tag)
+        return
+    cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t B = a.B, T = a.T, U = a.U, gp = 3 * up, g, b
+    cdef Py_ssize_t s = a.s, t = a.T - 1 - a.s if a.go_backwards else a.s
+    cdef Py_ssize_t n = min(a.chunk, T - a.s0)
+    cdef const floating *h_cur = <const floating *>a.h_cur
+    cdef floating *h_next = <floating *>a.h_next
+    cdef floating *inner = <floating *>a.tmp + p * a.tmp_stride
+    cdef const floating *b_rec = <const floating *>a.bias_rec
+    cdef const floating *Rp = <const floating *>a.R_packed + p * 3 * a.r_panel
+    cdef floating *z
+    cdef floating *out
+    if s == a.s0:
+        units_project(a, p, n, tag)
+    z = <floating *>a.z + p * a.z_stride + (t - a.t_lo) * B * gp
+    for b in range(B):
+        for g in range(3):
+            memcpy(inner + b * gp + g * up, b_rec + g * U + u0, up * sizeof(floating))
+    for g in range(3):
+        gemm_packed(B, up, U, h_cur, U, Rp + g * a.r_panel, inner + g * up, gp)
+    for b in range(B):
+        out = <floating *>a.outputs + (b * T + s) * U + u0
+        memcpy(h_next + b * U + u0, h_cur + b * U + u0, up * sizeof(floating))
+        if a.has_mask and not a.mask[b * T + t]:
+            if s == 0:
+                memset(out, 0, up * sizeof(floating))
+            else:
+                memcpy(out, out - U, up * sizeof(floating))
+            continue
+        gru_gates_after_row(up, z + b * gp, inner + b * gp, a.ract)
+        gru_finish_row(up, z + b * gp, h_next + b * U + u0, a.act)
+        memcpy(out, h_next + b * U + u0, up * sizeof(floating))
+
+
+cdef void _run_units(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a units split's hand-off, on crnn's thread pool (``ctx``: UnitSplit)."""
+    cdef const UnitSplit *a = <const UnitSplit *>ctx
+    if a.is_double:
+        _units_step(a, p, <double *>NULL)
+    else:
+        _units_step(a, p, <float *>NULL)
+
+
+cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                           const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                           const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                           int act, int ract, floating[:, ::1] h, floating[:, :, ::1] outputs,
+                           Py_ssize_t n_parts):
+    """Inference, reset_after, with the units split into ``n_parts`` parts (_units.pxd):
+    the time loop here, each step handed to crnn's thread pool (serially where it has no
+    threads)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0]
+    cdef Py_ssize_t s, s0, n
+    cdef bint is_double = floating is double
+    dtype = np.float32 if floating is float else np.float64
+    edges = unit_edges(U, n_parts)
+    widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+    # chunks of timesteps whose pre-activations stay in L2 (as the LSTM's: _lstm.pyx)
+    cdef Py_ssize_t chunk = max(1, min(T, (1 << 19) // max(
+        1, B * 3 * widest * sizeof(floating))))
+    if F * 3 * widest * sizeof(floating) > (1 << 20):
+        chunk = max(chunk, min(T, (256 + B - 1) // B))
+    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
+    cdef Py_ssize_t w_panel = units_panel(F, edges, is_double)
+    cdef Py_ssize_t r_panel = units_panel(U, edges, is_double)
+    cdef Py_ssize_t z_stride = part_round(chunk * B * 3 * widest)
+    cdef Py_ssize_t tmp_stride = part_round(B * 3 * widest)
+    xt_arr = time_major(x)
+    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef floating[::1] w_packed = workspace_empty(n_parts * 3 * w_panel, dtype)
+    cdef floating[::1] r_packed = workspace_empty(n_parts * 3 * r_panel, dtype)
+    cdef floating[::1] z = workspace_empty(n_parts * z_stride, dtype)
+    cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
+    cdef floating[:, ::1] h_other = workspace_empty((B, U), dtype)
+    cdef UnitSplit a
+    a.edges = &edges_v[0]
+    a.B, a.T, a.F, a.U, a.n_gates, a.chunk = B, T, F, U, 3, chunk
+    a.w_panel, a.r_panel, a.z_stride, a.tmp_stride = w_panel, r_panel, z_stride, tmp_stride
+    a.x = &xt[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.bias_rec = &bias[3 * U]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double, a.pack = has_mask, go_backwards, is_double, True
+    a.act, a.ract = act, ract
+    a.W_packed = &w_packed[0]
+    a.R_packed = &r_packed[0]
+    a.z = &z[0]
+    a.tmp = &tmp[0]
+    a.h_cur = &h[0, 0]
+    a.h_next = &h_other[0, 0]
+    a.c = NULL
+    a.outputs = &outputs[0, 0, 0]
+    with nogil:
+        pool_run(<int>n_parts, _run_units, &a)
+        a.pack = False
+        s0 = 0
+        while s0 < T:
+            n = min(chunk, T - s0)
+            a.s0 = s0
+            a.t_lo = T - s0 - n if go_backwards else s0
+            for s in range(s0, s0 + n):
+                a.s = s
+                pool_run(<int>n_parts, _run_units, &a)
+                a.h_cur, a.h_next = a.h_next, a.h_cur
+            s0 += n
+        if a.h_cur != <void *>&h[0, 0]:
+            memcpy(&h[0, 0], a.h_cur, B * U * sizeof(floating))
+    return None
+
+
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W,
                     const floating *RT, const unsigned char *mask, bint has_mask,
@@ -297,14 +418,17 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                 int activation, int recurrent_activation, bint reset_after,
                 const floating[:, ::1] h0, bint training, bint threaded=False, bint own_gemm=True,
-                out=None, Py_ssize_t n_threads=1):
+                out=None, Py_ssize_t n_threads=1, Py_ssize_t split_units=-1):
     """GRU over whole sequences. ``bias`` is flat: 6U values (input row, recurrent row)
     with reset_after, else 3U. Returns (outputs, h, saved); saved is None unless
     training, else a dict of the arrays gru_backward takes by these names. Arguments are
     checked by crnn.ops.gru; here only shapes are re-checked so that nothing out of bounds
     can happen. ``n_threads`` > 1 (inference only): the rows split into that many parts (at
     most one per row) run on crnn's thread pool, each on crnn's kernels or a one-thread BLAS
-    (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread)."""
+    (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread), or,
+    with reset_after, its units (_units.pxd) where units_parts says so; ``split_units``
+    (tests): 0 never splits the units, p > 0 splits them (reset_after) into min(p, U)
+    parts whatever the sizes."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -319,6 +443,17 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] outputs_split
     dtype = np.float32 if floating is float else np.float64
     h_arr = np.array(h0, dtype=dtype)
+    cdef Py_ssize_t n_units = 0 if training or not reset_after else (
+        units_parts(B, U, 3, sizeof(floating), n_threads) if split_units < 0
+        else min(split_units, U))
+    if n_units > 1:
+        outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
+        check_shape("out", tuple(outputs_arr.shape), (B, T, U))
+        h_split = h_arr
+        outputs_split = outputs_arr
+        _forward_units(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
+                       activation, recurrent_activation, h_split, outputs_split, n_units)
+        return outputs_arr, h_arr, None
     if n_parts > 1:
         outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
         check_shape("out", tuple(outputs_arr.shape), (B, T, U))

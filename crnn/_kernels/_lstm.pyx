@@ -25,12 +25,15 @@ from crnn._kernels._workspace import empty as workspace_empty
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_big, gemm_packed_big, gemm_step, pack_b, packed_size
+from crnn._kernels._blas cimport (gemm_big, gemm_packed, gemm_packed_big, gemm_step, pack_b,
+                                  packed_size)
 from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_row,
                                    sum_rows)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
+from crnn._kernels._units cimport (UnitSplit, unit_edges, units_pack, units_panel, units_parts,
+                                   units_project)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -268,6 +271,119 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     return None
 
 
+cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
+    """Part p's share of step a.s of a units split (packing first, when a.pack): the
+    chunk's projection at its first step, then z += h_tm1 @ R on the part's gate slices
+    and the cell on its units of every row."""
+    if a.pack:
+        units_pack(a, p, tag)
+        return
+    cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t B = a.B, T = a.T, U = a.U, gp = 4 * up, g, b
+    cdef Py_ssize_t s = a.s, t = a.T - 1 - a.s if a.go_backwards else a.s
+    cdef Py_ssize_t n = min(a.chunk, T - a.s0)
+    cdef const floating *h_cur = <const floating *>a.h_cur
+    cdef floating *h_next = <floating *>a.h_next
+    cdef floating *c = <floating *>a.c
+    cdef floating *ac = <floating *>a.tmp + p * a.tmp_stride
+    cdef const floating *Rp = <const floating *>a.R_packed + p * 4 * a.r_panel
+    cdef floating *z
+    cdef floating *out
+    if s == a.s0:
+        units_project(a, p, n, tag)
+    z = <floating *>a.z + p * a.z_stride + (t - a.t_lo) * B * gp
+    for g in range(4):
+        gemm_packed(B, up, U, h_cur, U, Rp + g * a.r_panel, z + g * up, gp)
+    for b in range(B):
+        out = <floating *>a.outputs + (b * T + s) * U + u0
+        if a.has_mask and not a.mask[b * T + t]:
+            memcpy(h_next + b * U + u0, h_cur + b * U + u0, up * sizeof(floating))
+            if s == 0:
+                memset(out, 0, up * sizeof(floating))
+            else:
+                memcpy(out, out - U, up * sizeof(floating))
+            continue
+        lstm_forward_row(up, z + b * gp, c + b * U + u0, h_next + b * U + u0, ac, a.act,
+                         a.ract)
+        memcpy(out, h_next + b * U + u0, up * sizeof(floating))
+
+
+cdef void _run_units(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a units split's hand-off, on crnn's thread pool (``ctx``: UnitSplit)."""
+    cdef const UnitSplit *a = <const UnitSplit *>ctx
+    if a.is_double:
+        _units_step(a, p, <double *>NULL)
+    else:
+        _units_step(a, p, <float *>NULL)
+
+
+cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
+                           const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
+                           const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                           int act, int ract, floating[:, ::1] h, floating[:, ::1] c,
+                           floating[:, :, ::1] outputs, Py_ssize_t chunk, Py_ssize_t n_parts):
+    """Inference with the units split into ``n_parts`` parts (_units.pxd): the time loop
+    here, each step handed to crnn's thread pool (serially where it has no threads)."""
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0]
+    cdef Py_ssize_t s, s0, n
+    cdef bint is_double = floating is double
+    dtype = np.float32 if floating is float else np.float64
+    edges = unit_edges(U, n_parts)
+    widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+    if chunk <= 0:
+        chunk = inference_chunk(B, widest, F, is_double)
+    chunk = max(1, min(T, chunk))
+    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
+    cdef Py_ssize_t w_panel = units_panel(F, edges, is_double)
+    cdef Py_ssize_t r_panel = units_panel(U, edges, is_double)
+    cdef Py_ssize_t z_stride = part_round(chunk * B * 4 * widest)
+    cdef Py_ssize_t tmp_stride = part_round(widest)
+    xt_arr = time_major(x)
+    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef floating[::1] w_packed = workspace_empty(n_parts * 4 * w_panel, dtype)
+    cdef floating[::1] r_packed = workspace_empty(n_parts * 4 * r_panel, dtype)
+    cdef floating[::1] z = workspace_empty(n_parts * z_stride, dtype)
+    cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
+    cdef floating[:, ::1] h_other = workspace_empty((B, U), dtype)
+    cdef UnitSplit a
+    a.edges = &edges_v[0]
+    a.B, a.T, a.F, a.U, a.n_gates, a.chunk = B, T, F, U, 4, chunk
+    a.w_panel, a.r_panel, a.z_stride, a.tmp_stride = w_panel, r_panel, z_stride, tmp_stride
+    a.x = &xt[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.bias_rec = NULL
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double, a.pack = has_mask, go_backwards, is_double, True
+    a.act, a.ract = act, ract
+    a.W_packed = &w_packed[0]
+    a.R_packed = &r_packed[0]
+    a.z = &z[0]
+    a.tmp = &tmp[0]
+    a.h_cur = &h[0, 0]
+    a.h_next = &h_other[0, 0]
+    a.c = &c[0, 0]
+    a.outputs = &outputs[0, 0, 0]
+    with nogil:
+        pool_run(<int>n_parts, _run_units, &a)
+        a.pack = False
+        s0 = 0
+        while s0 < T:
+            n = min(chunk, T - s0)
+            a.s0 = s0
+            a.t_lo = T - s0 - n if go_backwards else s0
+            for s in range(s0, s0 + n):
+                a.s = s
+                pool_run(<int>n_parts, _run_units, &a)
+                a.h_cur, a.h_next = a.h_next, a.h_cur
+            s0 += n
+        if a.h_cur != <void *>&h[0, 0]:
+            memcpy(&h[0, 0], a.h_cur, B * U * sizeof(floating))
+    return None
+
+
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *RT,
                     const unsigned char *mask, bint has_mask,
@@ -318,14 +434,16 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  int activation, int recurrent_activation,
                  const floating[:, ::1] h0, const floating[:, ::1] c0, bint training,
                  bint threaded=False, bint own_gemm=True, Py_ssize_t chunk=0,
-                 out=None, Py_ssize_t n_threads=1):
+                 out=None, Py_ssize_t n_threads=1, Py_ssize_t split_units=-1):
     """LSTM over whole sequences. Returns (outputs, h, c, saved); saved is None unless
     training, else a dict of the arrays lstm_backward takes by these names. Arguments are
     checked by crnn.ops.lstm; here only shapes are re-checked so that nothing out of
     bounds can happen. ``chunk``: timesteps per input-projection chunk (0: inference_chunk's
     choice). ``n_threads`` > 1 (inference only): the rows split into that many parts (at
     most one per row) run on crnn's thread pool, each on crnn's kernels or a one-thread BLAS
-    (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread)."""
+    (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread), or
+    its units (_units.pxd) where units_parts says so; ``split_units`` (tests): 0 never
+    splits the units, p > 0 splits them into min(p, U) parts whatever the sizes."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -356,6 +474,19 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     # not dominated by reading and writing its output)
     cdef bint x_as_given = not (training or blas_proj) and F >= 64 and (
         F * G * sizeof(floating) <= W_BYTES_CACHED)
+    cdef Py_ssize_t n_units = 0 if training else (
+        units_parts(B, U, 4, sizeof(floating), n_threads) if split_units < 0
+        else min(split_units, U))
+    if n_units > 1:
+        outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
+        check_shape("out", tuple(outputs_arr.shape), (B, T, U))
+        h_split = h_arr
+        c_split = c_arr
+        outputs_split = outputs_arr
+        _forward_units(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
+                       activation, recurrent_activation, h_split, c_split, outputs_split, chunk,
+                       n_units)
+        return outputs_arr, h_arr, c_arr, None
     if n_parts > 1:
         outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
         check_shape("out", tuple(outputs_arr.shape), (B, T, U))

@@ -1,6 +1,8 @@
 # crnn's thread pool (see _pool.h): one per process, shared by the kernel modules through
 # _pool.pxd's pool_run. The Python functions here are for the tests.
 
+from crnn._kernels._units cimport units_parts
+
 cdef extern from "_pool.h" nogil:
     # 1 where parts run on worker threads (POSIX threads), 0 where they run one after
     # another on the calling thread
@@ -56,3 +58,10 @@ def run_test_jobs(int n_parts, int n_jobs):
         for _job in range(n_jobs):
             crnn_pool_run(n_parts, crnn_pool_test_part, &ctx)
     return [ctx.counts[i] for i in range(n_parts)]
+
+
+def units_split_parts(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t n_gates,
+                      Py_ssize_t itemsize, Py_ssize_t n_threads):
+    """The number of parts of the units split (_units.pxd) that an inference call of these
+    sizes runs on ``n_threads`` threads, or 0 where it splits the rows (or nothing)."""
+    return units_parts(batch, units, n_gates, itemsize, n_threads)
