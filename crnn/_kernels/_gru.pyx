@@ -35,8 +35,8 @@ from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_r
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitSplit, unit_edges, units_pack, units_panel, units_parts,
-                                   units_project)
+from crnn._kernels._units cimport (UnitSplit, unit_edges, units_chunk, units_pack, units_panel,
+                                   units_parts, units_project)
 
 # Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
 # another on the calling thread: a platform without POSIX threads).
@@ -283,11 +283,7 @@ cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] k
     dtype = np.float32 if floating is float else np.float64
     edges = unit_edges(U, n_parts)
     widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
-    # chunks of timesteps whose pre-activations stay in L2 (as the LSTM's: _lstm.pyx)
-    cdef Py_ssize_t chunk = max(1, min(T, (1 << 19) // max(
-        1, B * 3 * widest * sizeof(floating))))
-    if F * 3 * widest * sizeof(floating) > (1 << 20):
-        chunk = max(chunk, min(T, (256 + B - 1) // B))
+    cdef Py_ssize_t chunk = units_chunk(B, T, F, 3 * widest, sizeof(floating))
     cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
     cdef Py_ssize_t w_panel = units_panel(F, edges, is_double)
     cdef Py_ssize_t r_panel = units_panel(U, edges, is_double)

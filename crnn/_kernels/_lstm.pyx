@@ -32,8 +32,8 @@ from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_ro
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitSplit, unit_edges, units_pack, units_panel, units_parts,
-                                   units_project)
+from crnn._kernels._units cimport (UnitSplit, unit_edges, units_chunk, units_pack, units_panel,
+                                   units_parts, units_project)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -331,9 +331,7 @@ cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] k
     dtype = np.float32 if floating is float else np.float64
     edges = unit_edges(U, n_parts)
     widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
-    if chunk <= 0:
-        chunk = inference_chunk(B, widest, F, is_double)
-    chunk = max(1, min(T, chunk))
+    chunk = units_chunk(B, T, F, 4 * widest, sizeof(floating)) if chunk <= 0 else min(T, chunk)
     cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
     cdef Py_ssize_t w_panel = units_panel(F, edges, is_double)
     cdef Py_ssize_t r_panel = units_panel(U, edges, is_double)

@@ -112,6 +112,18 @@ cdef inline void units_project(const UnitSplit *a, int p, Py_ssize_t n,
                         a.F, Wp + g * a.w_panel, NULL, 0, z + g * up, gp)
 
 
+cdef inline Py_ssize_t units_chunk(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F,
+                                  Py_ssize_t width, Py_ssize_t itemsize) noexcept:
+    """Timesteps per projection chunk of a part whose gate slices are ``width`` columns:
+    its pre-activations in about 512 KiB (they stay in L2 until their steps), at most 64
+    steps, and 256 rows at least where its W slice is over 1 MiB (it streams from L3 at
+    each product: _lstm.pyx's CHUNK_BYTES, CHUNK_STEPS_MAX, W_BYTES_CACHED)."""
+    cdef Py_ssize_t steps = (1 << 19) // max(1, B * width * itemsize)
+    if F * width * itemsize > (1 << 20):
+        steps = max(steps, (256 + B - 1) // B)
+    return max(1, min(T, 64, steps))
+
+
 cdef inline Py_ssize_t units_panel(Py_ssize_t k, list edges, bint double_precision):
     """Elements of one packed gate slice (k rows) of the widest part, line-aligned."""
     cdef Py_ssize_t widest = max([edges[i + 1] - edges[i] for i in range(len(edges) - 1)])
