@@ -113,7 +113,7 @@ cdef inline void units_project(const UnitSplit *a, int p, Py_ssize_t n,
 
 
 cdef inline Py_ssize_t units_chunk(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F,
-                                  Py_ssize_t width, Py_ssize_t itemsize) noexcept:
+                                   Py_ssize_t width, Py_ssize_t itemsize) noexcept:
     """Timesteps per projection chunk of a part whose gate slices are ``width`` columns:
     its pre-activations in about 512 KiB (they stay in L2 until their steps), at most 64
     steps, and 256 rows at least where its W slice is over 1 MiB (it streams from L3 at
