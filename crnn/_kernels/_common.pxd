@@ -63,7 +63,8 @@ cdef inline Py_ssize_t part_count(Py_ssize_t batch, Py_ssize_t n_threads,
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
     if training and n_threads > 1:
-        raise ValueError("n_threads > 1 splits inference only (training=False)")
+        raise ValueError("n_threads > 1 splits the rows of inference only (training=False); "
+                         "training splits only the units (where units_split_parts says so)")
     return max(1, min(n_threads, batch))
 
 

@@ -33,7 +33,7 @@ from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, p
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
 from crnn._kernels._units cimport (UnitSplit, unit_edges, units_chunk, units_pack, units_panel,
-                                   units_parts, units_project)
+                                   units_parts, units_project, units_save_gates)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -294,8 +294,16 @@ cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
     z = <floating *>a.z + p * a.z_stride + (t - a.t_lo) * B * gp
     for g in range(4):
         gemm_packed(B, up, U, h_cur, U, Rp + g * a.r_panel, z + g * up, gp)
+    cdef Py_ssize_t row
+    cdef bint training = a.gates_all != NULL
     for b in range(B):
         out = <floating *>a.outputs + (b * T + s) * U + u0
+        row = t * B + b
+        if training:
+            memcpy(<floating *>a.h_tm1_all + row * U + u0, h_cur + b * U + u0,
+                   up * sizeof(floating))
+            memcpy(<floating *>a.c_tm1_all + row * U + u0, c + b * U + u0,
+                   up * sizeof(floating))
         if a.has_mask and not a.mask[b * T + t]:
             memcpy(h_next + b * U + u0, h_cur + b * U + u0, up * sizeof(floating))
             if s == 0:
@@ -303,8 +311,11 @@ cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
             else:
                 memcpy(out, out - U, up * sizeof(floating))
             continue
-        lstm_forward_row(up, z + b * gp, c + b * U + u0, h_next + b * U + u0, ac, a.act,
+        lstm_forward_row(up, z + b * gp, c + b * U + u0, h_next + b * U + u0,
+                         <floating *>a.aux_all + row * U + u0 if training else ac, a.act,
                          a.ract)
+        if training:
+            units_save_gates(a, u0, up, row, z + b * gp)
         memcpy(out, h_next + b * U + u0, up * sizeof(floating))
 
 
@@ -321,9 +332,11 @@ cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] k
                            const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                            int act, int ract, floating[:, ::1] h, floating[:, ::1] c,
-                           floating[:, :, ::1] outputs, Py_ssize_t chunk, Py_ssize_t n_parts):
-    """Inference with the units split into ``n_parts`` parts (_units.pxd): the time loop
-    here, each step handed to crnn's thread pool (serially where it has no threads)."""
+                           floating[:, :, ::1] outputs, Py_ssize_t chunk, Py_ssize_t n_parts,
+                           bint training):
+    """The forward pass with the units split into ``n_parts`` parts (_units.pxd): the time
+    loop here, each step handed to crnn's thread pool (serially where it has no threads).
+    Returns the saved arrays of training (as lstm_forward's), else None."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0]
     cdef Py_ssize_t s, s0, n
@@ -344,7 +357,20 @@ cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] k
     cdef floating[::1] z = workspace_empty(n_parts * z_stride, dtype)
     cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
     cdef floating[:, ::1] h_other = workspace_empty((B, U), dtype)
+    saved_shape = (T, B, U) if training else _UNUSED
+    gates_arr = workspace_empty((T, B, 4 * U) if training else _UNUSED, dtype)
+    h_tm1_arr = workspace_empty(saved_shape, dtype)
+    c_tm1_arr = workspace_empty(saved_shape, dtype)
+    act_c_arr = workspace_empty(saved_shape, dtype)
+    cdef floating[:, :, ::1] gates_all = gates_arr
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
+    cdef floating[:, :, ::1] act_c_all = act_c_arr
     cdef UnitSplit a
+    a.gates_all = &gates_all[0, 0, 0] if training else NULL
+    a.h_tm1_all = &h_tm1_all[0, 0, 0]
+    a.c_tm1_all = &c_tm1_all[0, 0, 0]
+    a.aux_all = &act_c_all[0, 0, 0]
     a.edges = &edges_v[0]
     a.B, a.T, a.F, a.U, a.n_gates, a.chunk = B, T, F, U, 4, chunk
     a.w_panel, a.r_panel, a.z_stride, a.tmp_stride = w_panel, r_panel, z_stride, tmp_stride
@@ -379,6 +405,9 @@ cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] k
             s0 += n
         if a.h_cur != <void *>&h[0, 0]:
             memcpy(&h[0, 0], a.h_cur, B * U * sizeof(floating))
+    if training:
+        return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+                    act_c=act_c_arr)
     return None
 
 
@@ -452,7 +481,11 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
     check_blas_size(B * T, max(F, G))
-    cdef Py_ssize_t n_parts = part_count(B, n_threads, training)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, received {n_threads}")
+    cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads)
+                               if split_units < 0 else min(split_units, U))
+    cdef Py_ssize_t n_parts = 1 if n_units > 1 else part_count(B, n_threads, training)
     cdef floating[:, ::1] h_split
     cdef floating[:, ::1] c_split
     cdef floating[:, :, ::1] outputs_split
@@ -472,19 +505,16 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     # not dominated by reading and writing its output)
     cdef bint x_as_given = not (training or blas_proj) and F >= 64 and (
         F * G * sizeof(floating) <= W_BYTES_CACHED)
-    cdef Py_ssize_t n_units = 0 if training else (
-        units_parts(B, U, 4, sizeof(floating), n_threads) if split_units < 0
-        else min(split_units, U))
     if n_units > 1:
         outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
         check_shape("out", tuple(outputs_arr.shape), (B, T, U))
         h_split = h_arr
         c_split = c_arr
         outputs_split = outputs_arr
-        _forward_units(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
-                       activation, recurrent_activation, h_split, c_split, outputs_split, chunk,
-                       n_units)
-        return outputs_arr, h_arr, c_arr, None
+        saved = _forward_units(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
+                               activation, recurrent_activation, h_split, c_split,
+                               outputs_split, chunk, n_units, training)
+        return outputs_arr, h_arr, c_arr, saved
     if n_parts > 1:
         outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
         check_shape("out", tuple(outputs_arr.shape), (B, T, U))

@@ -58,6 +58,13 @@ cdef struct UnitSplit:
     void *c                      # (B, U): LSTM's cell state, each part its slice
     void *outputs                # (B, T, U)
     Py_ssize_t s, s0, t_lo       # the step; its chunk's first step and lowest timestep
+    # training (else NULL): the whole batch's saved arrays, in the layout of the one-thread
+    # forward, each part writing its units: gates (T, B, n_gates * U), activated; h_tm1 and
+    # LSTM's c_tm1 (T, B, U); aux (T, B, U): LSTM's act(c_t), GRU's inner_h
+    void *gates_all
+    void *h_tm1_all
+    void *c_tm1_all
+    void *aux_all
 
 
 cdef inline list unit_edges(Py_ssize_t U, Py_ssize_t n):
@@ -110,6 +117,16 @@ cdef inline void units_project(const UnitSplit *a, int p, Py_ssize_t n,
     for g in range(a.n_gates):
         gemm_packed_big(False, n * a.B, up, a.F, <const floating *>a.x + a.t_lo * a.B * a.F,
                         a.F, Wp + g * a.w_panel, NULL, 0, z + g * up, gp)
+
+
+cdef inline void units_save_gates(const UnitSplit *a, Py_ssize_t u0, Py_ssize_t up,
+                                  Py_ssize_t row, const floating *z) noexcept nogil:
+    """Training: a part's gate-blocked row ``z`` (n_gates * up) into its columns of row
+    ``row`` (t * B + b) of the saved gates."""
+    cdef Py_ssize_t G = a.n_gates * a.U, g
+    cdef floating *dst = <floating *>a.gates_all + row * G + u0
+    for g in range(a.n_gates):
+        memcpy(dst + g * a.U, z + g * up, up * sizeof(floating))
 
 
 cdef inline Py_ssize_t units_chunk(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F,
