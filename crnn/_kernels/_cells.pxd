@@ -21,7 +21,7 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._activations cimport activate, derivative
+from crnn._kernels._activations cimport SIGMOID, TANH, activate, derivative
 
 # The elementwise loops, vectorized per instruction set (see _cellmath.h).
 cdef extern from "_cellmath.h" nogil:
@@ -45,6 +45,11 @@ cdef extern from "_cellmath.h" nogil:
     void crnn_gru_backward_f64(Py_ssize_t U, const double *gates, const double *h_tm1,
                                const double *inner_h, double *dh, double *dgx, double *dgi,
                                const double *w, int reset_after)
+    # the fused GRU rows for ract = sigmoid, act = tanh
+    void crnn_gru_after_s_f32(Py_ssize_t U, float *z, const float *inner)
+    void crnn_gru_after_s_f64(Py_ssize_t U, double *z, const double *inner)
+    void crnn_gru_finish_t_f32(Py_ssize_t U, float *z, float *h)
+    void crnn_gru_finish_t_f64(Py_ssize_t U, double *z, double *h)
 
 
 cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
@@ -123,6 +128,13 @@ cdef inline void gru_gates_after_row(Py_ssize_t U, floating *z, const floating *
     """reset_after: z (3U) = x @ W + b_in in; z, r activated and z_h + r * inner_h out.
     inner (3U) = h_tm1 @ R + b_rec."""
     cdef Py_ssize_t j
+    if ract == SIGMOID:
+        # the same maths in one pass (_cellmath.h)
+        if floating is float:
+            crnn_gru_after_s_f32(U, z, inner)
+        else:
+            crnn_gru_after_s_f64(U, z, inner)
+        return
     for j in range(2 * U):
         z[j] += inner[j]
     activate(z, 2 * U, ract)
@@ -146,6 +158,13 @@ cdef inline void gru_finish_row(Py_ssize_t U, floating *z, floating *h,
     in, h_t = z * h_tm1 + (1 - z) * hh out."""
     cdef Py_ssize_t j
     cdef floating one = 1.0   # typed, so float32 maths stays float32
+    if act == TANH:
+        # the same maths in one pass (_cellmath.h)
+        if floating is float:
+            crnn_gru_finish_t_f32(U, z, h)
+        else:
+            crnn_gru_finish_t_f64(U, z, h)
+        return
     activate(z + 2 * U, U, act)
     for j in range(U):
         h[j] = z[j] * h[j] + (one - z[j]) * z[2 * U + j]
