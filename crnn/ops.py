@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from crnn._kernels import _gru, _lstm, _simple_rnn
+from crnn._kernels import _gru, _lstm, _pool, _simple_rnn
 from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
 from crnn._kernels._workspace import empty as workspace_empty
 from crnn.threads import (
@@ -192,13 +192,26 @@ def _pool_parts(batch, work, units=0):
     return n if units >= UNITS_SPLIT_MIN_UNITS else 1
 
 
-def _run_forward(call, x, units, work, training):
+def _units_threads(batch, units, gates, itemsize, work):
+    """The threads of crnn's pool a training call splits its units across (its forward and
+    backward entries' n_threads; crnn/_kernels/_units.pxd), or 1: a cell with ``gates``
+    gate blocks (0: no units split for this cell) and R too large for each thread to stream
+    whole, or too few rows to split."""
+    n = get_num_threads()
+    if (n < 2 or not gates or work < POOL_SPLIT_MIN_WORK or not _POOL_THREADED
+            or _pool.units_split_parts(batch, units, gates, itemsize, n) < 2):
+        return 1
+    return n
+
+
+def _run_forward(call, x, units, work, training, units_gates=0):
     """``call(rows, threaded, out, n_threads)`` runs a compiled forward entry on the batch's
-    ``rows``, writing the outputs into ``out`` (None: a new array), its rows split across
-    ``n_threads`` threads of crnn's pool (inference); it returns (outputs, final states...,
+    ``rows``, writing the outputs into ``out`` (None: a new array), its rows or units split
+    across ``n_threads`` threads of crnn's pool; it returns (outputs, final states...,
     saved). Returns ([outputs, final states...], saved), saved a dict, or a list of
     (rows, dict) when the rows were split across crnn's threads (each part writes its rows
-    of one outputs array)."""
+    of one outputs array). ``units_gates``: the cell's gate blocks where it has a units
+    split (training: _units_threads), else 0."""
     batch, timesteps = x.shape[:2]
     if not training:
         n_threads = _pool_parts(batch, work, units)
@@ -206,6 +219,13 @@ def _run_forward(call, x, units, work, training):
             with _SERIAL_BLAS:
                 *arrays, saved = call(slice(None), False, None, n_threads)
             return arrays, saved
+    else:
+        n_threads = _units_threads(batch, units, units_gates, x.dtype.itemsize, work)
+        if n_threads > 1:
+            with _SERIAL_BLAS:
+                *arrays, saved = call(slice(None), False, None, n_threads)
+            # the backward splits the same way (its n_threads)
+            return arrays, dict(saved, n_threads=n_threads)
     parts = _row_parts(batch, work)
     if parts is None:
         *arrays, saved = call(slice(None), get_num_threads() > 1, None)
@@ -223,6 +243,11 @@ def _run_backward(backward, cache, d_outputs, d_states):
     """Run the compiled backward entry on the cache, whole or per part of the rows as the
     forward ran. Returns (dx, *d_initial_states, d_kernel, d_recurrent_kernel, d_bias)."""
     names = ("d_h", "d_c")[:len(d_states)]
+    if cache.backward_args.get("n_threads", 1) > 1:     # the units split (_run_forward)
+        with _SERIAL_BLAS:
+            return backward(d_outputs=d_outputs, threaded=False,
+                            own_gemm=use_own_gemm_for_gradients(),
+                            **dict(zip(names, d_states)), **cache.backward_args)
     if cache.parts is None:
         return backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
                         own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
@@ -466,7 +491,7 @@ def lstm(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
             threaded, use_own_gemm(), out=out, n_threads=n_threads)
 
     (outputs, h, c), saved = _run_forward(
-        call, x, units, batch * timesteps * (features + units) * 4 * units, training)
+        call, x, units, batch * timesteps * (features + units) * 4 * units, training, 4)
     cache = None
     if training:
         cache = _cache("lstm", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
@@ -578,7 +603,8 @@ def gru(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
             threaded, use_own_gemm(), out=out, n_threads=n_threads)
 
     (outputs, h), saved = _run_forward(
-        call, x, units, batch * timesteps * (features + units) * 3 * units, training)
+        call, x, units, batch * timesteps * (features + units) * 3 * units, training,
+        3 if reset_after else 0)
     cache = None
     if training:
         cache = _cache("gru", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,

@@ -205,3 +205,148 @@ def test_units_split_from_four_python_threads_at_once():
     for got, want in zip(results, expected):
         for a, b in zip(got[:-1], want[:-1]):
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+
+
+# --------------------------------------------------------------------------- training
+
+def _training_pair(cell, problem, rng, go_backwards, parts):
+    """Forward and backward of training through the compiled entries, one thread and the
+    units split into ``parts``: returns the two results, each (outputs, final states,
+    gradients)."""
+    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+    x, kernel, rk = problem["x"], problem["kernel"], problem["recurrent_kernel"]
+    has_mask = problem["mask"] is not None
+    mask = np.ascontiguousarray(problem["mask"] if has_mask else np.ones(x.shape[:2]),
+                                dtype=np.uint8)
+    states = problem["initial_state"]
+    d_outputs = rng.standard_normal(x.shape[:2] + (rk.shape[0],)).astype(x.dtype)
+    d_states = [rng.standard_normal(s.shape).astype(x.dtype) for s in states]
+    results = []
+    for kw in (dict(), dict(n_threads=parts, split_units=parts)):
+        if cell == "lstm":
+            out, h, c, saved = _lstm.lstm_forward(x, kernel, rk, problem["bias"], mask,
+                                                  has_mask, go_backwards, act, ract, states[0],
+                                                  states[1], True, **kw)
+            grads = _lstm.lstm_backward(
+                kernel=kernel, recurrent_kernel_t=rk.T.copy(), mask=mask, has_mask=has_mask,
+                go_backwards=go_backwards, activation=act, recurrent_activation=ract,
+                d_outputs=d_outputs, d_h=d_states[0], d_c=d_states[1], **saved, **kw)
+            results.append(([np.array(out), h, c], [np.array(g) for g in grads]))
+        else:
+            out, h, saved = _gru.gru_forward(x, kernel, rk, problem["bias"].reshape(-1), mask,
+                                             has_mask, go_backwards, act, ract, True, states[0],
+                                             True, **kw)
+            grads = _gru.gru_backward(
+                kernel=kernel, recurrent_kernel_t=rk.T.copy(), mask=mask, has_mask=has_mask,
+                go_backwards=go_backwards, activation=act, recurrent_activation=ract,
+                reset_after=True, d_outputs=d_outputs, d_h=d_states[0], **saved, **kw)
+            results.append(([np.array(out), h], [np.array(g) for g in grads]))
+    return results
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_units_split_equals_one_thread(cell, dtype):
+    # forward and backward, every gradient, at unit counts across the part edges and
+    # batches across the row blocks; one thread is checked against the reference elsewhere
+    tol = 1e-11 if dtype == np.float64 else 2e-5
+    cases = [(1, 1, 2), (2, 15, 2), (5, 17, 3), (8, 37, 2), (33, 64, 3), (3, 100, 2)]
+    for i, (batch, units, parts) in enumerate(cases):
+        for masked, go_backwards in ((False, False), (True, True), (True, False)):
+            rng = np.random.default_rng(1000 + 10 * i + masked + 2 * go_backwards)
+            problem = make_problem(cell, rng, batch=batch, timesteps=5, features=4,
+                                   units=units, dtype=dtype, masked=masked)
+            one, split = _training_pair(cell, problem, rng, go_backwards, parts)
+            what = f"{cell} batch={batch} units={units} masked={masked}"
+            for a, b in zip(split[0] + split[1], one[0] + one[1]):
+                assert a.dtype == dtype
+                _close(a, b, dtype, what)
+                np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=what)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_through_ops_splits_the_units_and_matches_the_reference(cell, monkeypatch):
+    # batch 6 of 128 units: _units_threads picks two parts; crnn.ops against the reference
+    from ops_cases import grad_ops, grad_reference
+    before = crnn.get_num_threads()
+    rng = np.random.default_rng(11)
+    problem = make_problem(cell, rng, batch=6, timesteps=4, features=8, units=128,
+                           masked=True, scale=0.2)
+    opts = options(cell, go_backwards=True)
+    gates = 4 if cell == "lstm" else 3
+    assert ops._units_threads(6, 128, gates, 8, 1 << 30) == 1        # one thread
+    try:
+        crnn.set_num_threads(2)
+        assert ops._units_threads(6, 128, gates, 8, 1 << 30) == 2
+        outputs, states, cache = getattr(ops, cell)(
+            problem["x"], problem["kernel"], problem["recurrent_kernel"], problem["bias"],
+            problem["initial_state"], mask=problem["mask"], training=True, **opts)
+        assert cache.backward_args["n_threads"] == 2 and cache.parts is None
+        d_outputs = rng.standard_normal(outputs.shape)
+        d_states = [rng.standard_normal(s.shape) for s in states]
+        grads = grad_ops(cell, cache, d_outputs, d_states)
+    finally:
+        crnn.set_num_threads(before)
+    ref_outputs, ref_states, tape = run_reference(cell, problem, opts)
+    _close(outputs, ref_outputs, np.float64, "outputs")
+    for a, b in zip(states, ref_states):
+        _close(a, b, np.float64, "final state")
+    ref = grad_reference(cell, tape, d_outputs, d_states)
+    for name in ("dx", "d_kernel", "d_recurrent_kernel"):
+        _close(getattr(grads, name), ref[name], np.float64, name)
+    for a, b in zip(grads.d_initial_state, ref["d_initial_state"]):
+        _close(a, b, np.float64, "d_initial_state")
+    _close(grads.d_bias.reshape(-1), ref["d_bias"].reshape(-1), np.float64, "d_bias")
+
+
+def test_training_units_split_gradient_by_finite_differences():
+    rng = np.random.default_rng(12)
+    problem = make_problem("lstm", rng, batch=3, timesteps=4, features=3, units=21,
+                           masked=True)
+    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+    mask = np.ascontiguousarray(problem["mask"], dtype=np.uint8)
+    h0, c0 = problem["initial_state"]
+    d_outputs = rng.standard_normal((3, 4, 21))
+
+    def forward(rk, training=False):
+        return _lstm.lstm_forward(problem["x"], problem["kernel"], rk, problem["bias"], mask,
+                                  True, False, act, ract, h0, c0, training, n_threads=3,
+                                  split_units=3)
+
+    rk = problem["recurrent_kernel"]
+    out, h, c, saved = forward(rk, training=True)
+    grads = _lstm.lstm_backward(
+        kernel=problem["kernel"], recurrent_kernel_t=rk.T.copy(), mask=mask, has_mask=True,
+        go_backwards=False, activation=act, recurrent_activation=ract, d_outputs=d_outputs,
+        d_h=np.zeros_like(h), d_c=np.zeros_like(c), n_threads=3, split_units=3, **saved)
+    d_rk = grads[4]
+    eps = 1e-6
+    for index in [(0, 0), (5, 30), (20, 83), (13, 50)]:      # units of every part
+        plus, minus = rk.copy(), rk.copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric = float(((forward(plus)[0] - forward(minus)[0]) * d_outputs).sum()) / (2 * eps)
+        assert abs(numeric - d_rk[index]) <= 1e-6 * max(1.0, abs(numeric)), index
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_without_the_units_split_refuses_n_threads(cell):
+    # a training call's rows are split in crnn.ops (run_parallel), not in the kernel
+    rng = np.random.default_rng(13)
+    problem = make_problem(cell, rng, batch=4, timesteps=3, features=2, units=3)
+    with pytest.raises(ValueError, match="rows of inference only"):
+        _kernel_training(cell, problem, n_threads=2)
+    with pytest.raises(ValueError, match="n_threads must be at least 1"):
+        _kernel_training(cell, problem, n_threads=0)
+
+
+def _kernel_training(cell, problem, **kwargs):
+    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+    x, kernel, rk = problem["x"], problem["kernel"], problem["recurrent_kernel"]
+    mask = np.ones(x.shape[:2], np.uint8)
+    states = problem["initial_state"]
+    if cell == "lstm":
+        return _lstm.lstm_forward(x, kernel, rk, problem["bias"], mask, False, False, act,
+                                  ract, states[0], states[1], True, **kwargs)
+    return _gru.gru_forward(x, kernel, rk, problem["bias"].reshape(-1), mask, False, False,
+                            act, ract, True, states[0], True, **kwargs)

@@ -35,8 +35,10 @@ from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_r
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitSplit, unit_edges, units_chunk, units_pack, units_panel,
-                                   units_parts, units_project, units_save_gates)
+from crnn._kernels._units cimport (UnitBack, UnitSplit, unit_edges, units_back_product,
+                                   units_back_t, units_back_whole, units_chunk, units_gather,
+                                   units_pack, units_panel, units_parts, units_project,
+                                   units_save_gates, units_scatter)
 
 # Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
 # another on the calling thread: a platform without POSIX threads).
@@ -434,6 +436,130 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                  aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
 
 
+cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nogil:
+    """Part p's share of a units-split backward hand-off, reset_after (_units.pxd): phase 0
+    and 2 the generic pieces; phase 1 the product of the step before, then the rows of step
+    T - 1 - a.k on the part's units."""
+    if a.phase != 1:
+        units_back_whole(a, p, tag)
+        return
+    if a.k > 0:
+        units_back_product(a, p, tag)
+    if a.k == a.T:
+        return
+    cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t B = a.B, T = a.T, U = a.U, G = 3 * U, b, j, row
+    cdef Py_ssize_t s = T - 1 - a.k, t = units_back_t(a, T - 1 - a.k)
+    cdef floating *gt = <floating *>a.tmp + p * a.tmp_stride     # gates, gate-blocked
+    cdef floating *dgx_t = gt + 3 * up
+    cdef floating *dgi_t = dgx_t + 3 * up
+    cdef floating *deriv = dgi_t + 3 * up                         # 3 up
+    cdef floating *dh = <floating *>a.dh
+    cdef floating *cr
+    cdef const floating *d_out
+    for b in range(B):
+        row = t * B + b
+        d_out = <const floating *>a.d_outputs + (b * T + s) * U + u0
+        cr = <floating *>a.carry + b * U + u0
+        if a.has_mask and not a.mask[b * T + t]:
+            for j in range(up):
+                cr[j] += d_out[j]
+            units_scatter(a, u0, up, <const floating *>NULL, <floating *>a.dz + row * G)
+            units_scatter(a, u0, up, <const floating *>NULL, <floating *>a.dgi + row * G)
+            continue
+        gather_dh(up, dh + b * U + u0, d_out, cr)
+        units_gather(a, u0, up, <const floating *>a.gates + row * G, gt)
+        gru_backward_row(up, gt, <const floating *>a.h_tm1 + row * U + u0,
+                         <const floating *>a.aux + row * U + u0, dh + b * U + u0, dgx_t,
+                         dgi_t, deriv, a.act, a.ract, True)
+        units_scatter(a, u0, up, dgx_t, <floating *>a.dz + row * G)
+        units_scatter(a, u0, up, dgi_t, <floating *>a.dgi + row * G)
+
+
+cdef void _run_units_back(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a units-split backward hand-off, on crnn's thread pool."""
+    cdef const UnitBack *a = <const UnitBack *>ctx
+    if a.is_double:
+        _units_back_step(a, p, <double *>NULL)
+    else:
+        _units_back_step(a, p, <float *>NULL)
+
+
+cdef object _backward_units(const floating[:, ::1] kernel,
+                            const floating[:, ::1] recurrent_kernel_t,
+                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                            int act, int ract, const floating[:, :, ::1] xt,
+                            const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
+                            const floating[:, :, ::1] aux,
+                            const floating[:, :, ::1] d_outputs, floating[:, ::1] dh,
+                            bint blas, Py_ssize_t n_parts):
+    """BPTT, reset_after, with the units split into ``n_parts`` parts on crnn's thread pool
+    (_units.pxd): dh (dL/d final state in) becomes dL/dh0. Returns (dx, dW, dR, db), dx
+    time-major, db flat (2 * G)."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U, k
+    cdef bint is_double = floating is double
+    dtype = np.float32 if floating is float else np.float64
+    edges = unit_edges(U, n_parts)
+    widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
+    cdef Py_ssize_t r_panel = units_panel(G, edges, is_double)
+    cdef Py_ssize_t tmp_stride = part_round(12 * widest)
+    cdef floating[::1] packed = workspace_empty(n_parts * r_panel, dtype)
+    cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    dgx_arr = workspace_empty((T, B, G), dtype)
+    dgi_arr = workspace_empty((T, B, G), dtype)
+    dx_arr = workspace_empty((T, B, F), dtype)
+    dW_arr = workspace_empty((F, G), dtype)
+    dR_arr = workspace_empty((U, G), dtype)
+    db_arr = workspace_empty(2 * G, dtype)
+    cdef floating[:, ::1] carry = carry_arr
+    cdef floating[:, :, ::1] dgx = dgx_arr
+    cdef floating[:, :, ::1] dgi = dgi_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    cdef UnitBack a
+    a.edges = &edges_v[0]
+    a.n_parts, a.B, a.T, a.F, a.U, a.n_gates = n_parts, B, T, F, U, 3
+    a.r_panel, a.tmp_stride = r_panel, tmp_stride
+    a.x = &xt[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.RT = &recurrent_kernel_t[0, 0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
+                                                                  is_double, blas, True)
+    a.act, a.ract = act, ract
+    a.gates = &gates[0, 0, 0]
+    a.h_tm1 = &h_tm1[0, 0, 0]
+    a.c_tm1 = NULL
+    a.aux = &aux[0, 0, 0]
+    a.d_outputs = &d_outputs[0, 0, 0]
+    a.dh = &dh[0, 0]
+    a.dc = NULL
+    a.carry = &carry[0, 0]
+    a.dz = &dgx[0, 0, 0]
+    a.dgi = &dgi[0, 0, 0]
+    a.RT_packed = &packed[0]
+    a.tmp = &tmp[0]
+    a.dx = &dx[0, 0, 0]
+    a.dW = &dW[0, 0]
+    a.dR = &dR[0, 0]
+    a.db = &db[0]
+    with nogil:
+        a.phase = 0
+        pool_run(<int>n_parts, _run_units_back, &a)
+        a.phase = 1
+        for k in range(T + 1):
+            a.k = k
+            pool_run(<int>n_parts, _run_units_back, &a)
+        a.phase = 2
+        pool_run(<int>n_parts, _run_units_back, &a)
+    return dx_arr, dW_arr, dR_arr, db_arr
+
+
 def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                 const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                 const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
@@ -464,7 +590,8 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef Py_ssize_t n_units = 0 if not reset_after else (
         units_parts(B, U, 3, sizeof(floating), n_threads) if split_units < 0
         else min(split_units, U))
-    cdef Py_ssize_t n_parts = 1 if n_units > 1 else part_count(B, n_threads, training)
+    cdef Py_ssize_t n_parts = 1 if n_units > 1 or split_units > 0 else part_count(
+        B, n_threads, training)
     cdef floating[:, ::1] h_split
     cdef floating[:, :, ::1] outputs_split
     dtype = np.float32 if floating is float else np.float64
@@ -523,11 +650,15 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
                  const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
                  const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                 bint threaded=False, bint own_gemm=True):
+                 bint threaded=False, bint own_gemm=True, Py_ssize_t n_threads=1,
+                 Py_ssize_t split_units=-1):
     """BPTT through gru_forward(training=True), all arguments by name: ``xt`` ... ``aux``
     are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
     of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
-    d_bias flat like the forward's ``bias``."""
+    d_bias flat like the forward's ``bias``. ``n_threads`` > 1 (reset_after): the units
+    split on crnn's thread pool where units_parts says so (``threaded`` is ignored then,
+    and the caller must hold BLAS's pools at one thread), else as one thread;
+    ``split_units`` (tests) as gru_forward's."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -544,6 +675,19 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     check_blas_size(B * T, max(F, G))
     dtype = np.float32 if floating is float else np.float64
     dh_arr = np.array(d_h, dtype=dtype)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, received {n_threads}")
+    cdef Py_ssize_t n_units = 0 if not reset_after else (
+        units_parts(B, U, 3, sizeof(floating), n_threads) if split_units < 0
+        else min(split_units, U))
+    cdef floating[:, ::1] dh_units
+    if n_units > 1:
+        dh_units = dh_arr
+        dx_arr, dW_arr, dR_arr, db_arr = _backward_units(
+            kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+            recurrent_activation, xt, gates, h_tm1, aux, d_outputs, dh_units, not own_gemm,
+            n_units)
+        return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
     dgx_arr = workspace_empty((T, B, G), dtype)
     dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)
     d_rh_arr = workspace_empty((B, U), dtype)

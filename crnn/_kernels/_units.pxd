@@ -12,9 +12,9 @@
 # row functions for a cell of Up units, so they run unchanged on the slice.
 
 from cython cimport floating
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_packed_big, pack_b, packed_size
+from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_packed_big, pack_b, packed_size
 from crnn._kernels._common cimport part_round
 
 cdef enum:
@@ -145,3 +145,112 @@ cdef inline Py_ssize_t units_panel(Py_ssize_t k, list edges, bint double_precisi
     """Elements of one packed gate slice (k rows) of the widest part, line-aligned."""
     cdef Py_ssize_t widest = max([edges[i + 1] - edges[i] for i in range(len(edges) - 1)])
     return part_round(packed_size(k, widest, double_precision))
+
+
+# --------------------------------------------------------------------------- backward
+# The backward pass of a units-split training call (the same rule, units_parts): part p
+# owns units u0 .. u1 - 1 of dh, dc and the carry of masked steps, and the gate columns of
+# those units in dz. Step s needs dh_t = (direct) + dz_{t+1} @ R^T for its units only, i.e.
+# dz_{t+1} @ R^T[:, u0:u1] (R^T's columns of the part, packed once), which needs all of
+# dz_{t+1}: so hand-off k runs the product of the step before (all parts wrote it in
+# hand-off k - 1), then the step's rows; T + 1 hand-offs. Then the whole-sequence products
+# split across the parts: dx by rows of (T * B), dW, dR and the biases by column ranges.
+
+cdef struct UnitBack:
+    const Py_ssize_t *edges      # unit edges of the parts (n_parts + 1)
+    Py_ssize_t n_parts, B, T, F, U, n_gates, r_panel, tmp_stride
+    const void *x                # (T, B, F), time-major
+    const void *W                # (F, G)
+    const void *RT               # (G, U)
+    const unsigned char *mask
+    bint has_mask, go_backwards, is_double, blas, need_dx
+    int act, ract, phase         # phase: 0 pack R^T, 1 a step, 2 the whole products
+    Py_ssize_t k                 # the hand-off of phase 1 (0 .. T)
+    const void *gates            # the forward's saved arrays (T, B, ...)
+    const void *h_tm1
+    const void *c_tm1            # LSTM's
+    const void *aux              # LSTM's act(c_t), GRU's inner_h
+    const void *d_outputs        # (B, T, U)
+    void *dh                     # (B, U): dL/dh_t in, dL/dh0 out
+    void *dc                     # (B, U), LSTM's: dL/dc_t in, dL/dc0 out
+    void *carry                  # (B, U): what masked steps passed through
+    void *dz                     # (T, B, G): LSTM's dz, GRU's dgx
+    void *dgi                    # (T, B, G): GRU's gradient of the inner product, else NULL
+    void *RT_packed              # per part: packed R^T[:, u0:u1]
+    void *tmp                    # per part: tmp_stride elements of scratch
+    void *dx                     # (T, B, F)
+    void *dW                     # (F, G)
+    void *dR                     # (U, G)
+    void *db                     # (G,), or (2, G) for GRU
+
+
+cdef inline Py_ssize_t units_back_t(const UnitBack *a, Py_ssize_t s) noexcept nogil:
+    """The timestep of processing step ``s``."""
+    return a.T - 1 - s if a.go_backwards else s
+
+
+cdef inline void units_back_product(const UnitBack *a, int p, floating *tag) noexcept nogil:
+    """Phase 1, before the rows of hand-off a.k: dh[:, u0:u1] += d_{t+1} @ R^T[:, u0:u1] for
+    the step of hand-off a.k - 1 (d: dz, or GRU's dgi)."""
+    cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t G = a.n_gates * a.U
+    cdef Py_ssize_t t_prev = units_back_t(a, a.T - a.k)
+    cdef const floating *d = <const floating *>(a.dgi if a.dgi != NULL else a.dz)
+    gemm_packed(a.B, up, G, d + t_prev * a.B * G, G,
+                <const floating *>a.RT_packed + p * a.r_panel, <floating *>a.dh + u0, a.U)
+
+
+cdef inline void units_gather(const UnitBack *a, Py_ssize_t u0, Py_ssize_t up,
+                              const floating *src, floating *dst) noexcept nogil:
+    """A row's gate columns of units u0 .. u0 + up - 1 (src: n_gates * U) -> gate-blocked
+    dst (n_gates * up)."""
+    cdef Py_ssize_t g
+    for g in range(a.n_gates):
+        memcpy(dst + g * up, src + g * a.U + u0, up * sizeof(floating))
+
+
+cdef inline void units_scatter(const UnitBack *a, Py_ssize_t u0, Py_ssize_t up,
+                               const floating *src, floating *dst) noexcept nogil:
+    """The inverse of units_gather (src NULL: zeros)."""
+    cdef Py_ssize_t g
+    for g in range(a.n_gates):
+        if src == NULL:
+            memset(dst + g * a.U + u0, 0, up * sizeof(floating))
+        else:
+            memcpy(dst + g * a.U + u0, src + g * up, up * sizeof(floating))
+
+
+cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexcept nogil:
+    """Phase 0: part p packs its columns of R^T. Phase 2: its share of the whole-sequence
+    products: dx = dz @ W^T on rows r0 .. r1 - 1 of (T * B); dW = x^T @ dz, dR = h_tm1^T @
+    d_rec and the biases (column sums) on columns c0 .. c1 - 1 of G (d_rec: dz, or GRU's
+    dgi; GRU's second bias row from dgi)."""
+    cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t G = a.n_gates * a.U, rows = a.T * a.B, n = a.n_parts
+    cdef Py_ssize_t r0 = rows * p // n, r1 = rows * (p + 1) // n
+    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, r, j
+    cdef const floating *dz = <const floating *>a.dz
+    cdef const floating *d_rec = <const floating *>(a.dgi if a.dgi != NULL else a.dz)
+    cdef floating *db = <floating *>a.db
+    if a.phase == 0:
+        pack_b(G, up, <const floating *>a.RT + u0, a.U,
+               <floating *>a.RT_packed + p * a.r_panel)
+        return
+    if a.need_dx and r1 > r0:
+        gemm_big(a.blas, False, True, r1 - r0, a.F, G, dz + r0 * G, G, <const floating *>a.W,
+                 G, 0.0, <floating *>a.dx + r0 * a.F, a.F)
+    if c1 <= c0:
+        return
+    gemm_big(a.blas, True, False, a.F, c1 - c0, rows, <const floating *>a.x, a.F, dz + c0, G,
+             0.0, <floating *>a.dW + c0, G)
+    gemm_big(a.blas, True, False, a.U, c1 - c0, rows, <const floating *>a.h_tm1, a.U,
+             d_rec + c0, G, 0.0, <floating *>a.dR + c0, G)
+    memset(db + c0, 0, (c1 - c0) * sizeof(floating))
+    for r in range(rows):
+        for j in range(c0, c1):
+            db[j] += dz[r * G + j]
+    if a.dgi != NULL:
+        memset(db + G + c0, 0, (c1 - c0) * sizeof(floating))
+        for r in range(rows):
+            for j in range(c0, c1):
+                db[G + j] += d_rec[r * G + j]
