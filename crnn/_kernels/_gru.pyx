@@ -278,7 +278,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
-    gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
+    if dx != NULL:      # NULL: the caller does not need dx
+        gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
     sum_rows(T * B, G, dgx, db)
     if reset_after:
@@ -364,11 +365,13 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
                  const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
                  const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                 bint threaded=False, bint own_gemm=True):
+                 bint threaded=False, bint own_gemm=True,
+                 bint need_dx=True):
     """BPTT through gru_forward(training=True), all arguments by name: ``xt`` ... ``aux``
     are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
     of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
-    d_bias flat like the forward's ``bias``."""
+    d_bias flat like the forward's ``bias``; dx is None with ``need_dx=False`` (its product is
+    skipped)."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -391,7 +394,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = workspace_empty(G, dtype)
     packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, G), dtype)
     dR_arr = workspace_empty((U, G), dtype)
     db_arr = workspace_empty(2 * G if reset_after else G, dtype)
@@ -403,6 +406,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     cdef floating[::1] deriv = deriv_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating *dx_ptr = &dx[0, 0, 0] if need_dx else NULL
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
@@ -411,6 +415,6 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
                   &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
-                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
+                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
-    return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr

@@ -306,7 +306,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
+    if dx != NULL:      # NULL: the caller does not need dx
+        gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
     gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
     sum_rows(B * T, G, dz, db)
@@ -414,11 +415,12 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
                   const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
                   const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
                   const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                  const floating[:, ::1] d_c, bint threaded=False, bint own_gemm=True):
+                  const floating[:, ::1] d_c, bint threaded=False, bint own_gemm=True,
+                  bint need_dx=True):
     """BPTT through lstm_forward(training=True), all arguments by name: ``xt`` ...
     ``act_c`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed)
     the weights of that forward call. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel,
-    d_bias)."""
+    d_bias); dx is None with ``need_dx=False`` (its product is skipped)."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -441,7 +443,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     carry_arr = np.zeros((B, U), dtype)
     deriv_arr = workspace_empty(5 * U, dtype)
     packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, G), dtype)
     dR_arr = workspace_empty((U, G), dtype)
     db_arr = workspace_empty(G, dtype)
@@ -452,6 +454,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     cdef floating[::1] deriv = deriv_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating *dx_ptr = &dx[0, 0, 0] if need_dx else NULL
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
@@ -460,6 +463,6 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
                   &d_outputs[0, 0, 0], &dh[0, 0], &dc[0, 0],
-                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
+                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
-    return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr, db_arr
