@@ -360,8 +360,13 @@ def _check_grad_inputs(cache, cell, d_outputs, d_final_states):
         )
     dtype = cache.dtype
     d_outputs = _float_array("d_outputs", d_outputs, dtype)
-    _check_shape("d_outputs", d_outputs, cache.output_shape)
     state_shape = (cache.output_shape[0], cache.output_shape[2])
+    if d_outputs.shape == state_shape:
+        # The last output's gradient only: the compiled entries take it as (batch, 1,
+        # units) and read no gradient for the outputs before it.
+        d_outputs = d_outputs[:, None, :]
+    else:
+        _check_shape("d_outputs", d_outputs, cache.output_shape)
     if d_final_states is None:
         d_final_states = [None] * cache.n_states
     if isinstance(d_final_states, np.ndarray) and cache.n_states == 1:
@@ -481,7 +486,10 @@ def lstm_grad(cache: RNNCache, d_outputs: ArrayLike,
     Args:
         cache: the third value returned by ``lstm(..., training=True)``.
         d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
-            the forward call's dtype.
+            the forward call's dtype; or (batch, units), the gradient w.r.t.
+            ``outputs[:, -1]`` only (the other outputs' gradients are zero: a layer that
+            returns its last output), which spares making and reading a mostly-zero
+            array.
         d_final_states: None (the default), or ``[dh, dc]`` (either may be None),
             gradients w.r.t. the final states.
         need_dx: compute ``dx``. False skips its matrix product (``(batch * timesteps,
@@ -599,7 +607,7 @@ def gru_grad(cache: RNNCache, d_outputs: ArrayLike,
     Args:
         cache: the third value returned by ``gru(..., training=True)``.
         d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
-            the forward call's dtype.
+            the forward call's dtype; or (batch, units), as for ``lstm_grad``.
         d_final_states: None (the default), or ``[dh]`` (or a bare dh), the gradient
             w.r.t. the final state.
         need_dx: as for ``lstm_grad``: False skips ``dx`` (returned as None). Defaults
@@ -707,7 +715,7 @@ def simple_rnn_grad(cache: RNNCache, d_outputs: ArrayLike,
     Args:
         cache: the third value returned by ``simple_rnn(..., training=True)``.
         d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
-            the forward call's dtype.
+            the forward call's dtype; or (batch, units), as for ``lstm_grad``.
         d_final_states: None (the default), or ``[dh]`` (or a bare dh), the gradient
             w.r.t. the final state.
         need_dx: as for ``lstm_grad``: False skips ``dx`` (returned as None). Defaults

@@ -250,3 +250,83 @@ def test_first_layer_without_need_dx_keyword_still_trains():
     before = model.layers[0].w.copy()
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert not np.array_equal(before, model.layers[0].w)
+
+
+# --------------------------------------------------------------------------- last output
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("batch,units,timesteps", [(1, 1, 1), (2, 15, 4), (7, 17, 6),
+                                                   (8, 37, 3), (33, 64, 5)])
+def test_ops_grad_of_last_output_only_is_bit_identical(cell, dtype, batch, units, timesteps):
+    """d_outputs (batch, units): the gradient of outputs[:, -1] alone, as a full array
+    of zeros but the last step gives it (masked, go_backwards, with final-state grads)."""
+    rng = np.random.default_rng(batch * 100 + units)
+    problem = make_problem(cell, rng, batch=batch, timesteps=timesteps, features=5,
+                           units=units, dtype=dtype, masked=batch > 1)
+    outputs, _, cache = run_ops(cell, problem, options(cell, go_backwards=units % 2 == 1))
+    d_last = rng.standard_normal((batch, units)).astype(dtype)
+    d_full = np.zeros_like(outputs)
+    d_full[:, -1] = d_last
+    d_states = [rng.standard_normal(s.shape).astype(dtype) for s in problem["initial_state"]]
+    grad = getattr(ops, f"{cell}_grad")
+    full = grad(cache, d_full, d_states)
+    last = grad(cache, d_last, d_states)
+    assert np.array_equal(full.dx, last.dx)
+    _same(_flat(full), _flat(last), cell)
+    lean = grad(cache, d_last, d_states, need_dx=False)
+    assert lean.dx is None
+    _same(_flat(full), _flat(lean), cell)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_ops_grad_of_last_output_only_on_split_rows(cell, monkeypatch):
+    before = crnn.get_num_threads()
+    monkeypatch.setattr(ops, "SPLIT_MIN_WORK", 0)
+    crnn.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(9)
+        problem = make_problem(cell, rng, batch=33, timesteps=5, features=6, units=17,
+                               dtype=np.float64, masked=True)
+        outputs, _, cache = run_ops(cell, problem, options(cell))
+        assert cache.parts is not None
+        d_full = np.zeros_like(outputs)
+        d_full[:, -1] = rng.standard_normal((33, 17))
+        grad = getattr(ops, f"{cell}_grad")
+        full = grad(cache, d_full)
+        last = grad(cache, np.ascontiguousarray(d_full[:, -1]))
+    finally:
+        crnn.set_num_threads(before)
+    assert np.array_equal(full.dx, last.dx)
+    _same(_flat(full), _flat(last), cell)
+
+
+def test_ops_grad_refuses_other_two_dimensional_shapes():
+    rng = np.random.default_rng(1)
+    problem = make_problem("lstm", rng, batch=2, timesteps=3, units=3)
+    _, _, cache = run_ops("lstm", problem, options("lstm"))
+    with pytest.raises(ValueError, match=r"d_outputs must have shape \(2, 3, 3\)"):
+        ops.lstm_grad(cache, np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_layer_backward_of_last_output_matches_the_full_sequence_gradient(cell):
+    """A return_sequences=False layer (masked, zero_output_for_mask) hands the ops the
+    last output's gradient alone; the gradients equal those of the full zero-padded one."""
+    rng = np.random.default_rng(4)
+    layer = getattr(layers, cell)(9, zero_output_for_mask=True, go_backwards=cell == "GRU")
+    x = rng.standard_normal((6, 5, 4)).astype("float32")
+    mask = rng.random((6, 5)) > 0.3
+    mask[0] = False                          # a fully masked row: zero output
+    layer(x)
+    y, cache = layer.forward(x, training=True, mask=mask)
+    d_y = rng.standard_normal(y.shape).astype("float32")
+    dx, grads = layer.backward(cache, d_y)
+    core, _, out_mask, _ = cache
+    d_full = np.zeros((6, 5, 9), "float32")
+    d_full[:, -1] = d_y
+    d_full *= out_mask
+    ref = getattr(ops, layer._cell + "_grad")(core, d_full)
+    assert np.array_equal(dx, ref.dx)
+    _same(grads, [ref.d_kernel, ref.d_recurrent_kernel, ref.d_bias], cell)

@@ -223,7 +223,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     bint go_backwards, int act, int ract, bint reset_after,
                     const floating *gates,
                     const floating *h_tm1_all, const floating *aux_all,
-                    const floating *d_outputs, floating *dh, floating *dgx,
+                    const floating *d_outputs, bint last_only,
+                    const floating *zero_row, floating *dh, floating *dgx,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
                     floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
@@ -245,7 +246,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dxb = dgx + row * G
-            d_out = d_outputs + (b * T + s) * U
+            if not last_only:
+                d_out = d_outputs + (b * T + s) * U
+            elif s == T - 1:
+                d_out = d_outputs + b * U
+            else:       # the outputs before the last have no gradient
+                d_out = zero_row
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
@@ -371,7 +377,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
     of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
     d_bias flat like the forward's ``bias``; dx is None with ``need_dx=False`` (its product is
-    skipped)."""
+    skipped). ``d_outputs`` may be (B, 1, U): the last output's gradient alone."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -380,8 +386,10 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
     for name, saved in (("h_tm1", h_tm1), ("aux", aux)):
         check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    # d_outputs (B, 1, U) with T > 1: the last output's gradient only (the others' zero)
+    cdef bint last_only = d_outputs.shape[1] == 1
     check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
-                (B, T, U))
+                (B, 1 if last_only else T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
@@ -392,6 +400,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)
     d_rh_arr = workspace_empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
     deriv_arr = workspace_empty(G, dtype)
     packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
     dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
@@ -403,6 +412,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     cdef floating[:, :, ::1] dgi = dgi_arr
     cdef floating[:, ::1] d_rh = d_rh_arr
     cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
     cdef floating[::1] deriv = deriv_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
@@ -414,7 +424,8 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
-                  &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
+                  &d_outputs[0, 0, 0], last_only, &zero_row[0], &dh[0, 0], &dgx[0, 0, 0],
+                  &dgi[0, 0, 0],
                   &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr

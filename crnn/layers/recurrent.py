@@ -388,11 +388,18 @@ class _RNN(Layer):
         d_outputs = np.asarray(d_outputs)
         if self.return_sequences:
             d_seq = np.array(d_outputs, dtype=self.dtype)
-        else:
+            if out_mask is not None:
+                d_seq *= out_mask
+        elif isinstance(core, _DropoutLoop):
             d_seq = np.zeros((batch, timesteps, self.units), self.dtype)
             d_seq[:, -1] = d_outputs
-        if out_mask is not None:
-            d_seq *= out_mask
+            if out_mask is not None:
+                d_seq *= out_mask
+        else:
+            # The last output's gradient alone: the ops read no zeros for the others.
+            d_seq = np.array(d_outputs, dtype=self.dtype)
+            if out_mask is not None:
+                d_seq *= out_mask[:, -1]
         if isinstance(core, _DropoutLoop):
             grads = core.backward(d_seq, d_states, need_dx=need_dx)
         else:
