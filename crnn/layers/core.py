@@ -125,7 +125,7 @@ class Dense(Layer):
         x = _as_float(self, x, last_axis=self.kernel.shape[0])
         z = x @ self.kernel
         if self.use_bias:
-            z = z + self.bias
+            z += self.bias      # in place: z is the product's new array
         y = activations.apply(self.activation, z)
         return y, (x, z, y)
 
