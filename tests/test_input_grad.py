@@ -188,11 +188,14 @@ def _always_dx(layer, cache, d_outputs, need_dx=True):
     return layer.backward(cache, d_outputs)
 
 
-@pytest.mark.parametrize("first", [None, "masking", "dropout", "frozen_dense"])
+@pytest.mark.parametrize("first", [None, "masking", "dropout", "frozen_dense",
+                                   "bidirectional", "time_distributed"])
 def test_fit_gives_the_same_weights_as_computing_every_dx(first, monkeypatch):
     def make(first):
         layer = {None: None, "masking": layers.Masking(0.0), "dropout": layers.Dropout(0.2),
-                 "frozen_dense": layers.Dense(10, trainable=False)}[first]
+                 "frozen_dense": layers.Dense(10, trainable=False),
+                 "bidirectional": layers.Bidirectional(layers.GRU(5, return_sequences=True)),
+                 "time_distributed": layers.TimeDistributed(layers.Dense(6))}[first]
         return _char_model(layer)
 
     x, y = _char_data()
