@@ -442,7 +442,7 @@ class BinaryCrossentropy(_SmoothedCrossentropy):
 
     def _values_and_grad(self, y_true, y_pred, dtype, compute_grad):
         t, p = self._check_same_shape(y_true, y_pred)
-        t = t.astype(dtype)
+        t = t.astype(dtype, copy=False)      # read only below
         if self.label_smoothing:
             t = t * dtype.type(1.0 - self.label_smoothing) + dtype.type(0.5 * self.label_smoothing)
         grad = None
@@ -519,7 +519,7 @@ class CategoricalCrossentropy(_SmoothedCrossentropy):
                 "loss is always 0; use 'binary_crossentropy' for two classes.",
                 stacklevel=3,
             )
-        t = y_true.astype(dtype)
+        t = y_true.astype(dtype, copy=False)     # read only below
         if self.label_smoothing:
             num_classes = y_pred.shape[-1]
             t = t * dtype.type(1.0 - self.label_smoothing) + dtype.type(self.label_smoothing / num_classes)

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from crnn import saving
 from crnn._validation import is_int
 from crnn.layers import InputLayer, Layer, deserialize, serialize
-from crnn.layers.base import assign_weights, check_numeric, unique_name
+from crnn.layers.base import assign_weights, backward_call, check_numeric, unique_name
 from crnn.trainer import Trainer, compile_arguments, within_budget
 
 __all__ = ["Sequential", "from_bytes", "load_model"]
@@ -430,14 +430,24 @@ class Sequential(Trainer):
         return (x, caches, mask) if return_mask else (x, caches)
 
     def _backward(self, caches, d_outputs):
+        """The gradients of ``trainable_weights``: ``d_outputs`` backpropagated through the
+        layers in reverse, down to the first layer with trainable weights only. The model's
+        input needs no gradient, so that layer is asked to skip its ``dx`` (``need_dx=False``,
+        where its ``backward`` takes it) and the layers before it (no weights to update)
+        are not run."""
+        if not self.trainable:
+            return []
+        layers = self._layers
+        first = next((i for i, layer in enumerate(layers) if layer.trainable_weights),
+                     len(layers))
         grads = []
-        for layer, (cache, outputs) in zip(reversed(self._layers), reversed(caches)):
+        for i in range(len(layers) - 1, first - 1, -1):
+            layer, (cache, outputs) = layers[i], caches[i]
             if outputs is not None:
                 d_outputs = d_outputs + layer._activity_gradient(outputs)
-            d_outputs, layer_grads = layer.backward(cache, d_outputs)
+            d_outputs, layer_grads = backward_call(layer, cache, d_outputs, i > first)
             grads.append(layer_grads)
-        return [g for layer_grads in reversed(grads) for g in layer_grads] \
-            if self.trainable else []
+        return [g for layer_grads in reversed(grads) for g in layer_grads]
 
     def _activity_loss(self, caches):
         """The layers' activity penalties for the outputs kept in ``caches`` (Keras adds

@@ -74,7 +74,8 @@ class Gradients(NamedTuple):
     gradient with the shape and dtype of what it is the gradient of.
 
     Attributes:
-        dx: (batch, timesteps, features), the gradient w.r.t. ``x``.
+        dx: (batch, timesteps, features), the gradient w.r.t. ``x``; None when the grad
+            call was made with ``need_dx=False``.
         d_initial_state: one array (batch, units) per state (``[dh0, dc0]`` for LSTM,
             ``[dh0]`` for GRU and SimpleRNN), the gradients w.r.t. the initial states.
         d_kernel: the gradient w.r.t. ``kernel``.
@@ -93,7 +94,7 @@ class Gradients(NamedTuple):
         ((2, 3, 4), (2, 5), True)
     """
 
-    dx: np.ndarray
+    dx: np.ndarray | None
     d_initial_state: list[np.ndarray]
     d_kernel: np.ndarray
     d_recurrent_kernel: np.ndarray
@@ -239,32 +240,35 @@ def _run_forward(call, x, units, work, training, units_gates=0):
     return arrays, saved
 
 
-def _run_backward(backward, cache, d_outputs, d_states):
+def _run_backward(backward, cache, d_outputs, d_states, need_dx=True):
     """Run the compiled backward entry on the cache, whole or per part of the rows as the
-    forward ran. Returns (dx, *d_initial_states, d_kernel, d_recurrent_kernel, d_bias)."""
+    forward ran. Returns (dx, *d_initial_states, d_kernel, d_recurrent_kernel, d_bias);
+    dx is None when not ``need_dx`` (the entry skips its product)."""
     names = ("d_h", "d_c")[:len(d_states)]
+    need_dx = bool(need_dx)
     if cache.backward_args.get("n_threads", 1) > 1:     # the units split (_run_forward)
         with _SERIAL_BLAS:
             return backward(d_outputs=d_outputs, threaded=False,
-                            own_gemm=use_own_gemm_for_gradients(),
+                            own_gemm=use_own_gemm_for_gradients(), need_dx=need_dx,
                             **dict(zip(names, d_states)), **cache.backward_args)
     if cache.parts is None:
         return backward(d_outputs=d_outputs, threaded=get_num_threads() > 1,
-                        own_gemm=use_own_gemm_for_gradients(), **dict(zip(names, d_states)),
-                        **cache.backward_args)
+                        own_gemm=use_own_gemm_for_gradients(), need_dx=need_dx,
+                        **dict(zip(names, d_states)), **cache.backward_args)
 
     def part(rows, saved):
         args = dict(cache.backward_args, **saved)
         if args["has_mask"]:
             args["mask"] = args["mask"][rows]
         return backward(d_outputs=d_outputs[rows], threaded=False,
-                        own_gemm=use_own_gemm_for_gradients(),
+                        own_gemm=use_own_gemm_for_gradients(), need_dx=need_dx,
                         **{name: d[rows] for name, d in zip(names, d_states)}, **args)
 
     results = run_parallel([lambda rows=rows, saved=saved: part(rows, saved)
                             for rows, saved in cache.parts])
     n_rows = 1 + len(names)      # dx and the initial states' gradients have the batch first
-    merged = [np.concatenate([r[i] for r in results]) for i in range(n_rows)]
+    merged = [None if results[0][i] is None else np.concatenate([r[i] for r in results])
+              for i in range(n_rows)]
     for i in range(n_rows, len(results[0])):     # weight gradients: sums over the parts
         total = np.array(results[0][i])
         for r in results[1:]:
@@ -390,8 +394,13 @@ def _check_grad_inputs(cache, cell, d_outputs, d_final_states):
         )
     dtype = cache.dtype
     d_outputs = _float_array("d_outputs", d_outputs, dtype)
-    _check_shape("d_outputs", d_outputs, cache.output_shape)
     state_shape = (cache.output_shape[0], cache.output_shape[2])
+    if d_outputs.shape == state_shape:
+        # The last output's gradient only: the compiled entries take it as (batch, 1,
+        # units) and read no gradient for the outputs before it.
+        d_outputs = d_outputs[:, None, :]
+    else:
+        _check_shape("d_outputs", d_outputs, cache.output_shape)
     if d_final_states is None:
         d_final_states = [None] * cache.n_states
     if isinstance(d_final_states, np.ndarray) and cache.n_states == 1:
@@ -501,7 +510,8 @@ def lstm(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
 
 
 def lstm_grad(cache: RNNCache, d_outputs: ArrayLike,
-              d_final_states: Sequence[ArrayLike | None] | None = None) -> Gradients:
+              d_final_states: Sequence[ArrayLike | None] | None = None, *,
+              need_dx: bool = True) -> Gradients:
     """Backpropagate through an ``lstm`` call made with ``training=True``.
 
     The cache may be used any number of times; the gradients are those of the forward
@@ -510,12 +520,20 @@ def lstm_grad(cache: RNNCache, d_outputs: ArrayLike,
     Args:
         cache: the third value returned by ``lstm(..., training=True)``.
         d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
-            the forward call's dtype.
+            the forward call's dtype; or (batch, units), the gradient w.r.t.
+            ``outputs[:, -1]`` only (the other outputs' gradients are zero: a layer that
+            returns its last output), which spares making and reading a mostly-zero
+            array.
         d_final_states: None (the default), or ``[dh, dc]`` (either may be None),
             gradients w.r.t. the final states.
+        need_dx: compute ``dx``. False skips its matrix product (``(batch * timesteps,
+            4 * units) @ (4 * units, features)``) and its copy to batch-major, and returns
+            ``dx=None``: for an input that needs no gradient (a model's first layer). The
+            other gradients are bit-identical either way. Defaults to True.
 
     Returns:
-        ``Gradients(dx, d_initial_state=[dh0, dc0], d_kernel, d_recurrent_kernel, d_bias)``.
+        ``Gradients(dx, d_initial_state=[dh0, dc0], d_kernel, d_recurrent_kernel, d_bias)``
+        (``dx`` None with ``need_dx=False``).
 
     Raises:
         TypeError: if cache is not the cache of an ``lstm`` training call, or if a gradient
@@ -534,7 +552,8 @@ def lstm_grad(cache: RNNCache, d_outputs: ArrayLike,
         ((2, 5, 3), (3, 32), 2)
     """
     d_outputs, d_states = _check_grad_inputs(cache, "lstm", d_outputs, d_final_states)
-    dx, dh0, dc0, dk, drk, db = _run_backward(_lstm.lstm_backward, cache, d_outputs, d_states)
+    dx, dh0, dc0, dk, drk, db = _run_backward(_lstm.lstm_backward, cache, d_outputs, d_states,
+                                              need_dx)
     return _gradients(cache, dx, [dh0, dc0], dk, drk, db)
 
 
@@ -614,8 +633,8 @@ def gru(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
 
 
 def gru_grad(cache: RNNCache, d_outputs: ArrayLike,
-             d_final_states: Sequence[ArrayLike | None] | np.ndarray | None = None
-             ) -> Gradients:
+             d_final_states: Sequence[ArrayLike | None] | np.ndarray | None = None, *,
+             need_dx: bool = True) -> Gradients:
     """Backpropagate through a ``gru`` call made with ``training=True``.
 
     As ``lstm_grad``, for the one-state GRU.
@@ -623,9 +642,11 @@ def gru_grad(cache: RNNCache, d_outputs: ArrayLike,
     Args:
         cache: the third value returned by ``gru(..., training=True)``.
         d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
-            the forward call's dtype.
+            the forward call's dtype; or (batch, units), as for ``lstm_grad``.
         d_final_states: None (the default), or ``[dh]`` (or a bare dh), the gradient
             w.r.t. the final state.
+        need_dx: as for ``lstm_grad``: False skips ``dx`` (returned as None). Defaults
+            to True.
 
     Returns:
         ``Gradients(dx, d_initial_state=[dh0], d_kernel, d_recurrent_kernel, d_bias)``,
@@ -649,7 +670,8 @@ def gru_grad(cache: RNNCache, d_outputs: ArrayLike,
         ((2, 5, 3), (2, 24))
     """
     d_outputs, d_states = _check_grad_inputs(cache, "gru", d_outputs, d_final_states)
-    dx, dh0, dk, drk, db = _run_backward(_gru.gru_backward, cache, d_outputs, d_states)
+    dx, dh0, dk, drk, db = _run_backward(_gru.gru_backward, cache, d_outputs, d_states,
+                                         need_dx)
     return _gradients(cache, dx, [dh0], dk, drk, db)
 
 
@@ -719,8 +741,8 @@ def simple_rnn(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
 
 
 def simple_rnn_grad(cache: RNNCache, d_outputs: ArrayLike,
-                    d_final_states: Sequence[ArrayLike | None] | np.ndarray | None = None
-                    ) -> Gradients:
+                    d_final_states: Sequence[ArrayLike | None] | np.ndarray | None = None, *,
+                    need_dx: bool = True) -> Gradients:
     """Backpropagate through a ``simple_rnn`` call made with ``training=True``.
 
     As ``lstm_grad``, for the one-state SimpleRNN.
@@ -728,9 +750,11 @@ def simple_rnn_grad(cache: RNNCache, d_outputs: ArrayLike,
     Args:
         cache: the third value returned by ``simple_rnn(..., training=True)``.
         d_outputs: (batch, timesteps, units), gradient of the loss w.r.t. ``outputs``, in
-            the forward call's dtype.
+            the forward call's dtype; or (batch, units), as for ``lstm_grad``.
         d_final_states: None (the default), or ``[dh]`` (or a bare dh), the gradient
             w.r.t. the final state.
+        need_dx: as for ``lstm_grad``: False skips ``dx`` (returned as None). Defaults
+            to True.
 
     Returns:
         ``Gradients(dx, d_initial_state=[dh0], d_kernel, d_recurrent_kernel, d_bias)``.
@@ -753,5 +777,5 @@ def simple_rnn_grad(cache: RNNCache, d_outputs: ArrayLike,
     """
     d_outputs, d_states = _check_grad_inputs(cache, "simple_rnn", d_outputs, d_final_states)
     dx, dh0, dk, drk, db = _run_backward(_simple_rnn.simple_rnn_backward, cache, d_outputs,
-                                         d_states)
+                                         d_states, need_dx)
     return _gradients(cache, dx, [dh0], dk, drk, db)

@@ -350,3 +350,41 @@ def _kernel_training(cell, problem, **kwargs):
                                   ract, states[0], states[1], True, **kwargs)
     return _gru.gru_forward(x, kernel, rk, problem["bias"].reshape(-1), mask, False, False,
                             act, ract, True, states[0], True, **kwargs)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_units_split_with_need_dx_off_and_the_last_output_alone(cell):
+    # the backward's two short cuts (crnn.ops: need_dx=False, a (batch, units) d_outputs)
+    # give the one-thread gradients through the units split too
+    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+    rng = np.random.default_rng(14)
+    problem = make_problem(cell, rng, batch=5, timesteps=6, features=3, units=40,
+                           masked=True)
+    x, kernel, rk = problem["x"], problem["kernel"], problem["recurrent_kernel"]
+    mask = np.ascontiguousarray(problem["mask"], dtype=np.uint8)
+    states = problem["initial_state"]
+    d_last = rng.standard_normal((5, 1, 40))
+    d_states = [rng.standard_normal((5, 40)) for _ in states]
+    results = []
+    for kw in (dict(), dict(n_threads=3, split_units=3)):
+        if cell == "lstm":
+            *_, saved = _lstm.lstm_forward(x, kernel, rk, problem["bias"], mask, True, True,
+                                           act, ract, states[0], states[1], True)
+            grads = _lstm.lstm_backward(
+                kernel=kernel, recurrent_kernel_t=rk.T.copy(), mask=mask, has_mask=True,
+                go_backwards=True, activation=act, recurrent_activation=ract,
+                d_outputs=d_last, d_h=d_states[0], d_c=d_states[1], need_dx=False,
+                **saved, **kw)
+        else:
+            *_, saved = _gru.gru_forward(x, kernel, rk, problem["bias"].reshape(-1), mask,
+                                         True, True, act, ract, True, states[0], True)
+            grads = _gru.gru_backward(
+                kernel=kernel, recurrent_kernel_t=rk.T.copy(), mask=mask, has_mask=True,
+                go_backwards=True, activation=act, recurrent_activation=ract,
+                reset_after=True, d_outputs=d_last, d_h=d_states[0], need_dx=False,
+                **saved, **kw)
+        assert grads[0] is None
+        results.append([np.array(g) for g in grads[1:]])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
+    assert any(np.abs(r).max() > 0 for r in results[1])

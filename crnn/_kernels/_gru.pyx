@@ -36,9 +36,9 @@ from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, p
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
 from crnn._kernels._units cimport (UnitBack, UnitSplit, unit_edges, units_back_product,
-                                   units_back_t, units_back_whole, units_chunk, units_gather,
-                                   units_pack, units_panel, units_parts, units_project,
-                                   units_save_gates, units_scatter)
+                                   units_back_t, units_back_whole, units_chunk, units_d_out,
+                                   units_gather, units_pack, units_panel, units_parts,
+                                   units_project, units_save_gates, units_scatter)
 
 # Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
 # another on the calling thread: a platform without POSIX threads).
@@ -367,7 +367,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     bint go_backwards, int act, int ract, bint reset_after,
                     const floating *gates,
                     const floating *h_tm1_all, const floating *aux_all,
-                    const floating *d_outputs, floating *dh, floating *dgx,
+                    const floating *d_outputs, bint last_only,
+                    const floating *zero_row, floating *dh, floating *dgx,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
                     floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
@@ -389,7 +390,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dxb = dgx + row * G
-            d_out = d_outputs + (b * T + s) * U
+            if not last_only:
+                d_out = d_outputs + (b * T + s) * U
+            elif s == T - 1:
+                d_out = d_outputs + b * U
+            else:       # the outputs before the last have no gradient
+                d_out = zero_row
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
@@ -422,7 +428,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
-    gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
+    if dx != NULL:      # NULL: the caller does not need dx
+        gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
     sum_rows(T * B, G, dgx, db)
     if reset_after:
@@ -459,7 +466,7 @@ cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nog
     cdef const floating *d_out
     for b in range(B):
         row = t * B + b
-        d_out = <const floating *>a.d_outputs + (b * T + s) * U + u0
+        d_out = units_d_out(a, b, s, u0, tag)
         cr = <floating *>a.carry + b * U + u0
         if a.has_mask and not a.mask[b * T + t]:
             for j in range(up):
@@ -491,7 +498,8 @@ cdef object _backward_units(const floating[:, ::1] kernel,
                             int act, int ract, const floating[:, :, ::1] xt,
                             const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
                             const floating[:, :, ::1] aux,
-                            const floating[:, :, ::1] d_outputs, floating[:, ::1] dh,
+                            const floating[:, :, ::1] d_outputs, bint need_dx,
+                            floating[:, ::1] dh,
                             bint blas, Py_ssize_t n_parts):
     """BPTT, reset_after, with the units split into ``n_parts`` parts on crnn's thread pool
     (_units.pxd): dh (dL/d final state in) becomes dL/dh0. Returns (dx, dW, dR, db), dx
@@ -510,10 +518,12 @@ cdef object _backward_units(const floating[:, ::1] kernel,
     carry_arr = np.zeros((B, U), dtype)
     dgx_arr = workspace_empty((T, B, G), dtype)
     dgi_arr = workspace_empty((T, B, G), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, G), dtype)
     dR_arr = workspace_empty((U, G), dtype)
     db_arr = workspace_empty(2 * G, dtype)
+    zero_row_arr = np.zeros(U, dtype)
+    cdef const floating[::1] zero_row = zero_row_arr
     cdef floating[:, ::1] carry = carry_arr
     cdef floating[:, :, ::1] dgx = dgx_arr
     cdef floating[:, :, ::1] dgi = dgi_arr
@@ -530,7 +540,9 @@ cdef object _backward_units(const floating[:, ::1] kernel,
     a.RT = &recurrent_kernel_t[0, 0]
     a.mask = &mask[0, 0]
     a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
-                                                                  is_double, blas, True)
+                                                                  is_double, blas, need_dx)
+    a.last_only = d_outputs.shape[1] == 1 and T > 1
+    a.zero_row = &zero_row[0]
     a.act, a.ract = act, ract
     a.gates = &gates[0, 0, 0]
     a.h_tm1 = &h_tm1[0, 0, 0]
@@ -650,15 +662,16 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
                  const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
                  const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
                  const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                 bint threaded=False, bint own_gemm=True, Py_ssize_t n_threads=1,
-                 Py_ssize_t split_units=-1):
+                 bint threaded=False, bint own_gemm=True, bint need_dx=True,
+                 Py_ssize_t n_threads=1, Py_ssize_t split_units=-1):
     """BPTT through gru_forward(training=True), all arguments by name: ``xt`` ... ``aux``
     are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed) the weights
     of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
-    d_bias flat like the forward's ``bias``. ``n_threads`` > 1 (reset_after): the units
-    split on crnn's thread pool where units_parts says so (``threaded`` is ignored then,
-    and the caller must hold BLAS's pools at one thread), else as one thread;
-    ``split_units`` (tests) as gru_forward's."""
+    d_bias flat like the forward's ``bias``; dx is None with ``need_dx=False`` (its product is
+    skipped). ``d_outputs`` may be (B, 1, U): the last output's gradient alone.
+    ``n_threads`` > 1 (reset_after): the units split on crnn's thread pool where
+    units_parts says so (``threaded`` is ignored then, and the caller must hold BLAS's
+    pools at one thread), else as one thread; ``split_units`` (tests) as gru_forward's."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -667,8 +680,10 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
     for name, saved in (("h_tm1", h_tm1), ("aux", aux)):
         check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    # d_outputs (B, 1, U) with T > 1: the last output's gradient only (the others' zero)
+    cdef bint last_only = d_outputs.shape[1] == 1
     check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
-                (B, T, U))
+                (B, 1 if last_only else T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
@@ -685,16 +700,17 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
         dh_units = dh_arr
         dx_arr, dW_arr, dR_arr, db_arr = _backward_units(
             kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
-            recurrent_activation, xt, gates, h_tm1, aux, d_outputs, dh_units, not own_gemm,
-            n_units)
-        return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
+            recurrent_activation, xt, gates, h_tm1, aux, d_outputs, need_dx, dh_units,
+            not own_gemm, n_units)
+        return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr
     dgx_arr = workspace_empty((T, B, G), dtype)
     dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)
     d_rh_arr = workspace_empty((B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
     deriv_arr = workspace_empty(G, dtype)
     packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, G), dtype)
     dR_arr = workspace_empty((U, G), dtype)
     db_arr = workspace_empty(2 * G if reset_after else G, dtype)
@@ -703,9 +719,11 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     cdef floating[:, :, ::1] dgi = dgi_arr
     cdef floating[:, ::1] d_rh = d_rh_arr
     cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
     cdef floating[::1] deriv = deriv_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating *dx_ptr = &dx[0, 0, 0] if need_dx else NULL
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
@@ -713,7 +731,8 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
-                  &d_outputs[0, 0, 0], &dh[0, 0], &dgx[0, 0, 0], &dgi[0, 0, 0],
-                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
+                  &d_outputs[0, 0, 0], last_only, &zero_row[0], &dh[0, 0], &dgx[0, 0, 0],
+                  &dgi[0, 0, 0],
+                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
-    return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr

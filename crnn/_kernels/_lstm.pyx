@@ -33,9 +33,9 @@ from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, p
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
 from crnn._kernels._units cimport (UnitBack, UnitSplit, unit_edges, units_back_product,
-                                   units_back_t, units_back_whole, units_chunk, units_gather,
-                                   units_pack, units_panel, units_parts, units_project,
-                                   units_save_gates, units_scatter)
+                                   units_back_t, units_back_whole, units_chunk, units_d_out,
+                                   units_gather, units_pack, units_panel, units_parts,
+                                   units_project, units_save_gates, units_scatter)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -419,7 +419,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     bint go_backwards, int act, int ract, const floating *gates,
                     const floating *h_tm1_all,
                     const floating *c_tm1_all, const floating *act_c_all,
-                    const floating *d_outputs, floating *dh, floating *dc,
+                    const floating *d_outputs, bint last_only,
+                    const floating *zero_row, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv, floating *RT_packed,
                     floating *dx, floating *dW, floating *dR, floating *db,
                     bint threaded, bint blas_whole) noexcept nogil:
@@ -434,7 +435,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dzb = dz + row * G
-            d_out = d_outputs + (b * T + s) * U
+            if not last_only:
+                d_out = d_outputs + (b * T + s) * U
+            elif s == T - 1:
+                d_out = d_outputs + b * U
+            else:       # the outputs before the last have no gradient
+                d_out = zero_row
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # States pass through; this output was a copy of the previous one.
@@ -451,7 +457,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
+    if dx != NULL:      # NULL: the caller does not need dx
+        gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
     gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
     sum_rows(B * T, G, dz, db)
@@ -479,7 +486,7 @@ cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nog
     cdef const floating *d_out
     for b in range(B):
         row = t * B + b
-        d_out = <const floating *>a.d_outputs + (b * T + s) * U + u0
+        d_out = units_d_out(a, b, s, u0, tag)
         cr = <floating *>a.carry + b * U + u0
         if a.has_mask and not a.mask[b * T + t]:
             for j in range(up):
@@ -510,7 +517,8 @@ cdef object _backward_units(const floating[:, ::1] kernel,
                             int act, int ract, const floating[:, :, ::1] xt,
                             const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
                             const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
-                            const floating[:, :, ::1] d_outputs, floating[:, ::1] dh,
+                            const floating[:, :, ::1] d_outputs, bint need_dx,
+                            floating[:, ::1] dh,
                             floating[:, ::1] dc, bint blas, Py_ssize_t n_parts):
     """BPTT with the units split into ``n_parts`` parts on crnn's thread pool (_units.pxd):
     dh and dc (dL/d final states in) become dL/d initial states. Returns (dx, dW, dR, db),
@@ -528,10 +536,12 @@ cdef object _backward_units(const floating[:, ::1] kernel,
     cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
     carry_arr = np.zeros((B, U), dtype)
     dz_arr = workspace_empty((T, B, G), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, G), dtype)
     dR_arr = workspace_empty((U, G), dtype)
     db_arr = workspace_empty(G, dtype)
+    zero_row_arr = np.zeros(U, dtype)
+    cdef const floating[::1] zero_row = zero_row_arr
     cdef floating[:, ::1] carry = carry_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, :, ::1] dx = dx_arr
@@ -547,7 +557,9 @@ cdef object _backward_units(const floating[:, ::1] kernel,
     a.RT = &recurrent_kernel_t[0, 0]
     a.mask = &mask[0, 0]
     a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
-                                                                  is_double, blas, True)
+                                                                  is_double, blas, need_dx)
+    a.last_only = d_outputs.shape[1] == 1 and T > 1
+    a.zero_row = &zero_row[0]
     a.act, a.ract = act, ract
     a.gates = &gates[0, 0, 0]
     a.h_tm1 = &h_tm1[0, 0, 0]
@@ -697,13 +709,15 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
                   const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
                   const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
                   const floating[:, ::1] d_c, bint threaded=False, bint own_gemm=True,
-                  Py_ssize_t n_threads=1, Py_ssize_t split_units=-1):
+                  bint need_dx=True, Py_ssize_t n_threads=1, Py_ssize_t split_units=-1):
     """BPTT through lstm_forward(training=True), all arguments by name: ``xt`` ...
     ``act_c`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t`` (R transposed)
     the weights of that forward call. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel,
-    d_bias). ``n_threads`` > 1: the units split on crnn's thread pool where units_parts
-    says so (``threaded`` is ignored then, and the caller must hold BLAS's pools at one
-    thread), else as one thread; ``split_units`` (tests) as lstm_forward's."""
+    d_bias); dx is None with ``need_dx=False`` (its product is skipped). ``d_outputs`` may
+    be (B, 1, U): the last output's gradient alone. ``n_threads`` > 1: the units split on
+    crnn's thread pool where units_parts says so (``threaded`` is ignored then, and the
+    caller must hold BLAS's pools at one thread), else as one thread; ``split_units``
+    (tests) as lstm_forward's."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -712,8 +726,10 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     check_shape("gates", (gates.shape[0], gates.shape[1], gates.shape[2]), (T, B, G))
     for name, saved in (("h_tm1", h_tm1), ("c_tm1", c_tm1), ("act_c", act_c)):
         check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    # d_outputs (B, 1, U) with T > 1: the last output's gradient only (the others' zero)
+    cdef bint last_only = d_outputs.shape[1] == 1
     check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
-                (B, T, U))
+                (B, 1 if last_only else T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     check_shape("d_final_states[1]", (d_c.shape[0], d_c.shape[1]), (B, U))
     if has_mask:
@@ -733,14 +749,16 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
         dc_units = dc_arr
         dx_arr, dW_arr, dR_arr, db_arr = _backward_units(
             kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
-            recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, dh_units,
-            dc_units, not own_gemm, n_units)
-        return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr
+            recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
+            dh_units, dc_units, not own_gemm, n_units)
+        return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
+                db_arr)
     dz_arr = workspace_empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
     deriv_arr = workspace_empty(5 * U, dtype)
     packed_arr = workspace_empty(packed_size(G, U, floating is double), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, G), dtype)
     dR_arr = workspace_empty((U, G), dtype)
     db_arr = workspace_empty(G, dtype)
@@ -748,9 +766,11 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     cdef floating[:, ::1] dc = dc_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
     cdef floating[::1] deriv = deriv_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating *dx_ptr = &dx[0, 0, 0] if need_dx else NULL
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
@@ -758,7 +778,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
-                  &d_outputs[0, 0, 0], &dh[0, 0], &dc[0, 0],
-                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0],
+                  &d_outputs[0, 0, 0], last_only, &zero_row[0], &dh[0, 0], &dc[0, 0],
+                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
                   &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
-    return batch_major(dx_arr), dh_arr, dc_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr, db_arr

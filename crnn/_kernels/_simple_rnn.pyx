@@ -165,7 +165,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const unsigned char *mask, bint has_mask,
                     bint go_backwards, int act,
                     const floating *gates, const floating *h_tm1_all,
-                    const floating *d_outputs, floating *dh, floating *dz,
+                    const floating *d_outputs, bint last_only,
+                    const floating *zero_row, floating *dh, floating *dz,
                     floating *carry, floating *deriv, floating *RT_packed, floating *dx,
                     floating *dW, floating *dR, floating *db, bint threaded,
                     bint blas_whole) noexcept nogil:
@@ -179,7 +180,12 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         for b in range(B):
             row = t * B + b
             dzb = dz + row * U
-            d_out = d_outputs + (b * T + s) * U
+            if not last_only:
+                d_out = d_outputs + (b * T + s) * U
+            elif s == T - 1:
+                d_out = d_outputs + b * U
+            else:       # the outputs before the last have no gradient
+                d_out = zero_row
             cr = carry + b * U
             if has_mask and not mask[b * T + t]:
                 # h passes through; this output was a copy of the previous one.
@@ -194,7 +200,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         # dh_tm1 += dz_t @ R^T
         gemm_step(threaded, B, U, U, dz + t * B * U, U, RT_packed, RT, U, dh, U)
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
-    gemm_big(blas_whole, False, True, T * B, F, U, dz, U, W, U, 0.0, dx, F)
+    if dx != NULL:      # NULL: the caller does not need dx
+        gemm_big(blas_whole, False, True, T * B, F, U, dz, U, W, U, 0.0, dx, F)
     gemm_big(blas_whole, True, False, F, U, T * B, x, F, dz, U, 0.0, dW, U)
     gemm_big(blas_whole, True, False, U, U, T * B, h_tm1_all, U, dz, U, 0.0, dR, U)
     sum_rows(T * B, U, dz, db)
@@ -263,11 +270,13 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
                         int activation, const floating[:, :, ::1] xt,
                         const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
                         const floating[:, :, ::1] d_outputs, const floating[:, ::1] d_h,
-                        bint threaded=False, bint own_gemm=True):
+                        bint threaded=False, bint own_gemm=True,
+                        bint need_dx=True):
     """BPTT through simple_rnn_forward(training=True), all arguments by name: ``xt``,
     ``gates`` and ``h_tm1`` are its saved arrays; ``kernel`` and ``recurrent_kernel_t``
     (R transposed) the weights of that forward call. Returns (dx, dh0, d_kernel,
-    d_recurrent_kernel, d_bias)."""
+    d_recurrent_kernel, d_bias); dx is None with ``need_dx=False`` (its product is
+    skipped). ``d_outputs`` may be (B, 1, U): the last output's gradient alone."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[0]
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, U))
@@ -275,8 +284,10 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
                 (U, U))
     for name, saved in (("gates", gates), ("h_tm1", h_tm1)):
         check_shape(name, (saved.shape[0], saved.shape[1], saved.shape[2]), (T, B, U))
+    # d_outputs (B, 1, U) with T > 1: the last output's gradient only (the others' zero)
+    cdef bint last_only = d_outputs.shape[1] == 1
     check_shape("d_outputs", (d_outputs.shape[0], d_outputs.shape[1], d_outputs.shape[2]),
-                (B, T, U))
+                (B, 1 if last_only else T, U))
     check_shape("d_final_states[0]", (d_h.shape[0], d_h.shape[1]), (B, U))
     if has_mask:
         check_shape("mask", (mask.shape[0], mask.shape[1]), (B, T))
@@ -285,25 +296,29 @@ def simple_rnn_backward(*, const floating[:, ::1] kernel,
     dh_arr = np.array(d_h, dtype=dtype)
     dz_arr = workspace_empty((T, B, U), dtype)
     carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
     deriv_arr = workspace_empty(U, dtype)
     packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
-    dx_arr = workspace_empty((T, B, F), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
     dW_arr = workspace_empty((F, U), dtype)
     dR_arr = workspace_empty((U, U), dtype)
     db_arr = workspace_empty(U, dtype)
     cdef floating[:, ::1] dh = dh_arr
     cdef floating[:, :, ::1] dz = dz_arr
     cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
     cdef floating[::1] deriv = deriv_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating *dx_ptr = &dx[0, 0, 0] if need_dx else NULL
     cdef floating[:, ::1] dW = dW_arr
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
         _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, &gates[0, 0, 0],
-                  &h_tm1[0, 0, 0], &d_outputs[0, 0, 0], &dh[0, 0], &dz[0, 0, 0],
-                  &carry[0, 0], &deriv[0], &packed[0], &dx[0, 0, 0], &dW[0, 0], &dR[0, 0],
+                  &h_tm1[0, 0, 0], &d_outputs[0, 0, 0], last_only, &zero_row[0], &dh[0, 0],
+                  &dz[0, 0, 0],
+                  &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0], &dR[0, 0],
                   &db[0], threaded, threaded or not own_gemm)
-    return batch_major(dx_arr), dh_arr, dW_arr, dR_arr, db_arr
+    return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr

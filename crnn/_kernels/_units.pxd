@@ -170,7 +170,9 @@ cdef struct UnitBack:
     const void *h_tm1
     const void *c_tm1            # LSTM's
     const void *aux              # LSTM's act(c_t), GRU's inner_h
-    const void *d_outputs        # (B, T, U)
+    const void *d_outputs        # (B, T, U), or (B, 1, U): the last output's alone
+    bint last_only               # d_outputs is (B, 1, U)
+    const void *zero_row         # U zeros (the gradient of the outputs before the last)
     void *dh                     # (B, U): dL/dh_t in, dL/dh0 out
     void *dc                     # (B, U), LSTM's: dL/dc_t in, dL/dc0 out
     void *carry                  # (B, U): what masked steps passed through
@@ -187,6 +189,16 @@ cdef struct UnitBack:
 cdef inline Py_ssize_t units_back_t(const UnitBack *a, Py_ssize_t s) noexcept nogil:
     """The timestep of processing step ``s``."""
     return a.T - 1 - s if a.go_backwards else s
+
+
+cdef inline const floating *units_d_out(const UnitBack *a, Py_ssize_t b, Py_ssize_t s,
+                                        Py_ssize_t u0, floating *tag) noexcept nogil:
+    """The gradient reaching output (b, s), from unit u0 on."""
+    if not a.last_only:
+        return <const floating *>a.d_outputs + (b * a.T + s) * a.U + u0
+    if s == a.T - 1:
+        return <const floating *>a.d_outputs + b * a.U + u0
+    return <const floating *>a.zero_row + u0
 
 
 cdef inline void units_back_product(const UnitBack *a, int p, floating *tag) noexcept nogil:

@@ -32,12 +32,20 @@ def _sigmoid(z):
 
 
 def _softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    # In place on the one new array: the same operations as exp(z - max) / sum.
+    e = z - z.max(axis=-1, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def _softmax_grad(z, y, dy):
-    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    # y * (dy - sum(dy * y)), in place on the new array where its dtype holds the product
+    dz = dy - (dy * y).sum(axis=-1, keepdims=True)
+    if dz.dtype != np.result_type(dz, y):
+        return y * dz
+    dz *= y
+    return dz
 
 
 def _elu(z):

@@ -5,7 +5,9 @@ optimizers) and two methods that the model drives:
 
 * ``forward(x, training=False, mask=None)`` returns ``(outputs, cache)``;
 * ``backward(cache, d_outputs)`` returns ``(dx, grads)``, ``grads`` aligned with
-  ``layer.trainable_weights``.
+  ``layer.trainable_weights``. A layer whose ``backward`` also takes the keyword
+  ``need_dx`` may skip ``dx`` (return None) when it is False: a model asks that of its
+  first layer with trainable weights, whose input needs no gradient (``backward_call``).
 
 Calling a layer on a NumPy array (``layer(x)``) builds it if needed and returns the
 outputs, as in Keras.
@@ -14,6 +16,7 @@ outputs, as in Keras.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -251,6 +254,29 @@ def weights_from(
         yield
     finally:
         _RESTORE.provider = previous
+
+
+_TAKES_NEED_DX = {}
+
+
+def backward_call(layer: Layer, cache: Any, d_outputs: Any,
+                  need_dx: bool = True) -> tuple[Any, list[Any]]:
+    """``layer.backward(cache, d_outputs)``, passing ``need_dx=False`` on where the
+    layer's ``backward`` takes that keyword (a user's subclass may not): ``dx`` may then
+    be None. With ``need_dx`` True, the plain call."""
+    if need_dx:
+        return layer.backward(cache, d_outputs)
+    cls = type(layer)
+    takes = _TAKES_NEED_DX.get(cls)
+    if takes is None:
+        try:
+            takes = "need_dx" in inspect.signature(cls.backward).parameters
+        except (TypeError, ValueError):
+            takes = False
+        _TAKES_NEED_DX[cls] = takes
+    if takes:
+        return layer.backward(cache, d_outputs, need_dx=False)
+    return layer.backward(cache, d_outputs)
 
 
 def restoring() -> bool:
@@ -575,7 +601,8 @@ class Layer:
         """
         raise NotImplementedError
 
-    def backward(self, cache: Any, d_outputs: Any) -> tuple[Any, list[Any]]:
+    def backward(self, cache: Any, d_outputs: Any, *,
+                 need_dx: bool = True) -> tuple[Any, list[Any]]:
         """Backpropagate through the layer: the gradients of the inputs and the weights.
 
         Every layer implements it (the base class raises ``NotImplementedError``).
@@ -584,10 +611,15 @@ class Layer:
             cache: what ``forward`` returned with the outputs (with ``training=True``
                 where the layer needs it).
             d_outputs: the gradient of the loss with respect to the outputs.
+            need_dx: whether the caller needs the inputs' gradient. False lets the layer
+                skip computing it and return None in its place (the weights' gradients
+                are the same either way). Default True. A subclass may leave this keyword
+                out of its ``backward``: models then always ask it for ``dx``.
 
         Returns:
-            ``(dx, grads)``: the gradient with respect to the inputs, and the weights'
-            gradients aligned with ``trainable_weights`` (empty when not trainable).
+            ``(dx, grads)``: the gradient with respect to the inputs (may be None with
+            ``need_dx=False``), and the weights' gradients aligned with
+            ``trainable_weights`` (empty when not trainable).
         """
         raise NotImplementedError
 
@@ -748,7 +780,8 @@ class InputLayer(Layer):
                 mask: ArrayLike | None = None) -> tuple[Any, Any]:
         return x, None
 
-    def backward(self, cache: Any, d_outputs: Any) -> tuple[Any, list[Any]]:
+    def backward(self, cache: Any, d_outputs: Any, *,
+                 need_dx: bool = True) -> tuple[Any, list[Any]]:
         return d_outputs, []
 
     def get_config(self) -> dict[str, Any]:

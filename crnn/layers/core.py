@@ -125,18 +125,19 @@ class Dense(Layer):
         x = _as_float(self, x, last_axis=self.kernel.shape[0])
         z = x @ self.kernel
         if self.use_bias:
-            z = z + self.bias
+            z += self.bias      # in place: z is the product's new array
         y = activations.apply(self.activation, z)
         return y, (x, z, y)
 
-    def backward(self, cache: Any, d_outputs: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    def backward(self, cache: Any, d_outputs: np.ndarray, *,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, list[Any]]:
         x, z, y = cache
         dz = activations.gradient(self.activation, z, y, d_outputs)
         dz2 = dz.reshape(-1, self.units)
         grads = [x.reshape(-1, x.shape[-1]).T @ dz2]
         if self.use_bias:
             grads.append(dz2.sum(axis=0))
-        return dz @ self.kernel.T, self._grads_for_trainable(grads)
+        return (dz @ self.kernel.T if need_dx else None), self._grads_for_trainable(grads)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -390,15 +391,18 @@ class Embedding(Layer):
         idx = self._indices(x)
         return self.embeddings[idx], idx
 
-    def backward(self, cache: Any, d_outputs: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    def backward(self, cache: Any, d_outputs: np.ndarray, *,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, list[Any]]:
         rows = np.asarray(d_outputs, dtype=self.embeddings.dtype).reshape(-1, self.output_dim)
         if self.sparse_gradient:
             d_embeddings = IndexedSlices(rows, cache.reshape(-1), self.embeddings.shape)
         else:
             d_embeddings = np.zeros_like(self.embeddings)
             np.add.at(d_embeddings, cache.reshape(-1), rows)
-        # Integer inputs have no gradient; return zeros of the index shape.
-        return np.zeros(cache.shape, self.dtype), self._grads_for_trainable([d_embeddings])
+        # Integer inputs have no gradient; return zeros of the index shape (None when
+        # the caller needs none).
+        dx = np.zeros(cache.shape, self.dtype) if need_dx else None
+        return dx, self._grads_for_trainable([d_embeddings])
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -274,8 +274,8 @@ class _RNN(Layer):
         """The keyword arguments of the cell's own ``ops`` function beyond the common ones."""
         return {"recurrent_activation": self.recurrent_activation}
 
-    def _op_grad(self, core, d_outputs, d_states):
-        return getattr(ops, self._cell + "_grad")(core, d_outputs, d_states)
+    def _op_grad(self, core, d_outputs, d_states, need_dx=True):
+        return getattr(ops, self._cell + "_grad")(core, d_outputs, d_states, need_dx=need_dx)
 
     def _check_input(self, x):
         x = numeric_input(self, x)
@@ -361,8 +361,8 @@ class _RNN(Layer):
         return result, cache
 
     def backward(self, cache: Any, d_outputs: np.ndarray,
-                 d_states: Sequence[np.ndarray | None] | None = None,
-                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+                 d_states: Sequence[np.ndarray | None] | None = None, *,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """Backpropagate through the sequence.
 
         Args:
@@ -370,11 +370,14 @@ class _RNN(Layer):
             d_outputs: the gradient of the loss with respect to the (main) output.
             d_states: optional gradients with respect to the final states (a list, one
                 entry per state, each an array or None). Default None.
+            need_dx: compute the inputs' gradient. False skips it (``dx`` is None; the
+                weights' gradients are bit-identical). Default True.
 
         Returns:
-            ``(dx, grads)``: the gradient with respect to the inputs, and those of
-            ``kernel``, ``recurrent_kernel`` and ``bias`` (if used), aligned with
-            ``trainable_weights`` (empty when not trainable).
+            ``(dx, grads)``: the gradient with respect to the inputs (None with
+            ``need_dx=False``), and those of ``kernel``, ``recurrent_kernel`` and
+            ``bias`` (if used), aligned with ``trainable_weights`` (empty when not
+            trainable).
 
         Raises:
             ValueError: if ``cache`` is None (``forward`` ran without ``training``).
@@ -385,16 +388,23 @@ class _RNN(Layer):
         d_outputs = np.asarray(d_outputs)
         if self.return_sequences:
             d_seq = np.array(d_outputs, dtype=self.dtype)
-        else:
+            if out_mask is not None:
+                d_seq *= out_mask
+        elif isinstance(core, _DropoutLoop):
             d_seq = np.zeros((batch, timesteps, self.units), self.dtype)
             d_seq[:, -1] = d_outputs
-        if out_mask is not None:
-            d_seq *= out_mask
-        if isinstance(core, _DropoutLoop):
-            grads = core.backward(d_seq, d_states)
+            if out_mask is not None:
+                d_seq *= out_mask
         else:
-            grads = self._op_grad(core, d_seq, d_states)
-        dx = grads.dx if dp is None else grads.dx * dp[:, None, :]
+            # The last output's gradient alone: the ops read no zeros for the others.
+            d_seq = np.array(d_outputs, dtype=self.dtype)
+            if out_mask is not None:
+                d_seq *= out_mask[:, -1]
+        if isinstance(core, _DropoutLoop):
+            grads = core.backward(d_seq, d_states, need_dx=need_dx)
+        else:
+            grads = self._op_grad(core, d_seq, d_states, need_dx=need_dx)
+        dx = grads.dx if dp is None or grads.dx is None else grads.dx * dp[:, None, :]
         weight_grads = [grads.d_kernel, grads.d_recurrent_kernel]
         if self.use_bias:
             weight_grads.append(grads.d_bias)
@@ -872,7 +882,7 @@ class _DropoutLoop:
         _cells.simple_rnn_step(h, np.empty_like(h), self.act)
         return [h], (h,)
 
-    def backward(self, d_outputs, d_states=None):
+    def backward(self, d_outputs, d_states=None, need_dx=True):
         layer = self.layer
         x = self.x
         u = layer.units
@@ -881,7 +891,7 @@ class _DropoutLoop:
         dR = [np.zeros_like(r) for r in self.R]
         db = [np.zeros(u, x.dtype) for _ in range(G)]
         drb = [np.zeros(u, x.dtype) for _ in range(G)]
-        dx = np.zeros_like(x)
+        dx = np.zeros_like(x) if need_dx else None
         if d_states is None:
             d_states = [None] * layer._n_states
         ds = [np.zeros_like(s) if d is None else np.array(d, x.dtype)
@@ -901,7 +911,8 @@ class _DropoutLoop:
             for g in range(G):
                 if d_x_side[g] is not None:
                     dK[g] += xs[g].T @ d_x_side[g]
-                    dx[:, t] += (d_x_side[g] @ self.K[g].T) * self.dm[g]
+                    if need_dx:
+                        dx[:, t] += (d_x_side[g] @ self.K[g].T) * self.dm[g]
                     db[g] += d_x_side[g].sum(axis=0)
                 if d_h_side[g] is not None:
                     dR[g] += hs[g].T @ d_h_side[g]

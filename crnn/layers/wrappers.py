@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from crnn._registry import keras_config
-from crnn.layers.base import Layer
+from crnn.layers.base import Layer, backward_call
 
 __all__ = ["TimeDistributed", "Bidirectional"]
 
@@ -181,12 +181,14 @@ class TimeDistributed(_Wrapper):
                                       training=training)
         return y.reshape((batch, timesteps) + y.shape[1:]), (cache, x.shape)
 
-    def backward(self, cache: Any, d_outputs: Any) -> tuple[np.ndarray, list[Any]]:
+    def backward(self, cache: Any, d_outputs: Any, *,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, list[Any]]:
         inner_cache, x_shape = cache
         batch, timesteps = x_shape[:2]
         d_flat = d_outputs.reshape((batch * timesteps,) + d_outputs.shape[2:])
-        dx, grads = self.layer.backward(inner_cache, d_flat)
-        return dx.reshape(x_shape), grads if self.trainable else []
+        dx, grads = backward_call(self.layer, inner_cache, d_flat, need_dx)
+        dx = dx.reshape(x_shape) if need_dx else None
+        return dx, grads if self.trainable else []
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -402,7 +404,8 @@ class Bidirectional(_Wrapper):
             y = (y if isinstance(y, list) else [y]) + states
         return y, cache
 
-    def backward(self, cache: Any, d_outputs: Any) -> tuple[np.ndarray, list[Any]]:
+    def backward(self, cache: Any, d_outputs: Any, *,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, list[Any]]:
         cache_f, cache_b, y_f, y_b = cache
         if self.merge_mode == "concat":
             units = y_f.shape[-1]
@@ -421,9 +424,12 @@ class Bidirectional(_Wrapper):
             d_b = d_b + self.backward_layer._activity_gradient(y_b)
         if self.return_sequences:
             d_b = d_b[:, ::-1]
-        dx_f, g_f = self.forward_layer.backward(cache_f, np.ascontiguousarray(d_f))
-        dx_b, g_b = self.backward_layer.backward(cache_b, np.ascontiguousarray(d_b))
-        return dx_f + dx_b, (g_f + g_b) if self.trainable else []
+        dx_f, g_f = backward_call(self.forward_layer, cache_f, np.ascontiguousarray(d_f),
+                                  need_dx)
+        dx_b, g_b = backward_call(self.backward_layer, cache_b, np.ascontiguousarray(d_b),
+                                  need_dx)
+        dx = dx_f + dx_b if need_dx else None
+        return dx, (g_f + g_b) if self.trainable else []
 
     def _nested_activity_penalty(self, cache):
         """The two directions' activity penalties, from ``forward``'s cache."""
