@@ -127,8 +127,10 @@ def test_gru_reset_before_never_splits_units():
 @pytest.mark.parametrize("batch,units,gates,itemsize,threads,expected", [
     (16, 1024, 4, 4, 2, 2),       # R of 16 MB: each thread streams half
     (64, 512, 4, 4, 2, 2),        # R of 4 MB
-    (64, 512, 3, 4, 2, 0),        # GRU's R of 3 MB, rows enough: the rows split
-    (64, 256, 4, 4, 2, 0),        # R in L2, 32 rows per thread: the rows split
+    (64, 512, 3, 4, 2, 2),        # GRU's R of 3 MB (GRU: from 512 KiB)
+    (64, 256, 4, 4, 2, 0),        # R of 1 MB, 32 rows per thread: the rows split
+    (64, 256, 3, 4, 2, 2),        # GRU's R of 768 KiB
+    (64, 128, 3, 4, 2, 0),        # GRU's R of 192 KiB
     (1, 512, 4, 4, 2, 2),         # one row: only the units split uses two threads
     (1, 512, 4, 4, 8, 8),
     (1, 127, 4, 4, 2, 0),         # under 64 units per part
@@ -388,3 +390,32 @@ def test_training_units_split_with_need_dx_off_and_the_last_output_alone(cell):
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
     assert any(np.abs(r).max() > 0 for r in results[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_gru_one_thread_inference_by_chunks_matches_reference(dtype):
+    # 64 features or more: one-thread GRU inference takes the units path with one part
+    # (the input projected per chunk of timesteps; here 6-13 steps a chunk, so 2-3 chunks)
+    before = crnn.get_num_threads()
+    try:
+        crnn.set_num_threads(1)
+        for batch, units in ((33, 100), (5, 37), (1, 17)):
+            for masked, go_backwards in ((False, False), (True, True)):
+                rng = np.random.default_rng(batch + units + masked)
+                problem = make_problem("gru", rng, batch=batch, timesteps=14, features=70,
+                                       units=units, dtype=dtype, masked=masked, scale=0.2)
+                opts = options("gru", go_backwards=go_backwards)
+                outputs, states, _ = ops.gru(
+                    problem["x"], problem["kernel"], problem["recurrent_kernel"],
+                    problem["bias"], problem["initial_state"], mask=problem["mask"],
+                    training=False, **opts)
+                ref_outputs, ref_states, _ = run_reference("gru", problem, opts)
+                what = f"batch={batch} units={units} masked={masked}"
+                _close(outputs, ref_outputs, dtype, what)
+                _close(states[0], ref_states[0], dtype, what)
+                # and the whole-sequence path gives the same to rounding
+                whole = _kernel("gru", problem, go_backwards, split_units=0)
+                np.testing.assert_allclose(outputs, whole[0], rtol=TOLERANCE[dtype],
+                                           atol=TOLERANCE[dtype])
+    finally:
+        crnn.set_num_threads(before)

@@ -604,7 +604,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     most one per row) run on crnn's thread pool, each on crnn's kernels or a one-thread BLAS
     (``threaded`` is ignored then: the caller must hold BLAS's pools at one thread), or
     its units (_units.pxd) where units_parts says so; ``split_units`` (tests): 0 never
-    splits the units, p > 0 splits them into min(p, U) parts whatever the sizes."""
+    splits the units, p > 0 runs the units path with min(p, U) parts whatever the sizes
+    (1: on one thread)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -640,7 +641,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     # not dominated by reading and writing its output)
     cdef bint x_as_given = not (training or blas_proj) and F >= 64 and (
         F * G * sizeof(floating) <= W_BYTES_CACHED)
-    if n_units > 1:
+    if n_units > 1 or split_units == 1:
         outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
         check_shape("out", tuple(outputs_arr.shape), (B, T, U))
         h_split = h_arr
