@@ -15,6 +15,7 @@ At most ``MAX_POOLED_BYTES`` are kept; beyond that, arrays come from ``np.empty`
 one AVX-512 vector).
 """
 
+import collections
 import sys
 import threading
 
@@ -29,11 +30,15 @@ MAX_POOLED_BYTES = 1 << 28
 _ALIGN = 64
 
 _lock = threading.Lock()
-# Entries (raw buffer, 64-byte-aligned view of its usable bytes), least recently used first.
+# Entries (raw buffer, 64-byte-aligned view of its usable bytes) by id, least recently used
+# first, and the same entries by their usable size: a call asks for the sizes of the call
+# before, so the exact size is looked up first (a scan of every entry per array took ~10 us
+# with a pool of a few dozen buffers: 15% of LSTM training at (32, 50, 16, 64)).
 # Every array handed out has the raw buffer as its ``base`` (NumPy points views at the
 # owner of the memory), so an entry is free when nothing but the entry itself and its
 # aligned view refers to the raw buffer.
-_buffers = []
+_buffers = collections.OrderedDict()
+_by_size = {}
 _total = 0
 
 
@@ -70,23 +75,28 @@ def empty(shape, dtype):
     global _total
     with _lock:
         chosen = None
-        for i, entry in enumerate(_buffers):
-            # a buffer at most twice the size asked for (a small array must not hold a
-            # large buffer), the smallest such
-            size = entry[1].nbytes
-            if nbytes <= size <= 2 * nbytes and _is_free(entry) \
-                    and (chosen is None or size < _buffers[chosen][1].nbytes):
-                chosen = i
+        for entry in _by_size.get(nbytes, ()):
+            if _is_free(entry):
+                chosen = entry
+                break
+        if chosen is None:
+            for entry in _buffers.values():
+                # a buffer at most twice the size asked for (a small array must not hold
+                # a large buffer), the smallest such
+                size = entry[1].nbytes
+                if nbytes <= size <= 2 * nbytes and _is_free(entry) \
+                        and (chosen is None or size < chosen[1].nbytes):
+                    chosen = entry
         if chosen is not None:
-            entry = _buffers.pop(chosen)
-            _buffers.append(entry)
-            return entry[1][:nbytes].view(dtype).reshape(shape)
+            _buffers.move_to_end(id(chosen))
+            return chosen[1][:nbytes].view(dtype).reshape(shape)
         if _total + nbytes > MAX_POOLED_BYTES:
             _evict(_total + nbytes - MAX_POOLED_BYTES)
             if _total + nbytes > MAX_POOLED_BYTES:
                 return np.empty(shape, dtype)
         entry = _entry(nbytes)
-        _buffers.append(entry)
+        _buffers[id(entry)] = entry
+        _by_size.setdefault(nbytes, []).append(entry)
         _total += nbytes
         return entry[1].view(dtype).reshape(shape)
 
@@ -95,14 +105,19 @@ def _evict(nbytes):
     """Drop free buffers, least recently used first, until ``nbytes`` are gone (or none
     is free). Called with the lock held."""
     global _total
-    i = 0
-    while nbytes > 0 and i < len(_buffers):
-        if _is_free(_buffers[i]):
-            size = _buffers.pop(i)[1].nbytes
+    for key in list(_buffers):
+        if nbytes <= 0:
+            break
+        entry = _buffers[key]
+        if _is_free(entry):
+            del _buffers[key]
+            size = entry[1].nbytes
+            same = _by_size[size]
+            same[:] = [e for e in same if e is not entry]
+            if not same:
+                del _by_size[size]
             _total -= size
             nbytes -= size
-        else:
-            i += 1
 
 
 def clear():
