@@ -95,3 +95,26 @@ def test_kernel_results_survive_later_calls(cell):
     # and the first cache still gives the same gradients
     again = grad(cache1, np.ones_like(out1))
     np.testing.assert_array_equal(again.dx, kept[1])
+
+
+def test_exact_sizes_come_back_among_many_buffers_and_eviction_forgets_them(monkeypatch):
+    # a call asks for the sizes of the call before: each gets its own buffer back, found
+    # by size among many; evicted buffers are gone from both of the pool's indexes
+    _workspace.clear()
+    sizes = [(1 << 16) + 64 * i for i in range(40)]
+    held = [_workspace.empty(n, np.uint8) for n in sizes]
+    addresses = [_address(a) for a in held]
+    del held
+    gc.collect()
+    again = [_workspace.empty(n, np.uint8) for n in reversed(sizes)]
+    assert [_address(a) for a in reversed(again)] == addresses
+    twice = _workspace.empty(sizes[0], np.uint8)          # its buffer is in use: a new one
+    assert _address(twice) not in addresses
+    del again, twice
+    gc.collect()
+    _workspace.clear()
+    assert _workspace.pooled_bytes() == 0
+    assert not _workspace._buffers and not _workspace._by_size
+    fresh = _workspace.empty(sizes[3], np.uint8)
+    assert _workspace.pooled_bytes() == sizes[3]
+    del fresh
