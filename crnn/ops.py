@@ -200,7 +200,7 @@ def _units_threads(batch, units, gates, itemsize, work):
     whole, or too few rows to split."""
     n = get_num_threads()
     if (n < 2 or not gates or work < POOL_SPLIT_MIN_WORK or not _POOL_THREADED
-            or _pool.units_split_parts(batch, units, gates, itemsize, n) < 2):
+            or _pool.units_split_parts(batch, units, gates, itemsize, n, True) < 2):
         return 1
     return n
 

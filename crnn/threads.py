@@ -14,9 +14,12 @@ two pools never run threads side by side. The pools are put back when the call r
 crnn's own threads use the same budget (``run_parallel`` for training; for inference, the
 thread pool inside the compiled kernels, ``crnn/_kernels/_pool.h``): a recurrent layer's
 batch splits into one part of rows per thread (rows never meet in an RNN, so each part runs its
-whole time loop on its own, with no synchronization per step), and while they run every
-OpenBLAS pool is held at one thread. So the budget is never exceeded: n threads in all,
-crnn's or BLAS's, never both.
+whole time loop on its own, with no synchronization per step), or, for an LSTM or GRU whose
+recurrent kernel is too large for each thread to stream whole or whose batch is too thin,
+into one slice of the units per thread (inference and training, on the kernels' pool, with
+a hand-off per step; ``crnn/_kernels/_units.pxd``); while they run every OpenBLAS pool is
+held at one thread. So the budget is never exceeded: n threads in all, crnn's or BLAS's,
+never both.
 
 The default budget is one thread, which is never slower than more: on a machine whose
 cores are shared with other work, OpenBLAS threads that wait for a busy core make a

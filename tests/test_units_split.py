@@ -143,6 +143,16 @@ def test_the_rule_that_picks_the_units_split(batch, units, gates, itemsize, thre
     assert _pool.units_split_parts(batch, units, gates, itemsize, threads) == expected
 
 
+@pytest.mark.parametrize("batch,units,gates,expected", [
+    (64, 512, 3, 0),              # GRU training: the rows split below an R of 4 MiB
+    (64, 256, 3, 0),
+    (64, 512, 4, 2),              # R of 4 MiB
+    (6, 128, 3, 2),               # 3 rows per thread: too thin to split by rows
+])
+def test_training_splits_units_only_from_a_larger_r(batch, units, gates, expected):
+    assert _pool.units_split_parts(batch, units, gates, 4, 2, True) == expected
+
+
 @pytest.mark.skipif(not ops._POOL_THREADED, reason="no POSIX threads")
 def test_ops_gives_small_batches_of_wide_layers_the_pool(monkeypatch):
     before = crnn.get_num_threads()

@@ -604,7 +604,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
     cdef Py_ssize_t n_units = 0 if not reset_after else (
-        units_parts(B, U, 3, sizeof(floating), n_threads) if split_units < 0
+        units_parts(B, U, 3, sizeof(floating), n_threads, training) if split_units < 0
         else min(split_units, U))
     cdef Py_ssize_t n_parts = 1 if n_units > 1 or split_units > 0 else part_count(
         B, n_threads, training)
@@ -705,7 +705,7 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
     cdef Py_ssize_t n_units = 0 if not reset_after else (
-        units_parts(B, U, 3, sizeof(floating), n_threads) if split_units < 0
+        units_parts(B, U, 3, sizeof(floating), n_threads, True) if split_units < 0
         else min(split_units, U))
     cdef floating[:, ::1] dh_units
     if n_units > 1:

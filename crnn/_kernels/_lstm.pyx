@@ -618,7 +618,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     check_blas_size(B * T, max(F, G))
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
-    cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads)
+    cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads, training)
                                if split_units < 0 else min(split_units, U))
     cdef Py_ssize_t n_parts = 1 if n_units > 1 or split_units > 0 else part_count(
         B, n_threads, training)
@@ -741,7 +741,7 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     dc_arr = np.array(d_c, dtype=dtype)
     if n_threads < 1:
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
-    cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads)
+    cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads, True)
                                if split_units < 0 else min(split_units, U))
     cdef floating[:, ::1] dh_units
     cdef floating[:, ::1] dc_units

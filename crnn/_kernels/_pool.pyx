@@ -61,7 +61,8 @@ def run_test_jobs(int n_parts, int n_jobs):
 
 
 def units_split_parts(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t n_gates,
-                      Py_ssize_t itemsize, Py_ssize_t n_threads):
-    """The number of parts of the units split (_units.pxd) that an inference call of these
-    sizes runs on ``n_threads`` threads, or 0 where it splits the rows (or nothing)."""
-    return units_parts(batch, units, n_gates, itemsize, n_threads)
+                      Py_ssize_t itemsize, Py_ssize_t n_threads, bint training=False):
+    """The number of parts of the units split (_units.pxd) that a call of these sizes
+    (``training`` or inference) runs on ``n_threads`` threads, or 0 where it splits the rows
+    (or nothing)."""
+    return units_parts(batch, units, n_gates, itemsize, n_threads, training)

@@ -26,9 +26,10 @@ cdef enum:
     # longer stays in a core's L2: with the rows split, every thread would stream all of it
     # from L3 at each step) ...
     UNITS_MIN_R_BYTES = 4 << 20
-    # (GRU: from this size. Its row parts project the whole sequence before their steps,
-    # the units path per chunk of timesteps: measured, the units split 0.94x the rows
-    # split's time at (64, 100, 128, 256), R of 768 KiB, where LSTM's is 1.04x.)
+    # (GRU's inference: from this size. Its row parts project the whole sequence before
+    # their steps, the units path per chunk of timesteps: measured, the units split 0.94x
+    # the rows split's time at (64, 100, 128, 256), R of 768 KiB, where LSTM's is 1.04x.
+    # Training keeps UNITS_MIN_R_BYTES: GRU training there 1.11x the rows split's time.)
     UNITS_MIN_R_BYTES_GRU = 1 << 19
     # ... or for fewer than this many rows per thread (rows split too thin) ...
     UNITS_MIN_ROWS_PER_PART = 8
@@ -84,13 +85,15 @@ cdef inline list unit_edges(Py_ssize_t U, Py_ssize_t n):
 
 
 cdef inline Py_ssize_t units_parts(Py_ssize_t B, Py_ssize_t U, Py_ssize_t n_gates,
-                                   Py_ssize_t itemsize, Py_ssize_t n_threads) noexcept:
-    """The number of parts of a units split of an inference call on ``n_threads`` threads,
-    or 0 to split the rows (or not at all) instead."""
+                                   Py_ssize_t itemsize, Py_ssize_t n_threads,
+                                   bint training) noexcept:
+    """The number of parts of a units split of a call (``training`` or inference) on
+    ``n_threads`` threads, or 0 to split the rows (or not at all) instead."""
     cdef Py_ssize_t n = min(n_threads, U // UNITS_MIN_PER_PART)
     if n < 2 or B * U * n_gates * U < UNITS_MIN_STEP_WORK:
         return 0
-    cdef Py_ssize_t min_r_bytes = UNITS_MIN_R_BYTES if n_gates == 4 else UNITS_MIN_R_BYTES_GRU
+    cdef Py_ssize_t min_r_bytes = (UNITS_MIN_R_BYTES if n_gates == 4 or training
+                                   else UNITS_MIN_R_BYTES_GRU)
     if U * n_gates * U * itemsize >= min_r_bytes or B < UNITS_MIN_ROWS_PER_PART * n:
         return n
     return 0
