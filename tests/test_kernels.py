@@ -429,6 +429,10 @@ def test_lstm_projection_chunk_sizes():
     assert _lstm.inference_chunk(4096, 4096, 1, True) == 1
     assert _lstm.inference_chunk(1, 1, 1, False) == _lstm.CHUNK_STEPS_MAX
     assert _lstm.inference_chunk(16, 1024, 1024, False) * 16 >= _lstm.CHUNK_ROWS_MIN
+    # a W that streams from L3 or memory: up to CHUNK_BYTES_STREAMED of gates per chunk
+    assert _lstm.inference_chunk(16, 1024, 1024, False) == 64
+    assert _lstm.inference_chunk(64, 1024, 1024, False) == 16
+    assert _lstm.inference_chunk(64, 512, 512, False) == 4       # W of 4 MiB: not streamed
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)

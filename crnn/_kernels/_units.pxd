@@ -142,10 +142,13 @@ cdef inline Py_ssize_t units_chunk(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F,
     """Timesteps per projection chunk of a part whose gate slices are ``width`` columns:
     its pre-activations in about 512 KiB (they stay in L2 until their steps), at most 64
     steps, and 256 rows at least where its W slice is over 1 MiB (it streams from L3 at
-    each product: _lstm.pyx's CHUNK_BYTES, CHUNK_STEPS_MAX, W_BYTES_CACHED)."""
+    each product, and up to 16 MiB of pre-activations where it is over 4 MiB: _lstm.pyx's
+    CHUNK_BYTES, CHUNK_STEPS_MAX, W_BYTES_CACHED, W_BYTES_STREAMED)."""
     cdef Py_ssize_t steps = (1 << 19) // max(1, B * width * itemsize)
     if F * width * itemsize > (1 << 20):
         steps = max(steps, (256 + B - 1) // B)
+    if F * width * itemsize > (4 << 20):
+        steps = max(steps, (16 << 20) // max(1, B * width * itemsize))
     return max(1, min(T, 64, steps))
 
 
