@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from crnn._kernels import _gru, _lstm, _pool, _simple_rnn
-from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS
+from crnn._kernels._cells import ACTIVATION_CODES, RECURRENT_ACTIVATIONS, transposed
 from crnn._kernels._workspace import empty as workspace_empty
 from crnn.threads import (
     _SERIAL_BLAS,
@@ -131,7 +131,9 @@ def _cache(cell, x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
     """The cache of a training call: the backward's arguments by name, with the weights
     and the mask copied so that later in-place changes of the caller's arrays cannot
     reach the gradients."""
-    args = dict(kernel=kernel.copy(), recurrent_kernel_t=recurrent_kernel.T.copy(),
+    kernel_copy = workspace_empty(kernel.shape, kernel.dtype)   # no fresh pages per call
+    np.copyto(kernel_copy, kernel)
+    args = dict(kernel=kernel_copy, recurrent_kernel_t=transposed(recurrent_kernel),
                 mask=mask.copy(), **options)
     parts = None
     if isinstance(saved, dict):

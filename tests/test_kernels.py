@@ -451,3 +451,17 @@ def test_lstm_with_the_automatic_chunk_crosses_it(dtype):
             _close(outputs, ref_outputs, dtype, "outputs")
             for a, b in zip(states, ref_states):
                 _close(a, b, dtype, "states")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_transposed_copy_across_its_blocks(dtype):
+    # the cache's private R^T: 32 x 32 blocks, partial ones at both edges, any strides
+    from crnn._kernels._cells import transposed
+
+    rng = np.random.default_rng(21)
+    for shape in [(1, 1), (1, 70), (31, 33), (32, 64), (65, 97), (256, 1024)]:
+        a = rng.standard_normal(shape).astype(dtype)
+        for view in (a, a[::2], a[:, 1:], a.T):
+            t = transposed(view)
+            assert t.dtype == dtype and t.flags.c_contiguous and t.shape == view.shape[::-1]
+            np.testing.assert_array_equal(t, view.T)
