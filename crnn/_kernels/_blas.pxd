@@ -106,10 +106,13 @@ cdef inline void gemm_big(bint threaded, bint trans_a, bint trans_b, int m, int 
     """A whole-sequence product C[m, n] = op(A) @ op(B) + beta * C, beta 0 or 1 (the input
     projection, the input and weight gradients): on one thread crnn's own cache-blocked
     packed kernel (_smallgemm.h), so the speed does not depend on which BLAS kernel is
-    loaded; with several BLAS threads (``threaded``), or if the kernel's work buffers
-    cannot be allocated, BLAS."""
+    loaded; with several BLAS threads (``threaded``), for a C narrower than one panel, or
+    if the kernel's work buffers cannot be allocated, BLAS."""
     cdef int done = -1
-    if not threaded:
+    # fewer columns than one 128-byte panel (e.g. dx = dz @ W^T with 16 features): the
+    # packed kernel would run all of C through its partial-panel tile (measured 1.5x
+    # BLAS's time at (1600, 16, 256)); BLAS there
+    if not threaded and n * <int> sizeof(floating) >= 128:
         if floating is float:
             done = crnn_gemm_f32(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
         else:
