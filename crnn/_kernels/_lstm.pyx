@@ -32,10 +32,10 @@ from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_ro
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitBack, UnitSplit, unit_edges, units_back_product,
-                                   units_back_t, units_back_whole, units_chunk, units_d_out,
-                                   units_gather, units_pack, units_panel, units_parts,
-                                   units_project, units_save_gates, units_scatter)
+from crnn._kernels._units cimport (UnitBack, UnitSplit, units_back_product, units_back_t,
+                                   units_back_whole, units_backward, units_d_out, units_forward,
+                                   units_gather, units_pack, units_parts, units_project,
+                                   units_save_gates, units_scatter)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -337,89 +337,6 @@ cdef void _run_units(void *ctx, int p) noexcept nogil:
         _units_step(a, p, <float *>NULL)
 
 
-cdef object _forward_units(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
-                           const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
-                           const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
-                           int act, int ract, floating[:, ::1] h, floating[:, ::1] c,
-                           floating[:, :, ::1] outputs, Py_ssize_t chunk, Py_ssize_t n_parts,
-                           bint training):
-    """The forward pass with the units split into ``n_parts`` parts (_units.pxd): the time
-    loop here, each step handed to crnn's thread pool (serially where it has no threads).
-    Returns the saved arrays of training (as lstm_forward's), else None."""
-    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
-    cdef Py_ssize_t U = recurrent_kernel.shape[0]
-    cdef Py_ssize_t s, s0, n
-    cdef bint is_double = floating is double
-    dtype = np.float32 if floating is float else np.float64
-    edges = unit_edges(U, n_parts)
-    widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
-    chunk = units_chunk(B, T, F, 4 * widest, sizeof(floating)) if chunk <= 0 else min(T, chunk)
-    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
-    cdef Py_ssize_t w_panel = units_panel(F, edges, is_double)
-    cdef Py_ssize_t r_panel = units_panel(U, edges, is_double)
-    cdef Py_ssize_t z_stride = part_round(chunk * B * 4 * widest)
-    cdef Py_ssize_t tmp_stride = part_round(widest)
-    xt_arr = time_major(x)
-    cdef const floating[:, :, ::1] xt = xt_arr
-    cdef floating[::1] w_packed = workspace_empty(n_parts * 4 * w_panel, dtype)
-    cdef floating[::1] r_packed = workspace_empty(n_parts * 4 * r_panel, dtype)
-    cdef floating[::1] z = workspace_empty(n_parts * z_stride, dtype)
-    cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
-    cdef floating[:, ::1] h_other = workspace_empty((B, U), dtype)
-    saved_shape = (T, B, U) if training else _UNUSED
-    gates_arr = workspace_empty((T, B, 4 * U) if training else _UNUSED, dtype)
-    h_tm1_arr = workspace_empty(saved_shape, dtype)
-    c_tm1_arr = workspace_empty(saved_shape, dtype)
-    act_c_arr = workspace_empty(saved_shape, dtype)
-    cdef floating[:, :, ::1] gates_all = gates_arr
-    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
-    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
-    cdef floating[:, :, ::1] act_c_all = act_c_arr
-    cdef UnitSplit a
-    a.gates_all = &gates_all[0, 0, 0] if training else NULL
-    a.h_tm1_all = &h_tm1_all[0, 0, 0]
-    a.c_tm1_all = &c_tm1_all[0, 0, 0]
-    a.aux_all = &act_c_all[0, 0, 0]
-    a.edges = &edges_v[0]
-    a.B, a.T, a.F, a.U, a.n_gates, a.chunk = B, T, F, U, 4, chunk
-    a.w_panel, a.r_panel, a.z_stride, a.tmp_stride = w_panel, r_panel, z_stride, tmp_stride
-    a.x = &xt[0, 0, 0]
-    a.W = &kernel[0, 0]
-    a.R = &recurrent_kernel[0, 0]
-    a.bias = &bias[0]
-    a.bias_rec = NULL
-    a.mask = &mask[0, 0]
-    a.has_mask, a.go_backwards, a.is_double, a.pack = has_mask, go_backwards, is_double, True
-    a.act, a.ract = act, ract
-    a.W_packed = &w_packed[0]
-    a.R_packed = &r_packed[0]
-    a.z = &z[0]
-    a.tmp = &tmp[0]
-    a.h_cur = &h[0, 0]
-    a.h_next = &h_other[0, 0]
-    a.c = &c[0, 0]
-    a.outputs = &outputs[0, 0, 0]
-    with nogil:
-        pool_run(<int>n_parts, _run_units, &a)
-        a.pack = False
-        s0 = 0
-        while s0 < T:
-            n = min(chunk, T - s0)
-            a.s0 = s0
-            a.t_lo = T - s0 - n if go_backwards else s0
-            for s in range(s0, s0 + n):
-                a.s = s
-                pool_run(<int>n_parts, _run_units, &a)
-                a.h_cur, a.h_next = a.h_next, a.h_cur
-            s0 += n
-        if a.h_cur != <void *>&h[0, 0]:
-            memcpy(&h[0, 0], a.h_cur, B * U * sizeof(floating))
-    if training:
-        return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
-                    act_c=act_c_arr)
-    return None
-
-
 cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *RT,
                     const unsigned char *mask, bint has_mask,
@@ -518,84 +435,6 @@ cdef void _run_units_back(void *ctx, int p) noexcept nogil:
         _units_back_step(a, p, <float *>NULL)
 
 
-cdef object _backward_units(const floating[:, ::1] kernel,
-                            const floating[:, ::1] recurrent_kernel_t,
-                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
-                            int act, int ract, const floating[:, :, ::1] xt,
-                            const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
-                            const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
-                            const floating[:, :, ::1] d_outputs, bint need_dx,
-                            floating[:, ::1] dh,
-                            floating[:, ::1] dc, bint blas, Py_ssize_t n_parts):
-    """BPTT with the units split into ``n_parts`` parts on crnn's thread pool (_units.pxd):
-    dh and dc (dL/d final states in) become dL/d initial states. Returns (dx, dW, dR, db),
-    dx time-major."""
-    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
-    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U, k
-    cdef bint is_double = floating is double
-    dtype = np.float32 if floating is float else np.float64
-    edges = unit_edges(U, n_parts)
-    widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
-    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
-    cdef Py_ssize_t r_panel = units_panel(G, edges, is_double)
-    cdef Py_ssize_t tmp_stride = part_round(13 * widest)
-    cdef floating[::1] packed = workspace_empty(n_parts * r_panel, dtype)
-    cdef floating[::1] tmp = workspace_empty(n_parts * tmp_stride, dtype)
-    carry_arr = np.zeros((B, U), dtype)
-    dz_arr = workspace_empty((T, B, G), dtype)
-    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
-    dW_arr = workspace_empty((F, G), dtype)
-    dR_arr = workspace_empty((U, G), dtype)
-    db_arr = workspace_empty(G, dtype)
-    zero_row_arr = np.zeros(U, dtype)
-    cdef const floating[::1] zero_row = zero_row_arr
-    cdef floating[:, ::1] carry = carry_arr
-    cdef floating[:, :, ::1] dz = dz_arr
-    cdef floating[:, :, ::1] dx = dx_arr
-    cdef floating[:, ::1] dW = dW_arr
-    cdef floating[:, ::1] dR = dR_arr
-    cdef floating[::1] db = db_arr
-    cdef UnitBack a
-    a.edges = &edges_v[0]
-    a.n_parts, a.B, a.T, a.F, a.U, a.n_gates = n_parts, B, T, F, U, 4
-    a.r_panel, a.tmp_stride = r_panel, tmp_stride
-    a.x = &xt[0, 0, 0]
-    a.W = &kernel[0, 0]
-    a.RT = &recurrent_kernel_t[0, 0]
-    a.mask = &mask[0, 0]
-    a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
-                                                                  is_double, blas, need_dx)
-    a.last_only = d_outputs.shape[1] == 1 and T > 1
-    a.zero_row = &zero_row[0]
-    a.act, a.ract = act, ract
-    a.gates = &gates[0, 0, 0]
-    a.h_tm1 = &h_tm1[0, 0, 0]
-    a.c_tm1 = &c_tm1[0, 0, 0]
-    a.aux = &act_c[0, 0, 0]
-    a.d_outputs = &d_outputs[0, 0, 0]
-    a.dh = &dh[0, 0]
-    a.dc = &dc[0, 0]
-    a.carry = &carry[0, 0]
-    a.dz = &dz[0, 0, 0]
-    a.dgi = NULL
-    a.RT_packed = &packed[0]
-    a.tmp = &tmp[0]
-    a.dx = &dx[0, 0, 0]
-    a.dW = &dW[0, 0]
-    a.dR = &dR[0, 0]
-    a.db = &db[0]
-    with nogil:
-        a.phase = 0
-        pool_run(<int>n_parts, _run_units_back, &a)
-        a.phase = 1
-        for k in range(T + 1):
-            a.k = k
-            pool_run(<int>n_parts, _run_units_back, &a)
-        a.phase = 2
-        pool_run(<int>n_parts, _run_units_back, &a)
-    return dx_arr, dW_arr, dR_arr, db_arr
-
-
 def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                  const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                  const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
@@ -654,9 +493,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         h_split = h_arr
         c_split = c_arr
         outputs_split = outputs_arr
-        saved = _forward_units(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
-                               activation, recurrent_activation, h_split, c_split,
-                               outputs_split, chunk, n_units, training)
+        saved = units_forward(4, x, kernel, recurrent_kernel, bias, mask, has_mask,
+                              go_backwards, activation, recurrent_activation, h_split, c_arr,
+                              outputs_split, chunk, max(1, n_units), training, _run_units)
         return outputs_arr, h_arr, c_arr, saved
     if n_parts > 1:
         outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
@@ -755,10 +594,10 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     if n_units > 1:
         dh_units = dh_arr
         dc_units = dc_arr
-        dx_arr, dW_arr, dR_arr, db_arr = _backward_units(
-            kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+        dx_arr, dW_arr, dR_arr, db_arr = units_backward(
+            4, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
             recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
-            dh_units, dc_units, not own_gemm, n_units)
+            dh_units, dc_arr, not own_gemm, n_units, _run_units_back)
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
                 db_arr)
     dz_arr = workspace_empty((T, B, G), dtype)

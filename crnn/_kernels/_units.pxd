@@ -15,7 +15,8 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_packed_big, pack_b, packed_size
-from crnn._kernels._common cimport part_round
+from crnn._kernels._common cimport part_round, time_major
+from crnn._kernels._pool cimport pool_fn, pool_run
 
 cdef enum:
     # Inner unit edges fall on multiples of this (a panel of the packed kernels).
@@ -277,3 +278,201 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
         for r in range(rows):
             for j in range(c0, c1):
                 db[G + j] += d_rec[r * G + j]
+
+
+# --------------------------------------------------------------------------- drivers
+# The calls' set-up and time loops, shared by the cells (each passes its per-part step as
+# ``fn``: _lstm.pyx's and _gru.pyx's _run_units / _run_units_back).
+
+cdef inline object units_forward(int n_gates, const floating[:, :, ::1] x,
+                                 const floating[:, ::1] kernel,
+                                 const floating[:, ::1] recurrent_kernel,
+                                 const floating[::1] bias, const unsigned char[:, ::1] mask,
+                                 bint has_mask, bint go_backwards, int act, int ract,
+                                 floating[:, ::1] h, object c, floating[:, :, ::1] outputs,
+                                 Py_ssize_t chunk, Py_ssize_t n_parts, bint training,
+                                 pool_fn fn):
+    """The forward pass with the units split into ``n_parts`` parts: the time loop here,
+    each step handed to crnn's thread pool (serially where it has no threads). LSTM
+    (n_gates 4): ``c`` its cell state, ``bias`` (4U); GRU (3, reset_after): ``c`` None,
+    ``bias`` (6U), the input row then the recurrent one. Returns the saved arrays of
+    training by the backward entry's names, else None."""
+    import numpy as np
+    from crnn._kernels._workspace import empty
+    cdef object unused = (1, 1, 1)       # the shape of an array that is not needed
+    cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel.shape[0]
+    cdef Py_ssize_t s, s0, n
+    cdef bint is_double = floating is double
+    dtype = np.float32 if floating is float else np.float64
+    edges = unit_edges(U, n_parts)
+    cdef Py_ssize_t widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+    chunk = (units_chunk(B, T, F, n_gates * widest, sizeof(floating)) if chunk <= 0
+             else min(T, chunk))
+    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
+    cdef Py_ssize_t w_panel = units_panel(F, edges, is_double)
+    cdef Py_ssize_t r_panel = units_panel(U, edges, is_double)
+    cdef Py_ssize_t z_stride = part_round(chunk * B * n_gates * widest)
+    # per part: LSTM's act(c_t) (widest), GRU's inner product (B x 3 widest)
+    cdef Py_ssize_t tmp_stride = part_round(widest if n_gates == 4 else B * n_gates * widest)
+    xt_arr = time_major(x)
+    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef floating[::1] w_packed = empty(n_parts * n_gates * w_panel, dtype)
+    cdef floating[::1] r_packed = empty(n_parts * n_gates * r_panel, dtype)
+    cdef floating[::1] z = empty(n_parts * z_stride, dtype)
+    cdef floating[::1] tmp = empty(n_parts * tmp_stride, dtype)
+    cdef floating[:, ::1] h_other = empty((B, U), dtype)
+    saved_shape = (T, B, U) if training else unused
+    gates_arr = empty((T, B, n_gates * U) if training else unused, dtype)
+    h_tm1_arr = empty(saved_shape, dtype)
+    c_tm1_arr = empty(saved_shape if n_gates == 4 else unused, dtype)
+    aux_arr = empty(saved_shape, dtype)
+    cdef floating[:, :, ::1] gates_all = gates_arr
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
+    cdef floating[:, :, ::1] aux_all = aux_arr
+    cdef floating[:, ::1] c_v
+    cdef UnitSplit a
+    a.gates_all = &gates_all[0, 0, 0] if training else NULL
+    a.h_tm1_all = &h_tm1_all[0, 0, 0]
+    a.c_tm1_all = &c_tm1_all[0, 0, 0]
+    a.aux_all = &aux_all[0, 0, 0]
+    a.edges = &edges_v[0]
+    a.B, a.T, a.F, a.U, a.n_gates, a.chunk = B, T, F, U, n_gates, chunk
+    a.w_panel, a.r_panel, a.z_stride, a.tmp_stride = w_panel, r_panel, z_stride, tmp_stride
+    a.x = &xt[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.R = &recurrent_kernel[0, 0]
+    a.bias = &bias[0]
+    a.bias_rec = &bias[n_gates * U] if n_gates == 3 else NULL
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double, a.pack = has_mask, go_backwards, is_double, True
+    a.act, a.ract = act, ract
+    a.W_packed = &w_packed[0]
+    a.R_packed = &r_packed[0]
+    a.z = &z[0]
+    a.tmp = &tmp[0]
+    a.h_cur = &h[0, 0]
+    a.h_next = &h_other[0, 0]
+    a.c = NULL
+    if c is not None:
+        c_v = c
+        a.c = &c_v[0, 0]
+    a.outputs = &outputs[0, 0, 0]
+    with nogil:
+        pool_run(<int>n_parts, fn, &a)
+        a.pack = False
+        s0 = 0
+        while s0 < T:
+            n = min(chunk, T - s0)
+            a.s0 = s0
+            a.t_lo = T - s0 - n if go_backwards else s0
+            for s in range(s0, s0 + n):
+                a.s = s
+                pool_run(<int>n_parts, fn, &a)
+                a.h_cur, a.h_next = a.h_next, a.h_cur
+            s0 += n
+        if a.h_cur != <void *>&h[0, 0]:
+            memcpy(&h[0, 0], a.h_cur, B * U * sizeof(floating))
+    if not training:
+        return None
+    if n_gates == 4:
+        return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+                    act_c=aux_arr)
+    return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
+
+
+cdef inline object units_backward(int n_gates, const floating[:, ::1] kernel,
+                                  const floating[:, ::1] recurrent_kernel_t,
+                                  const unsigned char[:, ::1] mask, bint has_mask,
+                                  bint go_backwards, int act, int ract,
+                                  const floating[:, :, ::1] xt,
+                                  const floating[:, :, ::1] gates,
+                                  const floating[:, :, ::1] h_tm1, object c_tm1,
+                                  const floating[:, :, ::1] aux,
+                                  const floating[:, :, ::1] d_outputs, bint need_dx,
+                                  floating[:, ::1] dh, object dc, bint blas,
+                                  Py_ssize_t n_parts, pool_fn fn):
+    """BPTT with the units split into ``n_parts`` parts on crnn's thread pool: dh (and
+    LSTM's dc; ``c_tm1`` and ``dc`` None for GRU), dL/d final states in, become dL/d
+    initial states. ``aux``: LSTM's act(c_t), GRU's inner_h. Returns (dx, dW, dR, db), dx
+    time-major (None without ``need_dx``), GRU's db flat (2G)."""
+    import numpy as np
+    from crnn._kernels._workspace import empty
+    cdef object unused = (1, 1, 1)       # the shape of an array that is not needed
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = n_gates * U, k
+    cdef bint is_double = floating is double
+    cdef bint gru = n_gates == 3
+    dtype = np.float32 if floating is float else np.float64
+    edges = unit_edges(U, n_parts)
+    cdef Py_ssize_t widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+    cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
+    cdef Py_ssize_t r_panel = units_panel(G, edges, is_double)
+    # per part: gates and gradients gate-blocked, then the row's scratch (LSTM: 4 + 4 + 5
+    # widest; GRU: 3 + 3 + 3 + 3)
+    cdef Py_ssize_t tmp_stride = part_round((12 if gru else 13) * widest)
+    cdef floating[::1] packed = empty(n_parts * r_panel, dtype)
+    cdef floating[::1] tmp = empty(n_parts * tmp_stride, dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    dz_arr = empty((T, B, G), dtype)
+    dgi_arr = empty((T, B, G) if gru else unused, dtype)
+    dx_arr = empty((T, B, F) if need_dx else unused, dtype)
+    dW_arr = empty((F, G), dtype)
+    dR_arr = empty((U, G), dtype)
+    db_arr = empty(2 * G if gru else G, dtype)
+    zero_row_arr = np.zeros(U, dtype)
+    cdef const floating[::1] zero_row = zero_row_arr
+    cdef floating[:, ::1] carry = carry_arr
+    cdef floating[:, :, ::1] dz = dz_arr
+    cdef floating[:, :, ::1] dgi = dgi_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    cdef const floating[:, :, ::1] c_tm1_v
+    cdef floating[:, ::1] dc_v
+    cdef UnitBack a
+    a.edges = &edges_v[0]
+    a.n_parts, a.B, a.T, a.F, a.U, a.n_gates = n_parts, B, T, F, U, n_gates
+    a.r_panel, a.tmp_stride = r_panel, tmp_stride
+    a.x = &xt[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.RT = &recurrent_kernel_t[0, 0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
+                                                                  is_double, blas, need_dx)
+    a.last_only = d_outputs.shape[1] == 1 and T > 1
+    a.zero_row = &zero_row[0]
+    a.act, a.ract = act, ract
+    a.gates = &gates[0, 0, 0]
+    a.h_tm1 = &h_tm1[0, 0, 0]
+    a.c_tm1 = NULL
+    a.dc = NULL
+    if c_tm1 is not None:
+        c_tm1_v = c_tm1
+        dc_v = dc
+        a.c_tm1 = &c_tm1_v[0, 0, 0]
+        a.dc = &dc_v[0, 0]
+    a.aux = &aux[0, 0, 0]
+    a.d_outputs = &d_outputs[0, 0, 0]
+    a.dh = &dh[0, 0]
+    a.carry = &carry[0, 0]
+    a.dz = &dz[0, 0, 0]
+    a.dgi = &dgi[0, 0, 0] if gru else NULL
+    a.RT_packed = &packed[0]
+    a.tmp = &tmp[0]
+    a.dx = &dx[0, 0, 0]
+    a.dW = &dW[0, 0]
+    a.dR = &dR[0, 0]
+    a.db = &db[0]
+    with nogil:
+        a.phase = 0
+        pool_run(<int>n_parts, fn, &a)
+        a.phase = 1
+        for k in range(T + 1):
+            a.k = k
+            pool_run(<int>n_parts, fn, &a)
+        a.phase = 2
+        pool_run(<int>n_parts, fn, &a)
+    return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
