@@ -590,10 +590,8 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads, True)
                                if split_units < 0 else min(split_units, U))
     cdef floating[:, ::1] dh_units
-    cdef floating[:, ::1] dc_units
     if n_units > 1:
         dh_units = dh_arr
-        dc_units = dc_arr
         dx_arr, dW_arr, dR_arr, db_arr = units_backward(
             4, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
             recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
