@@ -207,14 +207,16 @@ def _units_threads(batch, units, gates, itemsize, work):
     return n
 
 
-def _run_forward(call, x, units, work, training, units_gates=0):
+def _run_forward(call, x, units, work, training, units_gates=0, kernel_rows=False):
     """``call(rows, threaded, out, n_threads)`` runs a compiled forward entry on the batch's
     ``rows``, writing the outputs into ``out`` (None: a new array), its rows or units split
     across ``n_threads`` threads of crnn's pool; it returns (outputs, final states...,
     saved). Returns ([outputs, final states...], saved), saved a dict, or a list of
     (rows, dict) when the rows were split across crnn's threads (each part writes its rows
     of one outputs array). ``units_gates``: the cell's gate blocks where it has a units
-    split (training: _units_threads), else 0."""
+    split (training: _units_threads), else 0. ``kernel_rows``: the cell's compiled entries
+    split a training call's rows themselves (on crnn's thread pool, writing the whole
+    batch's saved arrays), else run_parallel splits it here."""
     batch, timesteps = x.shape[:2]
     if not training:
         n_threads = _pool_parts(batch, work, units)
@@ -224,6 +226,10 @@ def _run_forward(call, x, units, work, training, units_gates=0):
             return arrays, saved
     else:
         n_threads = _units_threads(batch, units, units_gates, x.dtype.itemsize, work)
+        if n_threads == 1 and kernel_rows and _POOL_THREADED:
+            n_threads = min(get_num_threads(), batch // SPLIT_MIN_ROWS)
+            if work < POOL_SPLIT_MIN_WORK:
+                n_threads = 1
         if n_threads > 1:
             with _SERIAL_BLAS:
                 *arrays, saved = call(slice(None), False, None, n_threads)
@@ -502,7 +508,8 @@ def lstm(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
             threaded, use_own_gemm(), out=out, n_threads=n_threads)
 
     (outputs, h, c), saved = _run_forward(
-        call, x, units, batch * timesteps * (features + units) * 4 * units, training, 4)
+        call, x, units, batch * timesteps * (features + units) * 4 * units, training, 4,
+        kernel_rows=True)
     cache = None
     if training:
         cache = _cache("lstm", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,
@@ -625,7 +632,7 @@ def gru(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
 
     (outputs, h), saved = _run_forward(
         call, x, units, batch * timesteps * (features + units) * 3 * units, training,
-        3 if reset_after else 0)
+        3 if reset_after else 0, kernel_rows=True)
     cache = None
     if training:
         cache = _cache("gru", x, kernel, recurrent_kernel, mask, saved, has_bias, bias_shape,

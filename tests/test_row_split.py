@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from _pytest.monkeypatch import MonkeyPatch
 
 import crnn
 from crnn import ops, threads
@@ -212,6 +213,9 @@ def test_sequential_fit_with_two_threads_matches_one(two_threads):
 
 # --------------------------------------------------------------------------- crnn's pool (inference)
 
+# the cells whose compiled entries split a training call's rows themselves
+KERNEL_TRAINING_ROWS = ("lstm", "gru")
+
 KERNELS = {"lstm": (_lstm, "lstm_forward"), "gru": (_gru, "gru_forward"),
            "simple_rnn": (_simple_rnn, "simple_rnn_forward")}
 
@@ -273,8 +277,13 @@ def test_inference_splits_in_the_kernel_and_training_in_python(pool_split, spy_n
     assert spy_n_threads[cell] == [2]
     spy_n_threads[cell].clear()
     _, _, cache = run_ops(cell, problem, options(cell), training=True)
-    assert spy_n_threads[cell] == [1]                # training: whole (below SPLIT_MIN_WORK)
-    assert cache.parts is None
+    if cell in KERNEL_TRAINING_ROWS:
+        # training's rows split in the kernel too, and its backward the same way
+        assert spy_n_threads[cell] == [2]
+        assert cache.parts is None and cache.backward_args["n_threads"] == 2
+    else:
+        assert spy_n_threads[cell] == [1]            # training: whole (below SPLIT_MIN_WORK)
+        assert cache.parts is None
     spy_n_threads[cell].clear()
     crnn.set_num_threads(1)
     run_ops(cell, problem, options(cell), training=False)
@@ -387,8 +396,9 @@ def test_kernel_refuses_bad_n_threads(cell):
     problem = make_problem(cell, rng, batch=4, timesteps=3, features=2, units=3, masked=True)
     with pytest.raises(ValueError, match="n_threads must be at least 1"):
         _kernel_call(cell, problem, n_threads=0)
-    with pytest.raises(ValueError, match="inference only"):
-        _kernel_call(cell, problem, training=True, n_threads=2)
+    if cell not in KERNEL_TRAINING_ROWS:
+        with pytest.raises(ValueError, match="inference only"):
+            _kernel_call(cell, problem, training=True, n_threads=2)
     with pytest.raises(ValueError, match="out must have shape"):
         _kernel_call(cell, problem, out=np.zeros((4, 3, 4)), n_threads=2)
     # training on one part is today's call
@@ -558,3 +568,102 @@ def test_split_inference_works_in_a_forked_child(pool_split, monkeypatch):
     os.waitpid(pid, 0)
     assert ready, "the forked child hung in split inference"
     assert answer == b"ok"
+
+
+# --------------------------------------------------------------------------- training rows
+# LSTM and GRU split a training call's rows inside their compiled entries (on crnn's
+# thread pool): the forward's parts write their rows of the whole batch's saved arrays, the
+# backward's parts run the time loop on their rows, then the whole-sequence products run
+# split across the parts.
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", True), ("gru", False)])
+def test_kernel_training_split_matches_reference(pool_split, cell, reset_after, dtype):
+    for n_threads in (2, 3):
+        crnn.set_num_threads(n_threads)
+        for batch in (5, 8, 17, 33):
+            for masked, go_backwards in ((False, False), (True, True)):
+                rng = np.random.default_rng(batch + 10 * n_threads + masked)
+                problem = make_problem(cell, rng, batch=batch, timesteps=6, features=5,
+                                       units=17, dtype=dtype, masked=masked,
+                                       reset_after=reset_after)
+                opts = options(cell, go_backwards=go_backwards, reset_after=reset_after)
+                what = f"n_threads={n_threads} batch={batch} masked={masked}"
+                outputs, states, cache = run_ops(cell, problem, opts, training=True)
+                assert cache.parts is None
+                assert cache.backward_args.get("n_threads", 1) == max(
+                    1, min(n_threads, batch // ops.SPLIT_MIN_ROWS))
+                d_out = rng.standard_normal(outputs.shape).astype(dtype)
+                d_states = [rng.standard_normal(s.shape).astype(dtype) for s in states]
+                grads = grad_ops(cell, cache, d_out, d_states)
+                ref_outputs, ref_states, tape = run_reference(cell, problem, opts)
+                ref = grad_reference(cell, tape, d_out, d_states)
+                _close(outputs, ref_outputs, dtype, what + " outputs")
+                for a, b in zip(states, ref_states):
+                    _close(a, b, dtype, what + " final state")
+                for name in ("dx", "d_kernel", "d_recurrent_kernel"):
+                    assert getattr(grads, name).dtype == dtype
+                    _close(getattr(grads, name), ref[name], dtype, f"{what} {name}")
+                for a, b in zip(grads.d_initial_state, ref["d_initial_state"]):
+                    _close(a, b, dtype, what + " d_initial_state")
+                _close(grads.d_bias.reshape(-1), ref["d_bias"].reshape(-1), dtype,
+                       what + " d_bias")
+
+
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", True), ("gru", False)])
+def test_kernel_training_split_equals_one_thread(cell, reset_after):
+    # the saved arrays and every gradient, with the last output's gradient alone and
+    # without dx too; the rows' sums run in the same order, the whole products' nearly
+    rng = np.random.default_rng(31)
+    problem = make_problem(cell, rng, batch=21, timesteps=7, features=6, units=19,
+                           masked=True, reset_after=reset_after)
+    opts = options(cell, go_backwards=True, reset_after=reset_after)
+    fn = getattr(ops, cell)
+    results = []
+    for n_threads in (1, 3):
+        before = crnn.get_num_threads()
+        try:
+            crnn.set_num_threads(n_threads)
+            with MonkeyPatch.context() as mp:
+                mp.setattr(ops, "POOL_SPLIT_MIN_WORK", 0)
+                outputs, states, cache = fn(
+                    problem["x"], problem["kernel"], problem["recurrent_kernel"],
+                    problem["bias"], problem["initial_state"], mask=problem["mask"],
+                    training=True, **opts)
+                assert cache.backward_args.get("n_threads", 1) == n_threads
+                last = grad_ops(cell, cache, np.ones((21, 19)), None)
+                no_dx = getattr(ops, f"{cell}_grad")(cache, np.ones(outputs.shape), None,
+                                                     need_dx=False)
+        finally:
+            crnn.set_num_threads(before)
+        assert no_dx.dx is None
+        results.append([outputs, *states, last.dx, *last.d_initial_state, last.d_kernel,
+                        last.d_recurrent_kernel, last.d_bias, no_dx.d_kernel,
+                        no_dx.d_recurrent_kernel])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_kernel_training_split_gradient_by_finite_differences(pool_split):
+    crnn.set_num_threads(2)
+    rng = np.random.default_rng(33)
+    problem = make_problem("gru", rng, batch=9, timesteps=4, features=3, units=5,
+                           masked=True)
+    opts = options("gru")
+    outputs, states, cache = run_ops("gru", problem, opts)
+    assert cache.backward_args["n_threads"] == 2
+    d_outputs = rng.standard_normal(outputs.shape)
+    grads = grad_ops("gru", cache, d_outputs, [np.zeros_like(s) for s in states])
+
+    def loss(recurrent_kernel):
+        out, _, _ = ops.gru(problem["x"], problem["kernel"], recurrent_kernel,
+                            problem["bias"], problem["initial_state"], mask=problem["mask"])
+        return float((out * d_outputs).sum())
+
+    eps = 1e-6
+    for index in [(0, 0), (2, 7), (4, 14)]:
+        plus, minus = problem["recurrent_kernel"].copy(), problem["recurrent_kernel"].copy()
+        plus[index] += eps
+        minus[index] -= eps
+        numeric = (loss(plus) - loss(minus)) / (2 * eps)
+        assert abs(numeric - grads.d_recurrent_kernel[index]) <= 1e-6 * max(1.0, abs(numeric))

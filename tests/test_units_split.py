@@ -341,28 +341,6 @@ def test_training_units_split_gradient_by_finite_differences():
         assert abs(numeric - d_rk[index]) <= 1e-6 * max(1.0, abs(numeric)), index
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_training_without_the_units_split_refuses_n_threads(cell):
-    # a training call's rows are split in crnn.ops (run_parallel), not in the kernel
-    rng = np.random.default_rng(13)
-    problem = make_problem(cell, rng, batch=4, timesteps=3, features=2, units=3)
-    with pytest.raises(ValueError, match="rows of inference only"):
-        _kernel_training(cell, problem, n_threads=2)
-    with pytest.raises(ValueError, match="n_threads must be at least 1"):
-        _kernel_training(cell, problem, n_threads=0)
-
-
-def _kernel_training(cell, problem, **kwargs):
-    act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
-    x, kernel, rk = problem["x"], problem["kernel"], problem["recurrent_kernel"]
-    mask = np.ones(x.shape[:2], np.uint8)
-    states = problem["initial_state"]
-    if cell == "lstm":
-        return _lstm.lstm_forward(x, kernel, rk, problem["bias"], mask, False, False, act,
-                                  ract, states[0], states[1], True, **kwargs)
-    return _gru.gru_forward(x, kernel, rk, problem["bias"].reshape(-1), mask, False, False,
-                            act, ract, True, states[0], True, **kwargs)
-
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_training_units_split_with_need_dx_off_and_the_last_output_alone(cell):

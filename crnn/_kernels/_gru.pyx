@@ -57,14 +57,28 @@ cdef enum:
     PART_PAD = 16
 
 
-cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+cdef void _pack_r(Py_ssize_t U, const floating *R, floating *R_packed,
+                  bint reset_after) noexcept nogil:
+    """R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]."""
+    cdef Py_ssize_t G = 3 * U
+    if reset_after:
+        pack_b(U, G, R, G, R_packed)
+    else:
+        pack_b(U, 2 * U, R, G, R_packed)
+        pack_b(U, U, R + 2 * U, G, R_packed + packed_size(U, 2 * U, floating is double))
+
+
+cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                    const floating *x, const floating *W, const floating *R,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, int ract, bint reset_after,
                    floating *h, floating *gates, floating *outputs, floating *work,
-                   floating *R_packed, bint training, floating *h_tm1_all,
+                   floating *R_packed, bint pack, bint training, floating *h_tm1_all,
                    floating *aux_all, bint threaded,
                    bint blas_whole) noexcept nogil:
+    """``Bs``: the rows per timestep of x (time-major), ``gates`` and the training arrays
+    (the batch's, where this call runs a part of its rows from their row 0; else B). R is
+    packed here unless the caller did (``pack`` False)."""
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b
     cdef floating *z
@@ -72,15 +86,17 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     cdef floating *wb
     cdef floating *out
     cdef const floating *b_rec = bias + G
-    # gates = x @ W, all timesteps at once (x is time-major here); b_in is added per row
-    gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
-    # R packed for the per-step products: whole, or as R[:, :2U] then R[:, 2U:]
-    cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
-    if reset_after:
-        pack_b(U, G, R, G, R_packed)
+    # gates = x @ W, all timesteps at once (x is time-major here), or one product per
+    # timestep for a part of the rows; b_in is added per row
+    if Bs == B:
+        gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     else:
-        pack_b(U, 2 * U, R, G, R_packed)
-        pack_b(U, U, R + 2 * U, G, Rh_packed)
+        for t in range(T):
+            gemm_big(blas_whole, False, False, B, G, F, x + t * Bs * F, F, W, G, 0.0,
+                     gates + t * Bs * G, G)
+    cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
+    if pack:
+        _pack_r(U, R, R_packed, reset_after)
     for s in range(T):
         t = T - 1 - s if go_backwards else s
         if reset_after:
@@ -90,29 +106,29 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             gemm_step(threaded, B, G, U, h, U, R_packed, R, G, work, G)
         else:
             # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
-            gemm_step(threaded, B, 2 * U, U, h, U, R_packed, R, G, gates + t * B * G, G)
+            gemm_step(threaded, B, 2 * U, U, h, U, R_packed, R, G, gates + t * Bs * G, G)
         for b in range(B):
-            z = gates + (t * B + b) * G
+            z = gates + (t * Bs + b) * G
             hb = h + b * U
             if training:
-                memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
+                memcpy(h_tm1_all + (t * Bs + b) * U, hb, U * sizeof(floating))
             add_span(G, bias, z)
             if reset_after:
                 wb = work + b * G
                 gru_gates_after_row(U, z, wb, ract)
                 if training:
-                    memcpy(aux_all + (t * B + b) * U, wb + 2 * U, U * sizeof(floating))
+                    memcpy(aux_all + (t * Bs + b) * U, wb + 2 * U, U * sizeof(floating))
             else:
                 wb = work + b * U
                 gru_gates_before_row(U, z, hb, wb, ract)       # wb = r * h_tm1
                 if training:
-                    memcpy(aux_all + (t * B + b) * U, wb, U * sizeof(floating))
+                    memcpy(aux_all + (t * Bs + b) * U, wb, U * sizeof(floating))
         if not reset_after:
             # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
             gemm_step(threaded, B, U, U, work, U, Rh_packed, R + 2 * U, G,
-                      gates + t * B * G + 2 * U, G)
+                      gates + t * Bs * G + 2 * U, G)
         for b in range(B):
-            z = gates + (t * B + b) * G
+            z = gates + (t * Bs + b) * G
             hb = h + b * U
             out = outputs + (b * T + s) * U
             if has_mask and not mask[b * T + t]:
@@ -125,36 +141,17 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             memcpy(out, hb, U * sizeof(floating))
 
 
-cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, Py_ssize_t T, Py_ssize_t F,
-                        Py_ssize_t U, const floating *x, const floating *W, const floating *R,
-                        const floating *bias, const unsigned char *mask, bint has_mask,
-                        bint go_backwards, int act, int ract, bint reset_after, floating *xt,
-                        floating *h, floating *gates, floating *outputs, floating *work,
-                        floating *R_packed, Py_ssize_t r_stride,
-                        bint blas_whole) noexcept nogil:
-    """Inference on part ``p`` of the rows, edges[p] .. edges[p + 1] - 1: its x copied
-    time-major into its slice of xt, then _forward on its slices of the scratch arrays."""
-    cdef Py_ssize_t b0 = edges[p], rows = edges[p + 1] - edges[p]
-    cdef Py_ssize_t G = 3 * U
-    rows_time_major(rows, T, F, x + b0 * T * F, xt + b0 * T * F)
-    _forward(rows, T, F, U, xt + b0 * T * F, W, R, bias, mask + b0 * T if has_mask else mask,
-             has_mask, go_backwards, act, ract, reset_after, h + b0 * U,
-             gates + part_round(b0 * T * G) + p * PART_PAD, outputs + b0 * T * U,
-             work + b0 * G + p * PART_PAD, R_packed + p * r_stride, False, work, work, False,
-             blas_whole)
-
-
 cdef struct _Split:
     # A _forward_split call's arguments, for its parts on crnn's thread pool (float or
     # double arrays: is_double)
     const Py_ssize_t *edges
-    Py_ssize_t T, F, U, r_stride
+    Py_ssize_t B, T, F, U, r_stride
     const void *x
     const void *W
     const void *R
     const void *bias
     const unsigned char *mask
-    bint has_mask, go_backwards, reset_after, blas_whole, is_double
+    bint has_mask, go_backwards, reset_after, blas_whole, is_double, training
     int act, ract
     void *xt
     void *h
@@ -162,48 +159,84 @@ cdef struct _Split:
     void *outputs
     void *work
     void *R_packed
+    # training: the whole batch's saved arrays (xt and gates above too), each part its rows
+    void *h_tm1_all
+    void *aux_all
+
+
+cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
+    """Part ``p`` of the rows, edges[p] .. edges[p + 1] - 1 (``tag`` picks the type).
+    Inference: its x copied time-major into its slice of xt, then _forward on its slices
+    of the scratch arrays. Training: x time-major whole in xt, the part's rows of the whole
+    batch's gates and saved arrays, R packed once by the caller."""
+    cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t T = a.T, F = a.F, U = a.U, G = 3 * a.U
+    cdef const unsigned char *mask = a.mask + b0 * T if a.has_mask else a.mask
+    cdef floating *work = <floating *>a.work + b0 * G + p * PART_PAD
+    if a.training:
+        _forward(rows, a.B, T, F, U, <const floating *>a.xt + b0 * F, <const floating *>a.W,
+                 <const floating *>a.R, <const floating *>a.bias, mask, a.has_mask,
+                 a.go_backwards, a.act, a.ract, a.reset_after, <floating *>a.h + b0 * U,
+                 <floating *>a.gates + b0 * G, <floating *>a.outputs + b0 * T * U, work,
+                 <floating *>a.R_packed, False, True, <floating *>a.h_tm1_all + b0 * U,
+                 <floating *>a.aux_all + b0 * U, False, a.blas_whole)
+        return
+    rows_time_major(rows, T, F, <const floating *>a.x + b0 * T * F,
+                    <floating *>a.xt + b0 * T * F)
+    _forward(rows, rows, T, F, U, <const floating *>a.xt + b0 * T * F, <const floating *>a.W,
+             <const floating *>a.R, <const floating *>a.bias, mask, a.has_mask,
+             a.go_backwards, a.act, a.ract, a.reset_after, <floating *>a.h + b0 * U,
+             <floating *>a.gates + part_round(b0 * T * G) + p * PART_PAD,
+             <floating *>a.outputs + b0 * T * U, work,
+             <floating *>a.R_packed + p * a.r_stride, True, False, work, work, False,
+             a.blas_whole)
 
 
 cdef void _run_part(void *ctx, int p) noexcept nogil:
     """Part ``p`` of a _forward_split call, on crnn's thread pool (``ctx``: its _Split)."""
     cdef const _Split *a = <const _Split *>ctx
     if a.is_double:
-        _forward_part(p, a.edges, a.T, a.F, a.U, <const double *>a.x, <const double *>a.W,
-                      <const double *>a.R, <const double *>a.bias, a.mask, a.has_mask,
-                      a.go_backwards, a.act, a.ract, a.reset_after, <double *>a.xt,
-                      <double *>a.h, <double *>a.gates, <double *>a.outputs, <double *>a.work,
-                      <double *>a.R_packed, a.r_stride, a.blas_whole)
+        _forward_part(a, p, <double *>NULL)
     else:
-        _forward_part(p, a.edges, a.T, a.F, a.U, <const float *>a.x, <const float *>a.W,
-                      <const float *>a.R, <const float *>a.bias, a.mask, a.has_mask,
-                      a.go_backwards, a.act, a.ract, a.reset_after, <float *>a.xt,
-                      <float *>a.h, <float *>a.gates, <float *>a.outputs, <float *>a.work,
-                      <float *>a.R_packed, a.r_stride, a.blas_whole)
+        _forward_part(a, p, <float *>NULL)
 
 
 cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                            const floating[:, ::1] recurrent_kernel, const floating[::1] bias,
                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                            int act, int ract, bint reset_after, floating[:, ::1] h,
-                           floating[:, :, ::1] outputs, bint blas_whole, Py_ssize_t n_parts):
-    """Inference with the batch's rows split into ``n_parts`` parts, run on crnn's thread
-    pool (_pool.h; serially where it has no threads): each part runs _forward on its rows
-    with its own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's
-    pools at one thread where the parts may call BLAS: blas_whole)."""
+                           floating[:, :, ::1] outputs, bint blas_whole, Py_ssize_t n_parts,
+                           bint training):
+    """The batch's rows split into ``n_parts`` parts, run on crnn's thread pool (_pool.h;
+    serially where it has no threads): each part runs _forward on its rows, and never
+    calls a threaded BLAS (the caller holds BLAS's pools at one thread where the parts may
+    call BLAS: blas_whole). Inference: each part on its own scratch memory. Training: the
+    parts write their rows of the whole batch's saved arrays, returned as gru_forward's
+    (else None)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 3 * U
+    cdef bint is_double = floating is double
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
-    cdef Py_ssize_t r_stride = part_round(packed_size(U, 2 * U, floating is double)
-                                          + packed_size(U, U, floating is double))
-    cdef floating[::1] xt = workspace_empty(B * T * F, dtype)
-    cdef floating[::1] gates = workspace_empty(part_round(B * T * G) + n_parts * PART_PAD,
-                                               dtype)
+    cdef Py_ssize_t r_stride = part_round(packed_size(U, 2 * U, is_double)
+                                          + packed_size(U, U, is_double))
+    xt_arr = time_major(x) if training else workspace_empty(B * T * F, dtype)
+    cdef object flat_size = part_round(B * T * G) + n_parts * PART_PAD   # parts' slices
+    gates_arr = workspace_empty((T, B, G) if training else flat_size, dtype)
+    saved_shape = (T, B, U) if training else _UNUSED
+    h_tm1_arr = workspace_empty(saved_shape, dtype)
+    aux_arr = workspace_empty(saved_shape, dtype)
+    cdef const floating[:, :, ::1] xt = xt_arr.reshape(-1, 1, 1)
+    cdef const floating[:, :, ::1] gates = gates_arr.reshape(-1, 1, 1)
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] aux_all = aux_arr
     cdef floating[::1] work = workspace_empty(B * G + n_parts * PART_PAD, dtype)
-    cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
+    # training: R packed once, shared by the parts
+    cdef floating[::1] packed = workspace_empty((1 if training else n_parts) * r_stride,
+                                                dtype)
     cdef _Split a
     a.edges = &edges_v[0]
-    a.T, a.F, a.U, a.r_stride = T, F, U, r_stride
+    a.B, a.T, a.F, a.U, a.r_stride = B, T, F, U, r_stride
     a.x = &x[0, 0, 0]
     a.W = &kernel[0, 0]
     a.R = &recurrent_kernel[0, 0]
@@ -211,16 +244,22 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     a.mask = &mask[0, 0]
     a.has_mask, a.go_backwards, a.reset_after, a.blas_whole = (has_mask, go_backwards,
                                                                reset_after, blas_whole)
-    a.is_double = floating is double
+    a.is_double, a.training = is_double, training
     a.act, a.ract = act, ract
-    a.xt = &xt[0]
+    a.xt = <void *>&xt[0, 0, 0]
     a.h = &h[0, 0]
-    a.gates = &gates[0]
+    a.gates = <void *>&gates[0, 0, 0]
     a.outputs = &outputs[0, 0, 0]
     a.work = &work[0]
     a.R_packed = &packed[0]
+    a.h_tm1_all = &h_tm1_all[0, 0, 0]
+    a.aux_all = &aux_all[0, 0, 0]
     with nogil:
+        if training:
+            _pack_r(U, &recurrent_kernel[0, 0], &packed[0], reset_after)
         pool_run(<int>n_parts, _run_part, &a)
+    if training:
+        return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
     return None
 
 
@@ -284,7 +323,17 @@ cdef void _run_units(void *ctx, int p) noexcept nogil:
         _units_step(a, p, <float *>NULL)
 
 
-cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+cdef void _pack_rt(Py_ssize_t U, const floating *RT, floating *RT_packed,
+                   bint reset_after) noexcept nogil:
+    """R^T packed: whole, or as rows R^T[:2U] then R^T[2U:]."""
+    if reset_after:
+        pack_b(3 * U, U, RT, U, RT_packed)
+    else:
+        pack_b(2 * U, U, RT, U, RT_packed)
+        pack_b(U, U, RT + 2 * U * U, U, RT_packed + packed_size(2 * U, U, floating is double))
+
+
+cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W,
                     const floating *RT, const unsigned char *mask, bint has_mask,
                     bint go_backwards, int act, int ract, bint reset_after,
@@ -293,25 +342,25 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, bint last_only,
                     const floating *zero_row, floating *dh, floating *dgx,
                     floating *dgi, floating *d_rh, floating *carry, floating *deriv,
-                    floating *RT_packed,
+                    floating *RT_packed, bint pack, bint whole,
                     floating *dx, floating *dW, floating *dR, floating *db,
                     bint threaded, bint blas_whole) noexcept nogil:
+    """BPTT over B rows. ``Bs``: the rows per timestep of the saved arrays, dgx and dgi
+    (the batch's, where this call runs a part of its rows from their row 0; else B). R^T
+    packed here unless the caller did (``pack`` False); the whole-sequence products only
+    with ``whole`` (else the caller runs them)."""
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
     cdef floating *dxb
     cdef floating *cr
-    # R^T packed: whole, or as rows R^T[:2U] then R^T[2U:]
     cdef floating *RTh_packed = RT_packed + packed_size(2 * U, U, floating is double)
-    if reset_after:
-        pack_b(G, U, RT, U, RT_packed)
-    else:
-        pack_b(2 * U, U, RT, U, RT_packed)
-        pack_b(U, U, RT + 2 * U * U, U, RTh_packed)
+    if pack:
+        _pack_rt(U, RT, RT_packed, reset_after)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
-            row = t * B + b
+            row = t * Bs + b
             dxb = dgx + row * G
             if not last_only:
                 d_out = d_outputs + (b * T + s) * U
@@ -335,20 +384,22 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                              act, ract, reset_after)
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
-            gemm_step(threaded, B, U, G, dgi + t * B * G, G, RT_packed, RT, U, dh, U)
+            gemm_step(threaded, B, U, G, dgi + t * Bs * G, G, RT_packed, RT, U, dh, U)
         else:
             # d(r * h_tm1) = dhh_pre @ R_h^T
             memset(d_rh, 0, B * U * sizeof(floating))
-            gemm_step(threaded, B, U, U, dgx + t * B * G + 2 * U, G, RTh_packed,
+            gemm_step(threaded, B, U, U, dgx + t * Bs * G + 2 * U, G, RTh_packed,
                       RT + 2 * U * U, U, d_rh, U)
             for b in range(B):
-                row = t * B + b
+                row = t * Bs + b
                 if has_mask and not mask[b * T + t]:
                     continue
                 gru_reset_backward_row(U, gates + row * G, h_tm1_all + row * U,
                                        d_rh + b * U, dgx + row * G, dh + b * U, deriv, ract)
             # dh_tm1 += [dz_pre, dr_pre] @ R[:, :2U]^T
-            gemm_step(threaded, B, U, 2 * U, dgx + t * B * G, G, RT_packed, RT, U, dh, U)
+            gemm_step(threaded, B, U, 2 * U, dgx + t * Bs * G, G, RT_packed, RT, U, dh, U)
+    if not whole:
+        return
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
     if dx != NULL:      # NULL: the caller does not need dx
@@ -364,6 +415,140 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
         gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)
         gemm_big(blas_whole, True, False, U, U, T * B,
                  aux_all, U, dgx + 2 * U, G, 0.0, dR + 2 * U, G)
+
+
+cdef struct _BackSplit:
+    # A _backward_split call's arguments, for its parts on crnn's thread pool
+    const Py_ssize_t *edges
+    Py_ssize_t B, T, F, U, deriv_stride
+    const void *RT
+    const unsigned char *mask
+    bint has_mask, go_backwards, reset_after, last_only, is_double
+    int act, ract
+    const void *gates
+    const void *h_tm1
+    const void *aux
+    const void *d_outputs
+    const void *zero_row
+    void *dh
+    void *dgx
+    void *dgi
+    void *d_rh
+    void *carry
+    void *deriv
+    void *RT_packed
+
+
+cdef void _backward_part(const _BackSplit *a, int p, floating *tag) noexcept nogil:
+    """The time loop of BPTT on part ``p`` of the rows, on its rows of the whole batch's
+    arrays (R^T packed by the caller; no whole-sequence products)."""
+    cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t T = a.T, U = a.U, G = 3 * a.U
+    _backward(rows, a.B, T, a.F, U, NULL, NULL, <const floating *>a.RT,
+              a.mask + b0 * T if a.has_mask else a.mask, a.has_mask, a.go_backwards, a.act,
+              a.ract, a.reset_after, <const floating *>a.gates + b0 * G,
+              <const floating *>a.h_tm1 + b0 * U, <const floating *>a.aux + b0 * U,
+              <const floating *>a.d_outputs + b0 * (U if a.last_only else T * U),
+              a.last_only, <const floating *>a.zero_row, <floating *>a.dh + b0 * U,
+              <floating *>a.dgx + b0 * G,
+              <floating *>a.dgi + b0 * G if a.reset_after else <floating *>a.dgi,
+              <floating *>a.d_rh + b0 * U, <floating *>a.carry + b0 * U,
+              <floating *>a.deriv + p * a.deriv_stride, <floating *>a.RT_packed, False, False,
+              NULL, NULL, NULL, NULL, False, False)
+
+
+cdef void _run_back_part(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a _backward_split call, on crnn's thread pool (``ctx``: _BackSplit)."""
+    cdef const _BackSplit *a = <const _BackSplit *>ctx
+    if a.is_double:
+        _backward_part(a, p, <double *>NULL)
+    else:
+        _backward_part(a, p, <float *>NULL)
+
+
+cdef object _backward_split(const floating[:, ::1] kernel,
+                            const floating[:, ::1] recurrent_kernel_t,
+                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                            int act, int ract, bint reset_after,
+                            const floating[:, :, ::1] xt, const floating[:, :, ::1] gates,
+                            const floating[:, :, ::1] h_tm1, const floating[:, :, ::1] aux,
+                            const floating[:, :, ::1] d_outputs, bint need_dx,
+                            floating[:, ::1] dh, bint blas, Py_ssize_t n_parts):
+    """BPTT with the batch's rows split into ``n_parts`` parts on crnn's thread pool: each
+    part runs the time loop on its rows (R^T packed once, shared), then the whole-sequence
+    products run split across the parts as the units split's do (_units.pxd,
+    units_back_whole). dh (dL/d final state in) becomes dL/dh0. Returns (dx time-major or
+    None, dW, dR, db flat)."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
+    cdef bint is_double = floating is double
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
+    cdef Py_ssize_t deriv_stride = part_round(G)
+    cdef floating[::1] packed = workspace_empty(packed_size(2 * U, U, is_double)
+                                                + packed_size(U, U, is_double)
+                                                + packed_size(G, U, is_double), dtype)
+    cdef floating[::1] deriv = workspace_empty(n_parts * deriv_stride, dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
+    dgx_arr = workspace_empty((T, B, G), dtype)
+    dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)
+    d_rh_arr = workspace_empty((B, U), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
+    dW_arr = workspace_empty((F, G), dtype)
+    dR_arr = workspace_empty((U, G), dtype)
+    db_arr = workspace_empty(2 * G if reset_after else G, dtype)
+    cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
+    cdef floating[:, :, ::1] dgx = dgx_arr
+    cdef floating[:, :, ::1] dgi = dgi_arr
+    cdef floating[:, ::1] d_rh = d_rh_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    cdef _BackSplit a
+    a.edges = &edges_v[0]
+    a.B, a.T, a.F, a.U, a.deriv_stride = B, T, F, U, deriv_stride
+    a.RT = &recurrent_kernel_t[0, 0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.reset_after = has_mask, go_backwards, reset_after
+    a.is_double = is_double
+    a.last_only = d_outputs.shape[1] == 1 and T > 1
+    a.act, a.ract = act, ract
+    a.gates = &gates[0, 0, 0]
+    a.h_tm1 = &h_tm1[0, 0, 0]
+    a.aux = &aux[0, 0, 0]
+    a.d_outputs = &d_outputs[0, 0, 0]
+    a.zero_row = &zero_row[0]
+    a.dh = &dh[0, 0]
+    a.dgx = &dgx[0, 0, 0]
+    a.dgi = &dgi[0, 0, 0]
+    a.d_rh = &d_rh[0, 0]
+    a.carry = &carry[0, 0]
+    a.deriv = &deriv[0]
+    a.RT_packed = &packed[0]
+    # the whole-sequence products: phase 2 of the units split's hand-offs
+    cdef UnitBack w
+    w.edges = &edges_v[0]
+    w.n_parts, w.B, w.T, w.F, w.U, w.n_gates, w.phase = n_parts, B, T, F, U, 3, 2
+    w.x = &xt[0, 0, 0]
+    w.W = &kernel[0, 0]
+    w.h_tm1 = &h_tm1[0, 0, 0]
+    w.aux = &aux[0, 0, 0]
+    w.dz = &dgx[0, 0, 0]
+    w.dgi = &dgi[0, 0, 0] if reset_after else NULL
+    w.dx = &dx[0, 0, 0]
+    w.dW = &dW[0, 0]
+    w.dR = &dR[0, 0]
+    w.db = &db[0]
+    w.blas, w.need_dx, w.is_double = blas, need_dx, is_double
+    w.reset_before = not reset_after
+    with nogil:
+        _pack_rt(U, &recurrent_kernel_t[0, 0], &packed[0], reset_after)
+        pool_run(<int>n_parts, _run_back_part, &a)
+        pool_run(<int>n_parts, _run_units_back, &w)
+    return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
 
 
 cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nogil:
@@ -446,8 +631,9 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef Py_ssize_t n_units = 0 if not reset_after else (
         units_parts(B, U, 3, sizeof(floating), n_threads, training) if split_units < 0
         else min(split_units, U))
+    # (training's rows split here too: the parts write their rows of the saved arrays)
     cdef Py_ssize_t n_parts = 1 if n_units > 1 or split_units > 0 else part_count(
-        B, n_threads, training)
+        B, n_threads, False)
     cdef floating[:, ::1] h_split
     cdef floating[:, :, ::1] outputs_split
     dtype = np.float32 if floating is float else np.float64
@@ -474,10 +660,10 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         check_shape("out", tuple(outputs_arr.shape), (B, T, U))
         h_split = h_arr
         outputs_split = outputs_arr
-        _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
-                       activation, recurrent_activation, reset_after, h_split, outputs_split,
-                       not own_gemm, n_parts)
-        return outputs_arr, h_arr, None
+        saved = _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask,
+                               go_backwards, activation, recurrent_activation, reset_after,
+                               h_split, outputs_split, not own_gemm, n_parts, training)
+        return outputs_arr, h_arr, saved
     xt_arr = time_major(x)
     gates_arr = workspace_empty((T, B, G), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
@@ -497,11 +683,11 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     cdef floating[:, :, ::1] aux_all = aux_arr
     with nogil:
-        _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
-                 &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
-                 reset_after, &h[0, 0], &gates[0, 0, 0], &outputs[0, 0, 0], &work[0, 0],
-                 &packed[0], training, &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0],
-                 threaded, threaded or not own_gemm)
+        _forward(B, B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+                 &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
+                 recurrent_activation, reset_after, &h[0, 0], &gates[0, 0, 0],
+                 &outputs[0, 0, 0], &work[0, 0], &packed[0], True, training,
+                 &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0], threaded, threaded or not own_gemm)
     saved = None
     if training:
         saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
@@ -521,9 +707,10 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     of that forward call. Returns (dx, dh0, d_kernel, d_recurrent_kernel, d_bias) with
     d_bias flat like the forward's ``bias``; dx is None with ``need_dx=False`` (its product is
     skipped). ``d_outputs`` may be (B, 1, U): the last output's gradient alone.
-    ``n_threads`` > 1 (reset_after): the units split on crnn's thread pool where
-    units_parts says so (``threaded`` is ignored then, and the caller must hold BLAS's
-    pools at one thread), else as one thread; ``split_units`` (tests) as gru_forward's."""
+    ``n_threads`` > 1: the units split on crnn's thread pool where units_parts says so
+    (reset_after), else the rows split (at most one part per row; ``threaded`` is ignored
+    then, and the caller must hold BLAS's pools at one thread); ``split_units`` (tests) as
+    gru_forward's."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 3 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -555,6 +742,14 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
             recurrent_activation, xt, gates, h_tm1, None, aux, d_outputs, need_dx, dh_units,
             None, not own_gemm, n_units, _run_units_back)
         return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr
+    cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
+    if n_parts > 1:
+        dh_units = dh_arr
+        dx_arr, dW_arr, dR_arr, db_arr = _backward_split(
+            kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+            recurrent_activation, reset_after, xt, gates, h_tm1, aux, d_outputs, need_dx,
+            dh_units, not own_gemm, n_parts)
+        return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr
     dgx_arr = workspace_empty((T, B, G), dtype)
     dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)
     d_rh_arr = workspace_empty((B, U), dtype)
@@ -580,11 +775,11 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
+        _backward(B, B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   reset_after, &gates[0, 0, 0], &h_tm1[0, 0, 0], &aux[0, 0, 0],
                   &d_outputs[0, 0, 0], last_only, &zero_row[0], &dh[0, 0], &dgx[0, 0, 0],
-                  &dgi[0, 0, 0],
-                  &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
-                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
+                  &dgi[0, 0, 0], &d_rh[0, 0], &carry[0, 0], &deriv[0], &packed[0], True,
+                  True, dx_ptr, &dW[0, 0], &dR[0, 0], &db[0], threaded,
+                  threaded or not own_gemm)
     return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr

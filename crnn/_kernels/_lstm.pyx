@@ -84,48 +84,54 @@ def inference_chunk(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t features,
     return max(1, min(CHUNK_STEPS_MAX, steps))
 
 
-cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ssize_t chunk,
-                   const floating *x, const floating *W, const floating *R,
+cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+                   Py_ssize_t chunk, const floating *x, const floating *W, const floating *R,
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, int ract, Py_ssize_t x_t, Py_ssize_t x_b,
                    floating *h, floating *c, floating *gates, floating *outputs,
-                   floating *act_c_tmp, floating *R_packed, floating *W_packed,
+                   floating *act_c_tmp, floating *R_packed, floating *W_packed, bint pack,
                    bint training, floating *h_tm1_all, floating *c_tm1_all,
                    floating *act_c_all, bint threaded, bint blas_proj) noexcept nogil:
     """The input projection runs per chunk of ``chunk`` timesteps, just before their steps,
     into rows pre-filled with the bias (so neither a zero pass nor a bias pass is needed):
-    training keeps every step's gates (T, B, G), inference reuses a (chunk, B, G) buffer.
-    W is packed once (unless BLAS does the projection, ``blas_proj``). Training and
-    inference run the same sums in the same order. x[t, b] is at x + t * x_t + b * x_b:
-    time-major (x_t = B * x_b) projects a chunk in one product, else one per timestep."""
+    training keeps every step's gates (T, Bs, G), inference reuses a (chunk, B, G) buffer.
+    W is packed once (unless BLAS does the projection, ``blas_proj``), and R, here unless
+    the caller did (``pack`` False). Training and inference run the same sums in the same
+    order. x[t, b] is at x + t * x_t + b * x_b: time-major (x_t = B * x_b) projects a chunk
+    in one product, else one per timestep. ``Bs``: the rows per timestep of the training
+    arrays (the batch's, where this call runs a part of its rows from row 0 of ``gates``,
+    ``h_tm1_all``...; else B)."""
     cdef Py_ssize_t G = 4 * U
-    cdef Py_ssize_t s, s0, n, t, t_lo, b, r
+    cdef Py_ssize_t Bz = Bs if training else B
+    cdef Py_ssize_t s, s0, n, t, t_lo, b, tt
     cdef floating *zc
     cdef floating *z
     cdef floating *hb
     cdef floating *cb
     cdef floating *out
-    pack_b(U, G, R, G, R_packed)
-    if not blas_proj:
-        pack_b(F, G, W, G, W_packed)
+    if pack:
+        pack_b(U, G, R, G, R_packed)
+        if not blas_proj:
+            pack_b(F, G, W, G, W_packed)
     s0 = 0
     while s0 < T:
         n = min(chunk, T - s0)
         # the chunk's timesteps are t_lo .. t_lo + n - 1 in either direction
         t_lo = T - s0 - n if go_backwards else s0
-        zc = gates + t_lo * B * G if training else gates
-        for r in range(n * B):
-            memcpy(zc + r * G, bias, G * sizeof(floating))
-        if x_t == B * x_b:
+        zc = gates + t_lo * Bz * G if training else gates
+        for tt in range(n):
+            for b in range(B):
+                memcpy(zc + (tt * Bz + b) * G, bias, G * sizeof(floating))
+        if x_t == B * x_b and Bz == B:
             gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * x_t, x_b, W_packed, W, G, zc,
                             G)
         else:
             for t in range(t_lo, t_lo + n):
                 gemm_packed_big(blas_proj, B, G, F, x + t * x_t, x_b, W_packed, W, G,
-                                zc + (t - t_lo) * B * G, G)
+                                zc + (t - t_lo) * Bz * G, G)
         for s in range(s0, s0 + n):
             t = T - 1 - s if go_backwards else s
-            z = zc + (t - t_lo) * B * G
+            z = zc + (t - t_lo) * Bz * G
             # z += h_tm1 @ R
             gemm_step(threaded, B, G, U, h, U, R_packed, R, G, z, G)
             for b in range(B):
@@ -133,8 +139,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ss
                 cb = c + b * U
                 out = outputs + (b * T + s) * U
                 if training:
-                    memcpy(h_tm1_all + (t * B + b) * U, hb, U * sizeof(floating))
-                    memcpy(c_tm1_all + (t * B + b) * U, cb, U * sizeof(floating))
+                    memcpy(h_tm1_all + (t * Bz + b) * U, hb, U * sizeof(floating))
+                    memcpy(c_tm1_all + (t * Bz + b) * U, cb, U * sizeof(floating))
                 if has_mask and not mask[b * T + t]:
                     if s == 0:
                         memset(out, 0, U * sizeof(floating))
@@ -142,37 +148,10 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U, Py_ss
                         memcpy(out, out - U, U * sizeof(floating))
                     continue
                 lstm_forward_row(U, z + b * G, cb, hb,
-                                 act_c_all + (t * B + b) * U if training else act_c_tmp,
+                                 act_c_all + (t * Bz + b) * U if training else act_c_tmp,
                                  act, ract)
                 memcpy(out, hb, U * sizeof(floating))
         s0 += n
-
-
-cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, const Py_ssize_t *chunks,
-                        const Py_ssize_t *gate_offsets, Py_ssize_t T, Py_ssize_t F,
-                        Py_ssize_t U, const floating *x, const floating *W, const floating *R,
-                        const floating *bias, const unsigned char *mask, bint has_mask,
-                        bint go_backwards, int act, int ract, bint x_as_given, floating *xt,
-                        floating *h, floating *c, floating *gates, floating *outputs,
-                        floating *act_c_tmp, floating *R_packed, Py_ssize_t r_stride,
-                        floating *W_packed, Py_ssize_t w_stride,
-                        bint blas_proj) noexcept nogil:
-    """Inference on part ``p`` of the rows, edges[p] .. edges[p + 1] - 1, on this part's
-    slices of the scratch arrays: x read where it is (x_as_given) or copied time-major
-    into xt's slice of the part."""
-    cdef Py_ssize_t b0 = edges[p], rows = edges[p + 1] - edges[p]
-    cdef const floating *xp = x + b0 * T * F
-    cdef Py_ssize_t x_t = F, x_b = T * F
-    if not x_as_given:
-        rows_time_major(rows, T, F, xp, xt + b0 * T * F)
-        xp = xt + b0 * T * F
-        x_t = rows * F
-        x_b = F
-    _forward(rows, T, F, U, chunks[p], xp, W, R, bias, mask + b0 * T if has_mask else mask,
-             has_mask, go_backwards, act, ract, x_t, x_b, h + b0 * U, c + b0 * U,
-             gates + gate_offsets[p], outputs + b0 * T * U, act_c_tmp + p * part_round(U),
-             R_packed + p * r_stride, W_packed + p * w_stride, False, act_c_tmp, act_c_tmp,
-             act_c_tmp, False, blas_proj)
 
 
 cdef struct _Split:
@@ -181,13 +160,13 @@ cdef struct _Split:
     const Py_ssize_t *edges
     const Py_ssize_t *chunks
     const Py_ssize_t *offsets
-    Py_ssize_t T, F, U, r_stride, w_stride
+    Py_ssize_t B, T, F, U, r_stride, w_stride
     const void *x
     const void *W
     const void *R
     const void *bias
     const unsigned char *mask
-    bint has_mask, go_backwards, x_as_given, blas_proj, is_double
+    bint has_mask, go_backwards, x_as_given, blas_proj, is_double, training
     int act, ract
     void *xt
     void *h
@@ -197,25 +176,55 @@ cdef struct _Split:
     void *act_c_tmp
     void *R_packed
     void *W_packed
+    # training: the whole batch's saved arrays (gates above too), each part its rows
+    void *h_tm1_all
+    void *c_tm1_all
+    void *act_c_all
+
+
+cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
+    """Part ``p`` of the rows, edges[p] .. edges[p + 1] - 1 (``tag`` picks the type).
+    Inference: on this part's slices of the scratch arrays, x read where it is
+    (x_as_given) or copied time-major into xt's slice of the part, R and W packed into the
+    part's own buffers. Training: x time-major whole in xt, the part's rows of the whole
+    batch's gates and saved arrays, R and W packed once by the caller."""
+    cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t T = a.T, F = a.F, U = a.U, G = 4 * a.U
+    cdef const floating *xp = <const floating *>a.x + b0 * T * F
+    cdef const unsigned char *mask = a.mask + b0 * T if a.has_mask else a.mask
+    cdef floating *act_c_tmp = <floating *>a.act_c_tmp + p * part_round(U)
+    cdef Py_ssize_t x_t = F, x_b = T * F
+    if a.training:
+        _forward(rows, a.B, T, F, U, a.chunks[p], <const floating *>a.xt + b0 * F,
+                 <const floating *>a.W, <const floating *>a.R, <const floating *>a.bias,
+                 mask, a.has_mask, a.go_backwards, a.act, a.ract, a.B * F, F,
+                 <floating *>a.h + b0 * U, <floating *>a.c + b0 * U,
+                 <floating *>a.gates + b0 * G, <floating *>a.outputs + b0 * T * U,
+                 act_c_tmp, <floating *>a.R_packed, <floating *>a.W_packed, False, True,
+                 <floating *>a.h_tm1_all + b0 * U, <floating *>a.c_tm1_all + b0 * U,
+                 <floating *>a.act_c_all + b0 * U, False, a.blas_proj)
+        return
+    if not a.x_as_given:
+        rows_time_major(rows, T, F, xp, <floating *>a.xt + b0 * T * F)
+        xp = <floating *>a.xt + b0 * T * F
+        x_t = rows * F
+        x_b = F
+    _forward(rows, rows, T, F, U, a.chunks[p], xp, <const floating *>a.W,
+             <const floating *>a.R, <const floating *>a.bias, mask, a.has_mask,
+             a.go_backwards, a.act, a.ract, x_t, x_b, <floating *>a.h + b0 * U,
+             <floating *>a.c + b0 * U, <floating *>a.gates + a.offsets[p],
+             <floating *>a.outputs + b0 * T * U, act_c_tmp,
+             <floating *>a.R_packed + p * a.r_stride, <floating *>a.W_packed + p * a.w_stride,
+             True, False, act_c_tmp, act_c_tmp, act_c_tmp, False, a.blas_proj)
 
 
 cdef void _run_part(void *ctx, int p) noexcept nogil:
     """Part ``p`` of a _forward_split call, on crnn's thread pool (``ctx``: its _Split)."""
     cdef const _Split *a = <const _Split *>ctx
     if a.is_double:
-        _forward_part(p, a.edges, a.chunks, a.offsets, a.T, a.F, a.U, <const double *>a.x,
-                      <const double *>a.W, <const double *>a.R, <const double *>a.bias,
-                      a.mask, a.has_mask, a.go_backwards, a.act, a.ract, a.x_as_given,
-                      <double *>a.xt, <double *>a.h, <double *>a.c, <double *>a.gates,
-                      <double *>a.outputs, <double *>a.act_c_tmp, <double *>a.R_packed,
-                      a.r_stride, <double *>a.W_packed, a.w_stride, a.blas_proj)
+        _forward_part(a, p, <double *>NULL)
     else:
-        _forward_part(p, a.edges, a.chunks, a.offsets, a.T, a.F, a.U, <const float *>a.x,
-                      <const float *>a.W, <const float *>a.R, <const float *>a.bias,
-                      a.mask, a.has_mask, a.go_backwards, a.act, a.ract, a.x_as_given,
-                      <float *>a.xt, <float *>a.h, <float *>a.c, <float *>a.gates,
-                      <float *>a.outputs, <float *>a.act_c_tmp, <float *>a.R_packed,
-                      a.r_stride, <float *>a.W_packed, a.w_stride, a.blas_proj)
+        _forward_part(a, p, <float *>NULL)
 
 
 cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
@@ -223,21 +232,24 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
                            int act, int ract, floating[:, ::1] h, floating[:, ::1] c,
                            floating[:, :, ::1] outputs, Py_ssize_t chunk, bint blas_proj,
-                           bint x_as_given, Py_ssize_t n_parts):
-    """Inference with the batch's rows split into ``n_parts`` parts, run on crnn's thread
-    pool (_pool.h; serially where it has no threads): each part runs _forward on its rows
-    with its own scratch memory, and never calls a threaded BLAS (the caller holds BLAS's
-    pools at one thread where its kernel may call BLAS: blas_proj)."""
+                           bint x_as_given, Py_ssize_t n_parts, bint training):
+    """The batch's rows split into ``n_parts`` parts, run on crnn's thread pool (_pool.h;
+    serially where it has no threads): each part runs _forward on its rows, and never
+    calls a threaded BLAS (the caller holds BLAS's pools at one thread where its kernel may
+    call BLAS: blas_proj). Inference: each part on its own scratch memory. Training: the
+    parts write their rows of the whole batch's saved arrays, returned as lstm_forward's
+    (else None)."""
     cdef Py_ssize_t B = x.shape[0], T = x.shape[1], F = x.shape[2]
     cdef Py_ssize_t U = recurrent_kernel.shape[0], G = 4 * U
     cdef Py_ssize_t p
+    cdef bint is_double = floating is double
     dtype = np.float32 if floating is float else np.float64
     edges = part_edges(B, n_parts)
     chunks, gate_offsets, total = [], [], 0
     for p in range(n_parts):
         rows = edges[p + 1] - edges[p]
         steps = chunk if chunk > 0 else (
-            T if blas_proj else inference_chunk(rows, U, F, floating is double))
+            T if blas_proj else inference_chunk(rows, U, F, is_double))
         steps = max(1, min(T, steps))
         chunks.append(steps)
         gate_offsets.append(total)
@@ -245,19 +257,30 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
     cdef Py_ssize_t[::1] chunks_v = np.array(chunks, np.intp)
     cdef Py_ssize_t[::1] offsets_v = np.array(gate_offsets, np.intp)
-    cdef Py_ssize_t r_stride = part_round(packed_size(U, G, floating is double))
-    cdef Py_ssize_t w_stride = 1 if blas_proj else part_round(
-        packed_size(F, G, floating is double))
-    cdef floating[::1] gates = workspace_empty(total, dtype)
+    # training: R and W packed once, shared by the parts
+    cdef Py_ssize_t n_packed = 1 if training else n_parts
+    cdef Py_ssize_t r_stride = part_round(packed_size(U, G, is_double))
+    cdef Py_ssize_t w_stride = 1 if blas_proj else part_round(packed_size(F, G, is_double))
+    gates_arr = workspace_empty((T, B, G) if training else total, dtype)
+    saved_shape = (T, B, U) if training else _UNUSED
+    h_tm1_arr = workspace_empty(saved_shape, dtype)
+    c_tm1_arr = workspace_empty(saved_shape, dtype)
+    act_c_arr = workspace_empty(saved_shape, dtype)
+    xt_arr = time_major(x) if training else workspace_empty(
+        1 if x_as_given else B * T * F, dtype)
+    cdef const floating[:, :, ::1] gates = gates_arr.reshape(-1, 1, 1)
+    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
+    cdef floating[:, :, ::1] act_c_all = act_c_arr
+    cdef const floating[:, :, ::1] xt = xt_arr.reshape(-1, 1, 1)
     cdef floating[::1] act_c_tmp = workspace_empty(n_parts * part_round(U), dtype)
-    cdef floating[::1] packed = workspace_empty(n_parts * r_stride, dtype)
-    cdef floating[::1] w_packed = workspace_empty(n_parts * w_stride, dtype)
-    cdef floating[::1] xt = workspace_empty(1 if x_as_given else B * T * F, dtype)
+    cdef floating[::1] packed = workspace_empty(n_packed * r_stride, dtype)
+    cdef floating[::1] w_packed = workspace_empty(n_packed * w_stride, dtype)
     cdef _Split a
     a.edges = &edges_v[0]
     a.chunks = &chunks_v[0]
     a.offsets = &offsets_v[0]
-    a.T, a.F, a.U, a.r_stride, a.w_stride = T, F, U, r_stride, w_stride
+    a.B, a.T, a.F, a.U, a.r_stride, a.w_stride = B, T, F, U, r_stride, w_stride
     a.x = &x[0, 0, 0]
     a.W = &kernel[0, 0]
     a.R = &recurrent_kernel[0, 0]
@@ -265,18 +288,28 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     a.mask = &mask[0, 0]
     a.has_mask, a.go_backwards, a.x_as_given, a.blas_proj = (has_mask, go_backwards,
                                                              x_as_given, blas_proj)
-    a.is_double = floating is double
+    a.is_double, a.training = is_double, training
     a.act, a.ract = act, ract
-    a.xt = &xt[0]
+    a.xt = <void *>&xt[0, 0, 0]
     a.h = &h[0, 0]
     a.c = &c[0, 0]
-    a.gates = &gates[0]
+    a.gates = <void *>&gates[0, 0, 0]
     a.outputs = &outputs[0, 0, 0]
     a.act_c_tmp = &act_c_tmp[0]
     a.R_packed = &packed[0]
     a.W_packed = &w_packed[0]
+    a.h_tm1_all = &h_tm1_all[0, 0, 0]
+    a.c_tm1_all = &c_tm1_all[0, 0, 0]
+    a.act_c_all = &act_c_all[0, 0, 0]
     with nogil:
+        if training:
+            pack_b(U, G, &recurrent_kernel[0, 0], G, &packed[0])
+            if not blas_proj:
+                pack_b(F, G, &kernel[0, 0], G, &w_packed[0])
         pool_run(<int>n_parts, _run_part, &a)
+    if training:
+        return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
+                    act_c=act_c_arr)
     return None
 
 
@@ -337,7 +370,7 @@ cdef void _run_units(void *ctx, int p) noexcept nogil:
         _units_step(a, p, <float *>NULL)
 
 
-cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
+cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *x, const floating *W, const floating *RT,
                     const unsigned char *mask, bint has_mask,
                     bint go_backwards, int act, int ract, const floating *gates,
@@ -346,18 +379,23 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                     const floating *d_outputs, bint last_only,
                     const floating *zero_row, floating *dh, floating *dc,
                     floating *dz, floating *carry, floating *deriv, floating *RT_packed,
-                    floating *dx, floating *dW, floating *dR, floating *db,
-                    bint threaded, bint blas_whole) noexcept nogil:
+                    bint pack, bint whole, floating *dx, floating *dW, floating *dR,
+                    floating *db, bint threaded, bint blas_whole) noexcept nogil:
+    """BPTT over B rows. ``Bs``: the rows per timestep of the saved arrays and dz (the
+    batch's, where this call runs a part of its rows from row 0 of ``gates``, ``dz``...;
+    else B). R^T packed here unless the caller did (``pack`` False); the whole-sequence
+    products only with ``whole`` (else the caller runs them)."""
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t s, t, b, j, row
     cdef const floating *d_out
     cdef floating *dzb
     cdef floating *cr
-    pack_b(G, U, RT, U, RT_packed)
+    if pack:
+        pack_b(G, U, RT, U, RT_packed)
     for s in range(T - 1, -1, -1):
         t = T - 1 - s if go_backwards else s
         for b in range(B):
-            row = t * B + b
+            row = t * Bs + b
             dzb = dz + row * G
             if not last_only:
                 d_out = d_outputs + (b * T + s) * U
@@ -378,7 +416,9 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
             # h_tm1 reaches h_t only through z_t (the GEMM below)
             memset(dh + b * U, 0, U * sizeof(floating))
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
-        gemm_step(threaded, B, U, G, dz + t * B * G, G, RT_packed, RT, U, dh, U)
+        gemm_step(threaded, B, U, G, dz + t * Bs * G, G, RT_packed, RT, U, dh, U)
+    if not whole:
+        return
     # Weight and input gradients as whole-sequence GEMMs.
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     if dx != NULL:      # NULL: the caller does not need dx
@@ -386,6 +426,131 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
     gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
     sum_rows(B * T, G, dz, db)
+
+
+cdef struct _BackSplit:
+    # A _backward_split call's arguments, for its parts on crnn's thread pool
+    const Py_ssize_t *edges
+    Py_ssize_t B, T, F, U, deriv_stride
+    const void *RT
+    const unsigned char *mask
+    bint has_mask, go_backwards, last_only, is_double
+    int act, ract
+    const void *gates
+    const void *h_tm1
+    const void *c_tm1
+    const void *act_c
+    const void *d_outputs
+    const void *zero_row
+    void *dh
+    void *dc
+    void *dz
+    void *carry
+    void *deriv
+    void *RT_packed
+
+
+cdef void _backward_part(const _BackSplit *a, int p, floating *tag) noexcept nogil:
+    """The time loop of BPTT on part ``p`` of the rows, on its rows of the whole batch's
+    arrays (R^T packed by the caller; no whole-sequence products)."""
+    cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
+    cdef Py_ssize_t T = a.T, U = a.U, G = 4 * a.U
+    _backward(rows, a.B, T, a.F, U, NULL, NULL, <const floating *>a.RT,
+              a.mask + b0 * T if a.has_mask else a.mask, a.has_mask, a.go_backwards, a.act,
+              a.ract, <const floating *>a.gates + b0 * G,
+              <const floating *>a.h_tm1 + b0 * U, <const floating *>a.c_tm1 + b0 * U,
+              <const floating *>a.act_c + b0 * U,
+              <const floating *>a.d_outputs + b0 * (U if a.last_only else T * U),
+              a.last_only, <const floating *>a.zero_row, <floating *>a.dh + b0 * U,
+              <floating *>a.dc + b0 * U, <floating *>a.dz + b0 * G,
+              <floating *>a.carry + b0 * U, <floating *>a.deriv + p * a.deriv_stride,
+              <floating *>a.RT_packed, False, False, NULL, NULL, NULL, NULL, False, False)
+
+
+cdef void _run_back_part(void *ctx, int p) noexcept nogil:
+    """Part ``p`` of a _backward_split call, on crnn's thread pool (``ctx``: _BackSplit)."""
+    cdef const _BackSplit *a = <const _BackSplit *>ctx
+    if a.is_double:
+        _backward_part(a, p, <double *>NULL)
+    else:
+        _backward_part(a, p, <float *>NULL)
+
+
+cdef object _backward_split(const floating[:, ::1] kernel,
+                            const floating[:, ::1] recurrent_kernel_t,
+                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
+                            int act, int ract, const floating[:, :, ::1] xt,
+                            const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
+                            const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
+                            const floating[:, :, ::1] d_outputs, bint need_dx,
+                            floating[:, ::1] dh, floating[:, ::1] dc, bint blas,
+                            Py_ssize_t n_parts):
+    """BPTT with the batch's rows split into ``n_parts`` parts on crnn's thread pool: each
+    part runs the time loop on its rows (R^T packed once, shared), then the whole-sequence
+    products run split across the parts as the units split's do (_units.pxd,
+    units_back_whole). dh and dc (dL/d final states in) become dL/d initial states.
+    Returns (dx time-major or None, dW, dR, db)."""
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
+    cdef bint is_double = floating is double
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
+    cdef Py_ssize_t deriv_stride = part_round(5 * U)
+    cdef floating[::1] packed = workspace_empty(packed_size(G, U, is_double), dtype)
+    cdef floating[::1] deriv = workspace_empty(n_parts * deriv_stride, dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
+    dz_arr = workspace_empty((T, B, G), dtype)
+    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
+    dW_arr = workspace_empty((F, G), dtype)
+    dR_arr = workspace_empty((U, G), dtype)
+    db_arr = workspace_empty(G, dtype)
+    cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
+    cdef floating[:, :, ::1] dz = dz_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    cdef _BackSplit a
+    a.edges = &edges_v[0]
+    a.B, a.T, a.F, a.U, a.deriv_stride = B, T, F, U, deriv_stride
+    a.RT = &recurrent_kernel_t[0, 0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double = has_mask, go_backwards, is_double
+    a.last_only = d_outputs.shape[1] == 1 and T > 1
+    a.act, a.ract = act, ract
+    a.gates = &gates[0, 0, 0]
+    a.h_tm1 = &h_tm1[0, 0, 0]
+    a.c_tm1 = &c_tm1[0, 0, 0]
+    a.act_c = &act_c[0, 0, 0]
+    a.d_outputs = &d_outputs[0, 0, 0]
+    a.zero_row = &zero_row[0]
+    a.dh = &dh[0, 0]
+    a.dc = &dc[0, 0]
+    a.dz = &dz[0, 0, 0]
+    a.carry = &carry[0, 0]
+    a.deriv = &deriv[0]
+    a.RT_packed = &packed[0]
+    # the whole-sequence products: phase 2 of the units split's hand-offs
+    cdef UnitBack w
+    w.edges = &edges_v[0]
+    w.n_parts, w.B, w.T, w.F, w.U, w.n_gates, w.phase = n_parts, B, T, F, U, 4, 2
+    w.x = &xt[0, 0, 0]
+    w.W = &kernel[0, 0]
+    w.h_tm1 = &h_tm1[0, 0, 0]
+    w.dz = &dz[0, 0, 0]
+    w.dgi = NULL
+    w.dx = &dx[0, 0, 0]
+    w.dW = &dW[0, 0]
+    w.dR = &dR[0, 0]
+    w.db = &db[0]
+    w.blas, w.need_dx, w.is_double, w.reset_before = blas, need_dx, is_double, False
+    with nogil:
+        pack_b(G, U, &recurrent_kernel_t[0, 0], U, &packed[0])
+        pool_run(<int>n_parts, _run_back_part, &a)
+        pool_run(<int>n_parts, _run_units_back, &w)
+    return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
 
 
 cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nogil:
@@ -466,8 +631,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
     cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads, training)
                                if split_units < 0 else min(split_units, U))
+    # (training's rows split here too: the parts write their rows of the saved arrays)
     cdef Py_ssize_t n_parts = 1 if n_units > 1 or split_units > 0 else part_count(
-        B, n_threads, training)
+        B, n_threads, False)
     cdef floating[:, ::1] h_split
     cdef floating[:, ::1] c_split
     cdef floating[:, :, ::1] outputs_split
@@ -503,10 +669,10 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         h_split = h_arr
         c_split = c_arr
         outputs_split = outputs_arr
-        _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
-                       activation, recurrent_activation, h_split, c_split, outputs_split, chunk,
-                       blas_proj, x_as_given, n_parts)
-        return outputs_arr, h_arr, c_arr, None
+        saved = _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask,
+                               go_backwards, activation, recurrent_activation, h_split, c_split,
+                               outputs_split, chunk, blas_proj, x_as_given, n_parts, training)
+        return outputs_arr, h_arr, c_arr, saved
     if chunk <= 0:
         chunk = T if blas_proj else inference_chunk(B, U, F, floating is double)
     chunk = max(1, min(T, chunk))
@@ -536,10 +702,10 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
     cdef floating[:, :, ::1] act_c_all = act_c_arr
     with nogil:
-        _forward(B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
+        _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
-                 &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], training,
+                 &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], True, training,
                  &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0], threaded,
                  blas_proj)
     saved = None
@@ -562,9 +728,9 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     the weights of that forward call. Returns (dx, dh0, dc0, d_kernel, d_recurrent_kernel,
     d_bias); dx is None with ``need_dx=False`` (its product is skipped). ``d_outputs`` may
     be (B, 1, U): the last output's gradient alone. ``n_threads`` > 1: the units split on
-    crnn's thread pool where units_parts says so (``threaded`` is ignored then, and the
-    caller must hold BLAS's pools at one thread), else as one thread; ``split_units``
-    (tests) as lstm_forward's."""
+    crnn's thread pool where units_parts says so, else the rows split (at most one part per
+    row; ``threaded`` is ignored then, and the caller must hold BLAS's pools at one
+    thread); ``split_units`` (tests) as lstm_forward's."""
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
     check_shape("kernel", (kernel.shape[0], kernel.shape[1]), (F, G))
@@ -598,6 +764,17 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
             dh_units, dc_arr, not own_gemm, n_units, _run_units_back)
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
                 db_arr)
+    cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
+    cdef floating[:, ::1] dc_rows
+    if n_parts > 1:
+        dh_units = dh_arr
+        dc_rows = dc_arr
+        dx_arr, dW_arr, dR_arr, db_arr = _backward_split(
+            kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+            recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
+            dh_units, dc_rows, not own_gemm, n_parts)
+        return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
+                db_arr)
     dz_arr = workspace_empty((T, B, G), dtype)
     carry_arr = np.zeros((B, U), dtype)
     zero_row_arr = np.zeros(U, dtype)
@@ -620,10 +797,10 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     cdef floating[:, ::1] dR = dR_arr
     cdef floating[::1] db = db_arr
     with nogil:
-        _backward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
+        _backward(B, B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel_t[0, 0],
                   &mask[0, 0], has_mask, go_backwards, activation, recurrent_activation,
                   &gates[0, 0, 0], &h_tm1[0, 0, 0], &c_tm1[0, 0, 0], &act_c[0, 0, 0],
                   &d_outputs[0, 0, 0], last_only, &zero_row[0], &dh[0, 0], &dc[0, 0],
-                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], dx_ptr, &dW[0, 0],
-                  &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
+                  &dz[0, 0, 0], &carry[0, 0], &deriv[0], &packed[0], True, True, dx_ptr,
+                  &dW[0, 0], &dR[0, 0], &db[0], threaded, threaded or not own_gemm)
     return batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr, db_arr

@@ -176,6 +176,7 @@ cdef struct UnitBack:
     const void *RT               # (G, U)
     const unsigned char *mask
     bint has_mask, go_backwards, is_double, blas, need_dx
+    bint reset_before            # GRU reset_after=False (phase 2 of the rows split only)
     int act, ract, phase         # phase: 0 pack R^T, 1 a step, 2 the whole products
     Py_ssize_t k                 # the hand-off of phase 1 (0 .. T)
     const void *gates            # the forward's saved arrays (T, B, ...)
@@ -248,11 +249,12 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
     """Phase 0: part p packs its columns of R^T. Phase 2: its share of the whole-sequence
     products: dx = dz @ W^T on rows r0 .. r1 - 1 of (T * B); dW = x^T @ dz, dR = h_tm1^T @
     d_rec and the biases (column sums) on columns c0 .. c1 - 1 of G (d_rec: dz, or GRU's
-    dgi; GRU's second bias row from dgi)."""
+    dgi; GRU's second bias row from dgi; GRU reset_before: dR's candidate block from
+    aux = r * h_tm1)."""
     cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
     cdef Py_ssize_t G = a.n_gates * a.U, rows = a.T * a.B, n = a.n_parts
     cdef Py_ssize_t r0 = rows * p // n, r1 = rows * (p + 1) // n
-    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, r, j
+    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, r, j, lo, hi
     cdef const floating *dz = <const floating *>a.dz
     cdef const floating *d_rec = <const floating *>(a.dgi if a.dgi != NULL else a.dz)
     cdef floating *db = <floating *>a.db
@@ -267,8 +269,19 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
         return
     gemm_big(a.blas, True, False, a.F, c1 - c0, rows, <const floating *>a.x, a.F, dz + c0, G,
              0.0, <floating *>a.dW + c0, G)
-    gemm_big(a.blas, True, False, a.U, c1 - c0, rows, <const floating *>a.h_tm1, a.U,
-             d_rec + c0, G, 0.0, <floating *>a.dR + c0, G)
+    if a.reset_before:
+        # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
+        lo, hi = c0, min(c1, 2 * a.U)
+        if hi > lo:
+            gemm_big(a.blas, True, False, a.U, hi - lo, rows, <const floating *>a.h_tm1, a.U,
+                     dz + lo, G, 0.0, <floating *>a.dR + lo, G)
+        lo, hi = max(c0, 2 * a.U), c1
+        if hi > lo:
+            gemm_big(a.blas, True, False, a.U, hi - lo, rows, <const floating *>a.aux, a.U,
+                     dz + lo, G, 0.0, <floating *>a.dR + lo, G)
+    else:
+        gemm_big(a.blas, True, False, a.U, c1 - c0, rows, <const floating *>a.h_tm1, a.U,
+                 d_rec + c0, G, 0.0, <floating *>a.dR + c0, G)
     memset(db + c0, 0, (c1 - c0) * sizeof(floating))
     for r in range(rows):
         for j in range(c0, c1):
@@ -442,6 +455,7 @@ cdef inline object units_backward(int n_gates, const floating[:, ::1] kernel,
     a.mask = &mask[0, 0]
     a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
                                                                   is_double, blas, need_dx)
+    a.reset_before = False
     a.last_only = d_outputs.shape[1] == 1 and T > 1
     a.zero_row = &zero_row[0]
     a.act, a.ract = act, ract
