@@ -73,12 +73,13 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                    const floating *bias, const unsigned char *mask, bint has_mask,
                    bint go_backwards, int act, int ract, bint reset_after,
                    floating *h, floating *gates, floating *outputs, floating *work,
-                   floating *R_packed, bint pack, bint training, floating *h_tm1_all,
-                   floating *aux_all, bint threaded,
+                   floating *R_packed, bint pack, bint projected, bint training,
+                   floating *h_tm1_all, floating *aux_all, bint threaded,
                    bint blas_whole) noexcept nogil:
     """``Bs``: the rows per timestep of x (time-major), ``gates`` and the training arrays
     (the batch's, where this call runs a part of its rows from their row 0; else B). R is
-    packed here unless the caller did (``pack`` False)."""
+    packed here unless the caller did (``pack`` False); ``projected``: the caller filled
+    ``gates`` with x @ W already."""
     cdef Py_ssize_t G = 3 * U
     cdef Py_ssize_t s, t, b
     cdef floating *z
@@ -88,7 +89,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
     cdef const floating *b_rec = bias + G
     # gates = x @ W, all timesteps at once (x is time-major here), or one product per
     # timestep for a part of the rows; b_in is added per row
-    if Bs == B:
+    if projected:
+        pass
+    elif Bs == B:
         gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
     else:
         for t in range(T):
@@ -151,7 +154,8 @@ cdef struct _Split:
     const void *R
     const void *bias
     const unsigned char *mask
-    bint has_mask, go_backwards, reset_after, blas_whole, is_double, training
+    bint has_mask, go_backwards, reset_after, blas_whole, is_double, training, project
+    Py_ssize_t n_parts
     int act, ract
     void *xt
     void *h
@@ -173,12 +177,21 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
     cdef Py_ssize_t T = a.T, F = a.F, U = a.U, G = 3 * a.U
     cdef const unsigned char *mask = a.mask + b0 * T if a.has_mask else a.mask
     cdef floating *work = <floating *>a.work + b0 * G + p * PART_PAD
+    cdef Py_ssize_t n_rows = a.T * a.B, r0, r1
+    if a.training and a.project:
+        # the input projection of rows r0 .. r1 - 1 of (T * B), time-major
+        r0, r1 = n_rows * p // a.n_parts, n_rows * (p + 1) // a.n_parts
+        if r1 > r0:
+            gemm_big(a.blas_whole, False, False, r1 - r0, G, F,
+                     <const floating *>a.xt + r0 * F, F, <const floating *>a.W, G, 0.0,
+                     <floating *>a.gates + r0 * G, G)
+        return
     if a.training:
         _forward(rows, a.B, T, F, U, <const floating *>a.xt + b0 * F, <const floating *>a.W,
                  <const floating *>a.R, <const floating *>a.bias, mask, a.has_mask,
                  a.go_backwards, a.act, a.ract, a.reset_after, <floating *>a.h + b0 * U,
                  <floating *>a.gates + b0 * G, <floating *>a.outputs + b0 * T * U, work,
-                 <floating *>a.R_packed, False, True, <floating *>a.h_tm1_all + b0 * U,
+                 <floating *>a.R_packed, False, True, True, <floating *>a.h_tm1_all + b0 * U,
                  <floating *>a.aux_all + b0 * U, False, a.blas_whole)
         return
     rows_time_major(rows, T, F, <const floating *>a.x + b0 * T * F,
@@ -188,7 +201,7 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
              a.go_backwards, a.act, a.ract, a.reset_after, <floating *>a.h + b0 * U,
              <floating *>a.gates + part_round(b0 * T * G) + p * PART_PAD,
              <floating *>a.outputs + b0 * T * U, work,
-             <floating *>a.R_packed + p * a.r_stride, True, False, work, work, False,
+             <floating *>a.R_packed + p * a.r_stride, True, False, False, work, work, False,
              a.blas_whole)
 
 
@@ -254,9 +267,14 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     a.R_packed = &packed[0]
     a.h_tm1_all = &h_tm1_all[0, 0, 0]
     a.aux_all = &aux_all[0, 0, 0]
+    a.n_parts, a.project = n_parts, False
     with nogil:
         if training:
+            # the input projection split by rows of (T * B) first, then the parts' loops
             _pack_r(U, &recurrent_kernel[0, 0], &packed[0], reset_after)
+            a.project = True
+            pool_run(<int>n_parts, _run_part, &a)
+            a.project = False
         pool_run(<int>n_parts, _run_part, &a)
     if training:
         return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
@@ -686,7 +704,7 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         _forward(B, B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, reset_after, &h[0, 0], &gates[0, 0, 0],
-                 &outputs[0, 0, 0], &work[0, 0], &packed[0], True, training,
+                 &outputs[0, 0, 0], &work[0, 0], &packed[0], True, False, training,
                  &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0], threaded, threaded or not own_gemm)
     saved = None
     if training:

@@ -90,7 +90,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                    bint go_backwards, int act, int ract, Py_ssize_t x_t, Py_ssize_t x_b,
                    floating *h, floating *c, floating *gates, floating *outputs,
                    floating *act_c_tmp, floating *R_packed, floating *W_packed, bint pack,
-                   bint training, floating *h_tm1_all, floating *c_tm1_all,
+                   bint projected, bint training, floating *h_tm1_all, floating *c_tm1_all,
                    floating *act_c_all, bint threaded, bint blas_proj) noexcept nogil:
     """The input projection runs per chunk of ``chunk`` timesteps, just before their steps,
     into rows pre-filled with the bias (so neither a zero pass nor a bias pass is needed):
@@ -100,7 +100,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
     order. x[t, b] is at x + t * x_t + b * x_b: time-major (x_t = B * x_b) projects a chunk
     in one product, else one per timestep. ``Bs``: the rows per timestep of the training
     arrays (the batch's, where this call runs a part of its rows from row 0 of ``gates``,
-    ``h_tm1_all``...; else B)."""
+    ``h_tm1_all``...; else B). ``projected`` (training): the caller filled ``gates`` with
+    the bias plus x @ W already (and packed R)."""
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t Bz = Bs if training else B
     cdef Py_ssize_t s, s0, n, t, t_lo, b, tt
@@ -111,7 +112,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
     cdef floating *out
     if pack:
         pack_b(U, G, R, G, R_packed)
-        if not blas_proj:
+        if not blas_proj and not projected:
             pack_b(F, G, W, G, W_packed)
     s0 = 0
     while s0 < T:
@@ -119,14 +120,17 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
         # the chunk's timesteps are t_lo .. t_lo + n - 1 in either direction
         t_lo = T - s0 - n if go_backwards else s0
         zc = gates + t_lo * Bz * G if training else gates
-        for tt in range(n):
-            for b in range(B):
-                memcpy(zc + (tt * Bz + b) * G, bias, G * sizeof(floating))
-        if x_t == B * x_b and Bz == B:
+        if projected:
+            pass
+        elif x_t == B * x_b and Bz == B:
+            for tt in range(n * B):
+                memcpy(zc + tt * G, bias, G * sizeof(floating))
             gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * x_t, x_b, W_packed, W, G, zc,
                             G)
         else:
             for t in range(t_lo, t_lo + n):
+                for b in range(B):
+                    memcpy(zc + ((t - t_lo) * Bz + b) * G, bias, G * sizeof(floating))
                 gemm_packed_big(blas_proj, B, G, F, x + t * x_t, x_b, W_packed, W, G,
                                 zc + (t - t_lo) * Bz * G, G)
         for s in range(s0, s0 + n):
@@ -166,7 +170,8 @@ cdef struct _Split:
     const void *R
     const void *bias
     const unsigned char *mask
-    bint has_mask, go_backwards, x_as_given, blas_proj, is_double, training
+    bint has_mask, go_backwards, x_as_given, blas_proj, is_double, training, project
+    Py_ssize_t n_parts
     int act, ract
     void *xt
     void *h
@@ -194,13 +199,24 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
     cdef const unsigned char *mask = a.mask + b0 * T if a.has_mask else a.mask
     cdef floating *act_c_tmp = <floating *>a.act_c_tmp + p * part_round(U)
     cdef Py_ssize_t x_t = F, x_b = T * F
+    cdef Py_ssize_t n_rows = a.T * a.B, r0, r1, r
+    if a.training and a.project:
+        # the input projection of rows r0 .. r1 - 1 of (T * B), time-major
+        r0, r1 = n_rows * p // a.n_parts, n_rows * (p + 1) // a.n_parts
+        for r in range(r0, r1):
+            memcpy(<floating *>a.gates + r * G, a.bias, G * sizeof(floating))
+        if r1 > r0:
+            gemm_packed_big(a.blas_proj, r1 - r0, G, F, <const floating *>a.xt + r0 * F, F,
+                            <const floating *>a.W_packed, <const floating *>a.W, G,
+                            <floating *>a.gates + r0 * G, G)
+        return
     if a.training:
-        _forward(rows, a.B, T, F, U, a.chunks[p], <const floating *>a.xt + b0 * F,
+        _forward(rows, a.B, T, F, U, T, <const floating *>a.xt + b0 * F,
                  <const floating *>a.W, <const floating *>a.R, <const floating *>a.bias,
                  mask, a.has_mask, a.go_backwards, a.act, a.ract, a.B * F, F,
                  <floating *>a.h + b0 * U, <floating *>a.c + b0 * U,
                  <floating *>a.gates + b0 * G, <floating *>a.outputs + b0 * T * U,
-                 act_c_tmp, <floating *>a.R_packed, <floating *>a.W_packed, False, True,
+                 act_c_tmp, <floating *>a.R_packed, <floating *>a.W_packed, False, True, True,
                  <floating *>a.h_tm1_all + b0 * U, <floating *>a.c_tm1_all + b0 * U,
                  <floating *>a.act_c_all + b0 * U, False, a.blas_proj)
         return
@@ -215,7 +231,7 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
              <floating *>a.c + b0 * U, <floating *>a.gates + a.offsets[p],
              <floating *>a.outputs + b0 * T * U, act_c_tmp,
              <floating *>a.R_packed + p * a.r_stride, <floating *>a.W_packed + p * a.w_stride,
-             True, False, act_c_tmp, act_c_tmp, act_c_tmp, False, a.blas_proj)
+             True, False, False, act_c_tmp, act_c_tmp, act_c_tmp, False, a.blas_proj)
 
 
 cdef void _run_part(void *ctx, int p) noexcept nogil:
@@ -301,11 +317,16 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     a.h_tm1_all = &h_tm1_all[0, 0, 0]
     a.c_tm1_all = &c_tm1_all[0, 0, 0]
     a.act_c_all = &act_c_all[0, 0, 0]
+    a.n_parts, a.project = n_parts, False
     with nogil:
         if training:
+            # the input projection split by rows of (T * B) first, then the parts' loops
             pack_b(U, G, &recurrent_kernel[0, 0], G, &packed[0])
             if not blas_proj:
                 pack_b(F, G, &kernel[0, 0], G, &w_packed[0])
+            a.project = True
+            pool_run(<int>n_parts, _run_part, &a)
+            a.project = False
         pool_run(<int>n_parts, _run_part, &a)
     if training:
         return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
@@ -705,7 +726,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
-                 &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], True, training,
+                 &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], True, False,
+                 training,
                  &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0], threaded,
                  blas_proj)
     saved = None

@@ -15,6 +15,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_packed_big, pack_b, packed_size
+from crnn._kernels._cells cimport add_span
 from crnn._kernels._common cimport part_round, time_major
 from crnn._kernels._pool cimport pool_fn, pool_run
 
@@ -254,7 +255,7 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
     cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
     cdef Py_ssize_t G = a.n_gates * a.U, rows = a.T * a.B, n = a.n_parts
     cdef Py_ssize_t r0 = rows * p // n, r1 = rows * (p + 1) // n
-    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, r, j, lo, hi
+    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, r, lo, hi
     cdef const floating *dz = <const floating *>a.dz
     cdef const floating *d_rec = <const floating *>(a.dgi if a.dgi != NULL else a.dz)
     cdef floating *db = <floating *>a.db
@@ -284,13 +285,11 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
                  d_rec + c0, G, 0.0, <floating *>a.dR + c0, G)
     memset(db + c0, 0, (c1 - c0) * sizeof(floating))
     for r in range(rows):
-        for j in range(c0, c1):
-            db[j] += dz[r * G + j]
+        add_span(c1 - c0, dz + r * G + c0, db + c0)
     if a.dgi != NULL:
         memset(db + G + c0, 0, (c1 - c0) * sizeof(floating))
         for r in range(rows):
-            for j in range(c0, c1):
-                db[G + j] += d_rec[r * G + j]
+            add_span(c1 - c0, d_rec + r * G + c0, db + G + c0)
 
 
 # --------------------------------------------------------------------------- drivers
