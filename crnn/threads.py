@@ -11,8 +11,9 @@ while crnn trains or predicts (``fit``, ``evaluate``, ``predict``, the ``*_on_ba
 calls, calling a model) SciPy's pool runs ``n`` threads and NumPy's is held at one, so the
 two pools never run threads side by side. The pools are put back when the call returns.
 
-crnn's own threads use the same budget (``run_parallel`` for training; for inference, the
-thread pool inside the compiled kernels, ``crnn/_kernels/_pool.h``): a recurrent layer's
+crnn's own threads use the same budget (the thread pool inside the compiled kernels,
+``crnn/_kernels/_pool.h``, for inference and LSTM/GRU training; ``run_parallel`` for
+SimpleRNN's training and where there are no POSIX threads): a recurrent layer's
 batch splits into one part of rows per thread (rows never meet in an RNN, so each part runs its
 whole time loop on its own, with no synchronization per step), or, for an LSTM or GRU whose
 recurrent kernel is too large for each thread to stream whole or whose batch is too thin,
