@@ -291,6 +291,13 @@ for dtype in (np.float32, np.float64):
     for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False), ("simple_rnn", True)]:
         for batch, units in [(1, 17), (7, 16), (33, 37)]:
             t._sequence_case(cell, dtype, batch, units, reset_after=reset_after, masked=True)
+# the splits across crnn's thread pool (units: inference and training; rows: training)
+import test_row_split as rs, test_units_split as us
+for cell in ("lstm", "gru"):
+    us.test_units_split_equals_one_thread(cell)
+    us.test_training_units_split_equals_one_thread(cell, np.float64)
+for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False)]:
+    rs.test_kernel_training_split_equals_one_thread(cell, reset_after)
 print("ok")
 """
 
