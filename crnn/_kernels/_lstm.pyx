@@ -32,10 +32,10 @@ from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_ro
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitBack, UnitSplit, units_back_product, units_back_t,
-                                   units_back_whole, units_backward, units_d_out, units_forward,
-                                   units_gather, units_pack, units_parts, units_project,
-                                   units_save_gates, units_scatter)
+from crnn._kernels._units cimport (UnitBack, UnitSplit, rows_backward, units_back_product,
+                                   units_back_t, units_back_whole, units_backward,
+                                   units_d_out, units_forward, units_gather, units_pack,
+                                   units_parts, units_project, units_save_gates, units_scatter)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -449,135 +449,34 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
     sum_rows(B * T, G, dz, db)
 
 
-cdef struct _BackSplit:
-    # A _backward_split call's arguments, for its parts on crnn's thread pool
-    const Py_ssize_t *edges
-    Py_ssize_t B, T, F, U, deriv_stride
-    const void *RT
-    const unsigned char *mask
-    bint has_mask, go_backwards, last_only, is_double
-    int act, ract
-    const void *gates
-    const void *h_tm1
-    const void *c_tm1
-    const void *act_c
-    const void *d_outputs
-    const void *zero_row
-    void *dh
-    void *dc
-    void *dz
-    void *carry
-    void *deriv
-    void *RT_packed
-
-
-cdef void _backward_part(const _BackSplit *a, int p, floating *tag) noexcept nogil:
-    """The time loop of BPTT on part ``p`` of the rows, on its rows of the whole batch's
-    arrays (R^T packed by the caller; no whole-sequence products)."""
+cdef void _rows_back_part(const UnitBack *a, int p, floating *tag) noexcept nogil:
+    """Phase 4 of training's rows split (_units.pxd, rows_backward): the time loop of BPTT
+    on part ``p`` of the rows, on its rows of the whole batch's arrays (R^T packed in
+    phase 3; the whole-sequence products in phase 2)."""
     cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
     cdef Py_ssize_t T = a.T, U = a.U, G = 4 * a.U
     _backward(rows, a.B, T, a.F, U, NULL, NULL, <const floating *>a.RT,
               a.mask + b0 * T if a.has_mask else a.mask, a.has_mask, a.go_backwards, a.act,
               a.ract, <const floating *>a.gates + b0 * G,
               <const floating *>a.h_tm1 + b0 * U, <const floating *>a.c_tm1 + b0 * U,
-              <const floating *>a.act_c + b0 * U,
+              <const floating *>a.aux + b0 * U,
               <const floating *>a.d_outputs + b0 * (U if a.last_only else T * U),
               a.last_only, <const floating *>a.zero_row, <floating *>a.dh + b0 * U,
               <floating *>a.dc + b0 * U, <floating *>a.dz + b0 * G,
-              <floating *>a.carry + b0 * U, <floating *>a.deriv + p * a.deriv_stride,
+              <floating *>a.carry + b0 * U, <floating *>a.tmp + p * a.tmp_stride,
               <floating *>a.RT_packed, False, False, NULL, NULL, NULL, NULL, False, False)
 
 
-cdef void _run_back_part(void *ctx, int p) noexcept nogil:
-    """Part ``p`` of a _backward_split call, on crnn's thread pool (``ctx``: _BackSplit)."""
-    cdef const _BackSplit *a = <const _BackSplit *>ctx
-    if a.is_double:
-        _backward_part(a, p, <double *>NULL)
-    else:
-        _backward_part(a, p, <float *>NULL)
-
-
-cdef object _backward_split(const floating[:, ::1] kernel,
-                            const floating[:, ::1] recurrent_kernel_t,
-                            const unsigned char[:, ::1] mask, bint has_mask, bint go_backwards,
-                            int act, int ract, const floating[:, :, ::1] xt,
-                            const floating[:, :, ::1] gates, const floating[:, :, ::1] h_tm1,
-                            const floating[:, :, ::1] c_tm1, const floating[:, :, ::1] act_c,
-                            const floating[:, :, ::1] d_outputs, bint need_dx,
-                            floating[:, ::1] dh, floating[:, ::1] dc, bint blas,
-                            Py_ssize_t n_parts):
-    """BPTT with the batch's rows split into ``n_parts`` parts on crnn's thread pool: each
-    part runs the time loop on its rows (R^T packed once, shared), then the whole-sequence
-    products run split across the parts as the units split's do (_units.pxd,
-    units_back_whole). dh and dc (dL/d final states in) become dL/d initial states.
-    Returns (dx time-major or None, dW, dR, db)."""
-    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
-    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = 4 * U
-    cdef bint is_double = floating is double
-    dtype = np.float32 if floating is float else np.float64
-    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
-    cdef Py_ssize_t deriv_stride = part_round(5 * U)
-    cdef floating[::1] packed = workspace_empty(packed_size(G, U, is_double), dtype)
-    cdef floating[::1] deriv = workspace_empty(n_parts * deriv_stride, dtype)
-    carry_arr = np.zeros((B, U), dtype)
-    zero_row_arr = np.zeros(U, dtype)
-    dz_arr = workspace_empty((T, B, G), dtype)
-    dx_arr = workspace_empty((T, B, F) if need_dx else _UNUSED, dtype)
-    dW_arr = workspace_empty((F, G), dtype)
-    dR_arr = workspace_empty((U, G), dtype)
-    db_arr = workspace_empty(G, dtype)
-    cdef floating[:, ::1] carry = carry_arr
-    cdef const floating[::1] zero_row = zero_row_arr
-    cdef floating[:, :, ::1] dz = dz_arr
-    cdef floating[:, :, ::1] dx = dx_arr
-    cdef floating[:, ::1] dW = dW_arr
-    cdef floating[:, ::1] dR = dR_arr
-    cdef floating[::1] db = db_arr
-    cdef _BackSplit a
-    a.edges = &edges_v[0]
-    a.B, a.T, a.F, a.U, a.deriv_stride = B, T, F, U, deriv_stride
-    a.RT = &recurrent_kernel_t[0, 0]
-    a.mask = &mask[0, 0]
-    a.has_mask, a.go_backwards, a.is_double = has_mask, go_backwards, is_double
-    a.last_only = d_outputs.shape[1] == 1 and T > 1
-    a.act, a.ract = act, ract
-    a.gates = &gates[0, 0, 0]
-    a.h_tm1 = &h_tm1[0, 0, 0]
-    a.c_tm1 = &c_tm1[0, 0, 0]
-    a.act_c = &act_c[0, 0, 0]
-    a.d_outputs = &d_outputs[0, 0, 0]
-    a.zero_row = &zero_row[0]
-    a.dh = &dh[0, 0]
-    a.dc = &dc[0, 0]
-    a.dz = &dz[0, 0, 0]
-    a.carry = &carry[0, 0]
-    a.deriv = &deriv[0]
-    a.RT_packed = &packed[0]
-    # the whole-sequence products: phase 2 of the units split's hand-offs
-    cdef UnitBack w
-    w.edges = &edges_v[0]
-    w.n_parts, w.B, w.T, w.F, w.U, w.n_gates, w.phase = n_parts, B, T, F, U, 4, 2
-    w.x = &xt[0, 0, 0]
-    w.W = &kernel[0, 0]
-    w.h_tm1 = &h_tm1[0, 0, 0]
-    w.dz = &dz[0, 0, 0]
-    w.dgi = NULL
-    w.dx = &dx[0, 0, 0]
-    w.dW = &dW[0, 0]
-    w.dR = &dR[0, 0]
-    w.db = &db[0]
-    w.blas, w.need_dx, w.is_double, w.reset_before = blas, need_dx, is_double, False
-    with nogil:
-        pack_b(G, U, &recurrent_kernel_t[0, 0], U, &packed[0])
-        pool_run(<int>n_parts, _run_back_part, &a)
-        pool_run(<int>n_parts, _run_units_back, &w)
-    return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
-
-
 cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nogil:
-    """Part p's share of a units-split backward hand-off (_units.pxd): phase 0 and 2 the
-    generic pieces; phase 1 the product of the step before, then the rows of step
-    T - 1 - a.k on the part's units."""
+    """Part p's share of a backward hand-off of the units or rows split (_units.pxd):
+    phases 0 and 2 the generic pieces; 1 the product of the step before, then the rows of
+    step T - 1 - a.k on the part's units; 3 R^T packed whole; 4 the part's rows."""
+    if a.phase == 3:
+        pack_b(4 * a.U, a.U, <const floating *>a.RT, a.U, <floating *>a.RT_packed)
+        return
+    if a.phase == 4:
+        _rows_back_part(a, p, tag)
+        return
     if a.phase != 1:
         units_back_whole(a, p, tag)
         return
@@ -787,14 +686,12 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
                 db_arr)
     cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
-    cdef floating[:, ::1] dc_rows
     if n_parts > 1:
         dh_units = dh_arr
-        dc_rows = dc_arr
-        dx_arr, dW_arr, dR_arr, db_arr = _backward_split(
-            kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+        dx_arr, dW_arr, dR_arr, db_arr = rows_backward(
+            4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
             recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
-            dh_units, dc_rows, not own_gemm, n_parts)
+            dh_units, dc_arr, not own_gemm, n_parts, _run_units_back)
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
                 db_arr)
     dz_arr = workspace_empty((T, B, G), dtype)

@@ -16,7 +16,7 @@ from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_packed_big, pack_b, packed_size
 from crnn._kernels._cells cimport add_span
-from crnn._kernels._common cimport part_round, time_major
+from crnn._kernels._common cimport part_edges, part_round, time_major
 from crnn._kernels._pool cimport pool_fn, pool_run
 
 cdef enum:
@@ -177,8 +177,10 @@ cdef struct UnitBack:
     const void *RT               # (G, U)
     const unsigned char *mask
     bint has_mask, go_backwards, is_double, blas, need_dx
-    bint reset_before            # GRU reset_after=False (phase 2 of the rows split only)
-    int act, ract, phase         # phase: 0 pack R^T, 1 a step, 2 the whole products
+    bint reset_before            # GRU reset_after=False (the rows split only)
+    # phase: 0 pack R^T's columns of the part, 1 a step (units split); 2 the whole-sequence
+    # products (both splits); 3 pack R^T whole, 4 the part's time loop (rows split)
+    int act, ract, phase
     Py_ssize_t k                 # the hand-off of phase 1 (0 .. T)
     const void *gates            # the forward's saved arrays (T, B, ...)
     const void *h_tm1
@@ -192,8 +194,9 @@ cdef struct UnitBack:
     void *carry                  # (B, U): what masked steps passed through
     void *dz                     # (T, B, G): LSTM's dz, GRU's dgx
     void *dgi                    # (T, B, G): GRU's gradient of the inner product, else NULL
-    void *RT_packed              # per part: packed R^T[:, u0:u1]
+    void *RT_packed              # per part: packed R^T[:, u0:u1]; rows split: R^T whole
     void *tmp                    # per part: tmp_stride elements of scratch
+    void *d_rh                   # (B, U): GRU reset_before's d(r * h_tm1) (rows split)
     void *dx                     # (T, B, F)
     void *dW                     # (F, G)
     void *dR                     # (U, G)
@@ -455,6 +458,7 @@ cdef inline object units_backward(int n_gates, const floating[:, ::1] kernel,
     a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
                                                                   is_double, blas, need_dx)
     a.reset_before = False
+    a.d_rh = NULL
     a.last_only = d_outputs.shape[1] == 1 and T > 1
     a.zero_row = &zero_row[0]
     a.act, a.ract = act, ract
@@ -486,6 +490,107 @@ cdef inline object units_backward(int n_gates, const floating[:, ::1] kernel,
         for k in range(T + 1):
             a.k = k
             pool_run(<int>n_parts, fn, &a)
+        a.phase = 2
+        pool_run(<int>n_parts, fn, &a)
+    return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
+
+
+cdef inline object rows_backward(int n_gates, bint reset_after,
+                                 const floating[:, ::1] kernel,
+                                 const floating[:, ::1] recurrent_kernel_t,
+                                 const unsigned char[:, ::1] mask, bint has_mask,
+                                 bint go_backwards, int act, int ract,
+                                 const floating[:, :, ::1] xt,
+                                 const floating[:, :, ::1] gates,
+                                 const floating[:, :, ::1] h_tm1, object c_tm1,
+                                 const floating[:, :, ::1] aux,
+                                 const floating[:, :, ::1] d_outputs, bint need_dx,
+                                 floating[:, ::1] dh, object dc, bint blas,
+                                 Py_ssize_t n_parts, pool_fn fn):
+    """BPTT of training's rows split (the forward's parts wrote their rows of the whole
+    batch's saved arrays): R^T packed once (phase 3, on the calling thread), each part's
+    time loop on its rows (phase 4: the cell's _backward), then the whole-sequence
+    products split across the parts as the units split's (phase 2). Arguments as
+    units_backward's, with GRU's ``reset_after``. Returns (dx time-major or None, dW, dR,
+    db)."""
+    import numpy as np
+    from crnn._kernels._workspace import empty
+    cdef object unused = (1, 1, 1)       # the shape of an array that is not needed
+    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
+    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = n_gates * U
+    cdef bint is_double = floating is double
+    cdef bint gru = n_gates == 3
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
+    # per part: the row functions' scratch (LSTM 5U, GRU 3U)
+    cdef Py_ssize_t tmp_stride = part_round((3 if gru else 5) * U)
+    # R^T packed whole, or (GRU reset_before) as rows R^T[:2U] then R^T[2U:]
+    cdef floating[::1] packed = empty(packed_size(G, U, is_double)
+                                      + packed_size(2 * U, U, is_double)
+                                      + packed_size(U, U, is_double), dtype)
+    cdef floating[::1] tmp = empty(n_parts * tmp_stride, dtype)
+    carry_arr = np.zeros((B, U), dtype)
+    zero_row_arr = np.zeros(U, dtype)
+    dz_arr = empty((T, B, G), dtype)
+    dgi_arr = empty((T, B, G) if gru and reset_after else unused, dtype)
+    cdef object unused_2d = (1, 1)
+    d_rh_arr = empty((B, U) if gru and not reset_after else unused_2d, dtype)
+    dx_arr = empty((T, B, F) if need_dx else unused, dtype)
+    dW_arr = empty((F, G), dtype)
+    dR_arr = empty((U, G), dtype)
+    db_arr = empty(2 * G if gru and reset_after else G, dtype)
+    cdef floating[:, ::1] carry = carry_arr
+    cdef const floating[::1] zero_row = zero_row_arr
+    cdef floating[:, :, ::1] dz = dz_arr
+    cdef floating[:, :, ::1] dgi = dgi_arr
+    cdef floating[:, ::1] d_rh = d_rh_arr
+    cdef floating[:, :, ::1] dx = dx_arr
+    cdef floating[:, ::1] dW = dW_arr
+    cdef floating[:, ::1] dR = dR_arr
+    cdef floating[::1] db = db_arr
+    cdef const floating[:, :, ::1] c_tm1_v
+    cdef floating[:, ::1] dc_v
+    cdef UnitBack a
+    a.edges = &edges_v[0]
+    a.n_parts, a.B, a.T, a.F, a.U, a.n_gates = n_parts, B, T, F, U, n_gates
+    a.r_panel, a.tmp_stride = 0, tmp_stride
+    a.x = &xt[0, 0, 0]
+    a.W = &kernel[0, 0]
+    a.RT = &recurrent_kernel_t[0, 0]
+    a.mask = &mask[0, 0]
+    a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
+                                                                  is_double, blas, need_dx)
+    a.reset_before = gru and not reset_after
+    a.last_only = d_outputs.shape[1] == 1 and T > 1
+    a.zero_row = &zero_row[0]
+    a.act, a.ract = act, ract
+    a.gates = &gates[0, 0, 0]
+    a.h_tm1 = &h_tm1[0, 0, 0]
+    a.c_tm1 = NULL
+    a.dc = NULL
+    if c_tm1 is not None:
+        c_tm1_v = c_tm1
+        dc_v = dc
+        a.c_tm1 = &c_tm1_v[0, 0, 0]
+        a.dc = &dc_v[0, 0]
+    a.aux = &aux[0, 0, 0]
+    a.d_outputs = &d_outputs[0, 0, 0]
+    a.dh = &dh[0, 0]
+    a.carry = &carry[0, 0]
+    a.dz = &dz[0, 0, 0]
+    a.dgi = &dgi[0, 0, 0] if gru and reset_after else NULL
+    a.d_rh = &d_rh[0, 0]
+    a.RT_packed = &packed[0]
+    a.tmp = &tmp[0]
+    a.dx = &dx[0, 0, 0]
+    a.dW = &dW[0, 0]
+    a.dR = &dR[0, 0]
+    a.db = &db[0]
+    with nogil:
+        a.phase = 3
+        pool_run(1, fn, &a)
+        a.phase = 4
+        pool_run(<int>n_parts, fn, &a)
         a.phase = 2
         pool_run(<int>n_parts, fn, &a)
     return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
