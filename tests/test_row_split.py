@@ -667,3 +667,32 @@ def test_kernel_training_split_gradient_by_finite_differences(pool_split):
         minus[index] -= eps
         numeric = (loss(plus) - loss(minus)) / (2 * eps)
         assert abs(numeric - grads.d_recurrent_kernel[index]) <= 1e-6 * max(1.0, abs(numeric))
+
+
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_fit_with_the_kernel_split_matches_one_thread(pool_split, spy_n_threads, layer):
+    # a model's training steps through the kernels' rows split (forward and backward on
+    # crnn's pool), return_sequences and a first layer without dx included
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 7, 3)).astype("float64")
+    y = rng.standard_normal((32, 1)).astype("float64")
+
+    def train(n):
+        crnn.set_num_threads(n)
+        crnn.utils.set_random_seed(1)
+        cls = getattr(crnn.layers, layer)
+        model = crnn.Sequential([cls(8, input_shape=(7, 3), return_sequences=True,
+                                     dtype="float64"),
+                                 cls(6, dtype="float64"),
+                                 crnn.layers.Dense(1, dtype="float64")])
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    one = train(1)
+    cell = layer.lower()
+    spy_n_threads[cell].clear()
+    two = train(2)
+    assert 2 in spy_n_threads[cell]             # the training steps split in the kernel
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
