@@ -1,6 +1,7 @@
-# The units split of an inference call (LSTM, GRU with reset_after): where a batch has too
-# few rows to split, or its recurrent kernel R is too large for each thread to stream whole
-# every step, the threads of crnn's pool (_pool.h) split the *units* instead. Part p owns
+# The units split of a call, inference or training (LSTM, GRU with reset_after): where a
+# batch has too few rows to split, or its recurrent kernel R is too large for each thread to
+# stream whole every step, the threads of crnn's pool (_pool.h) split the *units* instead
+# (units_parts decides; units_forward and units_backward run it). Part p owns
 # units u0 .. u1 - 1 of every gate block: the columns g * U + u0 .. g * U + u1 - 1 of W and
 # R (packed once per call, per part, per gate: each thread streams 1/n of W and R), its
 # slice of the cell state, and the same slice of h_t and of the outputs. A step needs all of
@@ -10,6 +11,10 @@
 #
 # A part's pre-activations are kept gate-blocked, (rows, n_gates * Up): the layout of the
 # row functions for a cell of Up units, so they run unchanged on the slice.
+#
+# The backward pass of training's *rows* split runs here too (rows_backward): its parts'
+# time loops, then the whole-sequence products split across the threads as the units
+# split's are (units_back_whole).
 
 from cython cimport floating
 from libc.string cimport memcpy, memset
