@@ -35,10 +35,10 @@ from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_r
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitBack, UnitSplit, rows_backward, units_back_product,
-                                   units_back_t, units_back_whole, units_backward,
-                                   units_d_out, units_forward, units_gather, units_pack,
-                                   units_parts, units_project, units_save_gates, units_scatter)
+from crnn._kernels._units cimport (UnitBack, UnitSplit, split_backward, units_back_product,
+                                   units_back_t, units_back_whole, units_d_out, units_forward,
+                                   units_gather, units_pack, units_parts, units_project,
+                                   units_save_gates, units_scatter)
 
 # Whether this build runs the parts of n_threads > 1 on crnn's thread pool (else one after
 # another on the calling thread: a platform without POSIX threads).
@@ -436,7 +436,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
 
 
 cdef void _rows_back_part(const UnitBack *a, int p, floating *tag) noexcept nogil:
-    """Phase 4 of training's rows split (_units.pxd, rows_backward): the time loop of BPTT
+    """Phase 4 of training's rows split (_units.pxd, split_backward): the time loop of BPTT
     on part ``p`` of the rows, on its rows of the whole batch's arrays (R^T packed in
     phase 3; the whole-sequence products in phase 2)."""
     cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
@@ -648,16 +648,16 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     cdef floating[:, ::1] dh_units
     if n_units > 1:
         dh_units = dh_arr
-        dx_arr, dW_arr, dR_arr, db_arr = units_backward(
-            3, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+        dx_arr, dW_arr, dR_arr, db_arr = split_backward(
+            True, 3, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
             recurrent_activation, xt, gates, h_tm1, None, aux, d_outputs, need_dx, dh_units,
             None, not own_gemm, n_units, _run_units_back)
         return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr
     cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
     if n_parts > 1:
         dh_units = dh_arr
-        dx_arr, dW_arr, dR_arr, db_arr = rows_backward(
-            3, reset_after, kernel, recurrent_kernel_t, mask, has_mask, go_backwards,
+        dx_arr, dW_arr, dR_arr, db_arr = split_backward(
+            False, 3, reset_after, kernel, recurrent_kernel_t, mask, has_mask, go_backwards,
             activation, recurrent_activation, xt, gates, h_tm1, None, aux, d_outputs,
             need_dx, dh_units, None, not own_gemm, n_parts, _run_units_back)
         return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr

@@ -32,10 +32,10 @@ from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_ro
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
-from crnn._kernels._units cimport (UnitBack, UnitSplit, rows_backward, units_back_product,
-                                   units_back_t, units_back_whole, units_backward,
-                                   units_d_out, units_forward, units_gather, units_pack,
-                                   units_parts, units_project, units_save_gates, units_scatter)
+from crnn._kernels._units cimport (UnitBack, UnitSplit, split_backward, units_back_product,
+                                   units_back_t, units_back_whole, units_d_out, units_forward,
+                                   units_gather, units_pack, units_parts, units_project,
+                                   units_save_gates, units_scatter)
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()    # 2 on an AVX-512 CPU
@@ -450,7 +450,7 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
 
 
 cdef void _rows_back_part(const UnitBack *a, int p, floating *tag) noexcept nogil:
-    """Phase 4 of training's rows split (_units.pxd, rows_backward): the time loop of BPTT
+    """Phase 4 of training's rows split (_units.pxd, split_backward): the time loop of BPTT
     on part ``p`` of the rows, on its rows of the whole batch's arrays (R^T packed in
     phase 3; the whole-sequence products in phase 2)."""
     cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
@@ -679,8 +679,8 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     cdef floating[:, ::1] dh_units
     if n_units > 1:
         dh_units = dh_arr
-        dx_arr, dW_arr, dR_arr, db_arr = units_backward(
-            4, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+        dx_arr, dW_arr, dR_arr, db_arr = split_backward(
+            True, 4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
             recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
             dh_units, dc_arr, not own_gemm, n_units, _run_units_back)
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
@@ -688,8 +688,8 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
     cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
     if n_parts > 1:
         dh_units = dh_arr
-        dx_arr, dW_arr, dR_arr, db_arr = rows_backward(
-            4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
+        dx_arr, dW_arr, dR_arr, db_arr = split_backward(
+            False, 4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
             recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
             dh_units, dc_arr, not own_gemm, n_parts, _run_units_back)
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,

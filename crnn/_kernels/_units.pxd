@@ -1,7 +1,7 @@
 # The units split of a call, inference or training (LSTM, GRU with reset_after): where a
 # batch has too few rows to split, or its recurrent kernel R is too large for each thread to
 # stream whole every step, the threads of crnn's pool (_pool.h) split the *units* instead
-# (units_parts decides; units_forward and units_backward run it). Part p owns
+# (units_parts decides; units_forward and split_backward run it). Part p owns
 # units u0 .. u1 - 1 of every gate block: the columns g * U + u0 .. g * U + u1 - 1 of W and
 # R (packed once per call, per part, per gate: each thread streams 1/n of W and R), its
 # slice of the cell state, and the same slice of h_t and of the outputs. A step needs all of
@@ -12,7 +12,7 @@
 # A part's pre-activations are kept gate-blocked, (rows, n_gates * Up): the layout of the
 # row functions for a cell of Up units, so they run unchanged on the slice.
 #
-# The backward pass of training's *rows* split runs here too (rows_backward): its parts'
+# The backward pass of training's *rows* split runs here too (split_backward): its parts'
 # time loops, then the whole-sequence products split across the threads as the units
 # split's are (units_back_whole).
 
@@ -402,7 +402,8 @@ cdef inline object units_forward(int n_gates, const floating[:, :, ::1] x,
     return dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
 
 
-cdef inline object units_backward(int n_gates, const floating[:, ::1] kernel,
+cdef inline object split_backward(bint by_units, int n_gates, bint reset_after,
+                                  const floating[:, ::1] kernel,
                                   const floating[:, ::1] recurrent_kernel_t,
                                   const unsigned char[:, ::1] mask, bint has_mask,
                                   bint go_backwards, int act, int ract,
@@ -413,133 +414,51 @@ cdef inline object units_backward(int n_gates, const floating[:, ::1] kernel,
                                   const floating[:, :, ::1] d_outputs, bint need_dx,
                                   floating[:, ::1] dh, object dc, bint blas,
                                   Py_ssize_t n_parts, pool_fn fn):
-    """BPTT with the units split into ``n_parts`` parts on crnn's thread pool: dh (and
-    LSTM's dc; ``c_tm1`` and ``dc`` None for GRU), dL/d final states in, become dL/d
-    initial states. ``aux``: LSTM's act(c_t), GRU's inner_h. Returns (dx, dW, dR, db), dx
-    time-major (None without ``need_dx``), GRU's db flat (2G)."""
+    """BPTT of a training call split into ``n_parts`` parts on crnn's thread pool.
+    ``by_units``: the units split (reset_after for GRU) - R^T's columns of each part packed
+    (phase 0), then T + 1 hand-offs of a step each (phase 1). Else the rows split (the
+    forward's parts wrote their rows of the whole batch's saved arrays): R^T packed once
+    (phase 3, on the calling thread), each part's time loop on its rows (phase 4: the cell's
+    _backward). Both then run the whole-sequence products split across the parts (phase 2).
+    dh (and LSTM's dc; ``c_tm1`` and ``dc`` None for GRU), dL/d final states in, become
+    dL/d initial states. ``aux``: LSTM's act(c_t), GRU's inner_h or r * h_tm1. Returns
+    (dx time-major or None without ``need_dx``, dW, dR, db), GRU reset_after's db flat
+    (2G)."""
     import numpy as np
     from crnn._kernels._workspace import empty
     cdef object unused = (1, 1, 1)       # the shape of an array that is not needed
+    cdef object unused_2d = (1, 1)
     cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
     cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = n_gates * U, k
     cdef bint is_double = floating is double
     cdef bint gru = n_gates == 3
+    cdef bint reset_before = gru and not reset_after
     dtype = np.float32 if floating is float else np.float64
-    edges = unit_edges(U, n_parts)
-    cdef Py_ssize_t widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+    cdef Py_ssize_t widest, r_panel, tmp_stride, packed_len
+    if by_units:
+        edges = unit_edges(U, n_parts)
+        widest = max([edges[i + 1] - edges[i] for i in range(n_parts)])
+        r_panel = units_panel(G, edges, is_double)
+        packed_len = n_parts * r_panel
+        # per part: gates and gradients gate-blocked, then the row's scratch (LSTM: 4 + 4
+        # + 5 widest; GRU: 3 + 3 + 3 + 3)
+        tmp_stride = part_round((12 if gru else 13) * widest)
+    else:
+        edges = part_edges(B, n_parts)
+        r_panel = 0
+        # R^T packed whole, or (GRU reset_before) as rows R^T[:2U] then R^T[2U:]
+        packed_len = (packed_size(G, U, is_double) + packed_size(2 * U, U, is_double)
+                      + packed_size(U, U, is_double))
+        # per part: the row functions' scratch (LSTM 5U, GRU 3U)
+        tmp_stride = part_round((3 if gru else 5) * U)
     cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
-    cdef Py_ssize_t r_panel = units_panel(G, edges, is_double)
-    # per part: gates and gradients gate-blocked, then the row's scratch (LSTM: 4 + 4 + 5
-    # widest; GRU: 3 + 3 + 3 + 3)
-    cdef Py_ssize_t tmp_stride = part_round((12 if gru else 13) * widest)
-    cdef floating[::1] packed = empty(n_parts * r_panel, dtype)
-    cdef floating[::1] tmp = empty(n_parts * tmp_stride, dtype)
-    carry_arr = np.zeros((B, U), dtype)
-    dz_arr = empty((T, B, G), dtype)
-    dgi_arr = empty((T, B, G) if gru else unused, dtype)
-    dx_arr = empty((T, B, F) if need_dx else unused, dtype)
-    dW_arr = empty((F, G), dtype)
-    dR_arr = empty((U, G), dtype)
-    db_arr = empty(2 * G if gru else G, dtype)
-    zero_row_arr = np.zeros(U, dtype)
-    cdef const floating[::1] zero_row = zero_row_arr
-    cdef floating[:, ::1] carry = carry_arr
-    cdef floating[:, :, ::1] dz = dz_arr
-    cdef floating[:, :, ::1] dgi = dgi_arr
-    cdef floating[:, :, ::1] dx = dx_arr
-    cdef floating[:, ::1] dW = dW_arr
-    cdef floating[:, ::1] dR = dR_arr
-    cdef floating[::1] db = db_arr
-    cdef const floating[:, :, ::1] c_tm1_v
-    cdef floating[:, ::1] dc_v
-    cdef UnitBack a
-    a.edges = &edges_v[0]
-    a.n_parts, a.B, a.T, a.F, a.U, a.n_gates = n_parts, B, T, F, U, n_gates
-    a.r_panel, a.tmp_stride = r_panel, tmp_stride
-    a.x = &xt[0, 0, 0]
-    a.W = &kernel[0, 0]
-    a.RT = &recurrent_kernel_t[0, 0]
-    a.mask = &mask[0, 0]
-    a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
-                                                                  is_double, blas, need_dx)
-    a.reset_before = False
-    a.d_rh = NULL
-    a.last_only = d_outputs.shape[1] == 1 and T > 1
-    a.zero_row = &zero_row[0]
-    a.act, a.ract = act, ract
-    a.gates = &gates[0, 0, 0]
-    a.h_tm1 = &h_tm1[0, 0, 0]
-    a.c_tm1 = NULL
-    a.dc = NULL
-    if c_tm1 is not None:
-        c_tm1_v = c_tm1
-        dc_v = dc
-        a.c_tm1 = &c_tm1_v[0, 0, 0]
-        a.dc = &dc_v[0, 0]
-    a.aux = &aux[0, 0, 0]
-    a.d_outputs = &d_outputs[0, 0, 0]
-    a.dh = &dh[0, 0]
-    a.carry = &carry[0, 0]
-    a.dz = &dz[0, 0, 0]
-    a.dgi = &dgi[0, 0, 0] if gru else NULL
-    a.RT_packed = &packed[0]
-    a.tmp = &tmp[0]
-    a.dx = &dx[0, 0, 0]
-    a.dW = &dW[0, 0]
-    a.dR = &dR[0, 0]
-    a.db = &db[0]
-    with nogil:
-        a.phase = 0
-        pool_run(<int>n_parts, fn, &a)
-        a.phase = 1
-        for k in range(T + 1):
-            a.k = k
-            pool_run(<int>n_parts, fn, &a)
-        a.phase = 2
-        pool_run(<int>n_parts, fn, &a)
-    return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
-
-
-cdef inline object rows_backward(int n_gates, bint reset_after,
-                                 const floating[:, ::1] kernel,
-                                 const floating[:, ::1] recurrent_kernel_t,
-                                 const unsigned char[:, ::1] mask, bint has_mask,
-                                 bint go_backwards, int act, int ract,
-                                 const floating[:, :, ::1] xt,
-                                 const floating[:, :, ::1] gates,
-                                 const floating[:, :, ::1] h_tm1, object c_tm1,
-                                 const floating[:, :, ::1] aux,
-                                 const floating[:, :, ::1] d_outputs, bint need_dx,
-                                 floating[:, ::1] dh, object dc, bint blas,
-                                 Py_ssize_t n_parts, pool_fn fn):
-    """BPTT of training's rows split (the forward's parts wrote their rows of the whole
-    batch's saved arrays): R^T packed once (phase 3, on the calling thread), each part's
-    time loop on its rows (phase 4: the cell's _backward), then the whole-sequence
-    products split across the parts as the units split's (phase 2). Arguments as
-    units_backward's, with GRU's ``reset_after``. Returns (dx time-major or None, dW, dR,
-    db)."""
-    import numpy as np
-    from crnn._kernels._workspace import empty
-    cdef object unused = (1, 1, 1)       # the shape of an array that is not needed
-    cdef Py_ssize_t T = xt.shape[0], B = xt.shape[1], F = xt.shape[2]
-    cdef Py_ssize_t U = recurrent_kernel_t.shape[1], G = n_gates * U
-    cdef bint is_double = floating is double
-    cdef bint gru = n_gates == 3
-    dtype = np.float32 if floating is float else np.float64
-    cdef Py_ssize_t[::1] edges_v = np.array(part_edges(B, n_parts), np.intp)
-    # per part: the row functions' scratch (LSTM 5U, GRU 3U)
-    cdef Py_ssize_t tmp_stride = part_round((3 if gru else 5) * U)
-    # R^T packed whole, or (GRU reset_before) as rows R^T[:2U] then R^T[2U:]
-    cdef floating[::1] packed = empty(packed_size(G, U, is_double)
-                                      + packed_size(2 * U, U, is_double)
-                                      + packed_size(U, U, is_double), dtype)
+    cdef floating[::1] packed = empty(packed_len, dtype)
     cdef floating[::1] tmp = empty(n_parts * tmp_stride, dtype)
     carry_arr = np.zeros((B, U), dtype)
     zero_row_arr = np.zeros(U, dtype)
     dz_arr = empty((T, B, G), dtype)
     dgi_arr = empty((T, B, G) if gru and reset_after else unused, dtype)
-    cdef object unused_2d = (1, 1)
-    d_rh_arr = empty((B, U) if gru and not reset_after else unused_2d, dtype)
+    d_rh_arr = empty((B, U) if reset_before else unused_2d, dtype)
     dx_arr = empty((T, B, F) if need_dx else unused, dtype)
     dW_arr = empty((F, G), dtype)
     dR_arr = empty((U, G), dtype)
@@ -558,14 +477,14 @@ cdef inline object rows_backward(int n_gates, bint reset_after,
     cdef UnitBack a
     a.edges = &edges_v[0]
     a.n_parts, a.B, a.T, a.F, a.U, a.n_gates = n_parts, B, T, F, U, n_gates
-    a.r_panel, a.tmp_stride = 0, tmp_stride
+    a.r_panel, a.tmp_stride = r_panel, tmp_stride
     a.x = &xt[0, 0, 0]
     a.W = &kernel[0, 0]
     a.RT = &recurrent_kernel_t[0, 0]
     a.mask = &mask[0, 0]
     a.has_mask, a.go_backwards, a.is_double, a.blas, a.need_dx = (has_mask, go_backwards,
                                                                   is_double, blas, need_dx)
-    a.reset_before = gru and not reset_after
+    a.reset_before = reset_before
     a.last_only = d_outputs.shape[1] == 1 and T > 1
     a.zero_row = &zero_row[0]
     a.act, a.ract = act, ract
@@ -592,10 +511,18 @@ cdef inline object rows_backward(int n_gates, bint reset_after,
     a.dR = &dR[0, 0]
     a.db = &db[0]
     with nogil:
-        a.phase = 3
-        pool_run(1, fn, &a)
-        a.phase = 4
-        pool_run(<int>n_parts, fn, &a)
+        if by_units:
+            a.phase = 0
+            pool_run(<int>n_parts, fn, &a)
+            a.phase = 1
+            for k in range(T + 1):
+                a.k = k
+                pool_run(<int>n_parts, fn, &a)
+        else:
+            a.phase = 3
+            pool_run(1, fn, &a)
+            a.phase = 4
+            pool_run(<int>n_parts, fn, &a)
         a.phase = 2
         pool_run(<int>n_parts, fn, &a)
     return dx_arr if need_dx else None, dW_arr, dR_arr, db_arr
