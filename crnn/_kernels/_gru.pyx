@@ -645,21 +645,16 @@ def gru_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recurr
     cdef Py_ssize_t n_units = 0 if not reset_after else (
         units_parts(B, U, 3, sizeof(floating), n_threads, True) if split_units < 0
         else min(split_units, U))
-    cdef floating[:, ::1] dh_units
-    if n_units > 1:
-        dh_units = dh_arr
-        dx_arr, dW_arr, dR_arr, db_arr = split_backward(
-            True, 3, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
-            recurrent_activation, xt, gates, h_tm1, None, aux, d_outputs, need_dx, dh_units,
-            None, not own_gemm, n_units, _run_units_back)
-        return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr
-    cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
+    # the units split, else the rows split, else one thread (below)
+    cdef Py_ssize_t n_parts = n_units if n_units > 1 or split_units > 0 else part_count(
+        B, n_threads, False)
+    cdef floating[:, ::1] dh_split
     if n_parts > 1:
-        dh_units = dh_arr
+        dh_split = dh_arr
         dx_arr, dW_arr, dR_arr, db_arr = split_backward(
-            False, 3, reset_after, kernel, recurrent_kernel_t, mask, has_mask, go_backwards,
-            activation, recurrent_activation, xt, gates, h_tm1, None, aux, d_outputs,
-            need_dx, dh_units, None, not own_gemm, n_parts, _run_units_back)
+            n_units > 1, 3, reset_after, kernel, recurrent_kernel_t, mask, has_mask,
+            go_backwards, activation, recurrent_activation, xt, gates, h_tm1, None, aux,
+            d_outputs, need_dx, dh_split, None, not own_gemm, n_parts, _run_units_back)
         return batch_major(dx_arr) if need_dx else None, dh_arr, dW_arr, dR_arr, db_arr
     dgx_arr = workspace_empty((T, B, G), dtype)
     dgi_arr = workspace_empty((T, B, G) if reset_after else _UNUSED, dtype)

@@ -676,22 +676,16 @@ def lstm_backward(*, const floating[:, ::1] kernel, const floating[:, ::1] recur
         raise ValueError(f"n_threads must be at least 1, received {n_threads}")
     cdef Py_ssize_t n_units = (units_parts(B, U, 4, sizeof(floating), n_threads, True)
                                if split_units < 0 else min(split_units, U))
-    cdef floating[:, ::1] dh_units
-    if n_units > 1:
-        dh_units = dh_arr
-        dx_arr, dW_arr, dR_arr, db_arr = split_backward(
-            True, 4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
-            recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
-            dh_units, dc_arr, not own_gemm, n_units, _run_units_back)
-        return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
-                db_arr)
-    cdef Py_ssize_t n_parts = 1 if split_units > 0 else part_count(B, n_threads, False)
+    # the units split, else the rows split, else one thread (below)
+    cdef Py_ssize_t n_parts = n_units if n_units > 1 or split_units > 0 else part_count(
+        B, n_threads, False)
+    cdef floating[:, ::1] dh_split
     if n_parts > 1:
-        dh_units = dh_arr
+        dh_split = dh_arr
         dx_arr, dW_arr, dR_arr, db_arr = split_backward(
-            False, 4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards, activation,
-            recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs, need_dx,
-            dh_units, dc_arr, not own_gemm, n_parts, _run_units_back)
+            n_units > 1, 4, True, kernel, recurrent_kernel_t, mask, has_mask, go_backwards,
+            activation, recurrent_activation, xt, gates, h_tm1, c_tm1, act_c, d_outputs,
+            need_dx, dh_split, dc_arr, not own_gemm, n_parts, _run_units_back)
         return (batch_major(dx_arr) if need_dx else None, dh_arr, dc_arr, dW_arr, dR_arr,
                 db_arr)
     dz_arr = workspace_empty((T, B, G), dtype)
