@@ -165,6 +165,11 @@ POOL_SPLIT_MIN_WORK = 1 << 20
 # A batch too small to split by rows splits its units instead from this many units (two
 # parts of 64: _units.pxd's UNITS_MIN_PER_PART).
 UNITS_SPLIT_MIN_UNITS = 128
+# An inference call that runs whole with several threads hands BLAS's threads its input
+# projection from this many multiply-adds: below it, waking them costs more than they save
+# (LSTM at (1, 100, 16, 64), 409,600 multiply-adds: 0.125 ms on two threads against
+# 0.114 ms on one before this rule, bench/RESULTS.md's AVX-512 Zen 4 run).
+BLAS_SPLIT_MIN_WORK = 1 << 21
 _POOL_THREADED = _lstm.THREADED and _gru.THREADED and _simple_rnn.THREADED
 
 
@@ -239,7 +244,14 @@ def _run_forward(call, x, units, work, training, units_gates=0, kernel_rows=Fals
             return arrays, dict(saved, n_threads=n_threads)
     parts = _row_parts(batch, work)
     if parts is None:
-        *arrays, saved = call(slice(None), get_num_threads() > 1, None)
+        threaded = get_num_threads() > 1
+        if not training:
+            # The threaded BLAS would run the input projection alone (the per-step products
+            # of a batch this thin stay on one thread: _blas.pxd's PARALLEL_STEP_WORK):
+            # only for a projection large enough to share.
+            features = x.shape[2]
+            threaded = threaded and work * features >= BLAS_SPLIT_MIN_WORK * (features + units)
+        *arrays, saved = call(slice(None), threaded, None)
     else:
         outputs = workspace_empty((batch, timesteps, units), x.dtype)
         results = run_parallel([lambda rows=rows: call(rows, False, outputs[rows])

@@ -40,6 +40,10 @@ cdef extern from "_smallgemm.h" nogil:
                       const float *b, int ldb, float beta, float *c, int ldc)
     int crnn_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
                       int lda, const double *b, int ldb, double beta, double *c, int ldc)
+    int crnn_sparse_gemm_f32(int trans_a, int m, int n, int k, const float *a, int lda,
+                             const float *b, int ldb, float beta, float *c, int ldc)
+    int crnn_sparse_gemm_f64(int trans_a, int m, int n, int k, const double *a, int lda,
+                             const double *b, int ldb, double beta, double *c, int ldc)
 
 
 cdef inline Py_ssize_t packed_size(int k, int n, bint double_precision) noexcept nogil:
@@ -69,12 +73,27 @@ cdef inline void gemm_packed(int m, int n, int k, const floating *a, int lda,
         crnn_packed_gemm_f64(m, n, k, a, lda, packed, c, ldc)
 
 
+cdef inline bint sparse_gemm(bint trans_a, int m, int n, int k, const floating *a, int lda,
+                             const floating *b, int ldb, floating beta, floating *c,
+                             int ldc) noexcept nogil:
+    """C[m, n] = op(A) @ B + beta * C (beta 0 or 1) by A's non-zeros alone, if A is mostly
+    zeros (one-hot inputs; _smallgemm.h's CRNN_SPARSE_DENSITY): returns True then, else
+    False with C untouched. The same sums in the same order as the packed kernels."""
+    if floating is float:
+        return crnn_sparse_gemm_f32(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc) != 0
+    else:
+        return crnn_sparse_gemm_f64(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc) != 0
+
+
 cdef inline void gemm_packed_big(bint blas, int m, int n, int k, const floating *a,
                                  int lda, const floating *packed, const floating *b,
                                  int ldb, floating *c, int ldc) noexcept nogil:
     """C[m, n] += A[m, k] @ B[k, n] for a product with many rows (e.g. the input projection
-    of a chunk of timesteps): crnn's cache-blocked kernel on B packed once by pack_b, or
-    BLAS on ``b`` itself when ``blas`` (several BLAS threads, or an AVX-512 BLAS kernel)."""
+    of a chunk of timesteps): by A's non-zeros alone where A is mostly zeros (sparse_gemm),
+    else crnn's cache-blocked kernel on B packed once by pack_b, or BLAS on ``b`` itself
+    when ``blas`` (several BLAS threads, or an AVX-512 BLAS kernel)."""
+    if sparse_gemm(False, m, n, k, a, lda, b, ldb, 1.0, c, ldc):
+        return
     if blas:
         gemm(False, False, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc)
     elif floating is float:
@@ -104,11 +123,15 @@ cdef inline void gemm_big(bint threaded, bint trans_a, bint trans_b, int m, int 
                           const floating *a, int lda, const floating *b, int ldb,
                           floating beta, floating *c, int ldc) noexcept nogil:
     """A whole-sequence product C[m, n] = op(A) @ op(B) + beta * C, beta 0 or 1 (the input
-    projection, the input and weight gradients): on one thread crnn's own cache-blocked
-    packed kernel (_smallgemm.h), so the speed does not depend on which BLAS kernel is
-    loaded; with several BLAS threads (``threaded``), for a C narrower than one panel, or
-    if the kernel's work buffers cannot be allocated, BLAS."""
+    projection, the input and weight gradients): by A's non-zeros alone where A is mostly
+    zeros and B is not transposed (sparse_gemm: a one-hot input's projection and weight
+    gradient); else on one thread crnn's own cache-blocked packed kernel (_smallgemm.h),
+    so the speed does not depend on which BLAS kernel is loaded; with several BLAS threads
+    (``threaded``), for a C narrower than one panel, or if the kernel's work buffers cannot
+    be allocated, BLAS."""
     cdef int done = -1
+    if not trans_b and sparse_gemm(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        return
     # fewer columns than one 128-byte panel (e.g. dx = dz @ W^T with 16 features): the
     # packed kernel would run all of C through its partial-panel tile (measured 1.5x
     # BLAS's time at (1600, 16, 256)); BLAS there

@@ -12,7 +12,8 @@ import numpy as np
 from cython cimport floating
 
 from crnn._kernels cimport _activations as A
-from crnn._kernels._blas cimport gemm_big, gemm_packed, pack_b, packed_size
+from crnn._kernels._blas cimport (gemm_big, gemm_packed, pack_b, packed_size,
+                                  sparse_gemm as _sparse_gemm)
 from crnn._kernels._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
                                    gru_gates_before_row, gru_reset_backward_row, lstm_backward_row,
                                    lstm_forward_row, simple_rnn_backward_row,
@@ -229,6 +230,24 @@ def whole_gemm(bint trans_a, bint trans_b, const floating[:, ::1] a, const float
     with nogil:
         gemm_big(threaded, trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
                  b.shape[1], beta, &c[0, 0], n)
+
+
+def sparse_gemm(bint trans_a, const floating[:, ::1] a, const floating[:, ::1] b,
+                floating[:, ::1] c, floating beta):
+    """Test hook of the mostly-zero product (_blas.pxd's sparse_gemm): c = op(a) @ b +
+    beta * c (beta 0 or 1) by a's non-zeros alone; returns True if it ran (a mostly zeros),
+    False if it declined (c untouched)."""
+    cdef int m = c.shape[0], n = c.shape[1]
+    cdef int k = a.shape[0] if trans_a else a.shape[1]
+    cdef bint done
+    check_shape("a", (a.shape[0], a.shape[1]), (k, m) if trans_a else (m, k))
+    check_shape("b", (b.shape[0], b.shape[1]), (k, n))
+    if beta != 0 and beta != 1:
+        raise ValueError(f"beta must be 0 or 1, received {beta}")
+    with nogil:
+        done = _sparse_gemm(trans_a, m, n, k, &a[0, 0], a.shape[1], &b[0, 0], n, beta,
+                            &c[0, 0], n)
+    return done
 
 
 def transposed(const floating[:, :] a):

@@ -298,9 +298,75 @@ static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, con
     return 0;                                                                                 \
 }
 
+/* Products whose A is mostly zeros: one-hot inputs (a character model's input projection
+ * x @ W and its weight gradient x^T @ dz), zero-padded timesteps. Each non-zero A[i, p]
+ * adds A[i, p] * B[p, :] to C[i, :], for p in increasing order: the same fused
+ * multiply-adds, in the same order, as the packed kernels' dense sums (a zero term only
+ * adds +-0), so the result is theirs (up to the sign of a zero) at a cost in proportion
+ * to A's non-zeros: for one-hot windows of 75 characters, 1/75 of the dense product.
+ * crnn_sparse_gemm_* runs it when at most 1 in CRNN_SPARSE_DENSITY of A's entries is
+ * non-zero (NaN counts as non-zero and propagates as in the dense product) and B has
+ * rows of at least CRNN_SPARSE_MIN_N elements, and returns 1; else it returns 0 with C
+ * untouched. Deciding reads at most the first 1/CRNN_SPARSE_DENSITY of A's entries
+ * beyond its zeros, so a dense A costs a small fraction of its product to reject.
+ * (A zero A[i, p] times an infinite or NaN B[p, j] is skipped here, where a dense
+ * product would make C[i, j] NaN.) trans_a: A[i, p] = a[p * lda + i]; B is row-major. */
+#define CRNN_SPARSE_DENSITY 8
+#define CRNN_SPARSE_MIN_N 16
+#define CRNN_DEFINE_SPARSE_GEMM(SUFFIX, T)                                                    \
+static int crnn_mostly_zero_##SUFFIX(int trans_a, int m, int k, const T *a, int lda) {       \
+    const int rows = trans_a ? k : m, cols = trans_a ? m : k;                                 \
+    const Py_ssize_t limit = (Py_ssize_t)m * k / CRNN_SPARSE_DENSITY;                         \
+    Py_ssize_t count = 0;                                                                     \
+    for (int r = 0; r < rows; r++) {                                                          \
+        const T *ar = a + (Py_ssize_t)r * lda;                                                \
+        int nonzero = 0;                                                                      \
+        for (int j = 0; j < cols; j++) nonzero += ar[j] != 0;                                 \
+        count += nonzero;                                                                     \
+        if (count > limit) return 0;                                                          \
+    }                                                                                         \
+    return 1;                                                                                 \
+}                                                                                             \
+CRNN_INLINE void crnn_axpy_##SUFFIX(int n, T v, const T *restrict x, T *restrict y) {        \
+    for (int j = 0; j < n; j++) y[j] += v * x[j];                                             \
+}                                                                                             \
+CRNN_INLINE void crnn_sparse_rows_##SUFFIX##_body(int trans_a, int m, int n, int k,           \
+                                                  const T *a, int lda, const T *b, int ldb,   \
+                                                  T *c, int ldc) {                            \
+    if (trans_a) {              /* row p of a holds column p of A */                          \
+        for (int p = 0; p < k; p++)                                                           \
+            for (int i = 0; i < m; i++)                                                       \
+                if (a[(Py_ssize_t)p * lda + i] != 0)                                          \
+                    crnn_axpy_##SUFFIX(n, a[(Py_ssize_t)p * lda + i], b + (Py_ssize_t)p * ldb,\
+                                       c + (Py_ssize_t)i * ldc);                              \
+    } else {                                                                                  \
+        for (int i = 0; i < m; i++)                                                           \
+            for (int p = 0; p < k; p++)                                                       \
+                if (a[(Py_ssize_t)i * lda + p] != 0)                                          \
+                    crnn_axpy_##SUFFIX(n, a[(Py_ssize_t)i * lda + p], b + (Py_ssize_t)p * ldb,\
+                                       c + (Py_ssize_t)i * ldc);                              \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_sparse_rows_##SUFFIX,                                                  \
+                  (int trans_a, int m, int n, int k, const T *a, int lda, const T *b,         \
+                   int ldb, T *c, int ldc),                                                   \
+                  (trans_a, m, n, k, a, lda, b, ldb, c, ldc))                                 \
+static int crnn_sparse_gemm_##SUFFIX(int trans_a, int m, int n, int k, const T *a, int lda,   \
+                                     const T *b, int ldb, T beta, T *c, int ldc) {            \
+    if (m <= 0 || k <= 0 || n < CRNN_SPARSE_MIN_N                                             \
+            || !crnn_mostly_zero_##SUFFIX(trans_a, m, k, a, lda))                             \
+        return 0;                                                                             \
+    if (beta == 0)                                                                            \
+        for (int i = 0; i < m; i++) memset(c + (Py_ssize_t)i * ldc, 0, (size_t)n * sizeof(T));\
+    crnn_sparse_rows_##SUFFIX(trans_a, m, n, k, a, lda, b, ldb, c, ldc);                      \
+    return 1;                                                                                 \
+}
+
 CRNN_DEFINE_SMALL_GEMM(f32, float)
 CRNN_DEFINE_SMALL_GEMM(f64, double)
 CRNN_DEFINE_OWN_GEMM(f32, float)
 CRNN_DEFINE_OWN_GEMM(f64, double)
+CRNN_DEFINE_SPARSE_GEMM(f32, float)
+CRNN_DEFINE_SPARSE_GEMM(f64, double)
 
 #endif

@@ -131,7 +131,8 @@ cdef inline void units_project(const UnitSplit *a, int p, Py_ssize_t n,
             memcpy(z + r * gp + g * up, bias + g * a.U + u0, up * sizeof(floating))
     for g in range(a.n_gates):
         gemm_packed_big(False, n * a.B, up, a.F, <const floating *>a.x + a.t_lo * a.B * a.F,
-                        a.F, Wp + g * a.w_panel, NULL, 0, z + g * up, gp)
+                        a.F, Wp + g * a.w_panel, <const floating *>a.W + g * a.U + u0,
+                        a.n_gates * a.U, z + g * up, gp)
 
 
 cdef inline void units_save_gates(const UnitSplit *a, Py_ssize_t u0, Py_ssize_t up,
