@@ -696,3 +696,33 @@ def test_fit_with_the_kernel_split_matches_one_thread(pool_split, spy_n_threads,
     assert 2 in spy_n_threads[cell]             # the training steps split in the kernel
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,training,expected", [
+    ((1, 100, 16, 64), False, False),     # 409,600 multiply-adds of projection: one thread
+    ((2, 1000, 256, 64), False, True),    # 131 million: BLAS's threads
+    ((1, 100, 16, 64), True, True),       # training: as before (the backward's products)
+])
+def test_whole_inference_hands_blas_threads_only_a_large_projection(shape, training,
+                                                                    expected):
+    batch, timesteps, features, units = shape
+    before = crnn.get_num_threads()
+    seen = []
+
+    def call(rows, threaded, out, n_threads=1):
+        seen.append(threaded)
+        return np.zeros((batch, timesteps, units)), None
+
+    try:
+        crnn.set_num_threads(2)
+        x = np.zeros((batch, timesteps, features), np.float32)
+        ops._run_forward(call, x, units, batch * timesteps * (features + units) * 4 * units,
+                         training)
+        assert seen == [expected]
+        crnn.set_num_threads(1)
+        seen.clear()
+        ops._run_forward(call, x, units, batch * timesteps * (features + units) * 4 * units,
+                         training)
+        assert seen == [False]
+    finally:
+        crnn.set_num_threads(before)
