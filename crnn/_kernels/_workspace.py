@@ -16,6 +16,7 @@ one AVX-512 vector).
 """
 
 import collections
+import math
 import sys
 import threading
 
@@ -28,6 +29,8 @@ MIN_BYTES = 1 << 16
 # The most this pool keeps (in use and free together).
 MAX_POOLED_BYTES = 1 << 28
 _ALIGN = 64
+# Item sizes of the dtypes the kernels ask for, as they name them.
+_ITEMSIZE = {np.float32: 4, np.float64: 8, np.dtype(np.float32): 4, np.dtype(np.float64): 8}
 
 _lock = threading.Lock()
 # Entries (raw buffer, 64-byte-aligned view of its usable bytes) by id, least recently used
@@ -63,15 +66,16 @@ def _is_free(entry):
 def empty(shape, dtype):
     """An uninitialized C-contiguous array like ``np.empty(shape, dtype)``, whose memory
     is reused from an earlier call when an equal or slightly larger free buffer exists."""
-    dtype = np.dtype(dtype)
-    if not isinstance(shape, tuple):
+    if type(shape) is not tuple:
         shape = (int(shape),)
-    count = 1
-    for n in shape:
-        count *= n
-    nbytes = count * dtype.itemsize
+    itemsize = _ITEMSIZE.get(dtype)
+    if itemsize is None:
+        dtype = np.dtype(dtype)
+        itemsize = dtype.itemsize
+    nbytes = math.prod(shape) * itemsize
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype)
+    dtype = np.dtype(dtype)
     global _total
     with _lock:
         chosen = None
