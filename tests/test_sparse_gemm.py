@@ -213,3 +213,31 @@ def test_one_hot_kernel_gradient_matches_finite_differences():
         minus[row, col] -= eps
         numeric = (loss(plus) - loss(minus)) / (2 * eps)
         assert abs(numeric - d_kernel[row, col]) <= 1e-6 * max(1.0, abs(numeric))
+
+
+def test_stream_pool_steps_one_hot_inputs_like_the_whole_sequence():
+    """StreamPool's batched step projects its rows through the whole-product entry (the
+    mostly-zero path for one-hot rows): stepping N streams T times gives what the NumPy
+    reference gives for the N whole sequences."""
+    from crnn import layers as L
+    from crnn import reference
+    from crnn.streaming import StreamPool
+
+    vocab, n_streams, timesteps = 40, 37, 6
+    crnn.utils.set_random_seed(5)
+    model = crnn.Sequential([L.LSTM(16, batch_input_shape=(None, None, vocab)),
+                             L.Dense(3)])
+    rng = np.random.default_rng(5)
+    model.set_weights([w + 0.3 * rng.standard_normal(w.shape) for w in model.get_weights()])
+    x = _one_hot(rng, (n_streams, timesteps), vocab, np.float32)
+    x[3] = 0.0                                   # a stream fed all-zero steps
+    pool = StreamPool(model, capacity=n_streams)
+    ids = [pool.open() for _ in range(n_streams)]
+    for t in range(timesteps):
+        ys = pool.step(ids, x[:, t])
+    kernel, recurrent_kernel, bias, dense_kernel, dense_bias = model.get_weights()
+    zeros = np.zeros((n_streams, 16), np.float64)
+    _, (h, _), _ = reference.lstm_forward(x.astype(np.float64), kernel.astype(np.float64),
+                                          recurrent_kernel.astype(np.float64),
+                                          bias.astype(np.float64), [zeros, zeros])
+    np.testing.assert_allclose(ys, h @ dense_kernel + dense_bias, rtol=1e-5, atol=1e-5)
