@@ -65,6 +65,9 @@ __all__ = [
 # crnn/_kernels/_activations.pxd).
 ACTIVATIONS = {name: ACTIVATION_CODES[name] for name in RECURRENT_ACTIVATIONS}
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# The mask argument of a call without a mask (the kernels read it only with has_mask).
+_NO_MASK = np.ones((1, 1), np.uint8)
+_NO_MASK.flags.writeable = False
 
 
 class Gradients(NamedTuple):
@@ -401,7 +404,7 @@ def _prepare(cell, gates, n_states, x, kernel, recurrent_kernel, bias, bias_shap
                 f"mask must be boolean (or 0/1 values), received dtype {mask.dtype}")
         mask = np.ascontiguousarray(mask, dtype=np.uint8)
     else:
-        mask = np.ones((1, 1), np.uint8)
+        mask = _NO_MASK
     x, kernel, recurrent_kernel, bias = _contiguous(x, kernel, recurrent_kernel, bias)
     states = _contiguous(*states)
     return x, kernel, recurrent_kernel, bias, has_bias, bias_shape, states, mask, has_mask

@@ -575,33 +575,37 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
                                go_backwards, activation, recurrent_activation, reset_after,
                                h_split, outputs_split, not own_gemm, n_parts, training)
         return outputs_arr, h_arr, saved
-    xt_arr = time_major(x)
+    # (a batch of one row is time-major as given: inference reads it in place)
+    xt_arr = None if B == 1 and not training else time_major(x)
     gates_arr = workspace_empty((T, B, G), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     work_arr = workspace_empty((B, G), dtype)
     packed_arr = workspace_empty(packed_size(U, 2 * U, floating is double)
                                  + packed_size(U, U, floating is double), dtype)
-    saved_shape = (T, B, U) if training else _UNUSED
-    h_tm1_arr = workspace_empty(saved_shape, dtype)
-    aux_arr = workspace_empty(saved_shape, dtype)
-    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef const floating[:, :, ::1] xt = x if xt_arr is None else xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
     cdef floating[:, ::1] work = work_arr
     cdef floating[::1] packed = packed_arr
-    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
-    cdef floating[:, :, ::1] aux_all = aux_arr
+    # the training-only arrays (never touched in inference: NULL there)
+    cdef floating[:, :, ::1] h_tm1_all
+    cdef floating[:, :, ::1] aux_all
+    cdef floating *h_tm1_ptr = NULL
+    cdef floating *aux_ptr = NULL
+    saved = None
+    if training:
+        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=workspace_empty((T, B, U), dtype),
+                     aux=workspace_empty((T, B, U), dtype))
+        h_tm1_all, aux_all = saved["h_tm1"], saved["aux"]
+        h_tm1_ptr, aux_ptr = &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0]
     with nogil:
         _forward(B, B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, reset_after, &h[0, 0], &gates[0, 0, 0],
                  &outputs[0, 0, 0], &work[0, 0], &packed[0], True, False, training,
-                 &h_tm1_all[0, 0, 0], &aux_all[0, 0, 0], threaded, threaded or not own_gemm)
-    saved = None
-    if training:
-        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr, aux=aux_arr)
+                 h_tm1_ptr, aux_ptr, threaded, threaded or not own_gemm)
     return outputs_arr, h_arr, saved
 
 

@@ -596,7 +596,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     if chunk <= 0:
         chunk = T if blas_proj else inference_chunk(B, U, F, floating is double)
     chunk = max(1, min(T, chunk))
-    x_arr = None if x_as_given else time_major(x)
+    # (a batch of one row is time-major as given: inference reads it in place)
+    x_arr = None if x_as_given or (B == 1 and not training) else time_major(x)
     cdef Py_ssize_t x_t = F if x_as_given else B * F
     cdef Py_ssize_t x_b = T * F if x_as_given else F
     gates_arr = workspace_empty((T if training else chunk, B, G), dtype)
@@ -605,11 +606,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     packed_arr = workspace_empty(packed_size(U, G, floating is double), dtype)
     w_packed_arr = workspace_empty(1 if blas_proj else
                                    packed_size(F, G, floating is double), dtype)
-    saved_shape = (T, B, U) if training else _UNUSED
-    h_tm1_arr = workspace_empty(saved_shape, dtype)
-    c_tm1_arr = workspace_empty(saved_shape, dtype)
-    act_c_arr = workspace_empty(saved_shape, dtype)
-    cdef const floating[:, :, ::1] xt = x if x_as_given else x_arr
+    cdef const floating[:, :, ::1] xt = x if x_arr is None else x_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, ::1] c = c_arr
     cdef floating[:, :, ::1] gates = gates_arr
@@ -618,21 +615,26 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[::1] act_c_tmp = act_c_tmp_arr
     cdef floating[::1] packed = packed_arr
     cdef floating[::1] w_packed = w_packed_arr
-    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
-    cdef floating[:, :, ::1] c_tm1_all = c_tm1_arr
-    cdef floating[:, :, ::1] act_c_all = act_c_arr
+    # the training-only arrays (never touched in inference: NULL there)
+    cdef floating[:, :, ::1] h_tm1_all
+    cdef floating[:, :, ::1] c_tm1_all
+    cdef floating[:, :, ::1] act_c_all
+    cdef floating *saved_ptrs[3]
+    saved = None
+    saved_ptrs[0] = saved_ptrs[1] = saved_ptrs[2] = NULL
+    if training:
+        saved = dict(xt=x_arr, gates=gates_arr, h_tm1=workspace_empty((T, B, U), dtype),
+                     c_tm1=workspace_empty((T, B, U), dtype),
+                     act_c=workspace_empty((T, B, U), dtype))
+        h_tm1_all, c_tm1_all, act_c_all = saved["h_tm1"], saved["c_tm1"], saved["act_c"]
+        saved_ptrs[0], saved_ptrs[1] = &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0]
+        saved_ptrs[2] = &act_c_all[0, 0, 0]
     with nogil:
         _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
                  &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], True, False,
-                 training,
-                 &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0], &act_c_all[0, 0, 0], threaded,
-                 blas_proj)
-    saved = None
-    if training:
-        saved = dict(xt=x_arr, gates=gates_arr, h_tm1=h_tm1_arr, c_tm1=c_tm1_arr,
-                     act_c=act_c_arr)
+                 training, saved_ptrs[0], saved_ptrs[1], saved_ptrs[2], threaded, blas_proj)
     return outputs_arr, h_arr, c_arr, saved
 
 

@@ -243,24 +243,30 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
         _forward_split(x, kernel, recurrent_kernel, bias, mask, has_mask, go_backwards,
                        activation, h_split, outputs_split, not own_gemm, n_parts)
         return outputs_arr, h_arr, None
-    xt_arr = time_major(x)
+    # (a batch of one row is time-major as given: inference reads it in place)
+    xt_arr = None if B == 1 and not training else time_major(x)
     gates_arr = workspace_empty((T, B, U), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
-    h_tm1_arr = workspace_empty((T, B, U) if training else _UNUSED, dtype)
-    cdef const floating[:, :, ::1] xt = xt_arr
+    cdef const floating[:, :, ::1] xt = x if xt_arr is None else xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
     cdef floating[::1] packed = packed_arr
-    cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
+    # the training-only array (never touched in inference: NULL there)
+    cdef floating[:, :, ::1] h_tm1_all
+    cdef floating *h_tm1_ptr = NULL
+    saved = None
+    if training:
+        saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=workspace_empty((T, B, U), dtype))
+        h_tm1_all = saved["h_tm1"]
+        h_tm1_ptr = &h_tm1_all[0, 0, 0]
     with nogil:
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, &h[0, 0],
                  &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training,
-                 &h_tm1_all[0, 0, 0], threaded, threaded or not own_gemm)
-    saved = dict(xt=xt_arr, gates=gates_arr, h_tm1=h_tm1_arr) if training else None
+                 h_tm1_ptr, threaded, threaded or not own_gemm)
     return outputs_arr, h_arr, saved
 
 
