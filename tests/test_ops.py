@@ -372,3 +372,31 @@ def test_set_num_threads_checks_its_argument(restore_threads):
             crnn.set_num_threads(bad)
     crnn.set_num_threads(1)
     assert crnn.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_batch_of_one_inference_reads_the_input_in_place(cell, dtype):
+    """A one-row batch is time-major as given: inference reads it without a copy. The
+    result is the reference's (either direction, masked or not, long enough to span
+    several projection chunks), and the caller's read-only input is left as it was."""
+    from ops_cases import TOLERANCE, make_problem, options, run_reference
+
+    for timesteps, masked, go_backwards in ((1, False, False), (7, True, True),
+                                            (150, False, True), (150, True, False)):
+        rng = np.random.default_rng(timesteps + 2 * masked + go_backwards)
+        problem = make_problem(cell, rng, batch=1, timesteps=timesteps, features=9, units=17,
+                               dtype=dtype, masked=masked, scale=0.3)
+        x = problem["x"]
+        before = x.copy()
+        x.flags.writeable = False
+        opts = options(cell, go_backwards=go_backwards)
+        outputs, states, cache = getattr(ops, cell)(
+            x, problem["kernel"], problem["recurrent_kernel"], problem["bias"],
+            problem["initial_state"], mask=problem["mask"], **opts)
+        ref_outputs, ref_states, _ = run_reference(cell, problem, opts)
+        assert cache is None and np.array_equal(x, before)
+        scale = max(1.0, float(np.abs(ref_outputs).max()))
+        assert float(np.abs(outputs - ref_outputs).max()) / scale <= TOLERANCE[dtype]
+        for state, ref in zip(states, ref_states):
+            assert float(np.abs(state - ref).max()) / scale <= TOLERANCE[dtype]
