@@ -426,9 +426,15 @@ def use_own_gemm() -> bool:
     run in crnn's own kernel rather than SciPy's BLAS, when one thread is used.
 
     Measured (single core, float32): crnn's AVX-512 kernel runs these products at about
-    1.1-1.3x the speed of OpenBLAS's AVX2 ("Haswell") kernel and 0.85-0.9x its AVX-512
-    ("SkylakeX") kernel. So crnn's kernel is used on an AVX-512 CPU whose loaded OpenBLAS
-    kernel is not an AVX-512 one (e.g. under ``OPENBLAS_CORETYPE=Haswell``), BLAS otherwise.
+    1.1-1.3x the speed of OpenBLAS's AVX2 ("Haswell") kernel, and 0.85-0.9x its AVX-512
+    ("SkylakeX") kernel on a CPU with full-width AVX-512 units (Intel, AMD Zen 5) but
+    faster than it on AMD Zen 4, whose AVX-512 runs on 256-bit units (LSTM and GRU
+    inference at (64, 50, 512, 512) and (64, 100, 128, 256) 1-4% faster:
+    ``python bench/run.py --only kernels --sizes S3,S4 --cells lstm,gru --modes inference
+    --threads 1 --libs crnn`` with and without ``CRNN_GEMM=blas``, bench/RESULTS.md). So
+    crnn's kernel is used on an AVX-512 CPU whose loaded OpenBLAS kernel is not an AVX-512
+    one (e.g. under ``OPENBLAS_CORETYPE=Haswell``) or whose AVX-512 units are 256 bits
+    wide (``crnn._kernels._cells.avx512_half_width``), BLAS otherwise.
     ``CRNN_GEMM=own`` or ``CRNN_GEMM=blas`` in the environment forces either (read on
     each call; the measured choice is made once, on first use).
 
@@ -444,12 +450,12 @@ def use_own_gemm() -> bool:
     if forced in ("own", "blas"):
         return forced == "own"
     if not _OWN_GEMM:
-        from crnn._kernels._cells import isa
+        from crnn._kernels._cells import avx512_half_width, isa
 
         pool = next((p for p in _pools() if p.package == "scipy"), None)
         corename = (pool.corename or "").lower() if pool else ""
         _OWN_GEMM.append(isa() == "avx512" and corename != ""
-                         and corename not in _AVX512_CORES)
+                         and (corename not in _AVX512_CORES or avx512_half_width()))
     return _OWN_GEMM[0]
 
 

@@ -6,6 +6,8 @@ Expected values come from NumPy (and crnn.reference for whole sequences), never 
 code under test.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -371,6 +373,44 @@ def test_sequence_kernels_match_reference_with_either_whole_product(gemm, monkey
             for batch, units in [(1, 16), (7, 37), (33, 17)]:
                 _sequence_case(cell, dtype, batch, units, reset_after=reset_after,
                                masked=True, go_backwards=True)
+
+
+@pytest.mark.parametrize("corename,half_width,isa,expected", [
+    ("Haswell", False, "avx512", True),        # an AVX2 BLAS kernel on an AVX-512 CPU
+    ("SkylakeX", False, "avx512", False),      # full-width AVX-512 units: OpenBLAS's
+    ("SkylakeX", True, "avx512", True),        # 256-bit units (AMD Zen 4): crnn's kernel
+    ("SkylakeX", True, "avx2", False),         # crnn capped below AVX-512
+    ("Haswell", False, "avx2", False),
+])
+def test_own_gemm_choice(corename, half_width, isa, expected, monkeypatch):
+    from types import SimpleNamespace
+
+    from crnn import threads
+    from crnn._kernels import _cells
+
+    monkeypatch.delenv("CRNN_GEMM", raising=False)
+    monkeypatch.setattr(threads, "_OWN_GEMM", [])
+    monkeypatch.setattr(threads, "_pools",
+                        lambda: [SimpleNamespace(package="scipy", corename=corename)])
+    monkeypatch.setattr(_cells, "avx512_half_width", lambda: half_width)
+    monkeypatch.setattr(_cells, "isa", lambda: isa)
+    assert threads.use_own_gemm() is expected
+
+
+def test_avx512_half_width_reports_a_bool_and_follows_the_isa_cap():
+    import subprocess
+    import sys
+
+    from crnn._kernels import _cells
+
+    assert isinstance(_cells.avx512_half_width(), bool)
+    if _cells.isa() != "avx512":
+        assert _cells.avx512_half_width() is False
+    capped = subprocess.run(
+        [sys.executable, "-c",
+         "from crnn._kernels import _cells; print(_cells.avx512_half_width())"],
+        env={**os.environ, "CRNN_ISA": "avx2"}, capture_output=True, text=True, check=True)
+    assert capped.stdout.strip() == "False"
 
 
 def test_without_a_bundled_openblas_threads_fall_back(monkeypatch):

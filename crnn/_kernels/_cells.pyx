@@ -22,6 +22,7 @@ from crnn._kernels._common cimport check_shape
 
 cdef extern from "_fastmath.h" nogil:
     int crnn_isa()
+    int crnn_avx512_half_width()
 
 ACTIVATION_CODES = {
     "linear": A.LINEAR, "tanh": A.TANH, "sigmoid": A.SIGMOID,
@@ -191,6 +192,13 @@ def isa():
     "baseline" (x86-64 SSE2, or the portable C on other CPUs). ``CRNN_ISA=avx2`` or
     ``CRNN_ISA=baseline`` in the environment caps it (for testing)."""
     return ("baseline", "avx2", "avx512")[crnn_isa()]
+
+
+def avx512_half_width():
+    """True on an AVX-512 CPU whose 512-bit instructions run on 256-bit units (AMD Zen 4),
+    where crnn's own whole-sequence GEMM beats OpenBLAS's AVX-512 kernel
+    (``crnn.threads.use_own_gemm``); False elsewhere and when ``isa()`` is not "avx512"."""
+    return crnn_avx512_half_width() != 0
 
 
 # --------------------------------------------------------------------------- test hooks
