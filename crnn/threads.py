@@ -428,10 +428,11 @@ def use_own_gemm() -> bool:
     Measured (single core, float32): crnn's AVX-512 kernel runs these products at about
     1.1-1.3x the speed of OpenBLAS's AVX2 ("Haswell") kernel, and 0.85-0.9x its AVX-512
     ("SkylakeX") kernel on a CPU with full-width AVX-512 units (Intel, AMD Zen 5) but
-    faster than it on AMD Zen 4, whose AVX-512 runs on 256-bit units (LSTM and GRU
-    inference at (64, 50, 512, 512) and (64, 100, 128, 256) 1-4% faster:
-    ``python bench/run.py --only kernels --sizes S3,S4 --cells lstm,gru --modes inference
-    --threads 1 --libs crnn`` with and without ``CRNN_GEMM=blas``, bench/RESULTS.md). So
+    on par with or faster than it on AMD Zen 4, whose AVX-512 runs on 256-bit units
+    (``python bench/run.py --only kernels --sizes S3,S4 --cells lstm,gru --modes inference
+    --threads 1 --libs crnn`` with and without ``CRNN_GEMM=blas``, three pairs in
+    bench/RESULTS.md: GRU inference at (64, 100, 128, 256) 3-5% and LSTM at
+    (64, 50, 512, 512) 1-3% faster, the other two rows from 4% faster to 2% slower). So
     crnn's kernel is used on an AVX-512 CPU whose loaded OpenBLAS kernel is not an AVX-512
     one (e.g. under ``OPENBLAS_CORETYPE=Haswell``) or whose AVX-512 units are 256 bits
     wide (``crnn._kernels._cells.avx512_half_width``), BLAS otherwise.

@@ -55,8 +55,9 @@ static inline int crnn_isa(void) {
 
 /* 1 on an AVX-512 CPU whose 512-bit instructions run on 256-bit units: AMD's Zen 4
  * (family 19h; its Zen 3 models have no AVX-512). There crnn's own whole-sequence GEMM
- * runs 1-4% faster than OpenBLAS's SkylakeX kernel, which is tuned for full-width units
- * (crnn.threads.use_own_gemm). 0 elsewhere, and under CRNN_ISA=avx2 or baseline. */
+ * runs on par with or faster than OpenBLAS's SkylakeX kernel, which is tuned for
+ * full-width units (crnn.threads.use_own_gemm). 0 elsewhere, and under CRNN_ISA=avx2 or
+ * baseline. */
 #include <cpuid.h>
 static inline int crnn_avx512_half_width(void) {
     unsigned int a, b, c, d, family;
