@@ -401,15 +401,20 @@ def test_avx512_half_width_reports_a_bool_and_follows_the_isa_cap():
     import subprocess
     import sys
 
+    import crnn
     from crnn._kernels import _cells
 
     assert isinstance(_cells.avx512_half_width(), bool)
     if _cells.isa() != "avx512":
         assert _cells.avx512_half_width() is False
+    # the crnn this test imported (a source build or an installed one), run from its root
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(crnn.__file__)))
     capped = subprocess.run(
         [sys.executable, "-c",
          "from crnn._kernels import _cells; print(_cells.avx512_half_width())"],
-        env={**os.environ, "CRNN_ISA": "avx2"}, capture_output=True, text=True, check=True)
+        env={**os.environ, "CRNN_ISA": "avx2", "PYTHONPATH": package_root},
+        capture_output=True, text=True, timeout=120, check=False, cwd=package_root)
+    assert capped.returncode == 0, capped.stderr[-2000:]
     assert capped.stdout.strip() == "False"
 
 
