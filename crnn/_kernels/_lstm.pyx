@@ -619,22 +619,23 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[:, :, ::1] h_tm1_all
     cdef floating[:, :, ::1] c_tm1_all
     cdef floating[:, :, ::1] act_c_all
-    cdef floating *saved_ptrs[3]
+    cdef floating *h_tm1_ptr = NULL
+    cdef floating *c_tm1_ptr = NULL
+    cdef floating *act_c_ptr = NULL
     saved = None
-    saved_ptrs[0] = saved_ptrs[1] = saved_ptrs[2] = NULL
     if training:
         saved = dict(xt=x_arr, gates=gates_arr, h_tm1=workspace_empty((T, B, U), dtype),
                      c_tm1=workspace_empty((T, B, U), dtype),
                      act_c=workspace_empty((T, B, U), dtype))
         h_tm1_all, c_tm1_all, act_c_all = saved["h_tm1"], saved["c_tm1"], saved["act_c"]
-        saved_ptrs[0], saved_ptrs[1] = &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0]
-        saved_ptrs[2] = &act_c_all[0, 0, 0]
+        h_tm1_ptr, c_tm1_ptr = &h_tm1_all[0, 0, 0], &c_tm1_all[0, 0, 0]
+        act_c_ptr = &act_c_all[0, 0, 0]
     with nogil:
         _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
                  &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], True, False,
-                 training, saved_ptrs[0], saved_ptrs[1], saved_ptrs[2], threaded, blas_proj)
+                 training, h_tm1_ptr, c_tm1_ptr, act_c_ptr, threaded, blas_proj)
     return outputs_arr, h_arr, c_arr, saved
 
 
