@@ -65,6 +65,25 @@ _PACKAGES = ("scipy", "numpy")            # scipy first: its pool runs crnn's ke
 _AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 _OWN_GEMM = []               # [use_own_gemm()'s answer], computed on first use
 
+# CRNN_GEMM is read at every call. os.environ.get costs about 0.7 us when the variable is
+# unset (it encodes the key and raises KeyError inside): 4% of a one-step LSTM call. The
+# lookup goes to os.environ's own store of encoded variables (CPython's _Environ._data,
+# which os.environ's writers, and so monkeypatch.setenv, keep current), falling back to
+# os.environ.get where that store is absent.
+_ENV_STORE = getattr(os.environ, "_data", None)
+try:
+    _GEMM_KEY = os.environ.encodekey("CRNN_GEMM")
+except (AttributeError, TypeError):
+    _ENV_STORE = None
+
+
+def _gemm_override() -> str:
+    """CRNN_GEMM's value now, lowercased ("" when unset)."""
+    if _ENV_STORE is None:
+        return os.environ.get("CRNN_GEMM", "").lower()
+    raw = _ENV_STORE.get(_GEMM_KEY)
+    return "" if raw is None else os.environ.decodevalue(raw).lower()
+
 
 class _Pool:
     """One OpenBLAS library's thread pool: its file, get/set functions and kernel name."""
@@ -447,7 +466,7 @@ def use_own_gemm() -> bool:
         >>> isinstance(crnn.threads.use_own_gemm(), bool)
         True
     """
-    forced = os.environ.get("CRNN_GEMM", "").lower()
+    forced = _gemm_override()
     if forced in ("own", "blas"):
         return forced == "own"
     if not _OWN_GEMM:
@@ -480,7 +499,7 @@ def use_own_gemm_for_gradients() -> bool:
         >>> isinstance(crnn.threads.use_own_gemm_for_gradients(), bool)
         True
     """
-    forced = os.environ.get("CRNN_GEMM", "").lower()
+    forced = _gemm_override()
     if forced in ("own", "blas"):
         return forced == "own"
     from crnn._kernels._cells import isa

@@ -375,6 +375,29 @@ def test_sequence_kernels_match_reference_with_either_whole_product(gemm, monkey
                                masked=True, go_backwards=True)
 
 
+@pytest.mark.parametrize("store", ["environ", "fallback"])
+def test_gemm_override_follows_the_environment_at_every_call(store, monkeypatch):
+    # CRNN_GEMM is looked up in os.environ's own store (threads._ENV_STORE), or through
+    # os.environ.get where there is none: either way a change shows at the next call
+    import os
+
+    from crnn import threads
+
+    if store == "fallback":
+        monkeypatch.setattr(threads, "_ENV_STORE", None)
+    monkeypatch.delenv("CRNN_GEMM", raising=False)
+    assert threads._gemm_override() == ""
+    for value, own in [("Own", True), ("BLAS", False), ("own", True)]:
+        monkeypatch.setenv("CRNN_GEMM", value)
+        assert threads._gemm_override() == value.lower()
+        assert threads.use_own_gemm() is own
+        assert threads.use_own_gemm_for_gradients() is own
+    os.environ["CRNN_GEMM"] = "blas"
+    assert threads.use_own_gemm() is False
+    del os.environ["CRNN_GEMM"]
+    assert threads._gemm_override() == ""
+
+
 @pytest.mark.parametrize("corename,half_width,isa,expected", [
     ("Haswell", False, "avx512", True),        # an AVX2 BLAS kernel on an AVX-512 CPU
     ("SkylakeX", False, "avx512", False),      # full-width AVX-512 units: OpenBLAS's

@@ -600,21 +600,26 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     x_arr = None if x_as_given or (B == 1 and not training) else time_major(x)
     cdef Py_ssize_t x_t = F if x_as_given else B * F
     cdef Py_ssize_t x_b = T * F if x_as_given else F
-    gates_arr = workspace_empty((T if training else chunk, B, G), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
-    act_c_tmp_arr = workspace_empty(U, dtype)
-    packed_arr = workspace_empty(packed_size(U, G, floating is double), dtype)
-    w_packed_arr = workspace_empty(1 if blas_proj else
-                                   packed_size(F, G, floating is double), dtype)
+    # The call's scratch memory in one array (one allocation, one memoryview: a one-step
+    # call spends more on those than on its step): act(c)'s row, packed R and W, and, in
+    # inference, the chunk's gates (training keeps them: an array of their own).
+    cdef Py_ssize_t n_act = part_round(U)
+    cdef Py_ssize_t n_r = part_round(packed_size(U, G, floating is double))
+    cdef Py_ssize_t n_w = part_round(1 if blas_proj else packed_size(F, G, floating is double))
+    cdef floating[::1] scratch = workspace_empty(
+        n_act + n_r + n_w + (0 if training else chunk * B * G), dtype)
+    gates_arr = workspace_empty((T, B, G), dtype) if training else None
+    cdef floating[:, :, ::1] gates_saved
+    cdef floating *gates_ptr = &scratch[n_act + n_r + n_w]
+    if training:
+        gates_saved = gates_arr
+        gates_ptr = &gates_saved[0, 0, 0]
     cdef const floating[:, :, ::1] xt = x if x_arr is None else x_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, ::1] c = c_arr
-    cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
-    cdef floating[::1] act_c_tmp = act_c_tmp_arr
-    cdef floating[::1] packed = packed_arr
-    cdef floating[::1] w_packed = w_packed_arr
     # the training-only arrays (never touched in inference: NULL there)
     cdef floating[:, :, ::1] h_tm1_all
     cdef floating[:, :, ::1] c_tm1_all
@@ -633,8 +638,9 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     with nogil:
         _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
-                 recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], &gates[0, 0, 0],
-                 &outputs[0, 0, 0], &act_c_tmp[0], &packed[0], &w_packed[0], True, False,
+                 recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], gates_ptr,
+                 &outputs[0, 0, 0], &scratch[0], &scratch[n_act], &scratch[n_act + n_r], True,
+                 False,
                  training, h_tm1_ptr, c_tm1_ptr, act_c_ptr, threaded, blas_proj)
     return outputs_arr, h_arr, c_arr, saved
 

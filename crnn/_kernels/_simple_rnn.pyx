@@ -245,15 +245,21 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
         return outputs_arr, h_arr, None
     # (a batch of one row is time-major as given: inference reads it in place)
     xt_arr = None if B == 1 and not training else time_major(x)
-    gates_arr = workspace_empty((T, B, U), dtype)
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
-    packed_arr = workspace_empty(packed_size(U, U, floating is double), dtype)
+    # The call's scratch memory in one array (one allocation, one memoryview): packed R
+    # and, in inference, the gates (training keeps them: an array of their own).
+    cdef Py_ssize_t n_r = part_round(packed_size(U, U, floating is double))
+    cdef floating[::1] scratch = workspace_empty(n_r + (0 if training else T * B * U), dtype)
+    gates_arr = workspace_empty((T, B, U), dtype) if training else None
+    cdef floating[:, :, ::1] gates_saved
+    cdef floating *gates_ptr = &scratch[n_r]
+    if training:
+        gates_saved = gates_arr
+        gates_ptr = &gates_saved[0, 0, 0]
     cdef const floating[:, :, ::1] xt = x if xt_arr is None else xt_arr
     cdef floating[:, ::1] h = h_arr
-    cdef floating[:, :, ::1] gates = gates_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
     check_shape("out", (outputs.shape[0], outputs.shape[1], outputs.shape[2]), (B, T, U))
-    cdef floating[::1] packed = packed_arr
     # the training-only array (never touched in inference: NULL there)
     cdef floating[:, :, ::1] h_tm1_all
     cdef floating *h_tm1_ptr = NULL
@@ -265,7 +271,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     with nogil:
         _forward(B, T, F, U, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0], &bias[0],
                  &mask[0, 0], has_mask, go_backwards, activation, &h[0, 0],
-                 &gates[0, 0, 0], &outputs[0, 0, 0], &packed[0], training,
+                 gates_ptr, &outputs[0, 0, 0], &scratch[0], training,
                  h_tm1_ptr, threaded, threaded or not own_gemm)
     return outputs_arr, h_arr, saved
 
