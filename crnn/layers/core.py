@@ -12,7 +12,7 @@ from crnn import initializers, utils
 from crnn._validation import check_positive_int
 from crnn.layers import activations
 from crnn.layers.base import Layer, check_rate, numeric_input
-from crnn.optimizers import IndexedSlices
+from crnn.optimizers import IndexedSlices, _add_rows
 
 __all__ = ["Dense", "Dropout", "Activation", "Embedding", "Masking"]
 
@@ -398,7 +398,7 @@ class Embedding(Layer):
             d_embeddings = IndexedSlices(rows, cache.reshape(-1), self.embeddings.shape)
         else:
             d_embeddings = np.zeros_like(self.embeddings)
-            np.add.at(d_embeddings, cache.reshape(-1), rows)
+            _add_rows(d_embeddings, cache.reshape(-1), rows)
         # Integer inputs have no gradient; return zeros of the index shape (None when
         # the caller needs none).
         dx = np.zeros(cache.shape, self.dtype) if need_dx else None
