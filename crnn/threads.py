@@ -197,6 +197,7 @@ def get_num_threads() -> int:
 
     The budget is what ``set_num_threads`` last set. Until it is called, the environment
     gives it, read once, on the first call of this function (or of a crnn computation).
+    Inside a task of ``run_parallel`` it is 1: the task already has its thread.
 
     Returns:
         The budget set by ``set_num_threads``; else a positive integer in
@@ -209,6 +210,9 @@ def get_num_threads() -> int:
         >>> isinstance(n, int) and n >= 1
         True
     """
+    local = getattr(_TASK, "budget", None)
+    if local is not None:             # inside a run_parallel task: its share, one thread
+        return local
     budget = _STATE["budget"]
     if budget is None:
         budget = _STATE["budget"] = _default_budget()
@@ -370,6 +374,22 @@ def _executor(workers):
         return _EXECUTOR["pool"]
 
 
+# The thread a run_parallel task runs on: its budget (get_num_threads) is 1 while it runs.
+_TASK = threading.local()
+
+
+def _as_task(task):
+    """``task`` run with this thread's budget at 1 (restored after)."""
+    def run():
+        before = getattr(_TASK, "budget", None)
+        _TASK.budget = 1
+        try:
+            return task()
+        finally:
+            _TASK.budget = before
+    return run
+
+
 def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
     """Run independent tasks on crnn's threads (the budget), BLAS held at one thread.
 
@@ -377,8 +397,9 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
     own thread (the rows of a recurrent layer never meet), on crnn's compiled code, which
     releases the GIL. The calling thread runs the first task; ``get_num_threads() - 1``
     worker threads run the rest, and while any runs every OpenBLAS pool is held at one
-    thread, so crnn's threads and BLAS's never compete for the cores. With a budget of one,
-    the tasks run one after another in the calling thread.
+    thread, so crnn's threads and BLAS's never compete for the cores; inside each task
+    ``get_num_threads()`` is 1, so the crnn calls a task makes stay on its thread. With a
+    budget of one, the tasks run one after another in the calling thread.
 
     Args:
         tasks: callables taking no argument.
@@ -399,6 +420,7 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
     if budget == 1 or len(tasks) < 2:
         return [task() for task in tasks]
     pool = _executor(budget - 1)
+    tasks = [_as_task(task) for task in tasks]
     with _SERIAL_BLAS:
         futures = [pool.submit(task) for task in tasks[1:]]
         error = None

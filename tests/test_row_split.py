@@ -726,3 +726,64 @@ def test_whole_inference_hands_blas_threads_only_a_large_projection(shape, train
         assert seen == [False]
     finally:
         crnn.set_num_threads(before)
+
+
+def test_run_parallel_tasks_see_a_budget_of_one(two_threads):
+    crnn.set_num_threads(2)
+    assert threads.run_parallel([crnn.get_num_threads, crnn.get_num_threads]) == [1, 1]
+    assert crnn.get_num_threads() == 2
+
+    def fail():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        threads.run_parallel([fail, crnn.get_num_threads])
+    assert crnn.get_num_threads() == 2      # the calling thread's budget is back
+
+
+def _bidirectional_fit(budget, dropout, seen):
+    """Two epochs of a Bidirectional(LSTM) model at ``budget`` threads: its weights, its
+    predictions, and (into ``seen``) the threads each direction's forward ran on."""
+    from crnn import layers
+
+    crnn.set_num_threads(budget)
+    crnn.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((32, 12, 5)).astype(np.float32)
+    y = rng.standard_normal((32, 1)).astype(np.float32)
+    bidi = layers.Bidirectional(layers.LSTM(16, dropout=dropout))
+    model = crnn.Sequential([layers.Input(shape=(12, 5)), bidi, layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    for inner in (bidi.forward_layer, bidi.backward_layer):
+        def spy(*args, _forward=inner.forward, _name=inner.name, **kwargs):
+            seen.append((_name, threading.current_thread().name))
+            return _forward(*args, **kwargs)
+        inner.forward = spy
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    return model.get_weights(), model.predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.25])
+def test_bidirectional_directions_on_two_threads_equal_one_thread(two_threads, dropout):
+    seen_one, seen_two = [], []
+    weights_one, pred_one = _bidirectional_fit(1, dropout, seen_one)
+    weights_two, pred_two = _bidirectional_fit(2, dropout, seen_two)
+    if dropout:
+        # the masks drawn in the same order: the same training, up to the summation order
+        # of the rows split (two threads inside each direction's kernels)
+        for a, b in zip(weights_one, weights_two):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(pred_one, pred_two, rtol=1e-4, atol=1e-6)
+    else:
+        # each direction on one thread: the one-thread sums exactly
+        for a, b in zip(weights_one, weights_two):
+            assert np.array_equal(a, b)
+        assert np.array_equal(pred_one, pred_two)
+    assert len({name for _, name in seen_one}) == 1
+    threads_used = {name for _, name in seen_two}
+    if dropout:
+        # training draws dropout masks in order: one direction after the other, on the
+        # calling thread; predict (no draws) runs the directions on two threads
+        training_names = {name for _, name in seen_two[:2 * 8]}
+        assert len(training_names) == 1
+    assert len(threads_used) == 2

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike
 
 from crnn._registry import keras_config
 from crnn.layers.base import Layer, backward_call
+from crnn.threads import get_num_threads, run_parallel
 
 __all__ = ["TimeDistributed", "Bidirectional"]
 
@@ -377,8 +378,10 @@ class Bidirectional(_Wrapper):
                     f"then {n} backward state arrays, received {len(initial_state)} arrays"
                 )
             init_f, init_b = initial_state[:n], initial_state[n:]
-        y_f, cache_f = self.forward_layer.forward(x, training, mask, initial_state=init_f)
-        y_b, cache_b = self.backward_layer.forward(x, training, mask, initial_state=init_b)
+        (y_f, cache_f), (y_b, cache_b) = self._both(
+            lambda: self.forward_layer.forward(x, training, mask, initial_state=init_f),
+            lambda: self.backward_layer.forward(x, training, mask, initial_state=init_b),
+            training)
         states = []
         if self.return_state:
             y_f, states_f = y_f[0], y_f[1:]
@@ -424,12 +427,26 @@ class Bidirectional(_Wrapper):
             d_b = d_b + self.backward_layer._activity_gradient(y_b)
         if self.return_sequences:
             d_b = d_b[:, ::-1]
-        dx_f, g_f = backward_call(self.forward_layer, cache_f, np.ascontiguousarray(d_f),
-                                  need_dx)
-        dx_b, g_b = backward_call(self.backward_layer, cache_b, np.ascontiguousarray(d_b),
-                                  need_dx)
+        d_f, d_b = np.ascontiguousarray(d_f), np.ascontiguousarray(d_b)
+        (dx_f, g_f), (dx_b, g_b) = self._both(
+            lambda: backward_call(self.forward_layer, cache_f, d_f, need_dx),
+            lambda: backward_call(self.backward_layer, cache_b, d_b, need_dx), False)
         dx = dx_f + dx_b if need_dx else None
         return dx, (g_f + g_b) if self.trainable else []
+
+    def _both(self, run_forward, run_backward, training):
+        """The two directions' calls: at the same time, one thread each, where crnn's
+        budget has two threads or more (``crnn.threads.run_parallel``: the directions never
+        meet, and a direction's kernels on one thread scale better than its rows split in
+        two, a batch of 64 x LSTM(32) above all); else one after the other. A direction
+        that draws random numbers (dropout in training) keeps them in order: then one
+        after the other too."""
+        draws = training and any(getattr(inner, "dropout", 0) or
+                                 getattr(inner, "recurrent_dropout", 0)
+                                 for inner in self._inner_layers())
+        if draws or get_num_threads() < 2:
+            return run_forward(), run_backward()
+        return tuple(run_parallel([run_forward, run_backward]))
 
     def _nested_activity_penalty(self, cache):
         """The two directions' activity penalties, from ``forward``'s cache."""
