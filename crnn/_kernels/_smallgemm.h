@@ -167,10 +167,9 @@ static Py_ssize_t crnn_packed_size_##SUFFIX(int k, int n) {                     
     return (Py_ssize_t)k * ((n + pw - 1) / pw) * pw;                                          \
 }                                                                                             \
 static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {                \
-    /* Row by row of B (read in order, one page after the other), each row's 128-byte     \
-     * pieces to their panels as constant-size copies (inlined vector moves; a libc call  \
-     * per piece was 13% of a one-step LSTM call, and panel-by-panel reading of a B of    \
-     * 16 KiB rows missed the TLB at every row). */                                        \
+    /* Row by row of B (read in order, one page after the other: read panel by panel, a  \
+     * B of 16 KiB rows missed the TLB at every row), each row's 128-byte pieces to their \
+     * panels as constant-size copies (inlined vector moves, no libc call per piece). */  \
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), full = n / pw, cols = n - full * pw; \
     const Py_ssize_t ps = (Py_ssize_t)pw * k;                                                 \
     for (int p = 0; p < k; p++) {                                                             \
