@@ -281,9 +281,9 @@ def transposed(const floating[:, :] a):
 def add_rows(floating[:, ::1] out, const Py_ssize_t[::1] indices,
              const floating[:, ::1] values):
     """out[indices[k]] += values[k] for k = 0, 1, ... in that order: ``np.add.at(out,
-    indices, values)``'s sums in its order (bit-identical), as a loop (np.add.at costs
-    about 0.3 us per row: an embedding's gradient of 64 x 80 tokens took 1.5 ms, 30% of
-    a Bidirectional(LSTM(32)) classifier's training step). Indices must lie in
+    indices, values)``'s sums in its order (bit-identical), as a loop: np.add.at's
+    per-row cost dominated an Embedding-Bidirectional(LSTM(32)) classifier's gradient
+    (bench/RESULTS.md, the fourth session's model pairs). Indices must lie in
     [0, out.shape[0]); checked before anything is written."""
     cdef Py_ssize_t n = out.shape[0], d = out.shape[1], rows = indices.shape[0], k, j, i
     check_shape("values", (values.shape[0], values.shape[1]), (rows, d))
