@@ -71,6 +71,14 @@ CRNN_INLINE void crnn_mul_##S##_body(Py_ssize_t n, const T *CRNN_R a, const T *C
 }                                                                                             \
 CRNN_MULTIVERSION(crnn_mul_##S, (Py_ssize_t n, const T *a, const T *b, T *y), (n, a, b, y))   \
                                                                                               \
+/* y = y2 = a * b (a state row and the layer's output row in one pass) */                     \
+CRNN_INLINE void crnn_mul2_##S##_body(Py_ssize_t n, const T *CRNN_R a, const T *CRNN_R b,     \
+                                      T *CRNN_R y, T *CRNN_R y2) {                            \
+    for (Py_ssize_t j = 0; j < n; j++) { T v = a[j] * b[j]; y[j] = v; y2[j] = v; }            \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_mul2_##S, (Py_ssize_t n, const T *a, const T *b, T *y, T *y2),         \
+                  (n, a, b, y, y2))                                                           \
+                                                                                              \
 /* LSTM backward, given w = [i', f', g', o', act'(c_t)] (5U) */                               \
 CRNN_INLINE void crnn_lstm_backward_##S##_body(Py_ssize_t U, const T *CRNN_R gates,           \
         const T *CRNN_R c_tm1, const T *CRNN_R ac, const T *CRNN_R dh, T *CRNN_R dc,          \
@@ -138,13 +146,17 @@ CRNN_INLINE void crnn_gru_after_s_##S##_body(Py_ssize_t U, T *CRNN_R z,         
     }                                                                                         \
 }                                                                                             \
                                                                                               \
-/* GRU, both modes: hh = tanh(z_h) in place; h = z * h_tm1 + (1 - z) * hh */                 \
-CRNN_INLINE void crnn_gru_finish_t_##S##_body(Py_ssize_t U, T *CRNN_R z, T *CRNN_R h) {       \
+/* GRU, both modes: hh = tanh(z_h) in place; h = z * h_tm1 + (1 - z) * hh, from h_tm1 at   \
+ * hp (hp == h: in place), also into out unless NULL (a layer's output row) */               \
+CRNN_INLINE void crnn_gru_finish_t_##S##_body(Py_ssize_t U, T *CRNN_R z, const T *hp, T *h,   \
+                                              T *out) {                                       \
     const T one = 1;                                                                          \
     for (Py_ssize_t j = 0; j < U; j++) {                                                      \
         T hh = TANH(z[2 * U + j]);                                                            \
+        T hv = z[j] * hp[j] + (one - z[j]) * hh;                                              \
         z[2 * U + j] = hh;                                                                    \
-        h[j] = z[j] * h[j] + (one - z[j]) * hh;                                               \
+        h[j] = hv;                                                                            \
+        if (out) out[j] = hv;                                                                 \
     }                                                                                         \
 }
 
@@ -176,20 +188,22 @@ __attribute__((target("avx512f,fma"))) static void crnn_gru_after_s_##S##_avx512
     if (j < U) crnn_gru_after_block_##S(U, z, inner, j, (MT)((1u << (U - j)) - 1u), 0);       \
 }                                                                                             \
                                                                                               \
-CRNN_AVX512 void crnn_gru_finish_block_##S(Py_ssize_t U, T *z, T *h, Py_ssize_t j, MT m,      \
-                                           int full) {                                        \
+CRNN_AVX512 void crnn_gru_finish_block_##S(Py_ssize_t U, T *z, const T *hp, T *h, T *out,     \
+                                           Py_ssize_t j, MT m, int full) {                    \
     VT hh = TANH(CRNN_LD(V, full, m, z + 2 * U + j));                                         \
     VT zz = CRNN_LD(V, full, m, z + j);                                                       \
     VT one_z = _mm512_sub_##V(_mm512_set1_##V(1), zz);                                        \
-    VT hv = _mm512_fmadd_##V(zz, CRNN_LD(V, full, m, h + j), _mm512_mul_##V(one_z, hh));     \
+    VT hv = _mm512_fmadd_##V(zz, CRNN_LD(V, full, m, hp + j), _mm512_mul_##V(one_z, hh));    \
     CRNN_ST(V, full, m, z + 2 * U + j, hh);                                                   \
     CRNN_ST(V, full, m, h + j, hv);                                                           \
+    if (out) CRNN_ST(V, full, m, out + j, hv);                                                \
 }                                                                                             \
 __attribute__((target("avx512f,fma"))) static void crnn_gru_finish_t_##S##_avx512(           \
-        Py_ssize_t U, T *z, T *h) {                                                           \
+        Py_ssize_t U, T *z, const T *hp, T *h, T *out) {                                      \
     Py_ssize_t j = 0;                                                                         \
-    for (; j + W <= U; j += W) crnn_gru_finish_block_##S(U, z, h, j, (MT)-1, 1);             \
-    if (j < U) crnn_gru_finish_block_##S(U, z, h, j, (MT)((1u << (U - j)) - 1u), 0);          \
+    for (; j + W <= U; j += W) crnn_gru_finish_block_##S(U, z, hp, h, out, j, (MT)-1, 1);    \
+    if (j < U)                                                                                \
+        crnn_gru_finish_block_##S(U, z, hp, h, out, j, (MT)((1u << (U - j)) - 1u), 0);        \
 }
 
 CRNN_DEFINE_FUSED512(f32, float, ps, 16, __m512, __mmask16, crnn_v16_sigmoid, crnn_v16_tanh)
@@ -199,7 +213,8 @@ CRNN_DEFINE_FUSED512(f64, double, pd, 8, __m512d, __mmask8, crnn_v8_sigmoid, crn
 #define CRNN_DISPATCH_FUSED(S, T)                                                             \
 CRNN_MULTIVERSION_OWN512(crnn_gru_after_s_##S, (Py_ssize_t U, T *z, const T *inner),          \
                          (U, z, inner))                                                       \
-CRNN_MULTIVERSION_OWN512(crnn_gru_finish_t_##S, (Py_ssize_t U, T *z, T *h), (U, z, h))
+CRNN_MULTIVERSION_OWN512(crnn_gru_finish_t_##S, (Py_ssize_t U, T *z, const T *hp, T *h, T *out), \
+                         (U, z, hp, h, out))
 
 CRNN_DISPATCH_FUSED(f32, float)
 CRNN_DISPATCH_FUSED(f64, double)

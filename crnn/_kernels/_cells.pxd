@@ -33,6 +33,8 @@ cdef extern from "_cellmath.h" nogil:
     void crnn_lstm_state_f64(Py_ssize_t U, const double *z, double *c, double *ac)
     void crnn_mul_f32(Py_ssize_t n, const float *a, const float *b, float *y)
     void crnn_mul_f64(Py_ssize_t n, const double *a, const double *b, double *y)
+    void crnn_mul2_f32(Py_ssize_t n, const float *a, const float *b, float *y, float *y2)
+    void crnn_mul2_f64(Py_ssize_t n, const double *a, const double *b, double *y, double *y2)
     void crnn_lstm_backward_f32(Py_ssize_t U, const float *gates, const float *c_tm1,
                                 const float *ac, const float *dh, float *dc, float *dz,
                                 const float *w)
@@ -48,8 +50,9 @@ cdef extern from "_cellmath.h" nogil:
     # the fused GRU rows for ract = sigmoid, act = tanh
     void crnn_gru_after_s_f32(Py_ssize_t U, float *z, const float *inner)
     void crnn_gru_after_s_f64(Py_ssize_t U, double *z, const double *inner)
-    void crnn_gru_finish_t_f32(Py_ssize_t U, float *z, float *h)
-    void crnn_gru_finish_t_f64(Py_ssize_t U, double *z, double *h)
+    void crnn_gru_finish_t_f32(Py_ssize_t U, float *z, const float *hp, float *h, float *out)
+    void crnn_gru_finish_t_f64(Py_ssize_t U, double *z, const double *hp, double *h,
+                               double *out)
 
 
 cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
@@ -82,9 +85,11 @@ cdef inline void gather_dh(Py_ssize_t n, floating *dh, const floating *d_out,
 # --------------------------------------------------------------------------- LSTM
 
 cdef inline void lstm_forward_row(Py_ssize_t U, floating *z, floating *c, floating *h,
-                                  floating *ac, int act, int ract) noexcept nogil:
+                                  floating *ac, int act, int ract,
+                                  floating *out=NULL) noexcept nogil:
     """z (4U): pre-activations in, activated i, f, g, o out; c: c_tm1 in, c_t out;
-    ac (U): act(c_t) out; h: h_t out (may alias nothing else)."""
+    ac (U): act(c_t) out; h: h_t out (may alias nothing else), and into ``out`` too
+    unless NULL (the layer's output row: no copy of h afterwards)."""
     activate(z, 2 * U, ract)          # i, f
     activate(z + 2 * U, U, act)       # g
     activate(z + 3 * U, U, ract)      # o
@@ -94,7 +99,12 @@ cdef inline void lstm_forward_row(Py_ssize_t U, floating *z, floating *c, floati
     else:
         crnn_lstm_state_f64(U, z, c, ac)
     activate(ac, U, act)
-    if floating is float:
+    if out != NULL:
+        if floating is float:
+            crnn_mul2_f32(U, z + 3 * U, ac, h, out)
+        else:
+            crnn_mul2_f64(U, z + 3 * U, ac, h, out)
+    elif floating is float:
         crnn_mul_f32(U, z + 3 * U, ac, h)
     else:
         crnn_mul_f64(U, z + 3 * U, ac, h)
@@ -152,22 +162,25 @@ cdef inline void gru_gates_before_row(Py_ssize_t U, floating *z, const floating 
         rh[j] = z[U + j] * h_r[j]
 
 
-cdef inline void gru_finish_row(Py_ssize_t U, floating *z, floating *h,
-                                int act) noexcept nogil:
-    """Both modes: z_h (the candidate's pre-activation) activated to hh in place; h: h_tm1
-    in, h_t = z * h_tm1 + (1 - z) * hh out."""
+cdef inline void gru_finish_row(Py_ssize_t U, floating *z, const floating *h_tm1,
+                                floating *h, floating *out, int act) noexcept nogil:
+    """Both modes: z_h (the candidate's pre-activation) activated to hh in place;
+    h_t = z * h_tm1 + (1 - z) * hh into h (h_tm1 may be h: in place) and, unless ``out``
+    is NULL, into out (the layer's output row: no copy of h afterwards)."""
     cdef Py_ssize_t j
     cdef floating one = 1.0   # typed, so float32 maths stays float32
     if act == TANH:
         # the same maths in one pass (_cellmath.h)
         if floating is float:
-            crnn_gru_finish_t_f32(U, z, h)
+            crnn_gru_finish_t_f32(U, z, h_tm1, h, out)
         else:
-            crnn_gru_finish_t_f64(U, z, h)
+            crnn_gru_finish_t_f64(U, z, h_tm1, h, out)
         return
     activate(z + 2 * U, U, act)
     for j in range(U):
-        h[j] = z[j] * h[j] + (one - z[j]) * z[2 * U + j]
+        h[j] = z[j] * h_tm1[j] + (one - z[j]) * z[2 * U + j]
+    if out != NULL:
+        memcpy(out, h, U * sizeof(floating))
 
 
 cdef inline void gru_backward_row(Py_ssize_t U, const floating *gates,

@@ -118,7 +118,7 @@ def gru_finish(floating[:, ::1] z, floating[:, ::1] h, int activation):
     _recurrent_code(activation)
     with nogil:
         for b in range(B):
-            gru_finish_row(U, &z[b, 0], &h[b, 0], activation)
+            gru_finish_row(U, &z[b, 0], &h[b, 0], &h[b, 0], NULL, activation)
 
 
 def gru_step_backward(const floating[:, ::1] gates, const floating[:, ::1] h_tm1,

@@ -140,8 +140,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                 else:
                     memcpy(out, out - U, U * sizeof(floating))
                 continue
-            gru_finish_row(U, z, hb, act)
-            memcpy(out, hb, U * sizeof(floating))
+            gru_finish_row(U, z, hb, hb, out, act)
 
 
 cdef struct _Split:
@@ -302,9 +301,13 @@ cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
     if s == a.s0:
         units_project(a, p, n, tag)
     z = <floating *>a.z + p * a.z_stride + (t - a.t_lo) * B * gp
-    for b in range(B):
-        for g in range(3):
-            memcpy(inner + b * gp + g * up, b_rec + g * U + u0, up * sizeof(floating))
+    if up == U:     # one part: its slices are whole rows
+        for b in range(B):
+            memcpy(inner + b * gp, b_rec, gp * sizeof(floating))
+    else:
+        for b in range(B):
+            for g in range(3):
+                memcpy(inner + b * gp + g * up, b_rec + g * U + u0, up * sizeof(floating))
     for g in range(3):
         gemm_packed(B, up, U, h_cur, U, Rp + g * a.r_panel, inner + g * up, gp)
     cdef Py_ssize_t row
@@ -312,11 +315,12 @@ cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
     for b in range(B):
         out = <floating *>a.outputs + (b * T + s) * U + u0
         row = t * B + b
-        memcpy(h_next + b * U + u0, h_cur + b * U + u0, up * sizeof(floating))
         if training:
             memcpy(<floating *>a.h_tm1_all + row * U + u0, h_cur + b * U + u0,
                    up * sizeof(floating))
         if a.has_mask and not a.mask[b * T + t]:
+            # the state passes through
+            memcpy(h_next + b * U + u0, h_cur + b * U + u0, up * sizeof(floating))
             if s == 0:
                 memset(out, 0, up * sizeof(floating))
             else:
@@ -326,10 +330,9 @@ cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
         if training:
             memcpy(<floating *>a.aux_all + row * U + u0, inner + b * gp + 2 * up,
                    up * sizeof(floating))
-        gru_finish_row(up, z + b * gp, h_next + b * U + u0, a.act)
+        gru_finish_row(up, z + b * gp, h_cur + b * U + u0, h_next + b * U + u0, out, a.act)
         if training:
             units_save_gates(a, u0, up, row, z + b * gp)
-        memcpy(out, h_next + b * U + u0, up * sizeof(floating))
 
 
 cdef void _run_units(void *ctx, int p) noexcept nogil:

@@ -153,8 +153,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                     continue
                 lstm_forward_row(U, z + b * G, cb, hb,
                                  act_c_all + (t * Bz + b) * U if training else act_c_tmp,
-                                 act, ract)
-                memcpy(out, hb, U * sizeof(floating))
+                                 act, ract, out)
         s0 += n
 
 
@@ -376,10 +375,9 @@ cdef void _units_step(const UnitSplit *a, int p, floating *tag) noexcept nogil:
             continue
         lstm_forward_row(up, z + b * gp, c + b * U + u0, h_next + b * U + u0,
                          <floating *>a.aux_all + row * U + u0 if training else ac, a.act,
-                         a.ract)
+                         a.ract, out)
         if training:
             units_save_gates(a, u0, up, row, z + b * gp)
-        memcpy(out, h_next + b * U + u0, up * sizeof(floating))
 
 
 cdef void _run_units(void *ctx, int p) noexcept nogil:

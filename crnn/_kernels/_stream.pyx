@@ -149,7 +149,8 @@ cdef const floating *_stage_rows(const Stage *s, int n, const floating *x, float
                                      inner + <Py_ssize_t> r * U, s.ract)
             _xw(n, U, U, inner, R + 2 * U, G, z + 2 * U, G, blas)
         for r in range(n):
-            gru_finish_row(U, z + <Py_ssize_t> r * G, h + <Py_ssize_t> r * U, s.act)
+            gru_finish_row(U, z + <Py_ssize_t> r * G, h + <Py_ssize_t> r * U,
+                           h + <Py_ssize_t> r * U, NULL, s.act)
         return h
     if s.kind == S_SIMPLE_RNN:
         # Z = b + X @ W + H @ R
