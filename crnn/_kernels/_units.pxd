@@ -126,9 +126,13 @@ cdef inline void units_project(const UnitSplit *a, int p, Py_ssize_t n,
     cdef floating *z = <floating *>a.z + p * a.z_stride
     cdef const floating *bias = <const floating *>a.bias
     cdef const floating *Wp = <const floating *>a.W_packed + p * a.n_gates * a.w_panel
-    for r in range(n * a.B):
-        for g in range(a.n_gates):
-            memcpy(z + r * gp + g * up, bias + g * a.U + u0, up * sizeof(floating))
+    if up == a.U:       # one part: its slices are whole rows
+        for r in range(n * a.B):
+            memcpy(z + r * gp, bias, gp * sizeof(floating))
+    else:
+        for r in range(n * a.B):
+            for g in range(a.n_gates):
+                memcpy(z + r * gp + g * up, bias + g * a.U + u0, up * sizeof(floating))
     for g in range(a.n_gates):
         gemm_packed_big(False, n * a.B, up, a.F, <const floating *>a.x + a.t_lo * a.B * a.F,
                         a.F, Wp + g * a.w_panel, <const floating *>a.W + g * a.U + u0,
