@@ -54,15 +54,19 @@ def finish(doc):
     doc["fma_peak"] = fma
     gemm_peaks = defaultdict(dict)       # threads -> lib -> best GF/s on squares
     gemm_by_shape = {}
+    crnn_by_shape = {}                   # crnn's own kernels, one thread
     for r in results:
         if r["mode"] != "gemm" or not _ok(r):
             continue
         m, k, n = r["gemm"]
-        r["gflop"] = 2.0 * m * k * n / 1e9
+        # crnn's kernels run a chunk of ``rows``, ``repeat`` times per call (run.py)
+        r["gflop"] = 2.0 * (r.get("rows") or m) * k * n * r.get("repeat", 1) / 1e9
         r["gflops"] = r["gflop"] / r["median_s"]
         r["best_gflops"] = r["gflop"] / r["min_s"]   # the peak is what the machine can do
         if r["lib"] == "gemm":
             gemm_by_shape[(r["threads"], tuple(r["gemm"]))] = r["gflops"]
+        if r["lib"] == "crnn-gemm":
+            crnn_by_shape[tuple(r["gemm"])] = r["gflops"]
         if r["size"].startswith("square"):
             t = str(r["threads"])
             gemm_peaks[t][r["lib"]] = max(gemm_peaks[t].get(r["lib"], 0.0), r["best_gflops"])
@@ -94,6 +98,10 @@ def finish(doc):
             r["gemm_input_gflops"] = gemm_by_shape.get(
                 (r["threads"], (batch * timesteps, features, g * units)))
             r["gemm_step_gflops"] = gemm_by_shape.get((r["threads"], (batch, units, g * units)))
+            if r["threads"] == 1 and r["lib"] == "crnn":
+                r["crnn_input_gflops"] = crnn_by_shape.get(
+                    (batch * timesteps, features, g * units))
+                r["crnn_step_gflops"] = crnn_by_shape.get((batch, units, g * units))
 
     ratios = []
     for key, by_lib in rows.items():
@@ -452,10 +460,22 @@ def markdown(doc):
             body.append([CELL_NAMES[r["cell"]], r["size"], str(r["threads"]),
                          f"({batch * timesteps},{features})x({features},{g * units})",
                          _fmt(r["gemm_input_gflops"]),
+                         _fmt(r["crnn_input_gflops"]) if r.get("crnn_input_gflops") else "—",
                          f"({batch},{units})x({units},{g * units})",
-                         _fmt(r["gemm_step_gflops"]) if r.get("gemm_step_gflops") else "—"])
-        out += ["", "## SciPy sgemm at each row's GEMM shapes (GF/s)", ""]
-        out += _table(["cell", "size", "thr", "input GEMM", "GF/s", "step GEMM", "GF/s"], body)
+                         _fmt(r["gemm_step_gflops"]) if r.get("gemm_step_gflops") else "—",
+                         _fmt(r["crnn_step_gflops"]) if r.get("crnn_step_gflops") else "—"])
+        out += ["", "## SciPy sgemm and crnn's own kernels at each row's GEMM shapes (GF/s)",
+                ""]
+        out += _table(["cell", "size", "thr", "input GEMM", "sgemm", "crnn", "step GEMM",
+                       "sgemm", "crnn"], body)
+        out += ["", "crnn: its product kernels on one thread, through its test hooks "
+                "(`crnn._kernels._cells.packed_product` on a B packed once, as a call packs "
+                "W and R once): the step GEMM on the per-step kernel, the input GEMM on the "
+                "cache-blocked kernel of the input projection, over a chunk of its rows "
+                "whose products fill about 512 KiB (as the sequence kernels project a chunk "
+                "of timesteps just before their steps); each on the same arrays, several "
+                "products per timed call."]
+    out += _outside_gemm_lines(doc)
 
     checks = [(w["lib"], w["threads"], c) for w in doc["workers"]
               for c in (w.get("checks") or [])]
@@ -483,12 +503,43 @@ def markdown(doc):
     return "\n".join(out)
 
 
+def _outside_gemm_lines(doc):
+    """Per crnn inference row, one thread: its time against the time its products would
+    take at crnn's own kernels' speed (the input projection once, the step product T
+    times): what is left is the time outside the products (activations, copies, packing,
+    the call itself)."""
+    body = []
+    for r in doc["results"]:
+        if (r["lib"] != "crnn" or r["mode"] != "inference" or r["threads"] != 1
+                or _dtype(r) != "float32" or not _ok(r) or not r.get("crnn_input_gflops")
+                or not r.get("crnn_step_gflops")):
+            continue
+        batch, timesteps, features, units = r["shape"]
+        g = GATES[r["cell"]]
+        input_s = 2e-9 * batch * timesteps * features * g * units / r["crnn_input_gflops"]
+        step_s = 2e-9 * batch * timesteps * units * g * units / r["crnn_step_gflops"]
+        total = r["median_s"]
+        body.append([CELL_NAMES[r["cell"]], r["size"], ",".join(map(str, r["shape"])),
+                     _fmt(total * 1e3), _fmt(input_s * 1e3), _fmt(step_s * 1e3),
+                     f"{max(0.0, 1 - (input_s + step_s) / total):.0%}"])
+    if not body:
+        return []
+    return (["", "## crnn inference, one thread: time outside the products", ""]
+            + _table(["cell", "size", "B,T,F,H", "crnn ms", "input product ms",
+                      "step products ms", "outside the products"], body)
+            + ["", "The products' times are their GFLOP at the speed of crnn's own kernels "
+               "at the same shapes (the table above): the input projection once, the "
+               "per-step product T times. The rest of a call is activations, state "
+               "updates, copies, packing R (and W), the caches' misses between the products "
+               "and the call's fixed cost."])
+
+
 def _duration_lines(doc):
     """Wall time per section (summed over its worker processes)."""
     spent = defaultdict(float)
     for w in doc["workers"]:
         kind = w.get("kind") or "kernels"
-        spent["models" if kind == "models" else "peak" if w["lib"] == "gemm"
+        spent["models" if kind == "models" else "peak" if w["lib"] in ("gemm", "crnn-gemm")
               else f"{w['lib']} (kernels, streaming, pool)"] += w.get("wall_s") or 0.0
     if not spent:
         return []

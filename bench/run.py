@@ -225,6 +225,25 @@ def gemm_tasks(args, tasks):
     return out
 
 
+def crnn_gemm_tasks(gemms):
+    """The rows' input and step shapes of ``gemms`` (gemm_tasks), for crnn's own kernels
+    (worker.py's CrnnBackend.gemm): the per-step product, and the input projection on a
+    chunk of rows whose products fill about 512 KiB (the sequence kernels project a chunk
+    of timesteps just before their steps, into memory that stays in L2); ``repeat``
+    products per timed call, about 2^21 multiply-adds (a microsecond's product timed alone
+    would time the Python call)."""
+    out = []
+    for t in gemms:
+        if t["size"] not in ("input", "step"):
+            continue
+        m, k, n = t["gemm"]
+        rows = m if t["size"] == "step" else min(m, max(8, (1 << 17) // n))
+        repeat = max(1, (1 << 21) // (rows * k * n))
+        out.append(dict(t, kernel=t["size"], rows=rows, repeat=repeat,
+                        label=f"crnn {t['size']} product {tuple(t['gemm'])}"))
+    return out
+
+
 def square_gemm_tasks(args, phase):
     """Square sgemm products, the yardstick of the peak; measured at start and end."""
     squares = (1024,) if args.quick else (1024, 2048)
@@ -415,6 +434,12 @@ def _run_all(args, doc):
             if threads != min(args.threads):
                 gemms = gemms[1:]      # the FMA probe is single-core: once is enough
             _collect(doc, run_worker("gemm", threads, gemms, args), "gemm")
+            if threads == 1 and "crnn" in args.libs:
+                # crnn's own kernels at the same shapes (one thread: they are one-thread
+                # kernels), the yardstick of the time its rows spend outside the products
+                _say(doc, "1 thread: crnn's product kernels at the rows' GEMM shapes")
+                _collect(doc, run_worker("crnn", 1, crnn_gemm_tasks(gemms), args),
+                         "crnn-gemm")
         squares = square_gemm_tasks(args, "start") if measure_peak else []
         extra = avx2_tasks(args) if "avx2" in args.only and threads == min(args.threads) else []
         # Interleaved: one chunk (a size, streaming, the pool) at a time, every library in

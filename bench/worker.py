@@ -282,6 +282,24 @@ class CrnnBackend:
         x = np.random.default_rng(SEED).standard_normal((1, 1, features)).astype(np.float32)
         return lambda: model.predict_on_batch(x)
 
+    def gemm(self, m, k, n, kernel="input", rows=None, repeat=1):
+        """crnn's own product kernels at a row's GEMM shape, one thread, through its test
+        hooks, on a B packed once (a call packs R and W once, not counted here):
+        ``kernel="step"``, the per-step product (what the time loop runs at every step);
+        "input", the cache-blocked product of the input projection, on ``rows`` of the m
+        (a chunk of timesteps, as the sequence kernels project them). ``repeat`` products
+        per call (run.py's crnn_gemm_tasks)."""
+        cells = importlib.import_module("crnn._kernels._cells")
+        if not hasattr(cells, "packed_product"):
+            raise Skip("this crnn has no packed_product hook (crnn._kernels._cells)")
+        rng = np.random.default_rng(SEED)
+        m = rows or m
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        c = np.zeros((m, n), np.float32)
+        packed, blocked = cells.pack(b), kernel != "step"
+        return lambda: cells.packed_product(a, packed, c, blocked, repeat)
+
     def streaming_step(self, cell, features, units):
         """The same model through crnn.streaming.Streamer, crnn's documented step API.
 
@@ -802,7 +820,8 @@ def run_task(backend, task, plan):
     if task.get("gemm"):
         if not hasattr(backend, "gemm"):
             raise Skip(f"{backend.name}: no GEMM timing")
-        fn = backend.gemm(*task["gemm"])
+        fn = backend.gemm(*task["gemm"], **{key: task[key] for key in ("kernel", "rows", "repeat")
+                                             if task.get(key)})
     elif mode == "streaming":
         fn = backend.streaming(task["cell"], task["shape"][2], task["shape"][3])
     elif mode == "pool":

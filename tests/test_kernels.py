@@ -217,6 +217,56 @@ def test_packed_gemm_matches_numpy_across_block_boundaries(dtype):
                                            err_msg=f"m={m} n={n} k={k}")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_packed_product_on_a_packing_reused_equals_packed_gemm(dtype):
+    """bench/'s hooks (pack once, the per-step product many times) run the packed kernel's
+    sums: bit-equal to packed_gemm, product after product; a packing of another shape or
+    dtype is refused before anything is written."""
+    rng = np.random.default_rng(5)
+    for m, k, n in ((1, 64, 256), (7, 37, 130), (33, 16, 65), (8, 100, 32)):
+        a, b = _rand(rng, dtype, m, k), _rand(rng, dtype, k, n)
+        packed = _cells.pack(b)
+        c0 = _rand(rng, dtype, m, n)
+        c, expected = c0.copy(), c0.copy()
+        for _ in range(3):
+            _cells.packed_product(a, packed, c)
+            _cells.packed_gemm(a, b, expected)
+            assert np.array_equal(c, expected), (m, k, n)
+        twice = c.copy()
+        _cells.packed_product(a, packed, twice, repeat=2)
+        _cells.packed_gemm(a, b, expected)
+        _cells.packed_gemm(a, b, expected)
+        assert np.array_equal(twice, expected), (m, k, n)
+        tol = dict(rtol=1e-4, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-12,
+                                                                          atol=1e-10)
+        np.testing.assert_allclose(
+            c, c0 + 3 * (a.astype(np.float64) @ b.astype(np.float64)), **tol)
+        # the cache-blocked kernel: for k within its block of 256 rows, the same sums
+        blocked, once = c0.copy(), c0.copy()
+        _cells.packed_product(a, packed, blocked, blocked=True)
+        _cells.packed_gemm(a, b, once)
+        assert np.array_equal(blocked, once), (m, k, n)
+    # blocked over several k blocks (KC = 256) and row blocks (MC = 96)
+    a, b = _rand(rng, dtype, 100, 600), _rand(rng, dtype, 600, 70)
+    c = np.ones((100, 70), dtype)
+    _cells.packed_product(a, _cells.pack(b), c, blocked=True)
+    np.testing.assert_allclose(c, 1 + a.astype(np.float64) @ b.astype(np.float64), **tol)
+    a, b = _rand(rng, dtype, 4, 16), _rand(rng, dtype, 16, 40)
+    c = np.zeros((4, 40), dtype)
+    with pytest.raises(ValueError, match="packed must have shape"):
+        _cells.packed_product(a, _cells.pack(np.ascontiguousarray(b[:, :32])), c)
+    with pytest.raises(ValueError, match="packed must have shape"):
+        _cells.packed_product(np.ascontiguousarray(a[:, :8]), _cells.pack(b), c)
+    with pytest.raises(ValueError, match="c must have shape"):
+        _cells.packed_product(a, _cells.pack(b), np.zeros((5, 40), dtype))
+    with pytest.raises(ValueError, match="repeat must be at least 1, received 0"):
+        _cells.packed_product(a, _cells.pack(b), c, repeat=0)
+    other = np.float32 if dtype == np.float64 else np.float64
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        _cells.packed_product(a, _cells.pack(b).astype(other), c)
+    assert not c.any()
+
+
 # --------------------------------------------------------------------------- sequences
 
 

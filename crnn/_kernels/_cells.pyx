@@ -12,7 +12,8 @@ import numpy as np
 from cython cimport floating
 
 from crnn._kernels cimport _activations as A
-from crnn._kernels._blas cimport (gemm_big, gemm_packed, pack_b, packed_size,
+from crnn._kernels._blas cimport (crnn_gemm_blocked_f32, crnn_gemm_blocked_f64, gemm_big,
+                                  gemm_packed, pack_b, packed_size,
                                   sparse_gemm as _sparse_gemm)
 from crnn._kernels._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
                                    gru_gates_before_row, gru_reset_backward_row, lstm_backward_row,
@@ -222,6 +223,42 @@ def packed_gemm(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, 
     with nogil:
         pack_b(k, n, &b[0, 0], n, &packed[0])
         gemm_packed(m, n, k, &a[0, 0], k, &packed[0], &c[0, 0], n)
+
+
+def pack(const floating[:, ::1] b):
+    """Hook of pack_b for timings (bench/, the per-step product's speed without its packing):
+    B (k, n) in the panel layout that ``packed_product`` reads, as a 1-D array."""
+    cdef int k = b.shape[0], n = b.shape[1]
+    packed_arr = np.empty(max(1, packed_size(k, n, floating is double)),
+                          np.float32 if floating is float else np.float64)
+    cdef floating[::1] packed = packed_arr
+    with nogil:
+        pack_b(k, n, &b[0, 0], n, &packed[0])
+    return packed_arr
+
+
+def packed_product(const floating[:, ::1] a, const floating[::1] packed,
+                   floating[:, ::1] c, bint blocked=False, Py_ssize_t repeat=1):
+    """Hook of the packed kernels for timings: c += a @ B, ``repeat`` times, with B
+    (a.shape[1], c.shape[1]) given as ``pack(B)`` (its length is checked: it must be what
+    pack returns for that shape). gemm_packed, the per-step product; ``blocked``: the
+    cache-blocked kernel of the input projection (_smallgemm.h's crnn_gemm_blocked, on the
+    W a call packs once). ``repeat`` times in one call: a product of a microsecond timed
+    alone would time the Python call."""
+    cdef int m = a.shape[0], k = a.shape[1], n = c.shape[1]
+    cdef Py_ssize_t _r
+    check_shape("c", (c.shape[0], c.shape[1]), (m, n))
+    check_shape("packed", (packed.shape[0],), (max(1, packed_size(k, n, floating is double)),))
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, received {repeat}")
+    with nogil:
+        for _r in range(repeat):
+            if not blocked:
+                gemm_packed(m, n, k, &a[0, 0], k, &packed[0], &c[0, 0], n)
+            elif floating is float:
+                crnn_gemm_blocked_f32(m, n, k, &a[0, 0], k, &packed[0], &c[0, 0], n)
+            else:
+                crnn_gemm_blocked_f64(m, n, k, &a[0, 0], k, &packed[0], &c[0, 0], n)
 
 
 def whole_gemm(bint trans_a, bint trans_b, const floating[:, ::1] a, const floating[:, ::1] b,
