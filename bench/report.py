@@ -471,10 +471,10 @@ def markdown(doc):
         out += ["", "crnn: its product kernels on one thread, through its test hooks "
                 "(`crnn._kernels._cells.packed_product` on a B packed once, as a call packs "
                 "W and R once): the step GEMM on the per-step kernel, the input GEMM on the "
-                "cache-blocked kernel of the input projection, over a chunk of its rows "
-                "whose products fill about 512 KiB (as the sequence kernels project a chunk "
-                "of timesteps just before their steps); each on the same arrays, several "
-                "products per timed call."]
+                "cache-blocked kernel of the input projection, over a chunk of its rows as "
+                "the sequence kernels project one (`inference_chunk`: about 512 KiB of "
+                "products, more for a large W); each on the same arrays, several products "
+                "per timed call."]
     out += _outside_gemm_lines(doc)
 
     checks = [(w["lib"], w["threads"], c) for w in doc["workers"]

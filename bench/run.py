@@ -228,16 +228,22 @@ def gemm_tasks(args, tasks):
 def crnn_gemm_tasks(gemms):
     """The rows' input and step shapes of ``gemms`` (gemm_tasks), for crnn's own kernels
     (worker.py's CrnnBackend.gemm): the per-step product, and the input projection on a
-    chunk of rows whose products fill about 512 KiB (the sequence kernels project a chunk
-    of timesteps just before their steps, into memory that stays in L2); ``repeat``
-    products per timed call, about 2^21 multiply-adds (a microsecond's product timed alone
-    would time the Python call)."""
+    chunk of rows as the sequence kernels project one (crnn/_kernels/_lstm.pyx's
+    inference_chunk: products filling 512 KiB, which stay in L2 until their steps; 256
+    rows at least for a W over 1 MiB, 16 MiB of products for a W over 4 MiB, streamed
+    from L3); ``repeat`` products per timed call, about 2^21 multiply-adds (a
+    microsecond's product timed alone would time the Python call)."""
     out = []
     for t in gemms:
         if t["size"] not in ("input", "step"):
             continue
         m, k, n = t["gemm"]
-        rows = m if t["size"] == "step" else min(m, max(8, (1 << 17) // n))
+        rows = max(8, (512 << 10) // (4 * n))
+        if 4 * k * n > 1 << 20:
+            rows = max(rows, 256)
+        if 4 * k * n > 4 << 20:
+            rows = max(rows, (16 << 20) // (4 * n))
+        rows = m if t["size"] == "step" else min(m, rows)
         repeat = max(1, (1 << 21) // (rows * k * n))
         out.append(dict(t, kernel=t["size"], rows=rows, repeat=repeat,
                         label=f"crnn {t['size']} product {tuple(t['gemm'])}"))
