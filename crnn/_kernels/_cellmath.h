@@ -96,6 +96,34 @@ CRNN_MULTIVERSION(crnn_lstm_backward_##S,                                       
                   (Py_ssize_t U, const T *gates, const T *c_tm1, const T *ac, const T *dh,    \
                    T *dc, T *dz, const T *w), (U, gates, c_tm1, ac, dh, dc, dz, w))           \
                                                                                               \
+/* LSTM backward for sigmoid gates and tanh, in one pass: the derivatives from the gates   \
+ * (i' = i (1 - i), ..., tanh'(c_t) = 1 - act(c_t)^2) and the gradient reaching h_t       \
+ * (dh + d_out + carry; dh and carry are zeroed for the next step), with the same products \
+ * as crnn_lstm_backward on crnn_derivative's w */                                         \
+CRNN_INLINE void crnn_lstm_backward_st_##S##_body(Py_ssize_t U, const T *CRNN_R gates,        \
+        const T *CRNN_R c_tm1, const T *CRNN_R ac, T *CRNN_R dh, const T *CRNN_R d_out,       \
+        T *CRNN_R carry, T *CRNN_R dc, T *CRNN_R dz) {                                        \
+    const T one = 1;                                                                          \
+    for (Py_ssize_t j = 0; j < U; j++) {                                                      \
+        T d = dh[j] + (d_out[j] + carry[j]);                                                  \
+        T i = gates[j], f = gates[U + j], g = gates[2 * U + j], o = gates[3 * U + j];         \
+        T wi = i * (one - i), wf = f * (one - f), wg = one - g * g, wo = o * (one - o);       \
+        T wc = one - ac[j] * ac[j];                                                           \
+        T dcv = dc[j] + d * o * wc;                                                           \
+        dz[3 * U + j] = d * ac[j] * wo;                                                       \
+        dz[j] = dcv * g * wi;                                                                 \
+        dz[U + j] = dcv * c_tm1[j] * wf;                                                      \
+        dz[2 * U + j] = dcv * i * wg;                                                         \
+        dc[j] = dcv * f;                                                                      \
+        dh[j] = 0;                                                                            \
+        carry[j] = 0;                                                                         \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_lstm_backward_st_##S,                                                  \
+                  (Py_ssize_t U, const T *gates, const T *c_tm1, const T *ac, T *dh,          \
+                   const T *d_out, T *carry, T *dc, T *dz),                                   \
+                  (U, gates, c_tm1, ac, dh, d_out, carry, dc, dz))                            \
+                                                                                              \
 /* GRU backward, given w = [z', r', hh'] (3U); inner_h and dgi with reset_after only */       \
 CRNN_INLINE void crnn_gru_backward_##S##_body(Py_ssize_t U, const T *CRNN_R gates,            \
         const T *CRNN_R h_tm1, const T *CRNN_R inner_h, T *CRNN_R dh, T *CRNN_R dgx,          \

@@ -35,6 +35,12 @@ cdef extern from "_cellmath.h" nogil:
     void crnn_mul_f64(Py_ssize_t n, const double *a, const double *b, double *y)
     void crnn_mul2_f32(Py_ssize_t n, const float *a, const float *b, float *y, float *y2)
     void crnn_mul2_f64(Py_ssize_t n, const double *a, const double *b, double *y, double *y2)
+    void crnn_lstm_backward_st_f32(Py_ssize_t U, const float *gates, const float *c_tm1,
+                                   const float *ac, float *dh, const float *d_out,
+                                   float *carry, float *dc, float *dz)
+    void crnn_lstm_backward_st_f64(Py_ssize_t U, const double *gates, const double *c_tm1,
+                                   const double *ac, double *dh, const double *d_out,
+                                   double *carry, double *dc, double *dz)
     void crnn_lstm_backward_f32(Py_ssize_t U, const float *gates, const float *c_tm1,
                                 const float *ac, const float *dh, float *dc, float *dz,
                                 const float *w)
@@ -129,6 +135,25 @@ cdef inline void lstm_backward_row(Py_ssize_t U, const floating *gates,
         crnn_lstm_backward_f32(U, gates, c_tm1, ac, dh, dc, dz, work)
     else:
         crnn_lstm_backward_f64(U, gates, c_tm1, ac, dh, dc, dz, work)
+
+
+cdef inline void lstm_backward_step_row(Py_ssize_t U, const floating *gates,
+                                        const floating *c_tm1, const floating *ac,
+                                        floating *dh, const floating *d_out,
+                                        floating *carry, floating *dc, floating *dz,
+                                        floating *work, int act, int ract) noexcept nogil:
+    """A row of a backward loop's step: gather_dh (dh += d_out + carry; carry = 0), then
+    lstm_backward_row, then dh = 0 (h_tm1 reaches h_t only through the step's product). For
+    sigmoid gates and tanh, in one pass (_cellmath.h), with the same products."""
+    if ract == SIGMOID and act == TANH:
+        if floating is float:
+            crnn_lstm_backward_st_f32(U, gates, c_tm1, ac, dh, d_out, carry, dc, dz)
+        else:
+            crnn_lstm_backward_st_f64(U, gates, c_tm1, ac, dh, d_out, carry, dc, dz)
+        return
+    gather_dh(U, dh, d_out, carry)
+    lstm_backward_row(U, gates, c_tm1, ac, dh, dc, dz, work, act, ract)
+    memset(dh, 0, U * sizeof(floating))
 
 
 # --------------------------------------------------------------------------- GRU

@@ -27,8 +27,7 @@ from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport (gemm_big, gemm_packed, gemm_packed_big, gemm_step, pack_b,
                                   packed_size)
-from crnn._kernels._cells cimport (gather_dh, lstm_backward_row, lstm_forward_row,
-                                   sum_rows)
+from crnn._kernels._cells cimport lstm_backward_step_row, lstm_forward_row, sum_rows
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
@@ -429,11 +428,10 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
                     cr[j] += d_out[j]
                 memset(dzb, 0, G * sizeof(floating))
                 continue
-            gather_dh(U, dh + b * U, d_out, cr)
-            lstm_backward_row(U, gates + row * G, c_tm1_all + row * U, act_c_all + row * U,
-                              dh + b * U, dc + b * U, dzb, deriv, act, ract)
-            # h_tm1 reaches h_t only through z_t (the GEMM below)
-            memset(dh + b * U, 0, U * sizeof(floating))
+            # (dh zeroed after: h_tm1 reaches h_t only through z_t, the GEMM below)
+            lstm_backward_step_row(U, gates + row * G, c_tm1_all + row * U,
+                                   act_c_all + row * U, dh + b * U, d_out, cr, dc + b * U, dzb,
+                                   deriv, act, ract)
         # dh_tm1 += dz_t @ R^T (masked rows of dz_t are zero, so their dh passes through)
         gemm_step(threaded, B, U, G, dz + t * Bs * G, G, RT_packed, RT, U, dh, U)
     if not whole:
@@ -500,13 +498,12 @@ cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nog
                 cr[j] += d_out[j]
             units_scatter(a, u0, up, <const floating *>NULL, <floating *>a.dz + row * G)
             continue
-        gather_dh(up, dh + b * U + u0, d_out, cr)
         units_gather(a, u0, up, <const floating *>a.gates + row * G, gt)
-        lstm_backward_row(up, gt, <const floating *>a.c_tm1 + row * U + u0,
-                          <const floating *>a.aux + row * U + u0, dh + b * U + u0,
-                          <floating *>a.dc + b * U + u0, dzt, deriv, a.act, a.ract)
+        lstm_backward_step_row(up, gt, <const floating *>a.c_tm1 + row * U + u0,
+                               <const floating *>a.aux + row * U + u0, dh + b * U + u0,
+                               d_out, cr, <floating *>a.dc + b * U + u0, dzt, deriv, a.act,
+                               a.ract)
         units_scatter(a, u0, up, dzt, <floating *>a.dz + row * G)
-        memset(dh + b * U + u0, 0, up * sizeof(floating))
 
 
 cdef void _run_units_back(void *ctx, int p) noexcept nogil:
