@@ -124,6 +124,40 @@ CRNN_MULTIVERSION(crnn_lstm_backward_st_##S,                                    
                    const T *d_out, T *carry, T *dc, T *dz),                                   \
                   (U, gates, c_tm1, ac, dh, d_out, carry, dc, dz))                            \
                                                                                               \
+/* GRU backward for sigmoid gates and tanh, in one pass: the derivatives from the gates     \
+ * and the gradient reaching h_t (dh + d_out + carry; carry is zeroed), with the same       \
+ * products as crnn_gru_backward on crnn_derivative's w; inner_h and dgi with reset_after  \
+ * only */                                                                                  \
+CRNN_INLINE void crnn_gru_backward_st_##S##_body(Py_ssize_t U, const T *CRNN_R gates,         \
+        const T *CRNN_R h_tm1, const T *CRNN_R inner_h, T *CRNN_R dh, const T *CRNN_R d_out,  \
+        T *CRNN_R carry, T *CRNN_R dgx, T *CRNN_R dgi, int reset_after) {                     \
+    const T one = 1;                                                                          \
+    Py_ssize_t j;                                                                             \
+    for (j = 0; j < U; j++) {                                                                 \
+        T d = dh[j] + (d_out[j] + carry[j]);                                                  \
+        T z = gates[j], hh = gates[2 * U + j];                                                \
+        T wz = z * (one - z), wh = one - hh * hh;                                             \
+        dgx[j] = d * (h_tm1[j] - hh) * wz;                                                    \
+        dgx[2 * U + j] = d * (one - z) * wh;                                                  \
+        dh[j] = d * z;                                                                        \
+        carry[j] = 0;                                                                         \
+    }                                                                                         \
+    if (reset_after) {                                                                        \
+        for (j = 0; j < U; j++) {                                                             \
+            T r = gates[U + j], dhh = dgx[2 * U + j];                                         \
+            T wr = r * (one - r);                                                             \
+            dgx[U + j] = dhh * inner_h[j] * wr;                                               \
+            dgi[j] = dgx[j];                                                                  \
+            dgi[U + j] = dgx[U + j];                                                          \
+            dgi[2 * U + j] = dhh * r;                                                         \
+        }                                                                                     \
+    }                                                                                         \
+}                                                                                             \
+CRNN_MULTIVERSION(crnn_gru_backward_st_##S,                                                   \
+                  (Py_ssize_t U, const T *gates, const T *h_tm1, const T *inner_h, T *dh,     \
+                   const T *d_out, T *carry, T *dgx, T *dgi, int reset_after),                \
+                  (U, gates, h_tm1, inner_h, dh, d_out, carry, dgx, dgi, reset_after))        \
+                                                                                              \
 /* GRU backward, given w = [z', r', hh'] (3U); inner_h and dgi with reset_after only */       \
 CRNN_INLINE void crnn_gru_backward_##S##_body(Py_ssize_t U, const T *CRNN_R gates,            \
         const T *CRNN_R h_tm1, const T *CRNN_R inner_h, T *CRNN_R dh, T *CRNN_R dgx,          \

@@ -41,6 +41,12 @@ cdef extern from "_cellmath.h" nogil:
     void crnn_lstm_backward_st_f64(Py_ssize_t U, const double *gates, const double *c_tm1,
                                    const double *ac, double *dh, const double *d_out,
                                    double *carry, double *dc, double *dz)
+    void crnn_gru_backward_st_f32(Py_ssize_t U, const float *gates, const float *h_tm1,
+                                  const float *inner_h, float *dh, const float *d_out,
+                                  float *carry, float *dgx, float *dgi, int reset_after)
+    void crnn_gru_backward_st_f64(Py_ssize_t U, const double *gates, const double *h_tm1,
+                                  const double *inner_h, double *dh, const double *d_out,
+                                  double *carry, double *dgx, double *dgi, int reset_after)
     void crnn_lstm_backward_f32(Py_ssize_t U, const float *gates, const float *c_tm1,
                                 const float *ac, const float *dh, float *dc, float *dz,
                                 const float *w)
@@ -227,6 +233,26 @@ cdef inline void gru_backward_row(Py_ssize_t U, const floating *gates,
         crnn_gru_backward_f32(U, gates, h_tm1, inner_h, dh, dgx, dgi, work, reset_after)
     else:
         crnn_gru_backward_f64(U, gates, h_tm1, inner_h, dh, dgx, dgi, work, reset_after)
+
+
+cdef inline void gru_backward_step_row(Py_ssize_t U, const floating *gates,
+                                       const floating *h_tm1, const floating *inner_h,
+                                       floating *dh, const floating *d_out, floating *carry,
+                                       floating *dgx, floating *dgi, floating *work, int act,
+                                       int ract, bint reset_after) noexcept nogil:
+    """A row of a backward loop's step: gather_dh (dh += d_out + carry; carry = 0), then
+    gru_backward_row. For sigmoid gates and tanh, in one pass (_cellmath.h), with the same
+    products."""
+    if ract == SIGMOID and act == TANH:
+        if floating is float:
+            crnn_gru_backward_st_f32(U, gates, h_tm1, inner_h, dh, d_out, carry, dgx, dgi,
+                                     reset_after)
+        else:
+            crnn_gru_backward_st_f64(U, gates, h_tm1, inner_h, dh, d_out, carry, dgx, dgi,
+                                     reset_after)
+        return
+    gather_dh(U, dh, d_out, carry)
+    gru_backward_row(U, gates, h_tm1, inner_h, dh, dgx, dgi, work, act, ract, reset_after)
 
 
 cdef inline void gru_reset_backward_row(Py_ssize_t U, const floating *gates,

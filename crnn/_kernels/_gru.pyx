@@ -29,7 +29,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, gru_backward_row, gru_finish_row,
+from crnn._kernels._cells cimport (add_span, sum_rows, gru_backward_step_row, gru_finish_row,
                                    gru_gates_after_row, gru_gates_before_row,
                                    gru_reset_backward_row)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
@@ -398,11 +398,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
                 if reset_after:
                     memset(dgi + row * G, 0, G * sizeof(floating))
                 continue
-            gather_dh(U, dh + b * U, d_out, cr)
-            # dh <- dh * z, its direct path to h_tm1
-            gru_backward_row(U, gates + row * G, h_tm1_all + row * U, aux_all + row * U,
-                             dh + b * U, dxb, dgi + row * G if reset_after else NULL, deriv,
-                             act, ract, reset_after)
+            # dh <- (dh + d_out + carry) * z, its direct path to h_tm1
+            gru_backward_step_row(U, gates + row * G, h_tm1_all + row * U, aux_all + row * U,
+                                  dh + b * U, d_out, cr, dxb,
+                                  dgi + row * G if reset_after else NULL, deriv, act, ract,
+                                  reset_after)
         if reset_after:
             # dh_tm1 += d_inner_t @ R^T
             gemm_step(threaded, B, U, G, dgi + t * Bs * G, G, RT_packed, RT, U, dh, U)
@@ -496,11 +496,10 @@ cdef void _units_back_step(const UnitBack *a, int p, floating *tag) noexcept nog
             units_scatter(a, u0, up, <const floating *>NULL, <floating *>a.dz + row * G)
             units_scatter(a, u0, up, <const floating *>NULL, <floating *>a.dgi + row * G)
             continue
-        gather_dh(up, dh + b * U + u0, d_out, cr)
         units_gather(a, u0, up, <const floating *>a.gates + row * G, gt)
-        gru_backward_row(up, gt, <const floating *>a.h_tm1 + row * U + u0,
-                         <const floating *>a.aux + row * U + u0, dh + b * U + u0, dgx_t,
-                         dgi_t, deriv, a.act, a.ract, True)
+        gru_backward_step_row(up, gt, <const floating *>a.h_tm1 + row * U + u0,
+                              <const floating *>a.aux + row * U + u0, dh + b * U + u0, d_out,
+                              cr, dgx_t, dgi_t, deriv, a.act, a.ract, True)
         units_scatter(a, u0, up, dgx_t, <floating *>a.dz + row * G)
         units_scatter(a, u0, up, dgi_t, <floating *>a.dgi + row * G)
 
