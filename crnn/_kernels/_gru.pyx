@@ -430,7 +430,11 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
     if reset_after:
         # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
         gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dgi, G, 0.0, dR, G)
-        sum_rows(T * B, G, dgi, db + G)
+        # db_rec: d_inner's z and r columns are dgx's (gru_backward_row), so are their sums
+        memcpy(db + G, db, 2 * U * sizeof(floating))
+        memset(db + G + 2 * U, 0, U * sizeof(floating))
+        for row in range(T * B):
+            add_span(U, dgi + row * G + 2 * U, db + G + 2 * U)
     else:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
         gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)

@@ -300,9 +300,15 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
     for r in range(rows):
         add_span(c1 - c0, dz + r * G + c0, db + c0)
     if a.dgi != NULL:
-        memset(db + G + c0, 0, (c1 - c0) * sizeof(floating))
-        for r in range(rows):
-            add_span(c1 - c0, d_rec + r * G + c0, db + G + c0)
+        # d_inner's z and r columns are dgx's (gru_backward_row): so are their sums
+        lo, hi = c0, min(c1, 2 * a.U)
+        if hi > lo:
+            memcpy(db + G + lo, db + lo, (hi - lo) * sizeof(floating))
+        lo, hi = max(c0, 2 * a.U), c1
+        if hi > lo:
+            memset(db + G + lo, 0, (hi - lo) * sizeof(floating))
+            for r in range(rows):
+                add_span(hi - lo, d_rec + r * G + lo, db + G + lo)
 
 
 # --------------------------------------------------------------------------- drivers
