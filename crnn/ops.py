@@ -40,6 +40,7 @@ from crnn._kernels._workspace import empty as workspace_empty
 from crnn.threads import (
     _SERIAL_BLAS,
     get_num_threads,
+    held,
     run_parallel,
     use_own_gemm,
     use_own_gemm_for_gradients,
@@ -218,6 +219,14 @@ def _units_threads(batch, units, gates, itemsize, work):
 
 
 def _run_forward(call, x, units, work, training, units_gates=0, kernel_rows=False):
+    """_forward_parts with the BLAS pools at crnn's thread budget (crnn.threads.held: the
+    compiled entries call BLAS for some products, which would otherwise run on as many
+    threads as its pool has, whatever the budget); ``work``: the forward's multiply-adds."""
+    with held(work):
+        return _forward_parts(call, x, units, work, training, units_gates, kernel_rows)
+
+
+def _forward_parts(call, x, units, work, training, units_gates=0, kernel_rows=False):
     """``call(rows, threaded, out, n_threads)`` runs a compiled forward entry on the batch's
     ``rows``, writing the outputs into ``out`` (None: a new array), its rows or units split
     across ``n_threads`` threads of crnn's pool; it returns (outputs, final states...,
@@ -266,6 +275,14 @@ def _run_forward(call, x, units, work, training, units_gates=0, kernel_rows=Fals
 
 
 def _run_backward(backward, cache, d_outputs, d_states, need_dx=True):
+    """_backward_parts with the BLAS pools at crnn's thread budget (see _run_forward)."""
+    batch, timesteps, units = cache.output_shape
+    features, width = cache.backward_args["kernel"].shape
+    with held(batch * timesteps * (features + units) * width):
+        return _backward_parts(backward, cache, d_outputs, d_states, need_dx)
+
+
+def _backward_parts(backward, cache, d_outputs, d_states, need_dx=True):
     """Run the compiled backward entry on the cache, whole or per part of the rows as the
     forward ran. Returns (dx, *d_initial_states, d_kernel, d_recurrent_kernel, d_bias);
     dx is None when not ``need_dx`` (the entry skips its product)."""

@@ -211,7 +211,7 @@ def get_num_threads() -> int:
         >>> isinstance(n, int) and n >= 1
         True
     """
-    local = getattr(_TASK, "budget", None)
+    local = _TASK.budget
     if local is not None:             # inside a run_parallel task: its share, one thread
         return local
     budget = _STATE["budget"]
@@ -223,8 +223,9 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Set crnn's thread budget, and size SciPy's and NumPy's OpenBLAS pools to it.
 
-    Both pools are resized for the whole process; while crnn trains or predicts, NumPy's
-    pool is held at one thread so that only SciPy's (the kernels') runs threads.
+    Both pools are resized for the whole process; while crnn trains or predicts (a model's
+    methods, or a ``crnn.ops`` call), NumPy's pool is held at one thread so that only
+    SciPy's (the kernels') runs threads.
 
     Args:
         n: a positive int.
@@ -293,34 +294,40 @@ class _Held:
     """Context manager: the pools at crnn's budget while a crnn call runs, put back after.
 
     Re-entrant and thread-safe: the first call in sizes the pools, the last one out puts
-    them back; a pool already at its size costs one read of it.
+    them back; a pool already at its size costs one read of it. The budget is the calling
+    thread's (``get_num_threads``: 1 inside a ``run_parallel`` task). Entered by every
+    compiled call of ``crnn.ops`` and by the trainer, so it is kept short: about a
+    microsecond where the pools are already at their sizes.
     """
 
     __slots__ = ()
 
     def __enter__(self):
         pools = _FOUND[0] if _FOUND else _pools()
-        budget = _STATE["budget"] or get_num_threads()
+        budget = get_num_threads()
+        state = _STATE
         with _LOCK:
-            state = _STATE
-            if state["depth"] == 0:
-                restore = []
-                changed = False
-                for pool in pools:
-                    now = pool.get()
-                    restore.append(now)
-                    target = _held_size(pool, budget)
-                    if now != target:
-                        pool.set(target)
-                        changed = True
-                state["restore"], state["changed"] = restore, changed
-            state["depth"] += 1
+            depth = state["depth"]
+            state["depth"] = depth + 1
+            if depth:
+                return
+            restore = []
+            changed = False
+            for pool in pools:
+                now = pool.get()
+                restore.append(now)
+                target = budget if pool.package == "scipy" else 1    # _held_size
+                if now != target:
+                    pool.set(target)
+                    changed = True
+            state["restore"] = restore
+            state["changed"] = changed
 
     def __exit__(self, *exc):
+        state = _STATE
         with _LOCK:
-            state = _STATE
-            state["depth"] -= 1
-            if state["depth"] == 0 and state["changed"]:
+            depth = state["depth"] = state["depth"] - 1
+            if depth == 0 and state["changed"]:
                 for pool, before in zip(_FOUND[0], state["restore"]):
                     pool.set(before)
                 state["changed"] = False
@@ -328,6 +335,41 @@ class _Held:
 
 HELD = _Held()
 """``with HELD:`` around a crnn call: the pools at the budget while it runs."""
+
+
+class _NoHold:
+    __slots__ = ()
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        pass
+
+
+_NO_HOLD = _NoHold()
+
+
+# crnn.ops calls of fewer multiply-adds than this are not held (held): any BLAS product
+# inside is smaller still (OpenBLAS runs products under 2^18 multiply-adds on one thread
+# whatever its pool), and sizing pools that are not at their sizes, then putting them
+# back, costs a call of this size more than its products' share of the BLAS threads
+# could (it resizes OpenBLAS's pool twice, whose waiting threads it wakes).
+HOLD_MIN_WORK = 1 << 22
+
+
+def held(work=None):
+    """``with held(work):`` around a compiled call of ``work`` multiply-adds (crnn.ops):
+    HELD where a pool is not at its size for this thread's budget, else nothing to do (two
+    reads of the pools' sizes, not HELD's lock and bookkeeping); nothing either for a call
+    under HOLD_MIN_WORK."""
+    if _STATE["depth"] or (work is not None and work < HOLD_MIN_WORK):
+        return _NO_HOLD
+    budget = get_num_threads()
+    for pool in _FOUND[0] if _FOUND else _pools():
+        if pool.get() != (budget if pool.package == "scipy" else 1):    # _held_size
+            return HELD
+    return _NO_HOLD
 
 
 class _SerialBlas:
@@ -376,13 +418,17 @@ def _executor(workers):
 
 
 # The thread a run_parallel task runs on: its budget (get_num_threads) is 1 while it runs.
-_TASK = threading.local()
+class _TaskBudget(threading.local):
+    budget = None       # (a class default: reading it costs no failed look-up)
+
+
+_TASK = _TaskBudget()
 
 
 def _as_task(task):
     """``task`` run with this thread's budget at 1 (restored after)."""
     def run():
-        before = getattr(_TASK, "budget", None)
+        before = _TASK.budget
         _TASK.budget = 1
         try:
             return task()

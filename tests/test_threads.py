@@ -122,6 +122,67 @@ def test_model_calls_run_inside_the_budget(two_pools):
     assert _sizes() == {"scipy": 2, "numpy": 2}
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_ops_calls_run_inside_the_budget(two_pools, monkeypatch, cell):
+    """crnn.ops's compiled calls (forward and backward) run with the pools at the budget,
+    whoever sized them (their BLAS products would otherwise run on the pool's threads);
+    the sizes are put back after."""
+    from crnn import ops
+    from crnn._kernels import _gru, _lstm, _simple_rnn
+
+    module = {"lstm": _lstm, "gru": _gru, "simple_rnn": _simple_rnn}[cell]
+    seen = []
+    for name in (f"{cell}_forward", f"{cell}_backward"):
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, **kwargs):
+            seen.append(_sizes())
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    crnn.set_num_threads(1)
+    two_pools[0].set(2)      # e.g. threadpoolctl, or OpenBLAS's default of one per core
+    two_pools[1].set(3)
+    rng = np.random.default_rng(0)
+    g = {"lstm": 4, "gru": 3, "simple_rnn": 1}[cell]
+    forward, grad = getattr(ops, cell), getattr(ops, f"{cell}_grad")
+    # (batch, timesteps, features, units): at least HOLD_MIN_WORK multiply-adds, and below
+    for shape, holds in (((4, 100, 100, 100), True), ((2, 3, 4, 5), False)):
+        batch, timesteps, features, units = shape
+        assert (batch * timesteps * (features + units) * g * units
+                >= threads.HOLD_MIN_WORK) == holds
+        x = rng.standard_normal(shape[:3]).astype("float32")
+        kernel = rng.standard_normal((features, g * units)).astype("float32") * 0.1
+        recurrent = rng.standard_normal((units, g * units)).astype("float32") * 0.1
+        seen.clear()
+        *_, cache = forward(x, kernel, recurrent, training=True)
+        grad(cache, np.ones((batch, timesteps, units), "float32"))
+        held = {"scipy": 1, "numpy": 1} if holds else {"scipy": 2, "numpy": 3}
+        assert seen == [held] * 2, shape
+        assert _sizes() == {"scipy": 2, "numpy": 3}
+    # pools already at their sizes: nothing to hold (two reads of the sizes)
+    crnn.set_num_threads(2)
+    two_pools[1].set(1)
+    assert threads.held() is not threads.HELD
+    two_pools[1].set(2)
+    assert threads.held() is threads.HELD
+    with threads.HELD:              # inside a held call: nothing more to do
+        assert threads.held() is not threads.HELD
+
+
+def test_held_inside_a_run_parallel_task_holds_at_one_thread(two_pools):
+    crnn.set_num_threads(2)
+    two_pools[1].set(1)
+
+    def task():
+        with threads.held():
+            return _sizes()
+
+    # run_parallel holds every pool at one thread while its tasks run; a task's budget is 1
+    assert threads.run_parallel([task, task]) == [{"scipy": 1, "numpy": 1}] * 2
+    assert _sizes() == {"scipy": 2, "numpy": 1}
+
+
 def test_a_missing_numpy_openblas_leaves_scipys(two_pools, monkeypatch):
     real = threads._bundled_files
     monkeypatch.setattr(threads, "_bundled_files",
