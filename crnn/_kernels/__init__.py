@@ -14,7 +14,8 @@ down to the SIMD code:
   shared by the time loops, streaming and recurrent dropout.
 * ``_cells.pyx``: the Python face of the cells: activation codes (``ACTIVATION_CODES``),
   whole-batch cell steps (recurrent dropout in ``crnn.layers``), the instruction set in use
-  (``isa``), micro-kernel test hooks, and ``add_rows`` (gradient rows summed in
+  (``isa``), micro-kernel test hooks (``pack`` and ``packed_product``, which ``bench/``
+  times at the rows' shapes), and ``add_rows`` (gradient rows summed in
   ``np.add.at``'s order: ``Embedding``'s gradient, the optimizers' sparse updates).
 * ``_activations.pxd``: the one activation table: codes, activations and their derivatives
   on contiguous spans.
