@@ -295,9 +295,8 @@ class _Held:
 
     Re-entrant and thread-safe: the first call in sizes the pools, the last one out puts
     them back; a pool already at its size costs one read of it. The budget is the calling
-    thread's (``get_num_threads``: 1 inside a ``run_parallel`` task). Entered by every
-    compiled call of ``crnn.ops`` and by the trainer, so it is kept short: about a
-    microsecond where the pools are already at their sizes.
+    thread's (``get_num_threads``: 1 inside a ``run_parallel`` task). Entered by the trainer
+    and, through ``held``, by ``crnn.ops``'s compiled calls.
     """
 
     __slots__ = ()
@@ -316,7 +315,7 @@ class _Held:
             for pool in pools:
                 now = pool.get()
                 restore.append(now)
-                target = budget if pool.package == "scipy" else 1    # _held_size
+                target = _held_size(pool, budget)
                 if now != target:
                     pool.set(target)
                     changed = True
@@ -367,7 +366,7 @@ def held(work=None):
         return _NO_HOLD
     budget = get_num_threads()
     for pool in _FOUND[0] if _FOUND else _pools():
-        if pool.get() != (budget if pool.package == "scipy" else 1):    # _held_size
+        if pool.get() != _held_size(pool, budget):
             return HELD
     return _NO_HOLD
 
