@@ -220,6 +220,18 @@ CRNN_INLINE void crnn_gru_finish_t_##S##_body(Py_ssize_t U, T *CRNN_R z, const T
         h[j] = hv;                                                                            \
         if (out) out[j] = hv;                                                                 \
     }                                                                                         \
+}                                                                                             \
+                                                                                              \
+/* SimpleRNN with tanh: z = tanh(z + b) in place (b unless NULL), into h and, unless NULL,   \
+ * out (the layer's output row) */                                                           \
+CRNN_INLINE void crnn_rnn_row_t_##S##_body(Py_ssize_t U, T *CRNN_R z, const T *CRNN_R b,      \
+                                           T *CRNN_R h, T *CRNN_R out) {                      \
+    for (Py_ssize_t j = 0; j < U; j++) {                                                      \
+        T v = TANH(b ? z[j] + b[j] : z[j]);                                                   \
+        z[j] = v;                                                                             \
+        h[j] = v;                                                                             \
+        if (out) out[j] = v;                                                                  \
+    }                                                                                         \
 }
 
 CRNN_DEFINE_FUSED(f32, float, crnn_sigmoidf, crnn_tanhf)
@@ -266,6 +278,22 @@ __attribute__((target("avx512f,fma"))) static void crnn_gru_finish_t_##S##_avx51
     for (; j + W <= U; j += W) crnn_gru_finish_block_##S(U, z, hp, h, out, j, (MT)-1, 1);    \
     if (j < U)                                                                                \
         crnn_gru_finish_block_##S(U, z, hp, h, out, j, (MT)((1u << (U - j)) - 1u), 0);        \
+}                                                                                             \
+                                                                                              \
+CRNN_AVX512 void crnn_rnn_block_##S(T *z, const T *b, T *h, T *out, Py_ssize_t j, MT m,       \
+                                    int full) {                                               \
+    VT v = CRNN_LD(V, full, m, z + j);                                                        \
+    if (b) v = _mm512_add_##V(v, CRNN_LD(V, full, m, b + j));                                 \
+    v = TANH(v);                                                                              \
+    CRNN_ST(V, full, m, z + j, v);                                                            \
+    CRNN_ST(V, full, m, h + j, v);                                                            \
+    if (out) CRNN_ST(V, full, m, out + j, v);                                                 \
+}                                                                                             \
+__attribute__((target("avx512f,fma"))) static void crnn_rnn_row_t_##S##_avx512(              \
+        Py_ssize_t U, T *z, const T *b, T *h, T *out) {                                       \
+    Py_ssize_t j = 0;                                                                         \
+    for (; j + W <= U; j += W) crnn_rnn_block_##S(z, b, h, out, j, (MT)-1, 1);               \
+    if (j < U) crnn_rnn_block_##S(z, b, h, out, j, (MT)((1u << (U - j)) - 1u), 0);            \
 }
 
 CRNN_DEFINE_FUSED512(f32, float, ps, 16, __m512, __mmask16, crnn_v16_sigmoid, crnn_v16_tanh)
@@ -276,7 +304,9 @@ CRNN_DEFINE_FUSED512(f64, double, pd, 8, __m512d, __mmask8, crnn_v8_sigmoid, crn
 CRNN_MULTIVERSION_OWN512(crnn_gru_after_s_##S, (Py_ssize_t U, T *z, const T *inner),          \
                          (U, z, inner))                                                       \
 CRNN_MULTIVERSION_OWN512(crnn_gru_finish_t_##S, (Py_ssize_t U, T *z, const T *hp, T *h, T *out), \
-                         (U, z, hp, h, out))
+                         (U, z, hp, h, out))                                                  \
+CRNN_MULTIVERSION_OWN512(crnn_rnn_row_t_##S, (Py_ssize_t U, T *z, const T *b, T *h, T *out),  \
+                         (U, z, b, h, out))
 
 CRNN_DISPATCH_FUSED(f32, float)
 CRNN_DISPATCH_FUSED(f64, double)

@@ -65,6 +65,8 @@ cdef extern from "_cellmath.h" nogil:
     void crnn_gru_finish_t_f32(Py_ssize_t U, float *z, const float *hp, float *h, float *out)
     void crnn_gru_finish_t_f64(Py_ssize_t U, double *z, const double *hp, double *h,
                                double *out)
+    void crnn_rnn_row_t_f32(Py_ssize_t U, float *z, const float *b, float *h, float *out)
+    void crnn_rnn_row_t_f64(Py_ssize_t U, double *z, const double *b, double *h, double *out)
 
 
 cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept nogil:
@@ -270,11 +272,22 @@ cdef inline void gru_reset_backward_row(Py_ssize_t U, const floating *gates,
 
 # --------------------------------------------------------------------------- SimpleRNN
 
-cdef inline void simple_rnn_forward_row(Py_ssize_t U, floating *z, floating *h,
-                                        int act) noexcept nogil:
-    """z (U): pre-activation in, h_t out; h: h_t out."""
+cdef inline void simple_rnn_forward_row(Py_ssize_t U, floating *z, const floating *bias,
+                                        floating *h, floating *out, int act) noexcept nogil:
+    """z (U): pre-activation in (plus ``bias`` unless NULL), h_t out; h: h_t out, and
+    ``out`` too unless NULL (the layer's output row). For tanh in one pass (_cellmath.h)."""
+    if act == TANH:
+        if floating is float:
+            crnn_rnn_row_t_f32(U, z, bias, h, out)
+        else:
+            crnn_rnn_row_t_f64(U, z, bias, h, out)
+        return
+    if bias != NULL:
+        add_span(U, bias, z)
     activate(z, U, act)
     memcpy(h, z, U * sizeof(floating))
+    if out != NULL:
+        memcpy(out, z, U * sizeof(floating))
 
 
 cdef inline void simple_rnn_backward_row(Py_ssize_t U, const floating *y,

@@ -173,7 +173,7 @@ def simple_rnn_step(floating[:, ::1] z, floating[:, ::1] h, int activation):
     _recurrent_code(activation)
     with nogil:
         for b in range(B):
-            simple_rnn_forward_row(U, &z[b, 0], &h[b, 0], activation)
+            simple_rnn_forward_row(U, &z[b, 0], NULL, &h[b, 0], NULL, activation)
 
 
 def simple_rnn_step_backward(const floating[:, ::1] y, const floating[:, ::1] dh,

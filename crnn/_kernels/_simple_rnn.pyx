@@ -18,7 +18,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport (add_span, gather_dh, sum_rows, simple_rnn_backward_row,
+from crnn._kernels._cells cimport (gather_dh, sum_rows, simple_rnn_backward_row,
                                    simple_rnn_forward_row)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
@@ -66,9 +66,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
                 else:
                     memcpy(out, out - U, U * sizeof(floating))
                 continue
-            add_span(U, bias, z)
-            simple_rnn_forward_row(U, z, h + b * U, act)
-            memcpy(out, z, U * sizeof(floating))
+            simple_rnn_forward_row(U, z, bias, h + b * U, out, act)
 
 
 cdef void _forward_part(Py_ssize_t p, const Py_ssize_t *edges, Py_ssize_t T, Py_ssize_t F,

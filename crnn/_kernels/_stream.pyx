@@ -158,7 +158,8 @@ cdef const floating *_stage_rows(const Stage *s, int n, const floating *x, float
         _xw(n, U, F, x, W, U, z, U, blas)
         _xw(n, U, U, h, R, U, z, U, blas)
         for r in range(n):
-            simple_rnn_forward_row(U, z + <Py_ssize_t> r * U, h + <Py_ssize_t> r * U, s.act)
+            simple_rnn_forward_row(U, z + <Py_ssize_t> r * U, NULL, h + <Py_ssize_t> r * U, NULL,
+                                   s.act)
         return h
     if s.kind == S_DENSE:
         # Y = act(b + X @ W)
