@@ -217,6 +217,28 @@ def test_packed_gemm_matches_numpy_across_block_boundaries(dtype):
                                            err_msg=f"m={m} n={n} k={k}")
 
 
+def _panels(b):
+    """B in the packed layout, built by NumPy: panels of 128 bytes of columns, each panel
+    its k rows back to back, the last panel zero-padded."""
+    k, n = b.shape
+    pw = 128 // b.itemsize
+    padded = np.zeros((k, -(-n // pw) * pw), b.dtype)
+    padded[:, :n] = b
+    return padded.reshape(k, -1, pw).transpose(1, 0, 2).ravel()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+def test_pack_writes_the_panel_layout(dtype):
+    """pack_b's layout, row blocks and their tails, a partial last panel, and packs at or
+    above the size written with streaming stores (8 MiB: 1024 x 2048 floats, 1024 x 1024
+    doubles), against the panels built by NumPy."""
+    rng = np.random.default_rng(11)
+    big = (1024, 2048) if dtype == np.float32 else (1024, 1024)
+    for k, n in ((1, 1), (7, 33), (9, 64), (17, 130), (100, 32), big, (big[0] + 3, big[1] + 5)):
+        b = _rand(rng, dtype, k, n)
+        assert np.array_equal(_cells.pack(b), _panels(b)), (k, n)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_packed_product_on_a_packing_reused_equals_packed_gemm(dtype):
     """bench/'s hooks (pack once, the per-step product many times) run the packed kernel's
