@@ -33,14 +33,15 @@
  * of B is 1 MiB, which stays in L2. */
 #define CRNN_GEMM_NC_BYTES (1 << 12)
 
-/* Packing B (crnn_pack_*): rows of B per block (measured on AMD Zen 4 at B of 1024 x 4096
- * floats: 8 rows took 2/3 of the time of row by row; 32 and more rows lost it again). A
- * packed B of CRNN_PACK_STREAM_BYTES or more (a recurrent kernel of 1024 units, 12-16 MiB)
- * is written with non-temporal stores: it cannot stay in L2 anyway, and ordinary stores
- * read every line before writing it; streamed, the pack of 1024 x 4096 floats took 0.6 ms
- * instead of 1.4-1.7 (8-row blocks, same machine), which more than pays for its first
- * reading coming from memory. Smaller packs (every cache block of the whole products
- * included) keep ordinary stores, so the product finds them in cache. */
+/* Packing B (crnn_pack_*): rows of B per block (on AMD Zen 4, for a B of 1024 x 4096 floats,
+ * blocks of 8 rows packed faster than row by row, and blocks of 32 rows or more lost the
+ * gain again). A packed B of CRNN_PACK_STREAM_BYTES or more (a recurrent kernel of 1024
+ * units, 12-16 MiB) is written with non-temporal stores: it cannot stay in L2 anyway, and
+ * ordinary stores read every line before writing it; streamed, the pack took well under
+ * half the time, which more than pays for its first reading coming from memory (LSTM and
+ * GRU at S5 of bench/run.py, before/after pairs in bench/RESULTS.md). Smaller packs (every
+ * cache block of the whole products included) keep ordinary stores, so the product finds
+ * them in cache. */
 #define CRNN_PACK_ROWS 8
 #define CRNN_PACK_STREAM_BYTES ((size_t)8 << 20)
 #if defined(__x86_64__) || defined(_M_X64)
