@@ -365,6 +365,11 @@ for dtype in (np.float32, np.float64):
     for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False), ("simple_rnn", True)]:
         for batch, units in [(1, 17), (7, 16), (33, 37)]:
             t._sequence_case(cell, dtype, batch, units, reset_after=reset_after, masked=True)
+# the transposition, the whole products (their transposed operands) and the packing
+for dtype in (np.float32, np.float64):
+    t.test_transposed_copy_across_its_blocks(dtype)
+    t.test_whole_sequence_gemm_matches_numpy(dtype, False)
+    t.test_pack_writes_the_panel_layout(dtype)
 # the splits across crnn's thread pool (units: inference and training; rows: training)
 import test_row_split as rs, test_units_split as us
 for cell in ("lstm", "gru"):
@@ -602,13 +607,15 @@ def test_lstm_with_the_automatic_chunk_crosses_it(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_transposed_copy_across_its_blocks(dtype):
-    # the cache's private R^T: 32 x 32 blocks, partial ones at both edges, any strides
+    # the cache's private R^T: whole register tiles (16 x 16 floats, 8 x 8 doubles) and
+    # partial ones at both edges, any strides
     from crnn._kernels._cells import transposed
 
     rng = np.random.default_rng(21)
-    for shape in [(1, 1), (1, 70), (31, 33), (32, 64), (65, 97), (256, 1024)]:
+    for shape in [(1, 1), (1, 70), (7, 9), (8, 8), (15, 17), (16, 16), (17, 33), (31, 33),
+                  (32, 64), (65, 97), (100, 37), (256, 1024)]:
         a = rng.standard_normal(shape).astype(dtype)
-        for view in (a, a[::2], a[:, 1:], a.T):
+        for view in (a, a[::2], a[:, 1:], a.T, a[::-1]):
             t = transposed(view)
             assert t.dtype == dtype and t.flags.c_contiguous and t.shape == view.shape[::-1]
             np.testing.assert_array_equal(t, view.T)

@@ -36,6 +36,10 @@ cdef extern from "_smallgemm.h" nogil:
                                const float *packed, float *c, int ldc)
     void crnn_gemm_blocked_f64(int m, int n, int k, const double *a, int lda,
                                const double *packed, double *c, int ldc)
+    void crnn_transpose_f32(int rows, int cols, const float *src, Py_ssize_t lds, float *dst,
+                            Py_ssize_t ldd)
+    void crnn_transpose_f64(int rows, int cols, const double *src, Py_ssize_t lds,
+                            double *dst, Py_ssize_t ldd)
     int crnn_gemm_f32(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
                       const float *b, int ldb, float beta, float *c, int ldc)
     int crnn_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,

@@ -12,7 +12,8 @@ import numpy as np
 from cython cimport floating
 
 from crnn._kernels cimport _activations as A
-from crnn._kernels._blas cimport (crnn_gemm_blocked_f32, crnn_gemm_blocked_f64, gemm_big,
+from crnn._kernels._blas cimport (crnn_gemm_blocked_f32, crnn_gemm_blocked_f64,
+                                  crnn_transpose_f32, crnn_transpose_f64, gemm_big,
                                   gemm_packed, pack_b, packed_size,
                                   sparse_gemm as _sparse_gemm)
 from crnn._kernels._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
@@ -297,21 +298,24 @@ def sparse_gemm(bint trans_a, const floating[:, ::1] a, const floating[:, ::1] b
 
 def transposed(const floating[:, :] a):
     """A C-contiguous copy of ``a`` transposed, in workspace memory (_workspace.py): the
-    private R^T a training call's cache keeps. Copied in 32 x 32 blocks (numpy's strided
-    copy of a large transpose misses cache at every element: 10% of LSTM training at
-    (16, 25, 1024, 1024), with the page faults of a fresh array)."""
+    private R^T a training call's cache keeps. Through crnn_transpose (_smallgemm.h), by
+    tiles: a strided copy of a large transpose misses cache at every element, and numpy's
+    took 10% of LSTM training at (16, 25, 1024, 1024), with the page faults of a fresh
+    array. (An ``a`` whose rows are not contiguous is copied to one that is first.)"""
     from crnn._kernels._workspace import empty
-    cdef Py_ssize_t n = a.shape[0], m = a.shape[1], i0, j0, i, j, i1, j1
+    cdef Py_ssize_t n = a.shape[0], m = a.shape[1]
     out = empty((m, n), np.float32 if floating is float else np.float64)
+    if n == 0 or m == 0:
+        return out
+    if a.strides[1] != sizeof(floating):
+        return transposed(np.ascontiguousarray(a))
     cdef floating[:, ::1] t = out
+    cdef Py_ssize_t lda = a.strides[0] // <Py_ssize_t>sizeof(floating)
     with nogil:
-        for i0 in range(0, n, 32):
-            i1 = min(n, i0 + 32)
-            for j0 in range(0, m, 32):
-                j1 = min(m, j0 + 32)
-                for j in range(j0, j1):
-                    for i in range(i0, i1):
-                        t[j, i] = a[i, j]
+        if floating is float:
+            crnn_transpose_f32(<int>n, <int>m, &a[0, 0], lda, &t[0, 0], n)
+        else:
+            crnn_transpose_f64(<int>n, <int>m, &a[0, 0], lda, &t[0, 0], n)
     return out
 
 

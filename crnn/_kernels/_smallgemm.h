@@ -73,6 +73,108 @@ static inline void crnn_copy_panel_row(void *dst, const void *src, int stream) {
 static inline void crnn_pack_stream_end(int stream) { (void)stream; }
 #endif
 
+/* Transposition, dst[j * ldd + i] = src[i * lds + j] for i < rows, j < cols: the private
+ * R^T of a training call's cache, and the transposed operands of the whole products
+ * (crnn_gemm_*). Element by element, a transpose of rows 4-16 KiB apart (power-of-two
+ * strides: every element of a column in the same cache set) ran at a few GB/s; on AVX-512
+ * whole 16 x 16 tiles (8 x 8 doubles) go through the registers, each line read and
+ * written whole; other machines and the edges run 16 x 16 tiles element by element. */
+#define CRNN_DEFINE_TRANSPOSE_BODY(SUFFIX, T)                                                 \
+CRNN_INLINE void crnn_transpose_tile_##SUFFIX(int rows, int cols, const T *src, Py_ssize_t lds,\
+                                             T *dst, Py_ssize_t ldd) {                       \
+    for (int j = 0; j < cols; j++)                                                            \
+        for (int i = 0; i < rows; i++) dst[(Py_ssize_t)j * ldd + i] = src[(Py_ssize_t)i * lds + j]; \
+}                                                                                             \
+CRNN_INLINE void crnn_transpose_##SUFFIX##_body(int rows, int cols, const T *src,             \
+                                               Py_ssize_t lds, T *dst, Py_ssize_t ldd) {     \
+    for (int i0 = 0; i0 < rows; i0 += 16)                                                     \
+        for (int j0 = 0; j0 < cols; j0 += 16)                                                 \
+            crnn_transpose_tile_##SUFFIX(rows - i0 < 16 ? rows - i0 : 16,                     \
+                                         cols - j0 < 16 ? cols - j0 : 16,                     \
+                                         src + (Py_ssize_t)i0 * lds + j0, lds,                \
+                                         dst + (Py_ssize_t)j0 * ldd + i0, ldd);               \
+}
+CRNN_DEFINE_TRANSPOSE_BODY(f32, float)
+CRNN_DEFINE_TRANSPOSE_BODY(f64, double)
+
+#ifdef CRNN_HAVE_AVX512
+/* 16 x 16 floats: 32-bit, then 64-bit interleaves within 128-bit lanes, then two rounds of
+ * 128-bit lane shuffles (0x88: lanes 0, 2 of each source; 0xdd: lanes 1, 3) */
+CRNN_AVX512 void crnn_transpose16_f32(const float *src, Py_ssize_t lds, float *dst,
+                                      Py_ssize_t ldd) {
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * k + 2]), d = _mm512_castps_pd(t[4 * k + 3]);
+        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* u[4g + m], lane L: column 4L + m of rows 4g..4g+3 */
+    for (int m = 0; m < 4; m++) {
+        __m512 s0 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
+        __m512 s1 = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
+        __m512 s2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+        __m512 s3 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+        _mm512_storeu_ps(dst + m * ldd, _mm512_shuffle_f32x4(s0, s2, 0x88));
+        _mm512_storeu_ps(dst + (4 + m) * ldd, _mm512_shuffle_f32x4(s1, s3, 0x88));
+        _mm512_storeu_ps(dst + (8 + m) * ldd, _mm512_shuffle_f32x4(s0, s2, 0xdd));
+        _mm512_storeu_ps(dst + (12 + m) * ldd, _mm512_shuffle_f32x4(s1, s3, 0xdd));
+    }
+}
+
+/* 8 x 8 doubles: 64-bit interleaves, then two rounds of 128-bit lane shuffles */
+CRNN_AVX512 void crnn_transpose8_f64(const double *src, Py_ssize_t lds, double *dst,
+                                     Py_ssize_t ldd) {
+    __m512d r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm512_loadu_pd(src + i * lds);
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm512_unpacklo_pd(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_pd(r[2 * k], r[2 * k + 1]);
+    }
+    /* t[2g + m], lane L: column 2L + m of rows 2g, 2g+1 */
+    for (int m = 0; m < 2; m++) {
+        __m512d s0 = _mm512_shuffle_f64x2(t[m], t[2 + m], 0x88);
+        __m512d s1 = _mm512_shuffle_f64x2(t[m], t[2 + m], 0xdd);
+        __m512d s2 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0x88);
+        __m512d s3 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0xdd);
+        _mm512_storeu_pd(dst + m * ldd, _mm512_shuffle_f64x2(s0, s2, 0x88));
+        _mm512_storeu_pd(dst + (2 + m) * ldd, _mm512_shuffle_f64x2(s1, s3, 0x88));
+        _mm512_storeu_pd(dst + (4 + m) * ldd, _mm512_shuffle_f64x2(s0, s2, 0xdd));
+        _mm512_storeu_pd(dst + (6 + m) * ldd, _mm512_shuffle_f64x2(s1, s3, 0xdd));
+    }
+}
+
+#define CRNN_DEFINE_TRANSPOSE512(SUFFIX, T, W, TILE)                                          \
+__attribute__((target("avx512f,fma"))) static void crnn_transpose_##SUFFIX##_avx512(          \
+        int rows, int cols, const T *src, Py_ssize_t lds, T *dst, Py_ssize_t ldd) {           \
+    const int rf = rows / W * W, cf = cols / W * W;                                           \
+    for (int i0 = 0; i0 < rf; i0 += W)                                                        \
+        for (int j0 = 0; j0 < cf; j0 += W)                                                    \
+            TILE(src + (Py_ssize_t)i0 * lds + j0, lds, dst + (Py_ssize_t)j0 * ldd + i0, ldd); \
+    if (cf < cols)      /* the last columns of every row */                                   \
+        crnn_transpose_##SUFFIX##_body(rows, cols - cf, src + cf, lds,                        \
+                                       dst + (Py_ssize_t)cf * ldd, ldd);                      \
+    if (rf < rows)      /* the last rows' first cf columns */                                 \
+        crnn_transpose_##SUFFIX##_body(rows - rf, cf, src + (Py_ssize_t)rf * lds, lds,        \
+                                       dst + rf, ldd);                                        \
+}
+CRNN_DEFINE_TRANSPOSE512(f32, float, 16, crnn_transpose16_f32)
+CRNN_DEFINE_TRANSPOSE512(f64, double, 8, crnn_transpose8_f64)
+#endif
+CRNN_MULTIVERSION_OWN512(crnn_transpose_f32, (int rows, int cols, const float *src,
+                         Py_ssize_t lds, float *dst, Py_ssize_t ldd),
+                         (rows, cols, src, lds, dst, ldd))
+CRNN_MULTIVERSION_OWN512(crnn_transpose_f64, (int rows, int cols, const double *src,
+                         Py_ssize_t lds, double *dst, Py_ssize_t ldd),
+                         (rows, cols, src, lds, dst, ldd))
+
 /* acc[r][v] += A[r, :k] @ Bpanel[:, off + v*VW ...] for R rows and V vectors; b rows are
  * PS elements apart (the panel width). */
 #define CRNN_DEFINE_BLOCK(NAME, T, VT, R, V)                                                  \
@@ -279,8 +381,7 @@ CRNN_MULTIVERSION2(crnn_gemm_blocked_##SUFFIX, crnn_gemm_blocked_##SUFFIX##_512,
  * trans_*. As GotoBLAS does, k runs in blocks of CRNN_GEMM_KC rows and n in blocks of
  * CRNN_GEMM_NC_BYTES of columns: each block of B is packed into panels (transposing on the
  * way when trans_b) into a buffer that stays in L2 (256 KiB-1 MiB), and a
- * transposed A's block is copied row-major, 16 columns at a time (so both sides are read
- * and written in order). The buffers belong to the calling thread and are kept between
+ * transposed A's block is copied row-major (crnn_transpose_*). The buffers belong to the calling thread and are kept between
  * calls (no page faults of fresh memory at each call; they grow to the largest product
  * seen). Returns -1 (nothing done) if they cannot be allocated; the caller then uses
  * BLAS. */
@@ -321,14 +422,8 @@ static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, con
         const int kc = k - p0 < KC ? k - p0 : KC;                                             \
         const T *ablk;                                                                        \
         int ldab;                                                                             \
-        if (trans_a) {    /* A[i, p] = a[p * lda + i]: rows p0.. of a, 16 columns at once */  \
-            for (int i0 = 0; i0 < m; i0 += 16) {                                              \
-                const int iw = m - i0 < 16 ? m - i0 : 16;                                     \
-                for (int p = 0; p < kc; p++) {                                                \
-                    const T *src = a + (Py_ssize_t)(p0 + p) * lda + i0;                       \
-                    for (int i = 0; i < iw; i++) at[(Py_ssize_t)(i0 + i) * kc + p] = src[i];  \
-                }                                                                             \
-            }                                                                                 \
+        if (trans_a) {    /* A[i, p] = a[p * lda + i]: rows p0.. of a, transposed */        \
+            crnn_transpose_##SUFFIX(kc, m, a + (Py_ssize_t)p0 * lda, lda, at, kc);            \
             ablk = at;                                                                        \
             ldab = kc;                                                                        \
         } else {                                                                              \
@@ -342,10 +437,8 @@ static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, con
                     T *panel = packed + (Py_ssize_t)j0 * kc;                                  \
                     int w = nc - j0 < pw ? nc - j0 : pw;                                      \
                     if (w < pw) memset(panel, 0, (size_t)kc * pw * sizeof(T));                \
-                    for (int j = 0; j < w; j++) {                                             \
-                        const T *src = b + (Py_ssize_t)(n0 + j0 + j) * ldb + p0;              \
-                        for (int p = 0; p < kc; p++) panel[(Py_ssize_t)p * pw + j] = src[p];  \
-                    }                                                                         \
+                    crnn_transpose_##SUFFIX(w, kc, b + (Py_ssize_t)(n0 + j0) * ldb + p0, ldb, \
+                                            panel, pw);                                       \
                 }                                                                             \
             } else {                                                                          \
                 crnn_pack_##SUFFIX(kc, nc, b + (Py_ssize_t)p0 * ldb + n0, ldb, packed);       \
