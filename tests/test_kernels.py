@@ -423,6 +423,34 @@ def test_whole_sequence_gemm_matches_numpy(dtype, threaded):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("threaded", [False, True], ids=["own", "blas"])
+def test_weight_gradient_sums_its_bias_in_row_order(dtype, threaded):
+    """gemm_big_sum: the product as gemm_big's, and the column sums made while packing B,
+    bit-equal to sequential sums (np.cumsum's) on every path: crnn's kernel across its
+    row blocks (256 rows) and column blocks, a B narrower than a panel (BLAS), BLAS, and
+    a mostly-zero A (one-hot rows, the sparse product)."""
+    rng = np.random.default_rng(8)
+    for m, n, k in [(1, 1, 1), (7, 17, 5), (33, 100, 37), (16, 130, 600), (5, 1100, 257),
+                    (9, 40, 300)]:
+        for sparse in (False, True):
+            a = _rand(rng, dtype, k, m)
+            if sparse:
+                a = np.eye(m, dtype=dtype)[rng.integers(0, m, k)]
+            b = _rand(rng, dtype, k, n)
+            c = np.full((m, n), np.nan, dtype)
+            colsum = np.full(n, np.nan, dtype)
+            _cells.weight_gradient(a, b, c, colsum, threaded)
+            expected = a.T.astype(np.float64) @ b.astype(np.float64)
+            tol = 1e-12 if dtype == np.float64 else 2e-5
+            np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k ** 0.5,
+                                       err_msg=f"{m} {n} {k} {sparse}")
+            np.testing.assert_array_equal(colsum, np.cumsum(b, axis=0, dtype=dtype)[-1],
+                                          err_msg=f"{m} {n} {k} {sparse}")
+    with pytest.raises(ValueError, match="colsum"):
+        _cells.weight_gradient(a, b, c, np.zeros(n + 1, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize("gemm", ["own", "blas"])
 def test_wide_layers_cross_the_column_blocks_of_the_whole_products(gemm, dtype, monkeypatch):
     # 4 * 300 gate columns: more than one column block of crnn's own whole-sequence kernel

@@ -44,6 +44,14 @@ cdef extern from "_smallgemm.h" nogil:
                       const float *b, int ldb, float beta, float *c, int ldc)
     int crnn_gemm_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
                       int lda, const double *b, int ldb, double beta, double *c, int ldc)
+    int crnn_gemm_sum_f32(int trans_a, int trans_b, int m, int n, int k, const float *a,
+                          int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                          float *colsum)
+    int crnn_gemm_sum_f64(int trans_a, int trans_b, int m, int n, int k, const double *a,
+                          int lda, const double *b, int ldb, double beta, double *c, int ldc,
+                          double *colsum)
+    void crnn_colsum_f32(int k, int n, const float *b, int ldb, float *colsum)
+    void crnn_colsum_f64(int k, int n, const double *b, int ldb, double *colsum)
     int crnn_sparse_gemm_f32(int trans_a, int m, int n, int k, const float *a, int lda,
                              const float *b, int ldb, float beta, float *c, int ldc)
     int crnn_sparse_gemm_f64(int trans_a, int m, int n, int k, const double *a, int lda,
@@ -146,3 +154,29 @@ cdef inline void gemm_big(bint threaded, bint trans_a, bint trans_b, int m, int 
             done = crnn_gemm_f64(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc)
     if done != 0:
         gemm(trans_a, trans_b, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc)
+
+
+cdef inline void gemm_big_sum(bint threaded, int m, int n, int k, const floating *a, int lda,
+                              const floating *b, int ldb, floating *c, int ldc,
+                              floating *colsum) noexcept nogil:
+    """A weight gradient and its bias gradient: C[m, n] = A^T @ B (A given as its (k, m)
+    transpose) as gemm_big does it, and colsum[:n] = B's k rows summed, in row order. On
+    crnn's own kernel the sums come from the pack of B (each element of B read once for
+    both); on the other paths from crnn_colsum, with the same additions in the same order
+    (the same bits either way)."""
+    cdef int done = -1
+    if not sparse_gemm(True, m, n, k, a, lda, b, ldb, 0.0, c, ldc):
+        if not threaded and n * <int> sizeof(floating) >= 128:
+            if floating is float:
+                done = crnn_gemm_sum_f32(True, False, m, n, k, a, lda, b, ldb, 0.0, c, ldc,
+                                         colsum)
+            else:
+                done = crnn_gemm_sum_f64(True, False, m, n, k, a, lda, b, ldb, 0.0, c, ldc,
+                                         colsum)
+        if done == 0:
+            return
+        gemm(True, False, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc)
+    if floating is float:
+        crnn_colsum_f32(k, n, b, ldb, colsum)
+    else:
+        crnn_colsum_f64(k, n, b, ldb, colsum)

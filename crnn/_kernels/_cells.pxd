@@ -77,15 +77,6 @@ cdef inline void add_span(Py_ssize_t n, const floating *x, floating *y) noexcept
         crnn_add_f64(n, x, y)
 
 
-cdef inline void sum_rows(Py_ssize_t rows, Py_ssize_t n, const floating *x,
-                          floating *y) noexcept nogil:
-    """y[:n] = x.reshape(rows, n).sum(0) (no overlap): a bias gradient from its rows."""
-    cdef Py_ssize_t r
-    memset(y, 0, n * sizeof(floating))
-    for r in range(rows):
-        add_span(n, x + r * n, y)
-
-
 cdef inline void gather_dh(Py_ssize_t n, floating *dh, const floating *d_out,
                            floating *carry) noexcept nogil:
     """dh += d_out + carry; carry = 0: the total gradient reaching h_t in a backward loop

@@ -14,6 +14,7 @@ from cython cimport floating
 from crnn._kernels cimport _activations as A
 from crnn._kernels._blas cimport (crnn_gemm_blocked_f32, crnn_gemm_blocked_f64,
                                   crnn_transpose_f32, crnn_transpose_f64, gemm_big,
+                                  gemm_big_sum,
                                   gemm_packed, pack_b, packed_size,
                                   sparse_gemm as _sparse_gemm)
 from crnn._kernels._cells cimport (gru_backward_row, gru_finish_row, gru_gates_after_row,
@@ -276,6 +277,19 @@ def whole_gemm(bint trans_a, bint trans_b, const floating[:, ::1] a, const float
     with nogil:
         gemm_big(threaded, trans_a, trans_b, m, n, k, &a[0, 0], a.shape[1], &b[0, 0],
                  b.shape[1], beta, &c[0, 0], n)
+
+
+def weight_gradient(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c,
+                    floating[::1] colsum, bint threaded=False):
+    """Test hook of gemm_big_sum (a weight gradient with its bias gradient): c = a^T @ b and
+    colsum = b's rows summed in row order, on crnn's own kernel (``threaded=False``), BLAS
+    (``threaded=True``), or the mostly-zero product when ``a`` is mostly zeros."""
+    cdef int m = c.shape[0], n = c.shape[1], k = a.shape[0]
+    check_shape("a", (a.shape[0], a.shape[1]), (k, m))
+    check_shape("b", (b.shape[0], b.shape[1]), (k, n))
+    check_shape("colsum", (colsum.shape[0],), (n,))
+    with nogil:
+        gemm_big_sum(threaded, m, n, k, &a[0, 0], m, &b[0, 0], n, &c[0, 0], n, &colsum[0])
 
 
 def sparse_gemm(bint trans_a, const floating[:, ::1] a, const floating[:, ::1] b,

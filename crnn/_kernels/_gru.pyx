@@ -28,8 +28,9 @@ from crnn._kernels._workspace import empty as workspace_empty
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport (add_span, sum_rows, gru_backward_step_row, gru_finish_row,
+from crnn._kernels._blas cimport (gemm_big, gemm_big_sum, gemm_packed, gemm_step, pack_b,
+                                  packed_size)
+from crnn._kernels._cells cimport (add_span, gru_backward_step_row, gru_finish_row,
                                    gru_gates_after_row, gru_gates_before_row,
                                    gru_reset_backward_row)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
@@ -425,16 +426,10 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
     # dx = dgx @ W^T ; dW = x^T @ dgx ; db_in = sum(dgx)
     if dx != NULL:      # NULL: the caller does not need dx
         gemm_big(blas_whole, False, True, T * B, F, G, dgx, G, W, G, 0.0, dx, F)
-    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dgx, G, 0.0, dW, G)
-    sum_rows(T * B, G, dgx, db)
+    gemm_big_sum(blas_whole, F, G, T * B, x, F, dgx, G, dW, G, db)
     if reset_after:
         # dR = h_tm1^T @ d_inner ; db_rec = sum(d_inner)
-        gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dgi, G, 0.0, dR, G)
-        # db_rec: d_inner's z and r columns are dgx's (gru_backward_row), so are their sums
-        memcpy(db + G, db, 2 * U * sizeof(floating))
-        memset(db + G + 2 * U, 0, U * sizeof(floating))
-        for row in range(T * B):
-            add_span(U, dgi + row * G + 2 * U, db + G + 2 * U)
+        gemm_big_sum(blas_whole, U, G, T * B, h_tm1_all, U, dgi, G, dR, G, db + G)
     else:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
         gemm_big(blas_whole, True, False, U, 2 * U, T * B, h_tm1_all, U, dgx, G, 0.0, dR, G)

@@ -25,9 +25,9 @@ from crnn._kernels._workspace import empty as workspace_empty
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport (gemm_big, gemm_packed, gemm_packed_big, gemm_step, pack_b,
-                                  packed_size)
-from crnn._kernels._cells cimport lstm_backward_step_row, lstm_forward_row, sum_rows
+from crnn._kernels._blas cimport (gemm_big, gemm_big_sum, gemm_packed, gemm_packed_big,
+                                  gemm_step, pack_b, packed_size)
+from crnn._kernels._cells cimport lstm_backward_step_row, lstm_forward_row
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
 from crnn._kernels._pool cimport pool_run
@@ -440,9 +440,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     if dx != NULL:      # NULL: the caller does not need dx
         gemm_big(blas_whole, False, True, T * B, F, G, dz, G, W, G, 0.0, dx, F)
-    gemm_big(blas_whole, True, False, F, G, T * B, x, F, dz, G, 0.0, dW, G)
+    gemm_big_sum(blas_whole, F, G, T * B, x, F, dz, G, dW, G, db)
     gemm_big(blas_whole, True, False, U, G, T * B, h_tm1_all, U, dz, G, 0.0, dR, G)
-    sum_rows(B * T, G, dz, db)
 
 
 cdef void _rows_back_part(const UnitBack *a, int p, floating *tag) noexcept nogil:

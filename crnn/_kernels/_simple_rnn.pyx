@@ -17,8 +17,8 @@ from crnn._kernels._workspace import empty as workspace_empty
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_big, gemm_step, pack_b, packed_size
-from crnn._kernels._cells cimport (gather_dh, sum_rows, simple_rnn_backward_row,
+from crnn._kernels._blas cimport gemm_big, gemm_big_sum, gemm_step, pack_b, packed_size
+from crnn._kernels._cells cimport (gather_dh, simple_rnn_backward_row,
                                    simple_rnn_forward_row)
 from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
                                     part_edges, part_round, rows_time_major, time_major)
@@ -200,9 +200,8 @@ cdef void _backward(Py_ssize_t B, Py_ssize_t T, Py_ssize_t F, Py_ssize_t U,
     # dx = dz @ W^T ; dW = x^T @ dz ; dR = h_tm1^T @ dz ; db = sum(dz)
     if dx != NULL:      # NULL: the caller does not need dx
         gemm_big(blas_whole, False, True, T * B, F, U, dz, U, W, U, 0.0, dx, F)
-    gemm_big(blas_whole, True, False, F, U, T * B, x, F, dz, U, 0.0, dW, U)
+    gemm_big_sum(blas_whole, F, U, T * B, x, F, dz, U, dW, U, db)
     gemm_big(blas_whole, True, False, U, U, T * B, h_tm1_all, U, dz, U, 0.0, dR, U)
-    sum_rows(T * B, U, dz, db)
 
 
 def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,

@@ -308,7 +308,13 @@ static Py_ssize_t crnn_packed_size_##SUFFIX(int k, int n) {                     
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T);                                         \
     return (Py_ssize_t)k * ((n + pw - 1) / pw) * pw;                                          \
 }                                                                                             \
+static void crnn_pack_sum_##SUFFIX(int k, int n, const T *b, int ldb, T *packed, T *colsum);  \
 static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {                \
+    crnn_pack_sum_##SUFFIX(k, n, b, ldb, packed, NULL);                                       \
+}                                                                                             \
+/* ... and, unless colsum is NULL, colsum[j] += B[p, j] for p = 0, 1, ... in that order (the \
+ * sums of a bias gradient, on rows the whole product packs anyway) */                       \
+static void crnn_pack_sum_##SUFFIX(int k, int n, const T *b, int ldb, T *packed, T *colsum) { \
     /* CRNN_PACK_ROWS rows of B at a time, panel by panel within them: the reads run along \
      * that many rows of B (read panel by panel over all k rows, a B of 16 KiB rows missed \
      * the TLB at every row), the writes fill one panel's consecutive bytes (row by row,  \
@@ -326,12 +332,23 @@ static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {  
             T *dst = packed + q * ps + (Py_ssize_t)p0 * pw;                                   \
             for (int p = 0; p < rows; p++, src += ldb, dst += pw)                            \
                 crnn_copy_panel_row(dst, src, stream);                                        \
+            if (colsum) {     /* in registers across the rows (a local copy: no aliasing) */ \
+                T acc[CRNN_PANEL_BYTES / sizeof(T)];                                          \
+                memcpy(acc, colsum + q * pw, CRNN_PANEL_BYTES);                               \
+                src = b + (Py_ssize_t)p0 * ldb + q * pw;                                      \
+                for (int p = 0; p < rows; p++, src += ldb)                                    \
+                    for (int j = 0; j < pw; j++) acc[j] += src[j];                            \
+                memcpy(colsum + q * pw, acc, CRNN_PANEL_BYTES);                               \
+            }                                                                                 \
         }                                                                                     \
         if (cols)                                                                             \
             for (int p = p0; p < p0 + rows; p++) {                                            \
                 T *dst = packed + full * ps + (Py_ssize_t)p * pw;                             \
-                memcpy(dst, b + (Py_ssize_t)p * ldb + full * pw, cols * sizeof(T));           \
+                const T *src = b + (Py_ssize_t)p * ldb + full * pw;                           \
+                memcpy(dst, src, cols * sizeof(T));                                           \
                 memset(dst + cols, 0, (pw - cols) * sizeof(T));                               \
+                if (colsum)                                                                   \
+                    for (int j = 0; j < cols; j++) colsum[full * pw + j] += src[j];           \
             }                                                                                 \
     }                                                                                         \
     crnn_pack_stream_end(stream);                                                             \
@@ -404,8 +421,9 @@ static T *crnn_gemm_buffer_##SUFFIX(size_t count) {                             
     }                                                                                         \
     return crnn_gemm_buf_##SUFFIX;                                                            \
 }                                                                                             \
-static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,      \
-                              int lda, const T *b, int ldb, T beta, T *c, int ldc) {          \
+static int crnn_gemm_sum_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,  \
+                                  int lda, const T *b, int ldb, T beta, T *c, int ldc,        \
+                                  T *colsum) {                                                \
     const int pw = CRNN_PANEL_BYTES / (int)sizeof(T), KC = CRNN_GEMM_KC;                      \
     const int NC = CRNN_GEMM_NC_BYTES / (int)sizeof(T);      /* a multiple of pw */           \
     const int kc_max = k < KC ? k : KC;                                                       \
@@ -418,6 +436,8 @@ static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, con
     T *at = packed + at_off;                                                                  \
     if (beta == 0)                                                                            \
         for (int i = 0; i < m; i++) memset(c + (Py_ssize_t)i * ldc, 0, (size_t)n * sizeof(T));\
+    if (trans_b) colsum = NULL;      /* (no caller asks for it) */                         \
+    if (colsum) memset(colsum, 0, (size_t)n * sizeof(T));                                     \
     for (int p0 = 0; p0 < k; p0 += KC) {                                                      \
         const int kc = k - p0 < KC ? k - p0 : KC;                                             \
         const T *ablk;                                                                        \
@@ -441,12 +461,25 @@ static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, con
                                             panel, pw);                                       \
                 }                                                                             \
             } else {                                                                          \
-                crnn_pack_##SUFFIX(kc, nc, b + (Py_ssize_t)p0 * ldb + n0, ldb, packed);       \
+                crnn_pack_sum_##SUFFIX(kc, nc, b + (Py_ssize_t)p0 * ldb + n0, ldb, packed,    \
+                                       colsum ? colsum + n0 : NULL);                          \
             }                                                                                 \
             crnn_gemm_blocked_##SUFFIX(m, nc, kc, ablk, ldab, packed, c + n0, ldc);           \
         }                                                                                     \
     }                                                                                         \
     return 0;                                                                                 \
+}                                                                                             \
+static int crnn_gemm_##SUFFIX(int trans_a, int trans_b, int m, int n, int k, const T *a,      \
+                              int lda, const T *b, int ldb, T beta, T *c, int ldc) {          \
+    return crnn_gemm_sum_##SUFFIX(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc,    \
+                                  NULL);                                                      \
+}                                                                                             \
+/* colsum[j] = B[0, j] + B[1, j] + ... in that order, for the k rows of a B (k, n): the sums \
+ * crnn_gemm_sum makes while packing, where another kernel ran the product */              \
+static void crnn_colsum_##SUFFIX(int k, int n, const T *b, int ldb, T *colsum) {              \
+    memset(colsum, 0, (size_t)n * sizeof(T));                                                 \
+    for (int p = 0; p < k; p++)                                                               \
+        for (int j = 0; j < n; j++) colsum[j] += b[(Py_ssize_t)p * ldb + j];                  \
 }
 
 /* Products whose A is mostly zeros: one-hot inputs (a character model's input projection

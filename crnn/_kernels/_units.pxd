@@ -19,8 +19,8 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-from crnn._kernels._blas cimport gemm_big, gemm_packed, gemm_packed_big, pack_b, packed_size
-from crnn._kernels._cells cimport add_span
+from crnn._kernels._blas cimport (gemm_big, gemm_big_sum, gemm_packed, gemm_packed_big, pack_b,
+                                  packed_size)
 from crnn._kernels._common cimport part_edges, part_round, time_major
 from crnn._kernels._pool cimport pool_fn, pool_run
 
@@ -268,7 +268,7 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
     cdef Py_ssize_t u0 = a.edges[p], up = a.edges[p + 1] - a.edges[p]
     cdef Py_ssize_t G = a.n_gates * a.U, rows = a.T * a.B, n = a.n_parts
     cdef Py_ssize_t r0 = rows * p // n, r1 = rows * (p + 1) // n
-    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, r, lo, hi
+    cdef Py_ssize_t c0 = G * p // n, c1 = G * (p + 1) // n, lo, hi
     cdef const floating *dz = <const floating *>a.dz
     cdef const floating *d_rec = <const floating *>(a.dgi if a.dgi != NULL else a.dz)
     cdef floating *db = <floating *>a.db
@@ -281,8 +281,8 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
                  G, 0.0, <floating *>a.dx + r0 * a.F, a.F)
     if c1 <= c0:
         return
-    gemm_big(a.blas, True, False, a.F, c1 - c0, rows, <const floating *>a.x, a.F, dz + c0, G,
-             0.0, <floating *>a.dW + c0, G)
+    gemm_big_sum(a.blas, a.F, c1 - c0, rows, <const floating *>a.x, a.F, dz + c0, G,
+                 <floating *>a.dW + c0, G, db + c0)
     if a.reset_before:
         # dR[:, :2U] = h_tm1^T @ dgx[:, :2U] ; dR[:, 2U:] = (r * h_tm1)^T @ dgx[:, 2U:]
         lo, hi = c0, min(c1, 2 * a.U)
@@ -293,22 +293,13 @@ cdef inline void units_back_whole(const UnitBack *a, int p, floating *tag) noexc
         if hi > lo:
             gemm_big(a.blas, True, False, a.U, hi - lo, rows, <const floating *>a.aux, a.U,
                      dz + lo, G, 0.0, <floating *>a.dR + lo, G)
+    elif a.dgi != NULL:
+        # GRU reset_after: dR = h_tm1^T @ d_inner, the recurrent bias from d_inner's sums
+        gemm_big_sum(a.blas, a.U, c1 - c0, rows, <const floating *>a.h_tm1, a.U, d_rec + c0,
+                     G, <floating *>a.dR + c0, G, db + G + c0)
     else:
         gemm_big(a.blas, True, False, a.U, c1 - c0, rows, <const floating *>a.h_tm1, a.U,
                  d_rec + c0, G, 0.0, <floating *>a.dR + c0, G)
-    memset(db + c0, 0, (c1 - c0) * sizeof(floating))
-    for r in range(rows):
-        add_span(c1 - c0, dz + r * G + c0, db + c0)
-    if a.dgi != NULL:
-        # d_inner's z and r columns are dgx's (gru_backward_row): so are their sums
-        lo, hi = c0, min(c1, 2 * a.U)
-        if hi > lo:
-            memcpy(db + G + lo, db + lo, (hi - lo) * sizeof(floating))
-        lo, hi = max(c0, 2 * a.U), c1
-        if hi > lo:
-            memset(db + G + lo, 0, (hi - lo) * sizeof(floating))
-            for r in range(rows):
-                add_span(hi - lo, d_rec + r * G + lo, db + G + lo)
 
 
 # --------------------------------------------------------------------------- drivers
