@@ -45,6 +45,17 @@ def test_float32_activation_saturates_cleanly(activation):
     np.testing.assert_array_equal(_apply(activation, [0.0]), [0.0 if activation == "tanh" else 0.5])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("activation", sorted(EXACT))
+def test_nan_in_nan_out(activation, dtype):
+    # as NumPy's (and Keras's): a NaN is not clamped into a number, whichever lane of a
+    # vector or the tail it falls in
+    values = np.linspace(-3, 3, 37).astype(dtype)
+    values[[0, 5, 16, 17, 36]] = np.nan
+    got = _apply(activation, values, dtype)
+    assert np.array_equal(np.isnan(got), np.isnan(values)), got
+
+
 def test_float32_tanh_is_odd_and_sigmoid_symmetric():
     v = np.linspace(0.0, 20.0, 4001).astype(np.float32)
     np.testing.assert_array_equal(_apply("tanh", -v), -_apply("tanh", v))

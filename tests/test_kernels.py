@@ -365,6 +365,11 @@ for dtype in (np.float32, np.float64):
     for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False), ("simple_rnn", True)]:
         for batch, units in [(1, 17), (7, 16), (33, 37)]:
             t._sequence_case(cell, dtype, batch, units, reset_after=reset_after, masked=True)
+# the activations' NaN handling
+import test_fastmath as fm
+for dtype in (np.float32, np.float64):
+    for activation in ("tanh", "sigmoid"):
+        fm.test_nan_in_nan_out(activation, dtype)
 # the transposition, the whole products (their transposed operands) and the packing
 for dtype in (np.float32, np.float64):
     t.test_transposed_copy_across_its_blocks(dtype)

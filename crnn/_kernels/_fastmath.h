@@ -189,7 +189,8 @@ CRNN_INLINE double crnn_tanh(double x) {
 CRNN_INLINE double crnn_sigmoid(double x) { return 1.0 / (1.0 + crnn_exp(-x)); }
 
 /* AVX-512: the same maths as whole-vector functions (16 floats, 8 doubles) written with
- * intrinsics, used by the spans below and the fused GRU rows (_cellmath.h). Against GCC's
+ * intrinsics (their clamps take the constant as the first operand of min and max, which
+ * return the second when either is NaN: NaN in, NaN out, as in the scalar forms), used by the spans below and the fused GRU rows (_cellmath.h). Against GCC's
  * vectorization of the scalar code: mask blends, no int conversions (2^n comes from the
  * rounding constant's low bits), and float64 tanh with one division per lane (of den below
  * 0.625, of e^{2|x|} + 1 above) instead of two: tanh 20-25% faster. (A reciprocal
@@ -208,7 +209,7 @@ CRNN_INLINE double crnn_sigmoid(double x) { return 1.0 / (1.0 + crnn_exp(-x)); }
 
 /* e^x for x <= 88 (clamped below at -87, as crnn_expf) */
 CRNN_AVX512 __m512 crnn_v16_exp(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);      /* (x when x is NaN) */
     /* t = n + 1.5 * 2^23 with n = round(x / ln2) in its low bits */
     __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f),
                                _mm512_set1_ps(12582912.0f));
@@ -230,8 +231,8 @@ CRNN_AVX512 __m512 crnn_v16_exp(__m512 x) {
 }
 
 CRNN_AVX512 __m512 crnn_v16_sigmoid(__m512 x) {
-    __m512 e = crnn_v16_exp(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x),
-                                          _mm512_set1_ps(88.0f)));
+    __m512 e = crnn_v16_exp(_mm512_min_ps(_mm512_set1_ps(88.0f),
+                                          _mm512_sub_ps(_mm512_setzero_ps(), x)));
     return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
 }
 
@@ -261,7 +262,7 @@ CRNN_AVX512 __m512 crnn_v16_tanh(__m512 x) {
 
 /* e^x for x <= 709 */
 CRNN_AVX512 __m512d crnn_v8_exp(__m512d x) {
-    x = _mm512_max_pd(x, _mm512_set1_pd(-708.0));
+    x = _mm512_max_pd(_mm512_set1_pd(-708.0), x);      /* (x when x is NaN) */
     __m512d t = _mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634074),
                                 _mm512_set1_pd(6755399441055744.0));
     __m512d n = _mm512_sub_pd(t, _mm512_set1_pd(6755399441055744.0));
@@ -285,8 +286,8 @@ CRNN_AVX512 __m512d crnn_v8_exp(__m512d x) {
 }
 
 CRNN_AVX512 __m512d crnn_v8_sigmoid(__m512d x) {
-    __m512d e = crnn_v8_exp(_mm512_min_pd(_mm512_sub_pd(_mm512_setzero_pd(), x),
-                                          _mm512_set1_pd(709.0)));
+    __m512d e = crnn_v8_exp(_mm512_min_pd(_mm512_set1_pd(709.0),
+                                          _mm512_sub_pd(_mm512_setzero_pd(), x)));
     return _mm512_div_pd(_mm512_set1_pd(1.0), _mm512_add_pd(e, _mm512_set1_pd(1.0)));
 }
 
@@ -302,7 +303,7 @@ CRNN_AVX512 __m512d crnn_v8_tanh(__m512d x) {
     __m512d den = _mm512_add_pd(z, _mm512_set1_pd(1.12811678491632931402e2));
     den = _mm512_fmadd_pd(den, z, _mm512_set1_pd(2.23548839060100448583e3));
     den = _mm512_fmadd_pd(den, z, _mm512_set1_pd(4.84406305325125486048e3));
-    __m512d e = crnn_v8_exp(_mm512_min_pd(_mm512_add_pd(a, a), _mm512_set1_pd(709.0)));
+    __m512d e = crnn_v8_exp(_mm512_min_pd(_mm512_set1_pd(709.0), _mm512_add_pd(a, a)));
     /* one reciprocal per lane: of den below 0.625, of e^{2|x|} + 1 above */
     __m512d q = _mm512_div_pd(one, _mm512_mask_blend_pd(is_small, _mm512_add_pd(e, one), den));
     __m512d small = _mm512_fmadd_pd(_mm512_mul_pd(_mm512_mul_pd(x, z), num), q, x);
