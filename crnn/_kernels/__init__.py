@@ -15,12 +15,14 @@ down to the SIMD code:
 * ``_cells.pyx``: the Python face of the cells: activation codes (``ACTIVATION_CODES``),
   whole-batch cell steps (recurrent dropout in ``crnn.layers``), the instruction set in use
   (``isa``), micro-kernel test hooks (``pack`` and ``packed_product``, which ``bench/``
-  times at the rows' shapes), and ``add_rows`` (gradient rows summed in
+  times at the rows' shapes; ``whole_gemm``, ``weight_gradient``, ``transposed``), and
+  ``add_rows`` (gradient rows summed in
   ``np.add.at``'s order: ``Embedding``'s gradient, the optimizers' sparse updates).
 * ``_activations.pxd``: the one activation table: codes, activations and their derivatives
   on contiguous spans.
 * ``_blas.pxd``: row-major GEMM over ``scipy.linalg.cython_blas``, the packed per-step
-  product (``gemm_packed``, ``gemm_step``) and the whole-sequence product (``gemm_big``).
+  product (``gemm_packed``, ``gemm_step``) and the whole-sequence product (``gemm_big``;
+  ``gemm_big_sum``: a weight gradient with its bias gradient, summed during the pack).
 * ``_common.pxd``: shape guards and batch-major/time-major layout changes (into workspace
   memory).
 * ``_pool.h``, ``_pool.pyx``, ``_pool.pxd``: crnn's own thread pool (POSIX threads, serial
@@ -31,7 +33,9 @@ down to the SIMD code:
   states, gradients, outputs): ``empty(shape, dtype)`` hands out a view of a free buffer,
   so a call does not page-fault fresh memory; at most ``MAX_POOLED_BYTES`` (256 MiB) kept.
 * ``_smallgemm.h``: the packed micro-kernel for the per-step products (weights packed once
-  per call), and the cache-blocked whole-sequence products on the same panels.
+  per call), the cache-blocked whole-sequence products on the same panels, and the
+  register-tile transposition (``crnn_transpose_*``) of their transposed operands and of a
+  training cache's R^T.
 * ``_rowgemv.h``: the one-row product of a streaming step.
 * ``_cellmath.h``: the cells' elementwise loops (state update, backward gate maths) as
   ``restrict`` C, vectorized per instruction set.
