@@ -28,8 +28,9 @@ from libc.string cimport memcpy, memset
 from crnn._kernels._blas cimport (gemm_big, gemm_big_sum, gemm_packed, gemm_packed_big,
                                   gemm_step, pack_b, packed_size)
 from crnn._kernels._cells cimport lstm_backward_step_row, lstm_forward_row
-from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
-                                    part_edges, part_round, rows_time_major, time_major)
+from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, gate_stride,
+                                    part_count, part_edges, part_round, rows_time_major,
+                                    time_major)
 from crnn._kernels._pool cimport pool_run
 from crnn._kernels._units cimport (UnitBack, UnitSplit, split_backward, units_back_product,
                                    units_back_t, units_back_whole, units_d_out, units_forward,
@@ -103,6 +104,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
     the bias plus x @ W already (and packed R)."""
     cdef Py_ssize_t G = 4 * U
     cdef Py_ssize_t Bz = Bs if training else B
+    # gate rows' stride: inference's chunk buffer pads each row (gate_stride)
+    cdef Py_ssize_t ldz = G if training else gate_stride(G, floating is double)
     cdef Py_ssize_t s, s0, n, t, t_lo, b, tt
     cdef floating *zc
     cdef floating *z
@@ -123,20 +126,20 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
             pass
         elif x_t == B * x_b and Bz == B:
             for tt in range(n * B):
-                memcpy(zc + tt * G, bias, G * sizeof(floating))
+                memcpy(zc + tt * ldz, bias, G * sizeof(floating))
             gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * x_t, x_b, W_packed, W, G, zc,
-                            G)
+                            ldz)
         else:
             for t in range(t_lo, t_lo + n):
                 for b in range(B):
-                    memcpy(zc + ((t - t_lo) * Bz + b) * G, bias, G * sizeof(floating))
+                    memcpy(zc + ((t - t_lo) * Bz + b) * ldz, bias, G * sizeof(floating))
                 gemm_packed_big(blas_proj, B, G, F, x + t * x_t, x_b, W_packed, W, G,
-                                zc + (t - t_lo) * Bz * G, G)
+                                zc + (t - t_lo) * Bz * ldz, ldz)
         for s in range(s0, s0 + n):
             t = T - 1 - s if go_backwards else s
-            z = zc + (t - t_lo) * Bz * G
+            z = zc + (t - t_lo) * Bz * ldz
             # z += h_tm1 @ R
-            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, z, G)
+            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, z, ldz)
             for b in range(B):
                 hb = h + b * U
                 cb = c + b * U
@@ -150,7 +153,7 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                     else:
                         memcpy(out, out - U, U * sizeof(floating))
                     continue
-                lstm_forward_row(U, z + b * G, cb, hb,
+                lstm_forward_row(U, z + b * ldz, cb, hb,
                                  act_c_all + (t * Bz + b) * U if training else act_c_tmp,
                                  act, ract, out)
         s0 += n
@@ -267,7 +270,7 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
         steps = max(1, min(T, steps))
         chunks.append(steps)
         gate_offsets.append(total)
-        total += part_round(steps * rows * G)
+        total += part_round(steps * rows * gate_stride(G, is_double))
     cdef Py_ssize_t[::1] edges_v = np.array(edges, np.intp)
     cdef Py_ssize_t[::1] chunks_v = np.array(chunks, np.intp)
     cdef Py_ssize_t[::1] offsets_v = np.array(gate_offsets, np.intp)
@@ -601,8 +604,8 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef Py_ssize_t n_act = part_round(U)
     cdef Py_ssize_t n_r = part_round(packed_size(U, G, floating is double))
     cdef Py_ssize_t n_w = part_round(1 if blas_proj else packed_size(F, G, floating is double))
-    cdef floating[::1] scratch = workspace_empty(
-        n_act + n_r + n_w + (0 if training else chunk * B * G), dtype)
+    cdef Py_ssize_t n_gates = 0 if training else chunk * B * gate_stride(G, floating is double)
+    cdef floating[::1] scratch = workspace_empty(n_act + n_r + n_w + n_gates, dtype)
     gates_arr = workspace_empty((T, B, G), dtype) if training else None
     cdef floating[:, :, ::1] gates_saved
     cdef floating *gates_ptr = &scratch[n_act + n_r + n_w]
