@@ -33,8 +33,9 @@ from crnn._kernels._blas cimport (gemm_big, gemm_big_sum, gemm_packed, gemm_step
 from crnn._kernels._cells cimport (add_span, gru_backward_step_row, gru_finish_row,
                                    gru_gates_after_row, gru_gates_before_row,
                                    gru_reset_backward_row)
-from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, part_count,
-                                    part_edges, part_round, rows_time_major, time_major)
+from crnn._kernels._common cimport (batch_major, check_blas_size, check_shape, gate_stride,
+                                    part_count, part_edges, part_round, rows_time_major,
+                                    time_major)
 from crnn._kernels._pool cimport pool_run
 from crnn._kernels._units cimport (UnitBack, UnitSplit, split_backward, units_back_product,
                                    units_back_t, units_back_whole, units_d_out, units_forward,
@@ -82,6 +83,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
     packed here unless the caller did (``pack`` False); ``projected``: the caller filled
     ``gates`` with x @ W already."""
     cdef Py_ssize_t G = 3 * U
+    # row strides: inference's gates and the work rows pad each row (gate_stride)
+    cdef Py_ssize_t ldz = G if training else gate_stride(G, floating is double)
+    cdef Py_ssize_t ldw = gate_stride(G, floating is double)
     cdef Py_ssize_t s, t, b
     cdef floating *z
     cdef floating *hb
@@ -93,11 +97,11 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
     if projected:
         pass
     elif Bs == B:
-        gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, G)
+        gemm_big(blas_whole, False, False, T * B, G, F, x, F, W, G, 0.0, gates, ldz)
     else:
         for t in range(T):
             gemm_big(blas_whole, False, False, B, G, F, x + t * Bs * F, F, W, G, 0.0,
-                     gates + t * Bs * G, G)
+                     gates + t * Bs * ldz, ldz)
     cdef floating *Rh_packed = R_packed + packed_size(U, 2 * U, floating is double)
     if pack:
         _pack_r(U, R, R_packed, reset_after)
@@ -106,19 +110,19 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
         if reset_after:
             # work = b_rec + h_tm1 @ R   (B, G)
             for b in range(B):
-                memcpy(work + b * G, b_rec, G * sizeof(floating))
-            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, work, G)
+                memcpy(work + b * ldw, b_rec, G * sizeof(floating))
+            gemm_step(threaded, B, G, U, h, U, R_packed, R, G, work, ldw)
         else:
             # gates[t, :, :2U] += h_tm1 @ R[:, :2U]
-            gemm_step(threaded, B, 2 * U, U, h, U, R_packed, R, G, gates + t * Bs * G, G)
+            gemm_step(threaded, B, 2 * U, U, h, U, R_packed, R, G, gates + t * Bs * ldz, ldz)
         for b in range(B):
-            z = gates + (t * Bs + b) * G
+            z = gates + (t * Bs + b) * ldz
             hb = h + b * U
             if training:
                 memcpy(h_tm1_all + (t * Bs + b) * U, hb, U * sizeof(floating))
             add_span(G, bias, z)
             if reset_after:
-                wb = work + b * G
+                wb = work + b * ldw
                 gru_gates_after_row(U, z, wb, ract)
                 if training:
                     memcpy(aux_all + (t * Bs + b) * U, wb + 2 * U, U * sizeof(floating))
@@ -130,9 +134,9 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
         if not reset_after:
             # gates[t, :, 2U:] += (r * h_tm1) @ R[:, 2U:]
             gemm_step(threaded, B, U, U, work, U, Rh_packed, R + 2 * U, G,
-                      gates + t * Bs * G + 2 * U, G)
+                      gates + t * Bs * ldz + 2 * U, ldz)
         for b in range(B):
-            z = gates + (t * Bs + b) * G
+            z = gates + (t * Bs + b) * ldz
             hb = h + b * U
             out = outputs + (b * T + s) * U
             if has_mask and not mask[b * T + t]:
@@ -176,7 +180,8 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
     cdef Py_ssize_t b0 = a.edges[p], rows = a.edges[p + 1] - a.edges[p]
     cdef Py_ssize_t T = a.T, F = a.F, U = a.U, G = 3 * a.U
     cdef const unsigned char *mask = a.mask + b0 * T if a.has_mask else a.mask
-    cdef floating *work = <floating *>a.work + b0 * G + p * PART_PAD
+    cdef Py_ssize_t ldz = gate_stride(G, floating is double)     # (_forward's rows)
+    cdef floating *work = <floating *>a.work + b0 * ldz + p * PART_PAD
     cdef Py_ssize_t n_rows = a.T * a.B, r0, r1
     if a.training and a.project:
         # the input projection of rows r0 .. r1 - 1 of (T * B), time-major
@@ -199,7 +204,7 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
     _forward(rows, rows, T, F, U, <const floating *>a.xt + b0 * T * F, <const floating *>a.W,
              <const floating *>a.R, <const floating *>a.bias, mask, a.has_mask,
              a.go_backwards, a.act, a.ract, a.reset_after, <floating *>a.h + b0 * U,
-             <floating *>a.gates + part_round(b0 * T * G) + p * PART_PAD,
+             <floating *>a.gates + part_round(b0 * T * ldz) + p * PART_PAD,
              <floating *>a.outputs + b0 * T * U, work,
              <floating *>a.R_packed + p * a.r_stride, True, False, False, work, work, False,
              a.blas_whole)
@@ -234,7 +239,8 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     cdef Py_ssize_t r_stride = part_round(packed_size(U, 2 * U, is_double)
                                           + packed_size(U, U, is_double))
     xt_arr = time_major(x) if training else workspace_empty(B * T * F, dtype)
-    cdef object flat_size = part_round(B * T * G) + n_parts * PART_PAD   # parts' slices
+    cdef Py_ssize_t ldz = gate_stride(G, is_double)    # inference's gate rows (_forward)
+    cdef object flat_size = part_round(B * T * ldz) + n_parts * PART_PAD   # parts' slices
     gates_arr = workspace_empty((T, B, G) if training else flat_size, dtype)
     saved_shape = (T, B, U) if training else _UNUSED
     h_tm1_arr = workspace_empty(saved_shape, dtype)
@@ -243,7 +249,7 @@ cdef object _forward_split(const floating[:, :, ::1] x, const floating[:, ::1] k
     cdef const floating[:, :, ::1] gates = gates_arr.reshape(-1, 1, 1)
     cdef floating[:, :, ::1] h_tm1_all = h_tm1_arr
     cdef floating[:, :, ::1] aux_all = aux_arr
-    cdef floating[::1] work = workspace_empty(B * G + n_parts * PART_PAD, dtype)
+    cdef floating[::1] work = workspace_empty(B * ldz + n_parts * PART_PAD, dtype)
     # training: R packed once, shared by the parts
     cdef floating[::1] packed = workspace_empty((1 if training else n_parts) * r_stride,
                                                 dtype)
@@ -582,11 +588,12 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     # The call's scratch memory in one array (one allocation, one memoryview: a one-step
     # call spends more on those than on its step): the step's work rows, packed R and, in
     # inference, the gates (training keeps them: an array of their own).
-    cdef Py_ssize_t n_work = part_round(B * G)
+    cdef Py_ssize_t ldz = gate_stride(G, floating is double)     # (_forward's rows)
+    cdef Py_ssize_t n_work = part_round(B * ldz)
     cdef Py_ssize_t n_r = part_round(packed_size(U, 2 * U, floating is double)
                                      + packed_size(U, U, floating is double))
     cdef floating[::1] scratch = workspace_empty(
-        n_work + n_r + (0 if training else T * B * G), dtype)
+        n_work + n_r + (0 if training else T * B * ldz), dtype)
     gates_arr = workspace_empty((T, B, G), dtype) if training else None
     cdef floating[:, :, ::1] gates_saved
     cdef floating *gates_ptr = &scratch[n_work + n_r]
