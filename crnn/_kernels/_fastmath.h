@@ -95,10 +95,9 @@ static inline int crnn_avx512_half_width(void) { return 0; }
 
 #define CRNN_INLINE static inline __attribute__((always_inline))
 
-CRNN_INLINE float crnn_expf(float x) {
-    /* clamp so that 2^n stays a normal float; exp(-87.3) is about the smallest normal */
-    x = x > 88.0f ? 88.0f : x;
-    x = x < -87.0f ? -87.0f : x;
+/* e^x = 2^n (1 + q) for x in [-87, 88]: returns q = e^r - 1 = r + r^2 P(r) (r = x - n ln2,
+ * no cancellation for small x) and sets *scale = 2^n; crnn_expf and crnn_tanhf share it */
+CRNN_INLINE float crnn_expf_parts(float x, float *scale) {
     /* n = round(x / ln2) via the 1.5 * 2^23 trick (round to nearest, no libm call) */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
@@ -110,31 +109,27 @@ CRNN_INLINE float crnn_expf(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * r2 + r + 1.0f;
     int32_t bits = ((int32_t)n + 127) << 23;
+    memcpy(scale, &bits, sizeof *scale);
+    return p * r2 + r;
+}
+
+CRNN_INLINE float crnn_expf(float x) {
+    /* clamp so that 2^n stays a normal float; exp(-87.3) is about the smallest normal */
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
     float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    float q = crnn_expf_parts(x, &scale);
+    return (q + 1.0f) * scale;
 }
 
 CRNN_INLINE float crnn_tanhf(float x) {
     float a = x < 0.0f ? -x : x;
     float y = 2.0f * a;
     y = y > 88.0f ? 88.0f : y;        /* e^88 + 1 is still a finite float */
-    /* e^y - 1 = 2^n (e^r - 1) + (2^n - 1), e^r - 1 = r + r^2 P(r) (crnn_expf's P) */
-    float n = (y * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = y - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float q = p * (r * r) + r;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    /* e^y - 1 = 2^n (e^r - 1) + (2^n - 1), exactly where 2^n - 1 is */
     float scale;
-    memcpy(&scale, &bits, sizeof scale);
+    float q = crnn_expf_parts(y, &scale);
     float em1 = scale * q + (scale - 1.0f);
     float t = em1 / (em1 + 2.0f);
     return x < 0.0f ? -t : t;
@@ -207,9 +202,9 @@ CRNN_INLINE double crnn_sigmoid(double x) { return 1.0 / (1.0 + crnn_exp(-x)); }
 #define CRNN_PD_BITS(OP, A, B) _mm512_castsi512_pd(OP(_mm512_castpd_si512(A),              \
                                                       _mm512_castpd_si512(B)))
 
-/* e^x for x <= 88 (clamped below at -87, as crnn_expf) */
-CRNN_AVX512 __m512 crnn_v16_exp(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);      /* (x when x is NaN) */
+/* crnn_expf_parts on 16 floats: q = e^r - 1, *scale = 2^n (n + 127 from t's low bits
+ * shifted into the exponent) */
+CRNN_AVX512 __m512 crnn_v16_exp_parts(__m512 x, __m512 *scale) {
     /* t = n + 1.5 * 2^23 with n = round(x / ln2) in its low bits */
     __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f),
                                _mm512_set1_ps(12582912.0f));
@@ -223,11 +218,17 @@ CRNN_AVX512 __m512 crnn_v16_exp(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0f));
-    /* 2^n: n + 127 from t's low bits shifted into the exponent */
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t),
-                                                      _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    *scale = _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)), 23));
+    return _mm512_fmadd_ps(p, r2, r);
+}
+
+/* e^x for x <= 88 (clamped below at -87, as crnn_expf) */
+CRNN_AVX512 __m512 crnn_v16_exp(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);      /* (x when x is NaN) */
+    __m512 scale;
+    __m512 q = crnn_v16_exp_parts(x, &scale);
+    return _mm512_mul_ps(_mm512_add_ps(q, _mm512_set1_ps(1.0f)), scale);
 }
 
 CRNN_AVX512 __m512 crnn_v16_sigmoid(__m512 x) {
@@ -241,20 +242,8 @@ CRNN_AVX512 __m512 crnn_v16_tanh(__m512 x) {
     __m512 a = CRNN_PS_BITS(_mm512_andnot_si512, sign, x);
     /* min(88, y): y when y is NaN (the second operand), so NaN propagates */
     __m512 y = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_add_ps(a, a));
-    __m512 t = _mm512_fmadd_ps(y, _mm512_set1_ps(1.44269504088896341f),
-                               _mm512_set1_ps(12582912.0f));
-    __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(12582912.0f));
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), y);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 q = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);          /* e^r - 1 */
-    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)), 23));
+    __m512 scale;
+    __m512 q = crnn_v16_exp_parts(y, &scale);
     __m512 em1 = _mm512_fmadd_ps(scale, q, _mm512_sub_ps(scale, _mm512_set1_ps(1.0f)));
     __m512 th = _mm512_div_ps(em1, _mm512_add_ps(em1, _mm512_set1_ps(2.0f)));
     return CRNN_PS_BITS(_mm512_or_si512, th, CRNN_PS_BITS(_mm512_and_si512, sign, x));
