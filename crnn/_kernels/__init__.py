@@ -23,8 +23,8 @@ down to the SIMD code:
 * ``_blas.pxd``: row-major GEMM over ``scipy.linalg.cython_blas``, the packed per-step
   product (``gemm_packed``, ``gemm_step``) and the whole-sequence product (``gemm_big``;
   ``gemm_big_sum``: a weight gradient with its bias gradient, summed during the pack).
-* ``_common.pxd``: shape guards and batch-major/time-major layout changes (into workspace
-  memory).
+* ``_common.pxd``: shape guards, batch-major/time-major layout changes (into workspace
+  memory), and the padded row stride of inference's gate buffers (``gate_stride``).
 * ``_pool.h``, ``_pool.pyx``, ``_pool.pxd``: crnn's own thread pool (POSIX threads, serial
   elsewhere), one per process: the forward entries run the parts of an inference batch's
   rows on it (their ``n_threads``); workers spin briefly after a job, then sleep; one job
