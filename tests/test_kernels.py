@@ -652,3 +652,32 @@ def test_transposed_copy_across_its_blocks(dtype):
             t = transposed(view)
             assert t.dtype == dtype and t.flags.c_contiguous and t.shape == view.shape[::-1]
             np.testing.assert_array_equal(t, view.T)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
+@pytest.mark.parametrize("cell,reset_after", [("lstm", True), ("gru", True), ("gru", False)])
+def test_inference_with_many_features_matches_reference_and_training(cell, reset_after,
+                                                                      dtype):
+    """Inference with 64 features and more: LSTM projects per timestep reading x where it is
+    and GRU (reset_after) per chunk through its one-part units path, both into gate rows
+    padded beyond G (gate_stride); every batch size of a register block's edges, units a
+    power of two (G a multiple of 1024 floats: the padded case) and not, masks and both
+    directions. Outputs as the reference's, and bit-equal to training mode's."""
+    rng = np.random.default_rng(31)
+    for k, (batch, units, features) in enumerate([(1, 16, 64), (5, 17, 70), (8, 256, 64),
+                                                  (7, 33, 96), (2, 64, 128)]):
+        problem = make_problem(cell, rng, batch=batch, timesteps=6, features=features,
+                               units=units, dtype=dtype, reset_after=reset_after,
+                               masked=k % 2 == 1, scale=0.2)
+        opts = options(cell, k % 2 == 0, reset_after=reset_after)
+        what = f"{cell} batch={batch} units={units} features={features}"
+        ref_outputs, ref_states, _ = run_reference(cell, problem, opts)
+        outputs, states, _ = run_ops(cell, problem, opts, training=False)
+        _close(outputs, ref_outputs, dtype, what + " outputs")
+        for a, b in zip(states, ref_states):
+            _close(a, b, dtype, what + " states")
+        train_outputs, train_states, _ = run_ops(cell, problem, opts, training=True)
+        if cell == "lstm":      # the same sums in the same order (_lstm.pyx's _forward)
+            np.testing.assert_array_equal(outputs, train_outputs, err_msg=what)
+        else:
+            _close(outputs, train_outputs, dtype, what + " training")
