@@ -200,9 +200,16 @@ def test_one_process_without_mpiexec_is_a_world_of_size_1(tmp_path):
     assert (rank, size, name, is_adam) == (0, 1, "Adam", True)
     assert "already a DistributedOptimizer" in twice
     x, y = worker.global_data(1, seed=7)
-    model = worker.build(seed=8)
-    model.compile(optimizer=crnn.optimizers.Adam(0.01), loss="mse")
-    history = model.fit(x, y, batch_size=worker.B, epochs=2, shuffle=False, verbose=0)
+    # the same sums as the child's: its thread budget (one thread: _env), whatever this
+    # process's environment gives (OPENBLAS_NUM_THREADS=2 split the products differently)
+    budget = crnn.get_num_threads()
+    crnn.set_num_threads(1)
+    try:
+        model = worker.build(seed=8)
+        model.compile(optimizer=crnn.optimizers.Adam(0.01), loss="mse")
+        history = model.fit(x, y, batch_size=worker.B, epochs=2, shuffle=False, verbose=0)
+    finally:
+        crnn.set_num_threads(budget)
     loaded = crnn.load_model(tmp_path / "model.crnn")
     np.testing.assert_array_equal(_flat(loaded), _flat(model))
     assert losses == history.history["loss"]
