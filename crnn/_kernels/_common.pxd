@@ -90,9 +90,9 @@ cdef inline Py_ssize_t gate_stride(Py_ssize_t G, bint double_precision) noexcept
     """Row stride (elements) of inference's buffer of a chunk's gates: G and one cache line.
     With G a multiple of 1024 elements (4 KiB rows: LSTM and GRU with units a power of two
     from 256 floats), the 8 rows a product's register block writes fell in one L1 cache
-    set; the product into such rows measured 7-9% slower at (128, 128) x (128, 1024) on
-    AVX-512 Zen 4 (bench/'s crnn-gemm rows time the kernels at the sequence kernels'
-    shapes). Training keeps G (its gates are saved whole for the backward pass)."""
+    set: LSTM inference at (64, 100, 128, 256) ran 4% faster with the padding (AVX-512 Zen
+    4, bench/RESULTS.md, the sixth session's pairs). Training keeps G (its gates are saved
+    whole for the backward pass)."""
     return G + (8 if double_precision else 16)
 
 
