@@ -662,7 +662,8 @@ def test_inference_with_many_features_matches_reference_and_training(cell, reset
     and GRU (reset_after) per chunk through its one-part units path, both into gate rows
     padded beyond G (gate_stride); every batch size of a register block's edges, units a
     power of two (G a multiple of 1024 floats: the padded case) and not, masks and both
-    directions. Outputs as the reference's, and bit-equal to training mode's."""
+    directions. Outputs as the reference's, and bit-equal to training mode's (which takes
+    the same paths, its gate rows unpadded)."""
     rng = np.random.default_rng(31)
     for k, (batch, units, features) in enumerate([(1, 16, 64), (5, 17, 70), (8, 256, 64),
                                                   (7, 33, 96), (2, 64, 128)]):
@@ -677,7 +678,8 @@ def test_inference_with_many_features_matches_reference_and_training(cell, reset
         for a, b in zip(states, ref_states):
             _close(a, b, dtype, what + " states")
         train_outputs, train_states, _ = run_ops(cell, problem, opts, training=True)
-        if cell == "lstm":      # the same sums in the same order (_lstm.pyx's _forward)
-            np.testing.assert_array_equal(outputs, train_outputs, err_msg=what)
-        else:
-            _close(outputs, train_outputs, dtype, what + " training")
+        # the same sums in the same order: _lstm.pyx's _forward, GRU's one-part units path
+        # (reset_after) or _forward in both modes
+        np.testing.assert_array_equal(outputs, train_outputs, err_msg=what)
+        for a, b in zip(states, train_states):
+            np.testing.assert_array_equal(a, b, err_msg=what + " states")

@@ -13,7 +13,7 @@ import pytest
 import crnn
 from crnn import ops
 from crnn._kernels import _gru, _lstm, _pool
-from ops_cases import TOLERANCE, make_problem, options, run_reference
+from ops_cases import TOLERANCE, grad_ops, grad_reference, make_problem, options, run_reference
 
 CELLS = ["lstm", "gru"]
 
@@ -378,6 +378,55 @@ def test_training_units_split_with_need_dx_off_and_the_last_output_alone(cell):
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
     assert any(np.abs(r).max() > 0 for r in results[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_gru_one_thread_training_by_chunks_matches_reference(dtype):
+    # Training's forward pass takes the same one-part units path (64 features or more):
+    # outputs, states and every gradient as the reference's, with masks, both directions
+    # and batch sizes across the register blocks; the saved arrays as the whole-sequence
+    # path's to rounding (what the backward reads).
+    before = crnn.get_num_threads()
+    try:
+        crnn.set_num_threads(1)
+        for batch, units in ((33, 100), (5, 37), (1, 17), (8, 64)):
+            for masked, go_backwards in ((False, False), (True, True), (True, False)):
+                rng = np.random.default_rng(7 * batch + units + masked + 2 * go_backwards)
+                problem = make_problem("gru", rng, batch=batch, timesteps=14, features=70,
+                                       units=units, dtype=dtype, masked=masked, scale=0.2)
+                opts = options("gru", go_backwards=go_backwards)
+                outputs, states, cache = ops.gru(
+                    problem["x"], problem["kernel"], problem["recurrent_kernel"],
+                    problem["bias"], problem["initial_state"], mask=problem["mask"],
+                    training=True, **opts)
+                ref_outputs, ref_states, tape = run_reference("gru", problem, opts)
+                what = f"batch={batch} units={units} masked={masked} back={go_backwards}"
+                _close(outputs, ref_outputs, dtype, what)
+                _close(states[0], ref_states[0], dtype, what)
+                d_out = rng.standard_normal(outputs.shape).astype(dtype)
+                d_states = [rng.standard_normal(s.shape).astype(dtype) for s in states]
+                grads = grad_ops("gru", cache, d_out, d_states)
+                expected = grad_reference("gru", tape, d_out, d_states)
+                for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
+                    _close(getattr(grads, name), expected[name], dtype, f"{what} {name}")
+                _close(grads.d_initial_state[0], expected["d_initial_state"][0], dtype,
+                       what + " d_initial_state")
+                mask = np.ascontiguousarray(
+                    problem["mask"] if masked else np.ones((batch, 14)), dtype=np.uint8)
+                act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
+                saved = [_gru.gru_forward(problem["x"], problem["kernel"],
+                                          problem["recurrent_kernel"],
+                                          problem["bias"].reshape(-1), mask, masked,
+                                          go_backwards, act, ract, True,
+                                          problem["initial_state"][0], True,
+                                          split_units=split)[2] for split in (-1, 0)]
+                kept = mask.T.astype(bool)     # (T, B): a masked step's gates are not read
+                for name in ("xt", "gates", "h_tm1", "aux"):
+                    np.testing.assert_allclose(saved[0][name][kept], saved[1][name][kept],
+                                               rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype],
+                                               err_msg=f"{what} {name}")
+    finally:
+        crnn.set_num_threads(before)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
