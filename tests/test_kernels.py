@@ -570,12 +570,17 @@ def test_without_a_bundled_openblas_threads_fall_back(monkeypatch):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize("own_gemm", [True, False], ids=["own", "blas"])
-def test_lstm_projection_chunks_match_reference(dtype, own_gemm, monkeypatch):
+@pytest.mark.parametrize("wide", [False, True], ids=["in_place", "copied"])
+def test_lstm_projection_chunks_match_reference(dtype, own_gemm, wide, monkeypatch):
     # The input projection runs per chunk of timesteps (3 here): sequences of 1, chunk - 1,
     # chunk, chunk + 1 and 2 chunks + 1 steps, both directions, masked or not, non-zero
     # initial states; outputs, states and gradients against the reference, and inference
-    # equal to training.
+    # equal to training. ``wide``: gate rows of 4 KiB (_lstm.pyx's TRAIN_COPY_BYTES), which
+    # training computes in the padded chunk buffer and copies on into its saved gates;
+    # else 17 units, computed in place.
     from crnn._kernels import _lstm
+
+    units = 4096 // (4 * np.dtype(dtype).itemsize) if wide else 17
 
     chunk = 3
     monkeypatch.setattr(_lstm, "inference_chunk", lambda *args: chunk)
@@ -585,7 +590,8 @@ def test_lstm_projection_chunks_match_reference(dtype, own_gemm, monkeypatch):
         for go_backwards in (False, True):
             masked = (k + go_backwards) % 2 == 1
             problem = make_problem("lstm", rng, batch=5, timesteps=timesteps, features=4,
-                                   units=17, dtype=dtype, masked=masked)
+                                   units=units, dtype=dtype, masked=masked,
+                                   scale=0.1 if wide else 0.5)
             opts = options("lstm", go_backwards)
             what = f"timesteps={timesteps} go_backwards={go_backwards} masked={masked}"
             outputs, states, cache = run_ops("lstm", problem, opts)

@@ -72,6 +72,22 @@ W_BYTES_STREAMED = 4 << 20
 CHUNK_BYTES_STREAMED = 16 << 20
 
 
+# Training computes a chunk's gates in the chunk buffer, its rows padded, as inference does,
+# and copies each step's activated gates on into the saved (T, B, G) array when a row of
+# gates takes TRAIN_COPY_BYTES or more (4 KiB rows put a product's 8-row register block in
+# one L1 set; see gate_stride); smaller rows are computed in place in the saved array,
+# where the copy would cost more than it saves (before/after pairs of LSTM training at S2
+# and S3 in bench/RESULTS.md, seventh session).
+cdef enum:
+    TRAIN_COPY_BYTES = 4096
+
+
+cdef inline bint _train_in_place(Py_ssize_t G, bint double_precision) noexcept nogil:
+    """Whether training's forward pass computes the gates in place in the saved array (rows
+    under TRAIN_COPY_BYTES) rather than in the padded chunk buffer."""
+    return G * (8 if double_precision else 4) < TRAIN_COPY_BYTES
+
+
 def inference_chunk(Py_ssize_t batch, Py_ssize_t units, Py_ssize_t features,
                     bint double_precision):
     """Timesteps per projection chunk of the forward pass for these sizes."""
@@ -90,22 +106,28 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                    bint go_backwards, int act, int ract, Py_ssize_t x_t, Py_ssize_t x_b,
                    floating *h, floating *c, floating *gates, floating *outputs,
                    floating *act_c_tmp, floating *R_packed, floating *W_packed, bint pack,
-                   bint projected, bint training, floating *h_tm1_all, floating *c_tm1_all,
-                   floating *act_c_all, bint threaded, bint blas_proj) noexcept nogil:
+                   bint projected, bint training, floating *gates_all, floating *h_tm1_all,
+                   floating *c_tm1_all, floating *act_c_all, bint threaded,
+                   bint blas_proj) noexcept nogil:
     """The input projection runs per chunk of ``chunk`` timesteps, just before their steps,
-    into rows pre-filled with the bias (so neither a zero pass nor a bias pass is needed):
-    training keeps every step's gates (T, Bs, G), inference reuses a (chunk, B, G) buffer.
-    W is packed once (unless BLAS does the projection, ``blas_proj``), and R, here unless
-    the caller did (``pack`` False). Training and inference run the same sums in the same
+    into rows pre-filled with the bias (so neither a zero pass nor a bias pass is needed),
+    of a reused (chunk, B, ldz) buffer ``gates`` whose rows are padded (gate_stride);
+    training copies each step's activated gates on into ``gates_all`` (T, Bs, G), or
+    computes them there in place (_train_in_place; ``gates`` unused then). W is
+    packed once (unless BLAS does the projection, ``blas_proj``), and R, here unless the
+    caller did (``pack`` False). Training and inference run the same sums in the same
     order. x[t, b] is at x + t * x_t + b * x_b: time-major (x_t = B * x_b) projects a chunk
     in one product, else one per timestep. ``Bs``: the rows per timestep of the training
-    arrays (the batch's, where this call runs a part of its rows from row 0 of ``gates``,
-    ``h_tm1_all``...; else B). ``projected`` (training): the caller filled ``gates`` with
-    the bias plus x @ W already (and packed R)."""
+    arrays (the batch's, where this call runs a part of its rows from row 0 of
+    ``gates_all``, ``h_tm1_all``...; else B). ``projected`` (training): the caller filled
+    ``gates_all`` with the bias plus x @ W already (and packed R); the steps then run on
+    it in place (``gates`` unused)."""
     cdef Py_ssize_t G = 4 * U
-    cdef Py_ssize_t Bz = Bs if training else B
-    # gate rows' stride: inference's chunk buffer pads each row (gate_stride)
-    cdef Py_ssize_t ldz = G if training else gate_stride(G, floating is double)
+    cdef bint in_place = training and (projected or _train_in_place(G, floating is double))
+    cdef Py_ssize_t Bz = Bs if in_place else B
+    # gate rows' stride: the chunk buffer pads each row (gate_stride: with rows of 4 KiB,
+    # a register block's 8 rows fell in one L1 set)
+    cdef Py_ssize_t ldz = G if in_place else gate_stride(G, floating is double)
     cdef Py_ssize_t s, s0, n, t, t_lo, b, tt
     cdef floating *zc
     cdef floating *z
@@ -121,10 +143,10 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
         n = min(chunk, T - s0)
         # the chunk's timesteps are t_lo .. t_lo + n - 1 in either direction
         t_lo = T - s0 - n if go_backwards else s0
-        zc = gates + t_lo * Bz * G if training else gates
+        zc = gates_all + t_lo * Bz * G if in_place else gates
         if projected:
             pass
-        elif x_t == B * x_b and Bz == B:
+        elif x_t == B * x_b and Bz == B:     # (time-major x, all the rows)
             for tt in range(n * B):
                 memcpy(zc + tt * ldz, bias, G * sizeof(floating))
             gemm_packed_big(blas_proj, n * B, G, F, x + t_lo * x_t, x_b, W_packed, W, G, zc,
@@ -145,8 +167,8 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                 cb = c + b * U
                 out = outputs + (b * T + s) * U
                 if training:
-                    memcpy(h_tm1_all + (t * Bz + b) * U, hb, U * sizeof(floating))
-                    memcpy(c_tm1_all + (t * Bz + b) * U, cb, U * sizeof(floating))
+                    memcpy(h_tm1_all + (t * Bs + b) * U, hb, U * sizeof(floating))
+                    memcpy(c_tm1_all + (t * Bs + b) * U, cb, U * sizeof(floating))
                 if has_mask and not mask[b * T + t]:
                     if s == 0:
                         memset(out, 0, U * sizeof(floating))
@@ -154,8 +176,10 @@ cdef void _forward(Py_ssize_t B, Py_ssize_t Bs, Py_ssize_t T, Py_ssize_t F, Py_s
                         memcpy(out, out - U, U * sizeof(floating))
                     continue
                 lstm_forward_row(U, z + b * ldz, cb, hb,
-                                 act_c_all + (t * Bz + b) * U if training else act_c_tmp,
+                                 act_c_all + (t * Bs + b) * U if training else act_c_tmp,
                                  act, ract, out)
+                if training and not in_place:
+                    memcpy(gates_all + (t * Bs + b) * G, z + b * ldz, G * sizeof(floating))
         s0 += n
 
 
@@ -215,9 +239,9 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
         _forward(rows, a.B, T, F, U, T, <const floating *>a.xt + b0 * F,
                  <const floating *>a.W, <const floating *>a.R, <const floating *>a.bias,
                  mask, a.has_mask, a.go_backwards, a.act, a.ract, a.B * F, F,
-                 <floating *>a.h + b0 * U, <floating *>a.c + b0 * U,
-                 <floating *>a.gates + b0 * G, <floating *>a.outputs + b0 * T * U,
-                 act_c_tmp, <floating *>a.R_packed, <floating *>a.W_packed, False, True, True,
+                 <floating *>a.h + b0 * U, <floating *>a.c + b0 * U, act_c_tmp,
+                 <floating *>a.outputs + b0 * T * U, act_c_tmp, <floating *>a.R_packed,
+                 <floating *>a.W_packed, False, True, True, <floating *>a.gates + b0 * G,
                  <floating *>a.h_tm1_all + b0 * U, <floating *>a.c_tm1_all + b0 * U,
                  <floating *>a.act_c_all + b0 * U, False, a.blas_proj)
         return
@@ -232,7 +256,8 @@ cdef void _forward_part(const _Split *a, int p, floating *tag) noexcept nogil:
              <floating *>a.c + b0 * U, <floating *>a.gates + a.offsets[p],
              <floating *>a.outputs + b0 * T * U, act_c_tmp,
              <floating *>a.R_packed + p * a.r_stride, <floating *>a.W_packed + p * a.w_stride,
-             True, False, False, act_c_tmp, act_c_tmp, act_c_tmp, False, a.blas_proj)
+             True, False, False, act_c_tmp, act_c_tmp, act_c_tmp, act_c_tmp, False,
+             a.blas_proj)
 
 
 cdef void _run_part(void *ctx, int p) noexcept nogil:
@@ -599,16 +624,17 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef Py_ssize_t x_b = T * F if x_as_given else F
     outputs_arr = workspace_empty((B, T, U), dtype) if out is None else out
     # The call's scratch memory in one array (one allocation, one memoryview: a one-step
-    # call spends more on those than on its step): act(c)'s row, packed R and W, and, in
-    # inference, the chunk's gates (training keeps them: an array of their own).
+    # call spends more on those than on its step): act(c)'s row, packed R and W, and the
+    # chunk's gates (training copies them on into an array of their own).
     cdef Py_ssize_t n_act = part_round(U)
     cdef Py_ssize_t n_r = part_round(packed_size(U, G, floating is double))
     cdef Py_ssize_t n_w = part_round(1 if blas_proj else packed_size(F, G, floating is double))
-    cdef Py_ssize_t n_gates = 0 if training else chunk * B * gate_stride(G, floating is double)
+    cdef Py_ssize_t n_gates = 0 if training and _train_in_place(G, floating is double) else (
+        chunk * B * gate_stride(G, floating is double))
     cdef floating[::1] scratch = workspace_empty(n_act + n_r + n_w + n_gates, dtype)
     gates_arr = workspace_empty((T, B, G), dtype) if training else None
     cdef floating[:, :, ::1] gates_saved
-    cdef floating *gates_ptr = &scratch[n_act + n_r + n_w]
+    cdef floating *gates_ptr = &scratch[n_act]      # (training's saved gates; else unused)
     if training:
         gates_saved = gates_arr
         gates_ptr = &gates_saved[0, 0, 0]
@@ -635,10 +661,10 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     with nogil:
         _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
-                 recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0], gates_ptr,
-                 &outputs[0, 0, 0], &scratch[0], &scratch[n_act], &scratch[n_act + n_r], True,
-                 False,
-                 training, h_tm1_ptr, c_tm1_ptr, act_c_ptr, threaded, blas_proj)
+                 recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0],
+                 &scratch[n_act + n_r + n_w], &outputs[0, 0, 0], &scratch[0], &scratch[n_act],
+                 &scratch[n_act + n_r], True, False, training, gates_ptr, h_tm1_ptr,
+                 c_tm1_ptr, act_c_ptr, threaded, blas_proj)
     return outputs_arr, h_arr, c_arr, saved
 
 
