@@ -201,10 +201,20 @@ def test_step_wrappers_check_shapes():
 # --------------------------------------------------------------------------- micro-kernel
 
 
+# Row counts of the per-step product: every count of rows left over after the 8-row (AVX-512)
+# and 4-row (AVX2, baseline) blocks, alone (1-7) and after one or more full blocks, where
+# fewer than 4 of them make the last block's rows two blocks (9-11, 17-19, 33-35).
+PACKED_ROWS = tuple(range(1, 20)) + (24, 33, 34, 35)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
-def test_packed_gemm_matches_numpy_across_block_boundaries(dtype):
+def test_packed_gemm_matches_numpy_across_block_boundaries(dtype, rows=PACKED_ROWS):
+    """The per-step product against NumPy at every row count's blocks (PACKED_ROWS), panel
+    edges (n) and depths (k); and each row bit-equal to the same row computed alone (a
+    batch of one row, its own kernel): every block makes the same sums in the same order,
+    which the rows split across threads relies on."""
     rng = np.random.default_rng(4)
-    for m in (1, 2, 3, 4, 5, 7, 8, 9, 13, 33):
+    for m in rows:
         for n in (1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 64, 65, 100, 128, 130, 400):
             for k in (1, 3, 16, 37):
                 a, b = _rand(rng, dtype, m, k), _rand(rng, dtype, k, n)
@@ -213,8 +223,14 @@ def test_packed_gemm_matches_numpy_across_block_boundaries(dtype):
                 _cells.packed_gemm(a, b, c)
                 expected = c0.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
                 tol = 1e-12 if dtype == np.float64 else 1e-5
-                np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k,
-                                           err_msg=f"m={m} n={n} k={k}")
+                what = f"m={m} n={n} k={k}"
+                np.testing.assert_allclose(c, expected, rtol=tol, atol=tol * k, err_msg=what)
+                if k == 37 and n in (64, 130):
+                    for i in range(m):
+                        alone = c0[i:i + 1].copy()
+                        _cells.packed_gemm(a[i:i + 1], b, alone)
+                        np.testing.assert_array_equal(c[i:i + 1], alone,
+                                                      err_msg=f"{what} row {i}")
 
 
 def _panels(b):
@@ -362,6 +378,7 @@ for dtype in (np.float32, np.float64):
         expected = c.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
         _cells.packed_gemm(a, b, c)
         np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-4)
+    t.test_packed_gemm_matches_numpy_across_block_boundaries(dtype, rows=range(1, 12))
     for cell, reset_after in [("lstm", True), ("gru", True), ("gru", False), ("simple_rnn", True)]:
         for batch, units in [(1, 17), (7, 16), (33, 37)]:
             t._sequence_case(cell, dtype, batch, units, reset_after=reset_after, masked=True)

@@ -221,45 +221,83 @@ CRNN_INLINE void NAME(int k, const T *a, const T *bp, int pw, Py_ssize_t pstride
             memcpy(c + q * pw + v * vw, &acc[q][v], sizeof(VT));                             \
 }
 
-/* The driver, for one vector width VB (bytes): RB-row blocks of SV vectors over each
- * sub-panel (a panel row is HV = PW / VW vectors), a 4-row block when RB > 4, single rows
- * over NP panels at once, and the partial last panel through a tile. */
+/* The driver, for one vector width VB (bytes): RB-row blocks of 2 vectors over each
+ * sub-panel (a panel row is HV = PW / VW vectors), then the r rows left over: after a full
+ * block, 2-3 rows (and, where RB is 8, one row) make the last RB + r rows two blocks of
+ * about half (a block of fewer than 4 rows has too few accumulators to hide the FMAs'
+ * latency); other counts one block of r rows; one row alone (a batch of one row, or one
+ * after 4-row blocks) runs over NP panels at once. The partial last panel goes through a
+ * tile. (The rows left over went one at a time over all the panels before, each reading
+ * the whole B again from L2 or L3.) Every block makes the same sums in the same order, so
+ * a row's result does not depend on its block. */
 #define CRNN_DEFINE_PACKED_GEMM_BODY(NAME, T, VB, RB, NP)                                     \
 typedef T NAME##_vt __attribute__((vector_size(VB)));                                         \
 enum { NAME##_pw = CRNN_PANEL_BYTES / (int)sizeof(T), NAME##_vw = VB / (int)sizeof(T),        \
        NAME##_hv = NAME##_pw / NAME##_vw };                                                   \
 CRNN_DEFINE_BLOCK(NAME##_blk_main, T, NAME##_vt, RB, 2)                                       \
+CRNN_DEFINE_BLOCK(NAME##_blk_r1, T, NAME##_vt, 1, 2)                                          \
+CRNN_DEFINE_BLOCK(NAME##_blk_r2, T, NAME##_vt, 2, 2)                                          \
+CRNN_DEFINE_BLOCK(NAME##_blk_r3, T, NAME##_vt, 3, 2)                                          \
 CRNN_DEFINE_BLOCK(NAME##_blk_4, T, NAME##_vt, 4, 2)                                           \
+CRNN_DEFINE_BLOCK(NAME##_blk_r5, T, NAME##_vt, 5, 2)                                          \
+CRNN_DEFINE_BLOCK(NAME##_blk_r6, T, NAME##_vt, 6, 2)                                          \
+CRNN_DEFINE_BLOCK(NAME##_blk_r7, T, NAME##_vt, 7, 2)                                          \
 CRNN_DEFINE_BLOCK(NAME##_blk_1, T, NAME##_vt, 1, NAME##_hv)                                   \
 CRNN_DEFINE_ROW_BLOCK(NAME##_row, T, NAME##_vt, NP, NAME##_hv)                                \
+/* a block of r rows, 1 <= r <= 7 (blocks of 5-7 rows only where RB is 8) */                 \
+CRNN_INLINE void NAME##_blk_rows(int r, int k, const T *a, int lda, const T *bp, int ps,      \
+                                 T *c, int ldc) {                                             \
+    switch (r) {                                                                              \
+        case 1: NAME##_blk_r1(k, a, lda, bp, ps, c, ldc); break;                              \
+        case 2: NAME##_blk_r2(k, a, lda, bp, ps, c, ldc); break;                              \
+        case 3: NAME##_blk_r3(k, a, lda, bp, ps, c, ldc); break;                              \
+        case 4: NAME##_blk_4(k, a, lda, bp, ps, c, ldc); break;                               \
+        case 5: if (RB > 5) NAME##_blk_r5(k, a, lda, bp, ps, c, ldc); break;                  \
+        case 6: if (RB > 6) NAME##_blk_r6(k, a, lda, bp, ps, c, ldc); break;                  \
+        case 7: if (RB > 7) NAME##_blk_r7(k, a, lda, bp, ps, c, ldc); break;                  \
+        default: break;                                                                       \
+    }                                                                                         \
+}                                                                                             \
 CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed, int kp,      \
                       T *c, int ldc) {                                                        \
     const int pw = NAME##_pw, vw = NAME##_vw;                                                 \
     const Py_ssize_t ps = (Py_ssize_t)pw * kp;   /* panel stride */                           \
     const int full = n / pw, panels = (n + pw - 1) / pw, cols = n - full * pw;                \
-    const int rows4 = m - m % 4;                                                              \
+    /* RB-row blocks, then the rest: r rows, or two blocks of the last RB + r (tail2), or  \
+     * one row alone (below) */                                                             \
+    const int r = m % RB;                                                                     \
+    const int tail2 = m > RB && ((r >= 2 && r <= 3) || (r == 1 && RB >= 8));                  \
+    const int main_rows = tail2 ? m - RB - r : m - r, half = (RB + r) / 2;                    \
     int i, q, s;                                                                              \
     /* whole panels, blocks of rows: panel outside, so its B stays in L1 across rows */      \
-    for (q = 0; q < full; q++) {                                                              \
+    for (q = 0; q < full && m > 1; q++) {                                                     \
         const T *bp = packed + q * ps;                                                        \
         for (s = 0; s < pw; s += 2 * vw) {                                                    \
-            i = 0;                                                                            \
-            for (; i + RB <= m; i += RB)                                                      \
+            T *cq = c + q * pw + s;                                                           \
+            for (i = 0; i < main_rows; i += RB)                                               \
                 NAME##_blk_main(k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,                  \
-                                c + (Py_ssize_t)i * ldc + q * pw + s, ldc);                   \
-            for (; i + 4 <= m; i += 4)                                                        \
-                NAME##_blk_4(k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,                     \
-                             c + (Py_ssize_t)i * ldc + q * pw + s, ldc);                      \
+                                cq + (Py_ssize_t)i * ldc, ldc);                               \
+            if (tail2) {                                                                      \
+                NAME##_blk_rows(half, k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,            \
+                                cq + (Py_ssize_t)i * ldc, ldc);                               \
+                i += half;                                                                    \
+                NAME##_blk_rows(RB + r - half, k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,   \
+                                cq + (Py_ssize_t)i * ldc, ldc);                               \
+            } else if (r > 1) {                                                               \
+                NAME##_blk_rows(r, k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,               \
+                                cq + (Py_ssize_t)i * ldc, ldc);                               \
+            }                                                                                 \
         }                                                                                     \
     }                                                                                         \
-    /* leftover rows (all of a batch of 1) over the whole panels */                          \
-    for (i = rows4; i < m; i++) {                                                             \
-        const T *ai = a + (Py_ssize_t)i * lda;                                                \
-        T *ci = c + (Py_ssize_t)i * ldc;                                                      \
+    /* one row alone (a batch of one row, or one left over after RB = 4-row blocks, where \
+     * a block of 2 or 3 rows has too few accumulators): over the whole panels, NP at once */\
+    if (r == 1 && !tail2) {                                                                   \
+        const T *al = a + (Py_ssize_t)(m - 1) * lda;                                          \
+        T *cl = c + (Py_ssize_t)(m - 1) * ldc;                                                \
         for (q = 0; q + NP <= full; q += NP)                                                  \
-            NAME##_row(k, ai, packed + q * ps, pw, ps, ci + q * pw);                            \
+            NAME##_row(k, al, packed + q * ps, pw, ps, cl + q * pw);                          \
         for (; q < full; q++)                                                                 \
-            NAME##_blk_1(k, ai, lda, packed + q * ps, pw, ci + q * pw, ldc);                    \
+            NAME##_blk_1(k, al, lda, packed + q * ps, pw, cl + q * pw, ldc);                  \
     }                                                                                         \
     /* the partial last panel: through a zero-padded tile of 4 rows */                        \
     if (panels > full) {                                                                      \
