@@ -200,6 +200,34 @@ CRNN_INLINE void NAME(int k, const T *a, int lda, const T *bp, int ps, T *c, int
             memcpy(c + (Py_ssize_t)r * ldc + v * vw, &acc[r][v], sizeof(VT));                 \
 }
 
+/* R rows (2-3: a batch of 2 or 3 rows) over two sub-panels of 2 vectors at once, b0 and b1
+ * (their rows PS elements apart), whose columns are consecutive in C: 4R accumulators
+ * where one sub-panel's 2R are too few to hide the FMAs' latency. */
+#define CRNN_DEFINE_BLOCK2(NAME, T, VT, R)                                                    \
+CRNN_INLINE void NAME(int k, const T *a, int lda, const T *b0, const T *b1, int ps, T *c,    \
+                      int ldc) {                                                              \
+    const int vw = (int)(sizeof(VT) / sizeof(T));                                             \
+    VT acc[R][4], bv[4];                                                                      \
+    _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)                                   \
+            memcpy(&acc[r][v], c + (Py_ssize_t)r * ldc + v * vw, sizeof(VT));                 \
+    for (int p = 0; p < k; p++, b0 += ps, b1 += ps) {                                         \
+        __builtin_prefetch(b0 + 8 * ps);                                                      \
+        __builtin_prefetch(b1 + 8 * ps);                                                      \
+        memcpy(&bv[0], b0, sizeof(VT));                                                       \
+        memcpy(&bv[1], b0 + vw, sizeof(VT));                                                  \
+        memcpy(&bv[2], b1, sizeof(VT));                                                       \
+        memcpy(&bv[3], b1 + vw, sizeof(VT));                                                  \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {                                 \
+            T av = a[(Py_ssize_t)r * lda + p];                                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++) acc[r][v] += av * bv[v];      \
+        }                                                                                     \
+    }                                                                                         \
+    _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < 4; v++)                                   \
+            memcpy(c + (Py_ssize_t)r * ldc + v * vw, &acc[r][v], sizeof(VT));                 \
+}
+
 /* One row of C over NP consecutive full panels (pstride elements apart) at once. */
 #define CRNN_DEFINE_ROW_BLOCK(NAME, T, VT, NP, V)                                             \
 CRNN_INLINE void NAME(int k, const T *a, const T *bp, int pw, Py_ssize_t pstride, T *c) {    \
@@ -225,7 +253,8 @@ CRNN_INLINE void NAME(int k, const T *a, const T *bp, int pw, Py_ssize_t pstride
  * sub-panel (a panel row is HV = PW / VW vectors), then the r rows left over: after a full
  * block, 2-3 rows (and, where RB is 8, one row) make the last RB + r rows two blocks of
  * about half (a block of fewer than 4 rows has too few accumulators to hide the FMAs'
- * latency); other counts one block of r rows; one row alone (a batch of one row, or one
+ * latency); other counts one block of r rows; a batch of 2 or 3 rows runs over two
+ * sub-panels at once (CRNN_DEFINE_BLOCK2); one row alone (a batch of one row, or one
  * after 4-row blocks) runs over NP panels at once. The partial last panel goes through a
  * tile. (The rows left over went one at a time over all the panels before, each reading
  * the whole B again from L2 or L3.) Every block makes the same sums in the same order, so
@@ -243,6 +272,8 @@ CRNN_DEFINE_BLOCK(NAME##_blk_r5, T, NAME##_vt, 5, 2)                            
 CRNN_DEFINE_BLOCK(NAME##_blk_r6, T, NAME##_vt, 6, 2)                                          \
 CRNN_DEFINE_BLOCK(NAME##_blk_r7, T, NAME##_vt, 7, 2)                                          \
 CRNN_DEFINE_BLOCK(NAME##_blk_1, T, NAME##_vt, 1, NAME##_hv)                                   \
+CRNN_DEFINE_BLOCK2(NAME##_blk2_r2, T, NAME##_vt, 2)                                           \
+CRNN_DEFINE_BLOCK2(NAME##_blk2_r3, T, NAME##_vt, 3)                                           \
 CRNN_DEFINE_ROW_BLOCK(NAME##_row, T, NAME##_vt, NP, NAME##_hv)                                \
 /* a block of r rows, 1 <= r <= 7 (blocks of 5-7 rows only where RB is 8) */                 \
 CRNN_INLINE void NAME##_blk_rows(int r, int k, const T *a, int lda, const T *bp, int ps,      \
@@ -269,8 +300,22 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
     const int tail2 = m > RB && ((r >= 2 && r <= 3) || (r == 1 && RB >= 8));                  \
     const int main_rows = tail2 ? m - RB - r : m - r, half = (RB + r) / 2;                    \
     int i, q, s;                                                                              \
+    /* a batch of 2 or 3 rows: two sub-panels at once (j: sub-panels of 2 vectors, in     \
+     * order; a sub-panel's columns in C are j * 2 * vw on), the last odd one below */       \
+    const int sub = full * (pw / (2 * vw));                                                   \
+    int j = 0;                                                                                \
+    if (m == 2 || m == 3)                                                                     \
+        for (; j + 1 < sub; j += 2) {                                                         \
+            const T *b0 = packed + (j / (pw / (2 * vw))) * ps + (j % (pw / (2 * vw))) * 2 * vw; \
+            const T *b1 = packed + ((j + 1) / (pw / (2 * vw))) * ps                           \
+                          + ((j + 1) % (pw / (2 * vw))) * 2 * vw;                             \
+            if (m == 2)                                                                       \
+                NAME##_blk2_r2(k, a, lda, b0, b1, pw, c + j * 2 * vw, ldc);                   \
+            else                                                                              \
+                NAME##_blk2_r3(k, a, lda, b0, b1, pw, c + j * 2 * vw, ldc);                   \
+        }                                                                                     \
     /* whole panels, blocks of rows: panel outside, so its B stays in L1 across rows */      \
-    for (q = 0; q < full && m > 1; q++) {                                                     \
+    for (q = j / (pw / (2 * vw)); q < full && m > 1; q++) {                                   \
         const T *bp = packed + q * ps;                                                        \
         for (s = 0; s < pw; s += 2 * vw) {                                                    \
             T *cq = c + q * pw + s;                                                           \
