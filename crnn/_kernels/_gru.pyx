@@ -560,8 +560,9 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     # (their gates stay in L2), where _forward projects the whole sequence first; measured
     # on an AVX-512 core, inference took 0.92x the time at (64, 100, 128, 256) and 0.97x
     # at (64, 50, 512, 512), but 1.09x with a W of 12 MB (streamed from L3 at each chunk)
-    # and 1.03x with 16 features. Training's forward pass, the same way: 0.93x and 0.97x
-    # (Zen 4). Inference and training then run the same sums, bit for bit.
+    # and 1.03x with 16 features. Training's forward pass the same way: a training step at
+    # (64, 100, 128, 256) took 119 ms against 121 ms (bench/ab.py pairs, bench/RESULTS.md,
+    # seventh session). Inference and training then run the same sums, bit for bit.
     cdef bint chunked = (reset_after and not threaded and own_gemm
                          and split_units < 0 and n_parts == 1 and n_units <= 1 and F >= 64
                          and F * G * sizeof(floating) <= CHUNKED_W_BYTES_MAX)

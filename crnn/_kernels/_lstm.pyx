@@ -75,9 +75,10 @@ CHUNK_BYTES_STREAMED = 16 << 20
 # Training computes a chunk's gates in the chunk buffer, its rows padded, as inference does,
 # and copies each step's activated gates on into the saved (T, B, G) array when a row of
 # gates takes TRAIN_COPY_BYTES or more (4 KiB rows put a product's 8-row register block in
-# one L1 set; see gate_stride); smaller rows are computed in place in the saved array,
-# where the copy would cost more than it saves (before/after pairs of LSTM training at S2
-# and S3 in bench/RESULTS.md, seventh session).
+# one L1 set; see gate_stride): a training step took 0.97x the time at (64, 50, 512, 512)
+# and (16, 25, 1024, 1024) (bench/ab.py pairs, bench/RESULTS.md, seventh session).
+# Smaller rows are computed in place in the saved array, where the copy costs more than
+# the padding saves.
 cdef enum:
     TRAIN_COPY_BYTES = 4096
 
