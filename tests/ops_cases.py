@@ -62,3 +62,16 @@ def grad_ops(cell, cache, d_outputs, d_states):
 
 def grad_reference(cell, tape, d_outputs, d_states):
     return getattr(reference, f"{cell}_backward")(tape, d_outputs, d_states)
+
+
+def check_gradients(cell, cache, tape, outputs, states, rng, close, what):
+    """Random gradients of the outputs and final states through crnn.ops (``cache``) and
+    the reference (``tape``): every gradient must pass ``close(actual, expected, what)``."""
+    d_out = rng.standard_normal(outputs.shape).astype(outputs.dtype)
+    d_states = [rng.standard_normal(s.shape).astype(outputs.dtype) for s in states]
+    grads = grad_ops(cell, cache, d_out, d_states)
+    expected = grad_reference(cell, tape, d_out, d_states)
+    for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
+        close(getattr(grads, name), expected[name], f"{what} {name}")
+    for a, b in zip(grads.d_initial_state, expected["d_initial_state"]):
+        close(a, b, what + " d_initial_state")

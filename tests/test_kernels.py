@@ -17,6 +17,7 @@ from crnn.layers import activations
 from crnn.reference import ACTIVATIONS as REF
 from ops_cases import (
     TOLERANCE,
+    check_gradients,
     grad_ops,
     grad_reference,
     make_problem,
@@ -620,12 +621,8 @@ def test_lstm_projection_chunks_match_reference(dtype, own_gemm, wide, monkeypat
             np.testing.assert_array_equal(infer_outputs, outputs, err_msg=what)
             for a, b in zip(infer_states, states):
                 np.testing.assert_array_equal(a, b, err_msg=what)
-            d_out = rng.standard_normal(outputs.shape).astype(dtype)
-            d_states = [rng.standard_normal(s.shape).astype(dtype) for s in states]
-            grads = grad_ops("lstm", cache, d_out, d_states)
-            expected = grad_reference("lstm", tape, d_out, d_states)
-            for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
-                _close(getattr(grads, name), expected[name], dtype, f"{what} {name}")
+            check_gradients("lstm", cache, tape, outputs, states, rng,
+                            lambda a, b, w: _close(a, b, dtype, w), what)
 
 
 def test_lstm_projection_chunk_sizes():

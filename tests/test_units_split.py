@@ -13,7 +13,7 @@ import pytest
 import crnn
 from crnn import ops
 from crnn._kernels import _gru, _lstm, _pool
-from ops_cases import TOLERANCE, grad_ops, grad_reference, make_problem, options, run_reference
+from ops_cases import TOLERANCE, check_gradients, make_problem, options, run_reference
 
 CELLS = ["lstm", "gru"]
 
@@ -381,11 +381,13 @@ def test_training_units_split_with_need_dx_off_and_the_last_output_alone(cell):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_gru_one_thread_training_by_chunks_matches_reference(dtype):
-    # Training's forward pass takes the same one-part units path (64 features or more):
-    # outputs, states and every gradient as the reference's, with masks, both directions
-    # and batch sizes across the register blocks; the saved arrays as the whole-sequence
-    # path's to rounding (what the backward reads).
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+def test_gru_one_thread_by_chunks_matches_reference(dtype, training):
+    # 64 features or more: one-thread GRU (inference, and training's forward pass) takes
+    # the units path with one part (the input projected per chunk of timesteps; here 6-13
+    # steps a chunk, so 2-3 chunks): outputs and states as the reference's and as the
+    # whole-sequence path's to rounding; in training every gradient as the reference's,
+    # and the saved arrays (what the backward reads) as the whole-sequence path's.
     before = crnn.get_num_threads()
     try:
         crnn.set_num_threads(1)
@@ -398,61 +400,30 @@ def test_gru_one_thread_training_by_chunks_matches_reference(dtype):
                 outputs, states, cache = ops.gru(
                     problem["x"], problem["kernel"], problem["recurrent_kernel"],
                     problem["bias"], problem["initial_state"], mask=problem["mask"],
-                    training=True, **opts)
+                    training=training, **opts)
                 ref_outputs, ref_states, tape = run_reference("gru", problem, opts)
                 what = f"batch={batch} units={units} masked={masked} back={go_backwards}"
                 _close(outputs, ref_outputs, dtype, what)
                 _close(states[0], ref_states[0], dtype, what)
-                d_out = rng.standard_normal(outputs.shape).astype(dtype)
-                d_states = [rng.standard_normal(s.shape).astype(dtype) for s in states]
-                grads = grad_ops("gru", cache, d_out, d_states)
-                expected = grad_reference("gru", tape, d_out, d_states)
-                for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
-                    _close(getattr(grads, name), expected[name], dtype, f"{what} {name}")
-                _close(grads.d_initial_state[0], expected["d_initial_state"][0], dtype,
-                       what + " d_initial_state")
                 mask = np.ascontiguousarray(
                     problem["mask"] if masked else np.ones((batch, 14)), dtype=np.uint8)
                 act, ract = ops.ACTIVATIONS["tanh"], ops.ACTIVATIONS["sigmoid"]
-                saved = [_gru.gru_forward(problem["x"], problem["kernel"],
-                                          problem["recurrent_kernel"],
-                                          problem["bias"].reshape(-1), mask, masked,
-                                          go_backwards, act, ract, True,
-                                          problem["initial_state"][0], True,
-                                          split_units=split)[2] for split in (-1, 0)]
+                runs = [_gru.gru_forward(problem["x"], problem["kernel"],
+                                         problem["recurrent_kernel"],
+                                         problem["bias"].reshape(-1), mask, masked,
+                                         go_backwards, act, ract, True,
+                                         problem["initial_state"][0], training,
+                                         split_units=split) for split in (-1, 0)]
+                np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=TOLERANCE[dtype],
+                                           atol=TOLERANCE[dtype], err_msg=what)
+                if not training:
+                    continue
+                check_gradients("gru", cache, tape, outputs, states, rng,
+                                lambda a, b, w: _close(a, b, dtype, w), what)
                 kept = mask.T.astype(bool)     # (T, B): a masked step's gates are not read
                 for name in ("xt", "gates", "h_tm1", "aux"):
-                    np.testing.assert_allclose(saved[0][name][kept], saved[1][name][kept],
+                    np.testing.assert_allclose(runs[0][2][name][kept], runs[1][2][name][kept],
                                                rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype],
                                                err_msg=f"{what} {name}")
-    finally:
-        crnn.set_num_threads(before)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-def test_gru_one_thread_inference_by_chunks_matches_reference(dtype):
-    # 64 features or more: one-thread GRU inference takes the units path with one part
-    # (the input projected per chunk of timesteps; here 6-13 steps a chunk, so 2-3 chunks)
-    before = crnn.get_num_threads()
-    try:
-        crnn.set_num_threads(1)
-        for batch, units in ((33, 100), (5, 37), (1, 17)):
-            for masked, go_backwards in ((False, False), (True, True)):
-                rng = np.random.default_rng(batch + units + masked)
-                problem = make_problem("gru", rng, batch=batch, timesteps=14, features=70,
-                                       units=units, dtype=dtype, masked=masked, scale=0.2)
-                opts = options("gru", go_backwards=go_backwards)
-                outputs, states, _ = ops.gru(
-                    problem["x"], problem["kernel"], problem["recurrent_kernel"],
-                    problem["bias"], problem["initial_state"], mask=problem["mask"],
-                    training=False, **opts)
-                ref_outputs, ref_states, _ = run_reference("gru", problem, opts)
-                what = f"batch={batch} units={units} masked={masked}"
-                _close(outputs, ref_outputs, dtype, what)
-                _close(states[0], ref_states[0], dtype, what)
-                # and the whole-sequence path gives the same to rounding
-                whole = _kernel("gru", problem, go_backwards, split_units=0)
-                np.testing.assert_allclose(outputs, whole[0], rtol=TOLERANCE[dtype],
-                                           atol=TOLERANCE[dtype])
     finally:
         crnn.set_num_threads(before)
