@@ -346,7 +346,8 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
         for (; q < full; q++)                                                                 \
             NAME##_blk_1(k, al, lda, packed + q * ps, pw, cl + q * pw, ldc);                  \
     }                                                                                         \
-    /* the partial last panel: through a zero-padded tile of 4 rows */                        \
+    /* the partial last panel: through a zero-padded tile of 4 rows (a block of its rows, \
+     * or one row over the panel's vectors) */                                              \
     if (panels > full) {                                                                      \
         T tile[4 * (CRNN_PANEL_BYTES / sizeof(T))];                                           \
         const T *bp = packed + full * ps;                                                     \
@@ -356,9 +357,10 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
             memset(tile, 0, sizeof tile);                                                     \
             for (r = 0; r < rows; r++)                                                        \
                 memcpy(tile + r * pw, c + (Py_ssize_t)(i + r) * ldc + j0, cols * sizeof(T));  \
-            if (rows == 4) {                                                                  \
+            if (rows > 1) {                                                                   \
                 for (s = 0; s < cols; s += 2 * vw)                                            \
-                    NAME##_blk_4(k, a + (Py_ssize_t)i * lda, lda, bp + s, pw, tile + s, pw);  \
+                    NAME##_blk_rows(rows, k, a + (Py_ssize_t)i * lda, lda, bp + s, pw,        \
+                                    tile + s, pw);                                            \
             } else {                                                                          \
                 for (r = 0; r < rows; r++)                                                    \
                     NAME##_blk_1(k, a + (Py_ssize_t)(i + r) * lda, lda, bp, pw,               \
