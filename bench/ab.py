@@ -14,12 +14,14 @@ Usage:
     python bench/ab.py --before /tmp/before --cells lstm,gru --sizes S3,10x50x20x300 \\
         --modes inference,training --reps 4
 
-``--after`` defaults to this checkout. Prints one Markdown row per (cell, mode, size):
-the fastest call of each process in milliseconds, in the order they ran, and the best of
-each side with their ratio (after / before).
+``--after`` defaults to this checkout. Prints the machine (CPU, ISA), each
+side's crnn kernel ISA and BLAS kernels, then one Markdown row per (cell, mode, size): the
+fastest call of each process in milliseconds, in the order they ran, and the best of each
+side with their ratio (after / before).
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -29,23 +31,33 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import SIZES, parse_size  # noqa: E402
+from run import SIZES, machine_info, parse_size  # noqa: E402
 
 MODES = ("inference", "training")
 CELLS = ("lstm", "gru", "simple_rnn")
 
 
 def child(args):
-    """Time one row of the crnn found first on sys.path; print its fastest call (ms)."""
+    """Time one row of the crnn found first on sys.path; print its fastest call (ms), or,
+    with ``--info``, crnn's kernel ISA and the BLAS kernels loaded (JSON)."""
+    import json
+
     import numpy as np
 
     import crnn
-    from worker import SEED, _inputs, _weights
+    from worker import SEED, _inputs, _weights, blas_report
 
     if not Path(crnn.__file__).resolve().is_relative_to(Path.cwd().resolve()):
         raise SystemExit(f"imported {crnn.__file__}, not the checkout's ({Path.cwd()}): "
                          "build it in place (python setup.py build_ext --inplace)")
     crnn.set_num_threads(1)
+    if args.info:
+        from crnn._kernels import _cells
+
+        print(json.dumps({"isa": _cells.isa(), "blas": [
+            f"{b.get('library')}: {b.get('internal_api')} {b.get('architecture')}"
+            for b in blas_report()]}))
+        return
     shape = parse_size(args.size)[1]
     rng = np.random.default_rng(SEED)
     x = _inputs(shape, rng)
@@ -69,19 +81,22 @@ def child(args):
     print(f"{best * 1e3:.6f}")
 
 
-def run_side(checkout, cell, mode, size, seconds):
+def _run_child(checkout, *options):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([str(checkout), str(HERE)]))
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                          "--cell", cell, "--mode", mode, "--size", size,
-                          "--seconds", str(seconds)],
-                         env=env, cwd=str(checkout), capture_output=True, text=True,
-                         check=False)
+                          *options], env=env, cwd=str(checkout), capture_output=True,
+                         text=True, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"{checkout}: {cell} {mode} {size} failed:\n{out.stderr[-2000:]}")
-    return float(out.stdout.split()[-1])
+        raise SystemExit(f"{checkout}: {' '.join(options)} failed:\n{out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def run_side(checkout, cell, mode, size, seconds):
+    return float(_run_child(checkout, "--cell", cell, "--mode", mode, "--size", size,
+                            "--seconds", str(seconds)))
 
 
 def _names(text, allowed, what):
@@ -109,6 +124,7 @@ def main(argv=None):
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--info", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
@@ -121,6 +137,14 @@ def main(argv=None):
     sizes = [parse_size(s)[0] for s in args.sizes.split(",") if s]
     sides = {"before": Path(args.before).resolve(), "after": Path(args.after).resolve()}
     print(f"`python bench/ab.py {' '.join(sys.argv[1:] if argv is None else argv)}`\n")
+    machine = machine_info()
+    print(f"- CPU: {machine.get('cpu_model')}; ISA: **{machine.get('isa')}**; "
+          f"OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, one thread")
+    for side, checkout in sides.items():
+        info = json.loads(_run_child(checkout, "--info"))
+        print(f"- {side} ({checkout}): crnn kernel ISA {info['isa']}; BLAS "
+              f"{'; '.join(info['blas'])}")
+    print()
     print("| cell | mode | size | before ms (each process) | after ms (each process) "
           "| best before | best after | after / before |")
     print("|---|---|---|---|---|---|---|---|")
