@@ -598,10 +598,12 @@ def gru_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         n_work + n_r + (0 if training else T * B * ldz), dtype)
     gates_arr = workspace_empty((T, B, G), dtype) if training else None
     cdef floating[:, :, ::1] gates_saved
-    cdef floating *gates_ptr = &scratch[n_work + n_r]
+    cdef floating *gates_ptr
     if training:
         gates_saved = gates_arr
         gates_ptr = &gates_saved[0, 0, 0]
+    else:
+        gates_ptr = &scratch[n_work + n_r]
     cdef const floating[:, :, ::1] xt = x if xt_arr is None else xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] outputs = outputs_arr

@@ -635,7 +635,10 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
     cdef floating[::1] scratch = workspace_empty(n_act + n_r + n_w + n_gates, dtype)
     gates_arr = workspace_empty((T, B, G), dtype) if training else None
     cdef floating[:, :, ::1] gates_saved
-    cdef floating *gates_ptr = &scratch[n_act]      # (training's saved gates; else unused)
+    # the chunk's gates (unused when training computes in place: no buffer then), and
+    # training's saved gates (unused in inference)
+    cdef floating *chunk_ptr = &scratch[n_act + n_r + n_w] if n_gates else &scratch[0]
+    cdef floating *gates_ptr = &scratch[0]
     if training:
         gates_saved = gates_arr
         gates_ptr = &gates_saved[0, 0, 0]
@@ -663,7 +666,7 @@ def lstm_forward(const floating[:, :, ::1] x, const floating[:, ::1] kernel,
         _forward(B, B, T, F, U, chunk, &xt[0, 0, 0], &kernel[0, 0], &recurrent_kernel[0, 0],
                  &bias[0], &mask[0, 0], has_mask, go_backwards, activation,
                  recurrent_activation, x_t, x_b, &h[0, 0], &c[0, 0],
-                 &scratch[n_act + n_r + n_w], &outputs[0, 0, 0], &scratch[0], &scratch[n_act],
+                 chunk_ptr, &outputs[0, 0, 0], &scratch[0], &scratch[n_act],
                  &scratch[n_act + n_r], True, False, training, gates_ptr, h_tm1_ptr,
                  c_tm1_ptr, act_c_ptr, threaded, blas_proj)
     return outputs_arr, h_arr, c_arr, saved

@@ -249,10 +249,12 @@ def simple_rnn_forward(const floating[:, :, ::1] x, const floating[:, ::1] kerne
     cdef floating[::1] scratch = workspace_empty(n_r + (0 if training else T * B * U), dtype)
     gates_arr = workspace_empty((T, B, U), dtype) if training else None
     cdef floating[:, :, ::1] gates_saved
-    cdef floating *gates_ptr = &scratch[n_r]
+    cdef floating *gates_ptr
     if training:
         gates_saved = gates_arr
         gates_ptr = &gates_saved[0, 0, 0]
+    else:
+        gates_ptr = &scratch[n_r]
     cdef const floating[:, :, ::1] xt = x if xt_arr is None else xt_arr
     cdef floating[:, ::1] h = h_arr
     cdef floating[:, :, ::1] outputs = outputs_arr
