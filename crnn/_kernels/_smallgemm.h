@@ -304,20 +304,19 @@ CRNN_INLINE void NAME(int m, int n, int k, const T *a, int lda, const T *packed,
     int i, q, s;                                                                              \
     /* a batch of 2 or 3 rows: two sub-panels at once (j: sub-panels of 2 vectors, in     \
      * order; a sub-panel's columns in C are j * 2 * vw on), the last odd one below */       \
-    const int sub = full * (pw / (2 * vw));                                                   \
+    const int spp = pw / (2 * vw), sub = full * spp;       /* sub-panels: per panel, all */ \
     int j = 0;                                                                                \
     if (m == 2 || m == 3)                                                                     \
         for (; j + 1 < sub; j += 2) {                                                         \
-            const T *b0 = packed + (j / (pw / (2 * vw))) * ps + (j % (pw / (2 * vw))) * 2 * vw; \
-            const T *b1 = packed + ((j + 1) / (pw / (2 * vw))) * ps                           \
-                          + ((j + 1) % (pw / (2 * vw))) * 2 * vw;                             \
+            const T *b0 = packed + (j / spp) * ps + (j % spp) * 2 * vw;                       \
+            const T *b1 = packed + ((j + 1) / spp) * ps + ((j + 1) % spp) * 2 * vw;           \
             if (m == 2)                                                                       \
                 NAME##_blk2_r2(k, a, lda, b0, b1, pw, c + j * 2 * vw, ldc);                   \
             else                                                                              \
                 NAME##_blk2_r3(k, a, lda, b0, b1, pw, c + j * 2 * vw, ldc);                   \
         }                                                                                     \
     /* whole panels, blocks of rows: panel outside, so its B stays in L1 across rows */      \
-    for (q = j / (pw / (2 * vw)); q < full && m > 1; q++) {                                   \
+    for (q = j / spp; q < full && m > 1; q++) {                                               \
         const T *bp = packed + q * ps;                                                        \
         for (s = 0; s < pw; s += 2 * vw) {                                                    \
             T *cq = c + q * pw + s;                                                           \
