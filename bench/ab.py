@@ -35,6 +35,7 @@ from run import SIZES, machine_info, parse_size  # noqa: E402
 
 MODES = ("inference", "training")
 CELLS = ("lstm", "gru", "simple_rnn")
+DTYPES = ("float32", "float64")
 
 
 def child(args):
@@ -60,11 +61,12 @@ def child(args):
         return
     shape = parse_size(args.size)[1]
     rng = np.random.default_rng(SEED)
-    x = _inputs(shape, rng)
-    weights = _weights(args.cell, shape[2], shape[3], rng)
+    dtype = np.dtype(args.dtype)
+    x = _inputs(shape, rng).astype(dtype)
+    weights = [w.astype(dtype) for w in _weights(args.cell, shape[2], shape[3], rng)]
     forward = getattr(crnn.ops, args.cell)
     grad = getattr(crnn.ops, args.cell + "_grad")
-    d_outputs = np.ones((shape[0], shape[1], shape[3]), np.float32)
+    d_outputs = np.ones((shape[0], shape[1], shape[3]), dtype)
 
     def call():
         if args.mode == "inference":
@@ -94,9 +96,9 @@ def _run_child(checkout, *options):
     return out.stdout.strip().splitlines()[-1]
 
 
-def run_side(checkout, cell, mode, size, seconds):
+def run_side(checkout, cell, mode, size, dtype, seconds):
     return float(_run_child(checkout, "--cell", cell, "--mode", mode, "--size", size,
-                            "--seconds", str(seconds)))
+                            "--dtype", dtype, "--seconds", str(seconds)))
 
 
 def _names(text, allowed, what):
@@ -117,6 +119,8 @@ def main(argv=None):
     parser.add_argument("--modes", default="inference,training")
     parser.add_argument("--sizes", default="S2,S3,S5",
                         help=f"names from {sorted(SIZES)} or BxTxFxH")
+    parser.add_argument("--dtypes", default="float32",
+                        help=f"a comma-separated subset of {DTYPES}")
     parser.add_argument("--reps", type=int, default=3, help="processes per side and row")
     parser.add_argument("--seconds", type=float, default=2.0,
                         help="timing per process, after 3 warm-up calls")
@@ -124,6 +128,7 @@ def main(argv=None):
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--size", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--info", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -145,22 +150,23 @@ def main(argv=None):
         print(f"- {side} ({checkout}): crnn kernel ISA {info['isa']}; BLAS "
               f"{'; '.join(info['blas'])}")
     print()
-    print("| cell | mode | size | before ms (each process) | after ms (each process) "
-          "| best before | best after | after / before |")
-    print("|---|---|---|---|---|---|---|---|")
-    for cell in _names(args.cells, CELLS, "cells"):
-        for mode in _names(args.modes, MODES, "modes"):
-            for size in sizes:
-                times = {"before": [], "after": []}
-                for _ in range(args.reps):
-                    for side, checkout in sides.items():
-                        times[side].append(run_side(checkout, cell, mode, size,
-                                                    args.seconds))
-                b, a = min(times["before"]), min(times["after"])
-                print(f"| {cell} | {mode} | {size} | "
-                      f"{', '.join(f'{t:.3g}' for t in times['before'])} | "
-                      f"{', '.join(f'{t:.3g}' for t in times['after'])} | {b:.3g} | "
-                      f"{a:.3g} | {a / b:.3f} |", flush=True)
+    print("| cell | mode | size | dtype | before ms (each process) "
+          "| after ms (each process) | best before | best after | after / before |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [(cell, mode, size, dtype) for cell in _names(args.cells, CELLS, "cells")
+            for mode in _names(args.modes, MODES, "modes") for size in sizes
+            for dtype in _names(args.dtypes, DTYPES, "dtypes")]
+    for cell, mode, size, dtype in rows:
+        times = {"before": [], "after": []}
+        for _ in range(args.reps):
+            for side, checkout in sides.items():
+                times[side].append(run_side(checkout, cell, mode, size, dtype,
+                                            args.seconds))
+        b, a = min(times["before"]), min(times["after"])
+        print(f"| {cell} | {mode} | {size} | {dtype} | "
+              f"{', '.join(f'{t:.3g}' for t in times['before'])} | "
+              f"{', '.join(f'{t:.3g}' for t in times['after'])} | {b:.3g} | "
+              f"{a:.3g} | {a / b:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
