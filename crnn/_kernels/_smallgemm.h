@@ -400,7 +400,8 @@ static void crnn_pack_##SUFFIX(int k, int n, const T *b, int ldb, T *packed) {  
 }                                                                                             \
 /* ... and, unless colsum is NULL, colsum[j] += B[p, j] for p = 0, 1, ... in that order (the \
  * sums of a bias gradient, on rows the whole product packs anyway) */                       \
-static void crnn_pack_sum_##SUFFIX(int k, int n, const T *b, int ldb, T *packed, T *colsum) { \
+CRNN_INLINE void crnn_pack_sum_##SUFFIX##_body(int k, int n, const T *b, int ldb, T *packed,  \
+                                               T *colsum) {                                   \
     /* CRNN_PACK_ROWS rows of B at a time, panel by panel within them: the reads run along \
      * that many rows of B (read panel by panel over all k rows, a B of 16 KiB rows missed \
      * the TLB at every row), the writes fill one panel's consecutive bytes (row by row,  \
@@ -439,6 +440,11 @@ static void crnn_pack_sum_##SUFFIX(int k, int n, const T *b, int ldb, T *packed,
     }                                                                                         \
     crnn_pack_stream_end(stream);                                                             \
 }                                                                                             \
+/* (built for each ISA: the panel rows' copies and sums in the widest vectors, 64-byte      \
+ * moves on AVX-512 where the baseline build made 16-byte ones) */                          \
+CRNN_MULTIVERSION(crnn_pack_sum_##SUFFIX,                                                     \
+                  (int k, int n, const T *b, int ldb, T *packed, T *colsum),                  \
+                  (k, n, b, ldb, packed, colsum))                                             \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg32_##SUFFIX, T, 32, 4, 2)                                 \
 CRNN_DEFINE_PACKED_GEMM_BODY(crnn_pg64_##SUFFIX, T, 64, 8, 4)                                 \
 CRNN_DEFINE_GEMM_BLOCKED(crnn_gemm_blocked_##SUFFIX##_512, crnn_pg64_##SUFFIX, T)           \
