@@ -69,8 +69,8 @@ def test_float64_activation_is_within_a_few_ulp(activation):
     got = _apply(activation, values, np.float64)
     exact = EXACT[activation](values)
     rel = np.abs(got - exact) / np.maximum(np.abs(exact), np.finfo(np.float64).tiny)
-    # float64 epsilon is 2.2e-16: within a few ulp everywhere
-    assert rel.max() < 1e-15, f"max relative error {rel.max():.3g} at x={values[rel.argmax()]}"
+    # float64 epsilon is 2.2e-16: within about 2 ulp everywhere
+    assert rel.max() < 5e-16, f"max relative error {rel.max():.3g} at x={values[rel.argmax()]}"
 
 
 @pytest.mark.parametrize("activation", sorted(EXACT))
