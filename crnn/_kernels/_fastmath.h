@@ -138,8 +138,9 @@ CRNN_INLINE float crnn_tanhf(float x) {
 
 CRNN_INLINE float crnn_sigmoidf(float x) { return 1.0f / (1.0f + crnn_expf(-x)); }
 
-/* e^x = 2^n (1 + r P(r)) with r = x - n ln2, |r| <= ln2/2, for x in [-708, 709]: returns
- * P(r) and sets *r_out = r, *scale = 2^n; crnn_exp and crnn_tanh share it */
+/* e^x = 2^n (1 + r q) with r = x - n ln2, |r| <= ln2/2, for x in [-708, 709]: returns
+ * q = (e^r - 1) / r (the polynomial below but its last step) and sets *r_out = r,
+ * *scale = 2^n; crnn_exp and crnn_tanh share it */
 CRNN_INLINE double crnn_exp_poly(double x, double *r_out, double *scale) {
     double n = (x * 1.4426950408889634074 + 6755399441055744.0) - 6755399441055744.0;
     double r = x - n * 6.93145751953125e-1;
@@ -176,7 +177,7 @@ CRNN_INLINE double crnn_exp(double x) {
     return (p * r + 1.0) * scale;
 }
 
-/* as crnn_tanhf: (e^{2|x|} - 1) / (e^{2|x|} + 1) with e^{2|x|} - 1 = 2^n r P(r) + (2^n - 1)
+/* as crnn_tanhf: (e^{2|x|} - 1) / (e^{2|x|} + 1) with e^{2|x|} - 1 = 2^n r q + (2^n - 1)
  * (no cancellation for small |x|) */
 CRNN_INLINE double crnn_tanh(double x) {
     double a = x < 0.0 ? -x : x;
@@ -257,7 +258,7 @@ CRNN_AVX512 __m512 crnn_v16_tanh(__m512 x) {
     return CRNN_PS_BITS(_mm512_or_si512, th, CRNN_PS_BITS(_mm512_and_si512, sign, x));
 }
 
-/* crnn_exp_poly on 8 doubles: returns P(r), sets *r_out = r and *scale = 2^n */
+/* crnn_exp_poly on 8 doubles: returns (e^r - 1) / r, sets *r_out = r and *scale = 2^n */
 CRNN_AVX512 __m512d crnn_v8_exp_poly(__m512d x, __m512d *r_out, __m512d *scale) {
     __m512d t = _mm512_fmadd_pd(x, _mm512_set1_pd(1.4426950408889634074),
                                 _mm512_set1_pd(6755399441055744.0));
